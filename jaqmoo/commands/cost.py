@@ -1,0 +1,72 @@
+"""CLI: ``jaqmoo cost`` -- per-layer best mappings and network totals of a model on an accelerator."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "cost",
+        help="map every layer of a model onto an accelerator and print energy/cycles/memory",
+        description="Find each layer's best mapping (vectorized mapper) and print a per-layer table and totals.",
+    )
+    p.add_argument("--model", required=True, help="mobilenet_v1, mobilenet_v2, resnet18, mobilenet_v3_small, simple_cnn")
+    p.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
+    p.add_argument("--accelerator", default="eyeriss", help="template name (eyeriss, simba, ...), Timeloop YAML or folder")
+    p.add_argument("--bits", default="8", help="bits for all layers: B or WBITS/ABITS such as 4/8 (default 8)")
+    p.add_argument("--bits-file", type=Path, help="per-layer bits YAML (overrides --bits)")
+    p.add_argument("--metric", default="energy", choices=["energy", "edp", "cycles"], help="what each layer's mapper minimizes")
+    p.add_argument("--csv", type=Path, help="write the per-layer table to this CSV file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="template parameter override, e.g. --set pe_x=16 (repeatable)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    p.add_argument("--budget", type=int, default=None, help="factor splits the mapper samples per layer")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jaqmoo.cost import network_cost
+    from jaqmoo.errors import JaqmooError
+    from jaqmoo.hardware.templates import load_accelerator_spec
+    from jaqmoo.hardware.templates.registry import parse_overrides
+    from jaqmoo.mapping.mapper import Mapper
+    from jaqmoo.models import build_model
+    from jaqmoo.quant.policy import QuantPolicy, parse_bits_spec
+    from jaqmoo.workload import extract_workload, parse_input_shape
+
+    shape = parse_input_shape(args.input)
+    accel = load_accelerator_spec(args.accelerator, **parse_overrides(args.overrides))
+    model = build_model(args.model, num_classes=args.num_classes, in_channels=shape[0], input_size=shape[1])
+    workload = extract_workload(model, shape, name=args.model)
+    names = [layer.name for layer in workload.layers]
+    if args.bits_file is not None:
+        policy = QuantPolicy.load(args.bits_file, names)
+    else:
+        w, a = parse_bits_spec(args.bits)
+        policy = QuantPolicy.uniform(names, w, a)
+    if args.budget is not None and args.budget < 1:
+        raise JaqmooError(f"--budget must be a positive integer (got {args.budget})")
+    mapper = Mapper(metric=args.metric) if args.budget is None else Mapper(metric=args.metric, budget=args.budget)
+    result = network_cost(workload, accel, policy=policy, metric=args.metric, mapper=mapper, progress=not args.quiet)
+    df = result.to_dataframe()
+    cols = ["layer", "shape", "w_bits", "in_bits", "out_bits", "mapping", "energy_uj", "cycles", "utilization",
+            "weight_kib_packed"]
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.max_colwidth", 90, "display.float_format", "{:.4g}".format):
+        print(df[cols].to_string(index=False))
+    print(result.summary())
+    print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
+          f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
+    if args.csv is not None:
+        try:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise JaqmooError(f"--csv {args.csv}: cannot write: {exc}") from exc
+        print(f"wrote {args.csv}")
+    return 0

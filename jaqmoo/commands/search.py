@@ -1,0 +1,58 @@
+"""CLI: ``jaqmoo run SPEC``, ``jaqmoo export RUN_DIR``, ``jaqmoo plot RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _run(args: argparse.Namespace) -> int:
+    from jaqmoo.experiment import run_experiment
+
+    result = run_experiment(args.spec, out=args.out, resume=args.resume, generations=args.generations,
+                            population=args.pop, progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from jaqmoo.report import load_run
+
+    run = load_run(args.run_dir)
+    for path in run.export(csv=args.csv, parquet=args.parquet, all=args.all):
+        print(f"wrote {path}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from jaqmoo.report import load_run
+
+    run = load_run(args.run_dir)
+    for path in run.plot(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run``, ``export`` and ``plot`` sub-commands."""
+    p = sub.add_parser("run", help="run a joint quantization/mapping/hardware search from a spec",
+                       description="Run the experiment described by a spec file (see problems/*.yaml).")
+    p.add_argument("spec", help="experiment spec YAML, e.g. problems/quickstart.yaml")
+    p.add_argument("--out", help="run directory (default: the spec's output.dir or runs/<name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in the output directory from its last completed generation")
+    p.add_argument("--generations", type=int, help="override search.generations")
+    p.add_argument("--pop", type=int, help="override search.population")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("export", help="export a run's Pareto front (or every evaluation) as CSV / Parquet")
+    p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
+    p.add_argument("--csv", help="CSV file to write")
+    p.add_argument("--parquet", help="Parquet file to write")
+    p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)")
+    p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
+    p.add_argument("--out", help="front PNG path (default: RUN_DIR/front.png)")
+    p.set_defaults(func=_plot)

@@ -1,0 +1,70 @@
+"""``jaqmoo timeloop check DIR [--search]``: hold the cost model against a Timeloop run.
+
+Without ``--search`` the folder's mapping (``*.map.yaml``, else the input's ``mapping:``,
+else ``*.map.txt``) is evaluated and every per-level/tensor access count, the energies and
+the cycles are printed beside Timeloop's; the exit status is 1 on any mismatch (accesses
+must be equal, energy within ``--tolerance``, cycles equal).
+
+With ``--search`` our mapper searches the same constrained mapspace instead; the exit
+status is 1 if its best mapping is worse than Timeloop's by the chosen metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from jaqmoo.errors import JaqmooError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("timeloop", help="validate the cost model against Timeloop outputs")
+    sub = parser.add_subparsers(dest="timeloop_command", required=True, metavar="ACTION")
+    check = sub.add_parser("check", help="compare our model with a Timeloop reference folder")
+    check.add_argument("folder", help="folder with a Timeloop input, its ERT/ART, the mapping and *.stats.txt")
+    check.add_argument("--search", action="store_true",
+                       help="run our mapper on the folder's constrained mapspace instead of its mapping")
+    check.add_argument("--metric", default="energy", choices=("energy", "edp", "cycles"),
+                       help="mapper objective with --search (default: energy)")
+    check.add_argument("--tolerance", type=float, default=0.01,
+                       help="relative energy tolerance (default 0.01 = 1%%)")
+    check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from jaqmoo.timeloop.check import check_reference, load_reference
+
+    if args.tolerance < 0:
+        raise JaqmooError("--tolerance must be >= 0")
+    if not args.search:
+        report = check_reference(args.folder, rel_tol=args.tolerance)
+        print(report.text())
+        return 0 if report.ok else 1
+    return _run_search(args, load_reference)
+
+
+def _run_search(args: argparse.Namespace, load_reference) -> int:
+    try:
+        mapper = importlib.import_module("jaqmoo.mapping.mapper")
+    except ModuleNotFoundError as exc:
+        if exc.name == "jaqmoo.mapping.mapper":
+            raise JaqmooError("--search needs the mapper (jaqmoo.mapping.mapper), which is not "
+                              "installed in this build; run without --search to check the model") from exc
+        raise
+    from jaqmoo.mapping.model import evaluate
+
+    tl, reference_mapping, stats = load_reference(args.folder)
+    ours = mapper.find_best_mapping(tl.problem, tl.accelerator, bits=None, metric=args.metric)
+    ref_costs = evaluate(tl.problem, tl.accelerator, reference_mapping)
+    ref_value = float(mapper.metric_values(ref_costs, args.metric)[0])
+    print(f"reference: {args.folder}")
+    print(f"layer:     {tl.problem}")
+    print(f"timeloop best: {stats.energy_pj / 1e6:.4f} uJ, {stats.cycles} cycles, "
+          f"{stats.utilization:.2%} utilization")
+    print(f"our best ({args.metric}): {ours.energy / 1e6:.4f} uJ, {ours.cycles} cycles, "
+          f"{ours.utilization:.2%} utilization, {ours.evaluated} mappings evaluated")
+    print(f"  mapping: {ours.description}")
+    better = ours.value <= ref_value * (1 + 1e-9)
+    print(f"{'PASS' if better else 'FAIL'}: our {args.metric} {ours.value:.6g} vs timeloop's mapping "
+          f"{ref_value:.6g} (as costed by our model)")
+    return 0 if better else 1

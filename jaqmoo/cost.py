@@ -1,0 +1,215 @@
+"""Network-level hardware cost: every layer's best mapping, summed (the API of the search and CLI).
+
+:func:`network_cost` maps each layer of a :class:`~jaqmoo.workload.Workload` onto an
+accelerator at its bit-widths (from a :class:`~jaqmoo.quant.policy.QuantPolicy`, or one
+``bits`` triple for all layers) with a :class:`~jaqmoo.mapping.mapper.Mapper` and returns
+a :class:`NetworkCost`: a per-layer table and the totals the search optimizes.
+
+Units: energy in pJ, cycles of the accelerator's clock, latency in seconds, EDP in
+pJ x cycles (the per-layer mapper's EDP summed the same way: total energy x total cycles),
+memory in bits (packed: a ``w``-bit tensor in a ``W``-bit word of the outermost level takes
+``ceil(values / floor(W / w))`` words), area in mm^2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.mapping.mapper import METRICS, Mapper, MappingResult
+from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.workload import Layer, Workload
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer's best mapping and its cost."""
+
+    name: str
+    kind: str
+    shape: str
+    """``N G K C P Q R S`` as ``K32 C3 P112 Q112 R3 S3 /2`` (unit dims omitted, stride after /)."""
+    bits: tuple[int, int, int] | None
+    """(weight, input, output) bits, or None for each level's datawidth."""
+    mapping: str
+    """The best mapping in one line."""
+    energy_pj: float
+    energy_by_level: dict[str, float]
+    cycles: int
+    utilization: float
+    macs: int
+    weight_bits_packed: int
+    input_bits_packed: int
+    output_bits_packed: int
+    evaluated: int
+    """Mappings evaluated to find it (0: served from the mapper's cache)."""
+
+
+@dataclass
+class NetworkCost:
+    """Per-layer costs and network totals of one (workload, accelerator, bits) point."""
+
+    workload: str
+    accelerator: str
+    metric: str
+    layers: list[LayerCost] = field(default_factory=list)
+    energy_pj: float = 0.0
+    cycles: int = 0
+    latency_s: float = 0.0
+    edp: float = 0.0
+    """Total energy (pJ) x total cycles."""
+    weight_memory_bits: int = 0
+    activation_memory_bits: int = 0
+    """Peak over layers of packed input + output activation bits."""
+    area_mm2: float = 0.0
+    energy_source: str = ""
+    feasible: bool = True
+    reason: str = ""
+    """Why the point is infeasible ('' when feasible)."""
+
+    @property
+    def memory_bits(self) -> int:
+        """Packed weights plus peak packed activations."""
+        return self.weight_memory_bits + self.activation_memory_bits
+
+    @property
+    def energy_uj(self) -> float:
+        return self.energy_pj * 1e-6
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def to_dataframe(self):
+        """The per-layer table as a pandas DataFrame (one row per layer)."""
+        import pandas as pd
+
+        rows = []
+        for lc in self.layers:
+            w, i, o = lc.bits if lc.bits is not None else (None, None, None)
+            rows.append({
+                "layer": lc.name, "kind": lc.kind, "shape": lc.shape, "w_bits": w, "in_bits": i, "out_bits": o,
+                "mapping": lc.mapping, "energy_uj": lc.energy_pj * 1e-6, "cycles": lc.cycles,
+                "utilization": lc.utilization, "macs": lc.macs, "weight_kib_packed": lc.weight_bits_packed / 8192,
+                "input_kib_packed": lc.input_bits_packed / 8192, "output_kib_packed": lc.output_bits_packed / 8192,
+                **{f"energy_uj_{k}": v * 1e-6 for k, v in lc.energy_by_level.items()},
+            })
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """Totals in a few lines."""
+        if not self.feasible:
+            return f"{self.workload} on {self.accelerator}: INFEASIBLE: {self.reason}"
+        return (
+            f"{self.workload} on {self.accelerator} ({len(self.layers)} layers, {self.macs / 1e6:.1f} M MACs, "
+            f"best by {self.metric})\n"
+            f"  energy {self.energy_pj * 1e-6:.3f} uJ, cycles {self.cycles}, latency {self.latency_s * 1e3:.3f} ms, "
+            f"EDP {self.edp:.4g} pJ*cycles\n"
+            f"  weights {self.weight_memory_bits / 8192:.1f} KiB packed, peak activations "
+            f"{self.activation_memory_bits / 8192:.1f} KiB packed, area {self.area_mm2:.3f} mm^2\n"
+            f"  energy source: {self.energy_source}"
+        )
+
+
+def layer_shape(layer: Layer) -> str:
+    """Compact shape string, e.g. ``G32 P112 Q112 R3 S3 /2``."""
+    parts = [f"{d}{getattr(layer, d)}" for d in ("N", "G", "K", "C", "P", "Q", "R", "S") if getattr(layer, d) > 1]
+    if layer.stride_h > 1 or layer.stride_w > 1:
+        parts.append(f"/{layer.stride_h}" if layer.stride_h == layer.stride_w else f"/{layer.stride_h}x{layer.stride_w}")
+    return " ".join(parts) or "1"
+
+
+def packed_bits(values: int, bits: int, word_bits: int) -> int:
+    """Bits that ``values`` values of ``bits`` bits take when packed into ``word_bits``-bit words."""
+    per_word = word_bits // bits
+    if per_word < 1:  # wider than a word: each value takes whole words
+        return values * math.ceil(bits / word_bits) * word_bits
+    return math.ceil(values / per_word) * word_bits
+
+
+def _layer_bits(policy: QuantPolicy | None, bits, workload: Workload) -> list[tuple[int, int, int] | None]:
+    if policy is None:
+        if bits is None:
+            return [None] * len(workload)
+        try:
+            triple = tuple(int(b) for b in bits)
+        except (TypeError, ValueError):
+            raise JaqmooError(f"bits must be (weight, input, output) integers (got {bits!r})") from None
+        if len(triple) != 3 or min(triple) < 1:
+            raise JaqmooError(f"bits must be three positive integers (weight, input, output), got {bits!r}")
+        return [triple] * len(workload)
+    names = [layer.name for layer in workload.layers]
+    policy = policy.with_layers(names)
+    return [policy.tensor_bits(i) for i in range(len(names))]
+
+
+def network_cost(workload: Workload, accel, policy: QuantPolicy | None = None,
+                 bits: Sequence[int] | None = (8, 8, 8), metric: str = "energy", mapper: Mapper | None = None,
+                 raise_on_infeasible: bool = True, progress: bool = False) -> NetworkCost:
+    """Map every layer of ``workload`` onto ``accel`` and total the costs.
+
+    Args:
+        workload: the layers.
+        accel: a :class:`~jaqmoo.hardware.spec.Accelerator`.
+        policy: per-layer bits (overrides ``bits``); its layer names must match the workload's.
+        bits: (weight, input, output) bits for every layer when there is no policy;
+            None stores every tensor at each level's datawidth (Timeloop's behaviour).
+        metric: what each layer's mapper minimizes: energy, edp or cycles.
+        mapper: a :class:`Mapper` whose caches to use (keep one across a search).
+        raise_on_infeasible: raise :class:`JaqmooError` when a layer has no feasible mapping
+            (naming the layer, the level and the words needed vs available); if False,
+            return a cost with ``feasible=False``, ``reason`` set and infinite totals.
+        progress: show a tqdm bar over the layers.
+    """
+    if metric not in METRICS:
+        raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
+    mapper = mapper if mapper is not None else Mapper(metric=metric)
+    layer_bits = _layer_bits(policy, bits, workload)
+    word = accel.levels[0].width
+    names = tuple(lvl.name for lvl in accel.levels)
+    out = NetworkCost(workload.name, accel.name, metric, area_mm2=accel.area_um2 * 1e-6,
+                      energy_source=accel.energy_source)
+    layers = workload.layers
+    if progress:
+        from tqdm import tqdm
+
+        layers = tqdm(layers, desc=f"mapping {workload.name}", unit="layer")
+    peak_act = 0
+    for layer, lb in zip(layers, layer_bits, strict=True):
+        try:
+            result: MappingResult = mapper.best(layer, accel, lb, metric=metric)
+        except JaqmooError as exc:
+            if raise_on_infeasible:
+                raise
+            out.feasible = False
+            out.reason = str(exc)
+            out.energy_pj = out.edp = out.latency_s = math.inf
+            out.cycles = 2**62
+            return out
+        c = result.costs
+        wb, ib, ob = lb if lb is not None else (accel.levels[0].datawidth,) * 3
+        lc = LayerCost(
+            name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=lb, mapping=result.description,
+            energy_pj=float(c.energy[0]),
+            energy_by_level={**{n: float(e) for n, e in zip(names, c.energy_by_level[0], strict=True)},
+                             "mac": float(c.mac_energy[0])},
+            cycles=int(c.cycles[0]), utilization=float(c.utilization[0]), macs=layer.macs,
+            weight_bits_packed=packed_bits(layer.weight_count, wb, word),
+            input_bits_packed=packed_bits(layer.input_count, ib, word),
+            output_bits_packed=packed_bits(layer.output_count, ob, word),
+            evaluated=result.evaluated,
+        )
+        out.layers.append(lc)
+        out.energy_pj += lc.energy_pj
+        out.cycles += lc.cycles
+        out.weight_memory_bits += lc.weight_bits_packed
+        peak_act = max(peak_act, lc.input_bits_packed + lc.output_bits_packed)
+    out.activation_memory_bits = peak_act
+    out.latency_s = out.cycles * accel.cycle_seconds
+    out.edp = out.energy_pj * out.cycles
+    return out
+
+
+__all__ = ["LayerCost", "NetworkCost", "layer_shape", "network_cost", "packed_bits"]

@@ -1,0 +1,263 @@
+"""A validated experiment spec -> a finished run directory.
+
+Python API::
+
+    from jaqmoo.experiment import run_experiment
+    result = run_experiment("problems/quickstart.yaml", out="runs/qs", generations=5)
+    result.run.front          # pandas DataFrame of the Pareto front
+
+Steps, in order (everything that can be wrong with the spec fails in step 1, before any
+training or search):
+
+1. :func:`prepare_experiment`: validate the spec (:mod:`jaqmoo.search.spec`), the hardware
+   template and its parameters, the fixed layers, the area budget against the smallest
+   hardware the search can reach; load the dataset; build the model and its workload.
+2. Accuracy: load the supernet checkpoint named by ``accuracy.checkpoint`` (or train it and
+   save it there); with ``estimator: predictor`` fit a predictor on supernet samples.
+3. Resolve ``max_accuracy_drop`` against the uniform 8-bit accuracy.
+4. Search (:func:`jaqmoo.search.session.search_in_directory`), resumable.
+5. Re-score the front with the supernet (predictor runs), export ``front.csv``/``.parquet``,
+   ``evaluations.csv``/``.parquet``, plot ``front.png`` and ``hypervolume.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.report import RESCORED, Run, load_run
+from jaqmoo.search.genome import GenomeSpace, HardwareGene
+from jaqmoo.search.problem import Constraints
+from jaqmoo.search.session import SearchSettings, search_in_directory
+from jaqmoo.search.spec import ExperimentSpec, _suggest, coerce_spec
+from jaqmoo.workload import Workload, extract_workload
+
+
+@dataclass
+class Prepared:
+    """Everything built from a spec before any training or search."""
+
+    spec: ExperimentSpec
+    out_dir: Path
+    splits: Any  # jaqmoo.data.DatasetSplits
+    workload: Workload
+    layer_names: tuple[str, ...]
+    template: Any  # jaqmoo.hardware.templates.Template
+    hardware_genes: tuple[HardwareGene, ...]
+    hardware_fixed: dict[str, int]
+    fixed_layers: dict[int, tuple[int, int]]
+
+    def genome_space(self, extra_fixed: dict[int, tuple[int, int]] | None = None) -> GenomeSpace:
+        q = self.spec.quantization
+        fixed = dict(self.fixed_layers)
+        for i, bits in (extra_fixed or {}).items():
+            if i in fixed and fixed[i] != bits:
+                raise JaqmooError(
+                    f"{self.spec.source}: quantization.fixed_layers: layer {self.layer_names[i]!r} is fixed at "
+                    f"{fixed[i][0]}/{fixed[i][1]} but the supernet checkpoint keeps it at {bits[0]}/{bits[1]}"
+                )
+            fixed[i] = bits
+        return GenomeSpace(
+            layer_names=self.layer_names,
+            weight_choices=q.weight_bits,
+            act_choices=q.act_bits,
+            fixed_layers=fixed,
+            hardware_genes=self.hardware_genes,
+            hardware_fixed=self.hardware_fixed,
+            mapping_mode=self.spec.mapping.mode,
+            mapping_candidates=self.spec.mapping.candidates,
+        )
+
+
+@dataclass
+class ExperimentResult:
+    """A finished (or resumed-and-finished) experiment."""
+
+    run: Run
+    out_dir: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        front = self.run.front
+        lines = [f"run directory: {self.out_dir}",
+                 f"evaluations: {len(self.run.evaluations)}, front: {len(front)} points",
+                 "time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())]
+        lines += [f"wrote {p}" for p in self.files]
+        return "\n".join(lines)
+
+
+def _hardware(spec: ExperimentSpec) -> tuple[Any, tuple[HardwareGene, ...], dict[str, int]]:
+    from jaqmoo.hardware.templates import TEMPLATES, get_template
+
+    src = spec.source
+    acc = spec.accelerator
+    if acc.template not in TEMPLATES:
+        raise JaqmooError(f"{src}: accelerator.template: unknown template {acc.template!r}; "
+                          f"{_suggest(acc.template, list(TEMPLATES))}choose one of: {', '.join(TEMPLATES)}")
+    template = get_template(acc.template)
+    names = list(template.param_names)
+    fixed: dict[str, int] = {}
+    for name, value in acc.fixed:
+        if name not in names:
+            raise JaqmooError(f"{src}: accelerator.fixed.{name}: {acc.template} has no parameter {name!r}; "
+                              f"{_suggest(name, names)}its parameters: {', '.join(names)}")
+        fixed[name] = template.param(name).check(value, False, acc.template)
+    searched = [(p.name, ()) for p in template.searchable_params if p.name not in fixed] if acc.search_all else list(acc.search)
+    genes = []
+    for name, values in searched:
+        if name not in names:
+            raise JaqmooError(f"{src}: accelerator.search: {acc.template} has no parameter {name!r}; "
+                              f"{_suggest(name, names)}its parameters: {', '.join(names)}")
+        p = template.param(name)
+        if not p.searchable:
+            raise JaqmooError(f"{src}: accelerator.search: {name} describes the design point and is not searched; "
+                              "set it under accelerator.fixed instead")
+        choices = tuple(sorted({p.check(v, False, acc.template) for v in values})) if values else p.choices
+        default = fixed.get(name, p.default)
+        genes.append(HardwareGene(name, choices, default if default in choices else choices[0]))
+    # every combination of the extreme choices must be buildable (word width >= datawidth ...)
+    template.resolve(False, **fixed, **{g.name: g.choices[0] for g in genes})
+    template.resolve(False, **fixed, **{g.name: g.choices[-1] for g in genes})
+    return template, tuple(genes), fixed
+
+
+def _fixed_layers(spec: ExperimentSpec, layer_names: tuple[str, ...]) -> dict[int, tuple[int, int]]:
+    out: dict[int, tuple[int, int]] = {}
+    for key, bits in spec.quantization.fixed_layers:
+        if key == "first":
+            out[0] = bits
+        elif key == "last":
+            out[len(layer_names) - 1] = bits
+        elif key in layer_names:
+            out[layer_names.index(key)] = bits
+        else:
+            raise JaqmooError(
+                f"{spec.source}: quantization.fixed_layers: {spec.model.name} has no layer {key!r}; "
+                f"{_suggest(key, list(layer_names))}use 'first', 'last' or one of {list(layer_names)[:6]}..."
+            )
+    return out
+
+
+def _check_area_budget(spec: ExperimentSpec, template: Any, genes: tuple[HardwareGene, ...], fixed: dict[str, int]) -> None:
+    budget = spec.constraints.max_area_mm2
+    if budget is None:
+        return
+    from jaqmoo.search.evaluation import accelerator_area_mm2
+
+    smallest = {g.name: g.choices[0] for g in genes}
+    area = accelerator_area_mm2(template.build(**fixed, **smallest))
+    if area is not None and area > budget:
+        raise JaqmooError(
+            f"{spec.source}: constraints.max_area_mm2={budget} is impossible: the smallest hardware the search "
+            f"can reach ({', '.join(f'{k}={v}' for k, v in smallest.items()) or 'the fixed design'}) already "
+            f"takes {area:.4g} mm²; raise the budget or allow smaller parameter values"
+        )
+
+
+def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
+                       generations: int | None = None, population: int | None = None) -> Prepared:
+    """Validate everything and build the dataset, model workload and hardware space."""
+    from jaqmoo.data import load_dataset
+    from jaqmoo.models import build_model
+    from jaqmoo.search.accuracy import check_train_options
+    from jaqmoo.workload import quantizable_layers
+
+    spec = coerce_spec(spec_or_path).with_overrides(generations, population)
+    template, genes, fixed = _hardware(spec)
+    if spec.model.checkpoint is not None and not Path(spec.model.checkpoint).expanduser().is_file():
+        raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} does not exist; "
+                          "give the path of a pretrained state_dict or remove the key")
+    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed)
+    model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
+    layer_names = tuple(n for n, _ in quantizable_layers(model))
+    workload = extract_workload(model, splits.input_shape, name=spec.model.name)
+    if [layer.name for layer in workload.layers] != list(layer_names):
+        raise JaqmooError(f"model {spec.model.name}: its workload layers do not line up with its quantizable layers")
+    fixed_layers = _fixed_layers(spec, layer_names)
+    check_train_options(spec)
+    _check_area_budget(spec, template, genes, fixed)
+    out_dir = Path(out) if out is not None else Path(spec.output_dir or Path("runs") / spec.name)
+    return Prepared(spec, out_dir, splits, workload, layer_names, template, genes, fixed, fixed_layers)
+
+
+def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
+                   resume: bool = False, generations: int | None = None, population: int | None = None,
+                   progress: bool = True) -> ExperimentResult:
+    """Run (or ``resume``) the experiment; returns the loaded run and timings."""
+    from jaqmoo.search.accuracy import obtain_accuracy
+    from jaqmoo.search.evaluation import JointEvaluator
+
+    t0 = time.perf_counter()
+    prep = prepare_experiment(spec_or_path, out, generations, population)
+    spec = prep.spec
+    seconds = {"prepare": time.perf_counter() - t0}
+    if not resume and (prep.out_dir / "evaluations.jsonl").exists():
+        raise JaqmooError(f"{prep.out_dir} already holds a run; pass --resume to continue it or --out to choose another directory")
+
+    accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
+    seconds.update(accuracy.seconds)
+    space = prep.genome_space(accuracy.fixed_layers)
+
+    min_acc = spec.constraints.min_accuracy
+    baseline_acc = None
+    if spec.constraints.max_accuracy_drop is not None or spec.accuracy.estimator == "predictor":
+        baseline_acc = float(accuracy.search_estimator.estimate([space.decode_one(space.uniform_seeds([8])[0]).policy])[0]) \
+            if 8 in space.weight_choices and 8 in space.act_choices else None
+    if spec.constraints.max_accuracy_drop is not None:
+        if baseline_acc is None:
+            raise JaqmooError(f"{spec.source}: constraints.max_accuracy_drop needs 8 in quantization.weight_bits and act_bits")
+        min_acc = baseline_acc - spec.constraints.max_accuracy_drop
+    constraints = Constraints(min_accuracy=min_acc, max_area_mm2=spec.constraints.max_area_mm2)
+
+    evaluator = JointEvaluator(prep.workload, prep.template, accuracy.search_estimator, space,
+                               metric=spec.mapping.metric)
+    settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
+                              population=spec.search.population, generations=spec.search.generations,
+                              seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size)
+    prep.out_dir.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    (prep.out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    t1 = time.perf_counter()
+    meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.template,
+                  "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
+                  "energy_source": evaluator.energy_source, **accuracy.meta}
+    search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
+                        meta_extra=meta_extra)
+    seconds["search"] = time.perf_counter() - t1
+
+    run = load_run(prep.out_dir)
+    if accuracy.rescore_estimator is not None and spec.accuracy.rescore_front:
+        t2 = time.perf_counter()
+        _rescore_front(run, space, accuracy.rescore_estimator)
+        seconds["rescore"] = time.perf_counter() - t2
+        run = load_run(prep.out_dir)
+    files = write_outputs(run)
+    seconds["total"] = time.perf_counter() - t0
+    (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
+    return ExperimentResult(run, prep.out_dir, seconds, files)
+
+
+def _rescore_front(run: Run, space: GenomeSpace, estimator: Any) -> None:
+    """Score the front's (and the baselines') policies with the supernet; write ``rescored.json``."""
+    import numpy as np
+
+    rows = run.evaluations[run.evaluations["on_front"]]
+    base = run.baselines
+    genes = list(dict.fromkeys(list(rows["genes"]) + (list(base["genes"]) if len(base) else [])))
+    policies = [space.decode_one(np.array([int(v) for v in g.split()])).policy for g in genes]
+    acc = estimator.estimate(policies)
+    (run.dir / RESCORED).write_text(json.dumps({g: float(a) for g, a in zip(genes, acc, strict=True)}, indent=1))
+
+
+def write_outputs(run: Run) -> list[Path]:
+    """Front and all evaluations as CSV + Parquet, and the plots, in the run directory."""
+    files = run.export(csv=run.dir / "front.csv", parquet=run.dir / "front.parquet")
+    files += run.export(csv=run.dir / "evaluations.csv", parquet=run.dir / "evaluations.parquet", all=True)
+    files += run.plot()
+    return files

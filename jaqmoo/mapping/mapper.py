@@ -1,0 +1,390 @@
+"""The mapper: the best mapping of a layer on an accelerator, found by vectorized search.
+
+Search (one layer, one accelerator, one bit-width triple):
+
+1. **Enumerate** the constrained mapspace (:class:`~jaqmoo.mapping.mapspace.Mapspace`):
+   every factor split that fits the fan-outs and the capacity envelope, restricted to
+   splits that use at least ``min_utilization`` of the most PEs any split reaches.
+2. **Sample**: if more than ``budget`` factor splits remain, a uniform random sample of
+   ``budget`` of them (seeded by the layer shape, so results are reproducible); each split
+   is expanded into all its reuse-distinct loop orders and free bypass choices.
+3. **Evaluate** in chunks with the two-stage model (:func:`~jaqmoo.mapping.model.analyze`,
+   :func:`~jaqmoo.mapping.model.cost`), dropping infeasible mappings.
+4. **Refine** (local search): the ``refine_top`` best mappings' neighbours (one prime
+   factor moved between two loops/fan-outs, all loop orders) are evaluated, repeatedly,
+   until the best stops improving -- this reaches good mappings outside the sample.
+
+Caching (a :class:`Mapper` owns its caches; keep one mapper for a whole search):
+
+* results by ``(layer.shape_key, bits, accelerator, metric)``: a repeated shape or a
+  revisited genome costs a dictionary look-up;
+* per ``(layer.shape_key, topology, constraints)`` a **retained candidate set** (the best
+  mappings by the metric, the (energy, cycles) Pareto set, and for every bounded level the
+  best mapping for each buffer occupancy, so smaller buffers still find a good feasible
+  mapping) together with its stage-A :class:`~jaqmoo.mapping.model.Accesses`. When only
+  buffer depths, word widths, energies or bits change, the mapper re-runs just the cheap
+  stage-B ``cost`` on that set (the "hardware-search iteration"). A full search runs again
+  when the new hardware or bits could fit tiles the cached enumeration pruned (larger
+  buffers or smaller bits than ever seen for that shape) or when no retained mapping fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.mapping import mapspace as ms
+from jaqmoo.mapping.mapping import MappingBatch, describe
+from jaqmoo.mapping.model import Accesses, Costs, analyze, cost, evaluate
+from jaqmoo.workload import DIMS, Layer
+
+METRICS: tuple[str, ...] = ("energy", "edp", "cycles")
+
+
+def metric_values(costs: Costs, metric: str) -> np.ndarray:
+    """float64 [M]: the metric of every mapping (``inf`` where infeasible)."""
+    if metric == "energy":
+        v = costs.energy.astype(np.float64)
+    elif metric == "edp":
+        v = costs.energy * costs.cycles.astype(np.float64)
+    elif metric == "cycles":
+        # ties on cycles are broken by energy
+        v = costs.cycles.astype(np.float64) * (1.0 + 1e-9) + costs.energy * 1e-12
+    else:
+        raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
+    return np.where(costs.feasible, v, np.inf)
+
+
+def pareto_indices(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+    """Indices of the (energy, cycles) Pareto set (both minimized), by increasing energy."""
+    if len(energy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((cycles, energy))
+    c = cycles[order]
+    best_before = np.minimum.accumulate(np.concatenate([[np.inf], c[:-1]]))
+    return order[c < best_before]
+
+
+def _staircase(occupancy: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Indices that are the best ``value`` for some occupancy budget (sorted by occupancy)."""
+    ok = np.isfinite(value)
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return idx
+    order = idx[np.lexsort((value[idx], occupancy[idx]))]
+    v = value[order]
+    best_before = np.minimum.accumulate(np.concatenate([[np.inf], v[:-1]]))
+    return order[v < best_before]
+
+
+@dataclass
+class MappingResult:
+    """The best mapping of one layer (and optionally the Pareto set)."""
+
+    layer: Layer
+    metric: str
+    mapping: MappingBatch
+    """The best mapping (a batch of 1)."""
+    costs: Costs
+    """Its costs (a batch of 1)."""
+    description: str
+    """One-line summary, outermost level first."""
+    evaluated: int
+    """Mappings evaluated to find it (0 for a cache hit on an identical request)."""
+    pareto: MappingBatch | None = None
+    """The (energy, cycles) Pareto set of the evaluated mappings, when asked for."""
+    pareto_costs: Costs | None = None
+
+    @property
+    def energy(self) -> float:
+        """pJ."""
+        return float(self.costs.energy[0])
+
+    @property
+    def cycles(self) -> int:
+        return int(self.costs.cycles[0])
+
+    @property
+    def utilization(self) -> float:
+        return float(self.costs.utilization[0])
+
+    @property
+    def value(self) -> float:
+        """The metric of the best mapping."""
+        return float(metric_values(self.costs, self.metric)[0])
+
+
+@dataclass
+class _Candidates:
+    """Retained mappings of one layer shape on one topology, with their stage-A accesses."""
+
+    envelope: ms.CapacityEnvelope
+    batch: MappingBatch
+    accesses: Accesses
+
+
+@dataclass
+class MapperStats:
+    """Counters (for benchmarks and tests)."""
+
+    evaluated: int = 0
+    """Mappings evaluated (analyze + cost) by full searches."""
+    recosted: int = 0
+    """Mappings re-costed (stage B only) from retained candidate sets."""
+    searches: int = 0
+    result_hits: int = 0
+    candidate_hits: int = 0
+    search_seconds: float = 0.0
+
+
+@dataclass
+class Mapper:
+    """Finds and caches the best mapping per (layer shape, bits, accelerator).
+
+    Args:
+        metric: default metric: ``"energy"``, ``"edp"`` or ``"cycles"``.
+        budget: factor splits evaluated per layer before refinement (more: slower, better).
+        min_utilization: keep factor splits using at least this fraction of the most PEs
+            any split of the layer can use.
+        refine_top: mappings whose neighbours each refinement round evaluates.
+        refine_rounds: maximum refinement rounds.
+        keep_top: best mappings retained per shape for fast re-costing.
+        orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
+        chunk_rows: factor splits per evaluation chunk (memory bound).
+        seed: sampling seed (mixed with the layer shape).
+    """
+
+    metric: str = "energy"
+    budget: int = 6000
+    min_utilization: float = 0.5
+    refine_top: int = 8
+    refine_rounds: int = 12
+    keep_top: int = 64
+    orders: str = "reuse"
+    chunk_rows: int = 2048
+    seed: int = 0
+    stats: MapperStats = field(default_factory=MapperStats)
+    _results: dict = field(default_factory=dict, repr=False)
+    _candidates: dict = field(default_factory=dict, repr=False)
+    _specs: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {self.metric!r})")
+
+    # ------------------------------------------------------------------ public
+    def spec(self, accel) -> ms.MapspaceSpec:
+        """The (cached) mapspace structure of ``accel``."""
+        key = (accel.topology_key, accel.constraints, tuple((lvl.keep, lvl.bypass) for lvl in accel.levels))
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = ms.spec_from_accelerator(accel)
+        return spec
+
+    def best(self, layer: Layer, accel, bits: tuple[int, int, int] | None = None,
+             metric: str | None = None, pareto: bool = False) -> MappingResult:
+        """The best feasible mapping of ``layer`` (raises :class:`JaqmooError` if none fits)."""
+        metric = metric or self.metric
+        if metric not in METRICS:
+            raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
+        bits = None if bits is None else tuple(int(b) for b in bits)
+        rkey = (layer.shape_key, bits, accel, metric, pareto)
+        hit = self._results.get(rkey)
+        if hit is not None:
+            self.stats.result_hits += 1
+            return hit if hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
+        spec = self.spec(accel)
+        env = ms.envelope_for(accel, bits)
+        ckey = (layer.shape_key, accel.topology_key, spec)
+        cand = self._candidates.get(ckey)
+        result = None
+        if cand is not None and cand.envelope.covers(env):
+            result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
+            if result is not None:
+                self.stats.candidate_hits += 1
+        if result is None:
+            if cand is not None:
+                env = cand.envelope.union(env)
+            result = self._search(layer, accel, bits, metric, pareto, spec, env, ckey)
+        self._results[rkey] = result
+        return result
+
+    def clear(self) -> None:
+        """Drop every cached result and candidate set."""
+        self._results.clear()
+        self._candidates.clear()
+
+    # ------------------------------------------------------------------ internals
+    def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch, costs: Costs,
+                evaluated: int) -> MappingResult | None:
+        values = metric_values(costs, metric)
+        if not np.isfinite(values).any():
+            return None
+        i = int(np.argmin(values))
+        best = batch.take([i])
+        best_costs = evaluate(layer, accel, best, bits)
+        par, par_costs = None, None
+        if pareto:
+            f = np.flatnonzero(costs.feasible)
+            sel = f[pareto_indices(costs.energy[f], costs.cycles[f].astype(np.float64))]
+            par = batch.take(sel)
+            par_costs = evaluate(layer, accel, par, bits)
+        names = tuple(lvl.name for lvl in accel.levels)
+        return MappingResult(layer, metric, best, best_costs, describe(best, 0, names), evaluated, par, par_costs)
+
+    def _from_candidates(self, layer, accel, bits, metric, pareto, cand: _Candidates) -> MappingResult | None:
+        costs = cost(cand.accesses, accel, bits)
+        self.stats.recosted += len(cand.batch)
+        return self._result(layer, accel, bits, metric, pareto, cand.batch, costs, len(cand.batch))
+
+    def _retain(self, costs: Costs, metric: str) -> np.ndarray:
+        """Indices worth keeping for re-costing under other hardware parameters."""
+        values = metric_values(costs, metric)
+        finite = np.flatnonzero(np.isfinite(values))
+        keep = [finite[np.argsort(values[finite])[: self.keep_top]]]
+        if len(finite):
+            keep.append(finite[pareto_indices(costs.energy[finite], costs.cycles[finite].astype(np.float64))])
+        # best per occupancy of each level, ignoring the current capacity (smaller buffers later)
+        possible = costs.width_ok & costs.accesses.fanout_ok
+        for m in ("energy", "cycles"):
+            v = np.where(possible, costs.energy if m == "energy" else costs.cycles.astype(np.float64), np.inf)
+            for lvl in range(costs.occupancy_words.shape[1]):
+                occ = costs.occupancy_words[:, lvl]
+                if occ.max(initial=0) > 0:
+                    keep.append(_staircase(occ, v))
+        return np.unique(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+    def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey) -> MappingResult:
+        import time
+
+        t0 = time.perf_counter()
+        self.stats.searches += 1
+        space = ms.Mapspace(layer, spec, env, orders=self.orders, min_utilization=self.min_utilization)
+        seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
+        rows = space.sample_rows(self.budget, seed)
+        pool: list[MappingBatch] = []
+        evaluated = 0
+        seen: set[bytes] = set()
+
+        def run(batch: MappingBatch) -> None:
+            nonlocal evaluated
+            if len(batch) == 0:
+                return
+            keys = _row_keys(batch)
+            new = np.array([k not in seen for k in keys], dtype=bool)
+            if not new.all():  # already evaluated (refinement revisits the pool's neighbours)
+                batch = batch.take(new)
+                keys = [k for k, n in zip(keys, new, strict=True) if n]
+            if len(batch) == 0:
+                return
+            seen.update(keys)
+            c = evaluate(layer, accel, batch, bits)
+            evaluated += len(batch)
+            sel = self._retain(c, metric)
+            if len(sel):
+                pool.append(batch.take(sel))
+
+        for s in range(0, len(rows), self.chunk_rows):
+            run(space.materialize(rows[s:s + self.chunk_rows]))
+        merged = MappingBatch.concat(pool) if pool else None
+        best_value = np.inf
+        for _ in range(self.refine_rounds):
+            if merged is None:
+                break
+            c = evaluate(layer, accel, merged, bits)
+            values = metric_values(c, metric)
+            if not np.isfinite(values).any() or values.min() >= best_value * (1 - 1e-9):
+                break
+            best_value = float(values.min())
+            top = np.argsort(values)[: self.refine_top]
+            top = top[np.isfinite(values[top])]
+            run(ms.neighbors(merged.take(top), layer, spec, env, halo=self.orders == "halo"))
+            merged = MappingBatch.concat(pool)
+        if merged is None:
+            self.stats.search_seconds += time.perf_counter() - t0
+            raise no_mapping_error(layer, accel, bits, spec)
+        acc = analyze(layer, accel, merged)
+        c = cost(acc, accel, bits)
+        sel = self._retain(c, metric)
+        retained = merged.take(sel)
+        self._candidates[ckey] = _Candidates(env, retained, analyze(layer, accel, retained))
+        self.stats.evaluated += evaluated
+        result = self._result(layer, accel, bits, metric, pareto, merged, c, evaluated)
+        self.stats.search_seconds += time.perf_counter() - t0
+        if result is None:
+            raise no_mapping_error(layer, accel, bits, spec)
+        return result
+
+
+def _row_keys(batch: MappingBatch) -> list[bytes]:
+    flat = np.concatenate([
+        batch.temporal.reshape(len(batch), -1), batch.spatial_x.reshape(len(batch), -1),
+        batch.spatial_y.reshape(len(batch), -1), batch.perm.reshape(len(batch), -1),
+        batch.keep.reshape(len(batch), -1).astype(np.int64),
+    ], axis=1).astype(np.int32)
+    return [r.tobytes() for r in flat]
+
+
+def smallest_mapping(layer: Layer, spec: ms.MapspaceSpec) -> MappingBatch:
+    """The mapping with the smallest tiles: every free factor at the outermost free loop."""
+    n_levels = spec.n_levels
+    temporal = np.ones((n_levels, len(DIMS)), dtype=np.int64)
+    sx = np.ones_like(temporal)
+    sy = np.ones_like(temporal)
+    for d, name in enumerate(DIMS):
+        remaining = getattr(layer, name)
+        for lvl, rule in enumerate(spec.rules):  # fixed factors first
+            for arr, fixed in ((temporal, rule.temporal[d]), (sx if rule.spatial_axis[d] != ms.AXIS_Y else sy, rule.spatial[d])):
+                if fixed > 1:
+                    f = int(np.gcd(fixed, remaining))
+                    arr[lvl, d] *= f
+                    remaining //= f
+        slots = ms._free_slots(layer, spec)[d]
+        kind, lvl = slots[0] if slots else (0, 0)
+        (temporal, sx, sy)[kind][lvl, d] *= remaining
+    keep = np.array([[k == ms.KEEP_YES for k in r.keep] for r in spec.rules], dtype=bool)
+    _, perm = ms.expand_orders(temporal[None], spec)
+    return MappingBatch(temporal[None], sx[None], sy[None], perm[:1], keep[None])
+
+
+def no_mapping_error(layer: Layer, accel, bits, spec: ms.MapspaceSpec) -> JaqmooError:
+    """A :class:`JaqmooError` saying which level is too small for ``layer`` and by how much."""
+    batch = smallest_mapping(layer, spec)
+    c = evaluate(layer, accel, batch, bits)
+    bits_txt = "each level's datawidth" if bits is None else f"{bits[0]}/{bits[1]}/{bits[2]} bits (w/in/out)"
+    if not c.width_ok[0]:
+        lvl = int(c.fail_level[0])
+        return JaqmooError(
+            f"layer {layer.name!r}: {c.reason(0)} at {bits_txt}; level {accel.levels[lvl].name!r} has "
+            f"{accel.levels[lvl].width}-bit words -- use fewer bits or a wider word"
+        )
+    depth = [lvl.effective_depth for lvl in accel.levels]
+    for lvl, level in enumerate(accel.levels):
+        need = int(c.occupancy_words[0, lvl])
+        if depth[lvl] is not None and not level.is_dummy and need > depth[lvl]:
+            return JaqmooError(
+                f"layer {layer.name!r}: no mapping fits: level {level.name!r} needs at least {need} words "
+                f"per instance for the smallest tile (at {bits_txt}) but only {int(depth[lvl])} fit; "
+                f"increase its depth or word width, or use fewer bits"
+            )
+    return JaqmooError(
+        f"layer {layer.name!r}: the mapper found no feasible mapping on {accel.name!r} at {bits_txt} "
+        f"(the smallest tiles fit; the constraints may leave too few choices)"
+    )
+
+
+def find_best_mapping(layer: Layer, accel, bits: tuple[int, int, int] | None = None, metric: str = "energy",
+                      pareto: bool = False, mapper: Mapper | None = None) -> MappingResult:
+    """Best mapping of ``layer`` on ``accel`` at ``bits`` (None: Timeloop's datawidths) by ``metric``.
+
+    Pass a :class:`Mapper` to share its caches across calls.
+    """
+    return (mapper or Mapper(metric=metric)).best(layer, accel, bits, metric=metric, pareto=pareto)
+
+
+__all__ = ["METRICS", "Mapper", "MapperStats", "MappingResult", "find_best_mapping", "metric_values",
+           "no_mapping_error", "pareto_indices", "smallest_mapping"]

@@ -1,0 +1,121 @@
+"""How the three convolution tensors project the loop dims onto their coordinates.
+
+Weights are indexed by (G, K, C, R, S), Outputs by (N, G, K, P, Q) and Inputs by
+(N, G, C, H, W) with ``H = P*stride_h + R*dilation_h`` and ``W = Q*stride_w + S*dilation_w``.
+A tile that spans ``e[d]`` values of each dim covers, per tensor axis, ``e[d]`` values
+(single-dim axes) or ``(e[P]-1)*stride_h + (e[R]-1)*dilation_h + 1`` values (the input's
+sliding-window axes), the axis-aligned box Timeloop uses.
+
+Everything here is vectorized over leading array axes; dims are the last axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaqmoo.workload import DIMS, Layer
+
+N, G, K, C, P, Q, R, S = range(len(DIMS))
+
+W_T, I_T, O_T = 0, 1, 2
+"""Tensor indices (Weights, Inputs, Outputs)."""
+
+READ_WRITE = (False, False, True)
+"""Outputs are read-modify-written (partial sums); the others are read-only."""
+
+# Per tensor: list of axes; each axis is a tuple of dims (one dim, or the (P, R) / (Q, S) pair).
+AXES: tuple[tuple[tuple[int, ...], ...], ...] = (
+    ((G,), (K,), (C,), (R,), (S,)),
+    ((N,), (G,), (C,), (P, R), (Q, S)),
+    ((N,), (G,), (K,), (P,), (Q,)),
+)
+
+
+def coefficients(layer: Layer) -> np.ndarray:
+    """int64 [3, 8]: how far one step of each dim moves each tensor along its axis (0 = irrelevant)."""
+    coef = np.zeros((3, len(DIMS)), dtype=np.int64)
+    for d in (G, K, C, R, S):
+        coef[W_T, d] = 1
+    for d in (N, G, K, P, Q):
+        coef[O_T, d] = 1
+    for d in (N, G, C):
+        coef[I_T, d] = 1
+    coef[I_T, P] = layer.stride_h
+    coef[I_T, R] = layer.dilation_h
+    coef[I_T, Q] = layer.stride_w
+    coef[I_T, S] = layer.dilation_w
+    return coef
+
+
+def axis_of(tensor: int) -> np.ndarray:
+    """int64 [8]: the axis index of each dim for ``tensor`` (-1 = irrelevant)."""
+    out = np.full(len(DIMS), -1, dtype=np.int64)
+    for a, dims in enumerate(AXES[tensor]):
+        for d in dims:
+            out[d] = a
+    return out
+
+
+def relevant(tensor: int) -> np.ndarray:
+    """bool [8]: dims that index ``tensor``."""
+    return axis_of(tensor) >= 0
+
+
+def axis_extents(ext: np.ndarray, tensor: int, layer: Layer) -> list[np.ndarray]:
+    """Per-axis extents of the box covered by per-dim extents ``ext`` ([..., 8])."""
+    out = []
+    for dims in AXES[tensor]:
+        if len(dims) == 1:
+            out.append(ext[..., dims[0]])
+        elif dims == (P, R):
+            out.append((ext[..., P] - 1) * layer.stride_h + (ext[..., R] - 1) * layer.dilation_h + 1)
+        else:  # (Q, S)
+            out.append((ext[..., Q] - 1) * layer.stride_w + (ext[..., S] - 1) * layer.dilation_w + 1)
+    return out
+
+
+def tile_size(ext: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
+    """Values of ``tensor`` in the box covered by per-dim extents ``ext`` ([..., 8])."""
+    axes = axis_extents(ext, tensor, layer)
+    size = axes[0]
+    for a in axes[1:]:
+        size = size * a
+    return size
+
+
+def tensor_sizes(layer: Layer) -> tuple[int, int, int]:
+    """Full (Weights, Inputs, Outputs) sizes of the layer, Timeloop's way (padding included)."""
+    ext = np.array([getattr(layer, d) for d in DIMS], dtype=np.int64)
+    return tuple(int(tile_size(ext, t, layer)) for t in range(3))
+
+
+def distinct_pairs(n1: np.ndarray, a: np.ndarray, n2: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many distinct values ``a*i + b*j`` takes for ``0 <= i < n1``, ``0 <= j < n2`` (a, b > 0).
+
+    With ``g = gcd(a, b)``, a value has several representations exactly when ``i`` can move
+    down by ``b/g`` while ``j`` moves up by ``a/g``; counting only the representation with
+    the smallest ``i`` gives ``n1*n2 - max(0, n1 - b/g) * max(0, n2 - a/g)``.
+    """
+    g = np.gcd(a, b)
+    return n1 * n2 - np.maximum(0, n1 - b // g) * np.maximum(0, n2 - a // g)
+
+
+def distinct_children(child_ext: np.ndarray, fan: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
+    """Number of distinct ``tensor`` tiles among the children of a spatial fan-out.
+
+    ``child_ext`` [..., 8] is one child's per-dim extent and ``fan`` [..., 8] the spatial
+    factors. Children whose tiles coincide (dims irrelevant to the tensor, or sliding-window
+    offsets that land on the same input rows) share one parent access: multicast for
+    read-only tensors, spatial reduction for Outputs. Like Timeloop, only identical tiles
+    are shared (partially overlapping halos are not).
+    """
+    count = np.ones(np.broadcast_shapes(child_ext.shape, fan.shape)[:-1], dtype=np.int64)
+    for dims in AXES[tensor]:
+        if len(dims) == 1:
+            count = count * fan[..., dims[0]]
+        else:
+            big, small = dims
+            sb, sd = ((layer.stride_h, layer.dilation_h) if big == P else (layer.stride_w, layer.dilation_w))
+            count = count * distinct_pairs(fan[..., big], child_ext[..., big] * sb,
+                                           fan[..., small], child_ext[..., small] * sd)
+    return count

@@ -1,0 +1,196 @@
+"""Timeloop mappings (``mapping:`` directives, ``*.map.yaml``, ``*.map.txt``) -> MappingBatch.
+
+Directive fields: ``target`` (a level name), ``type`` (``temporal``, ``spatial``,
+``bypass``/``datatype``/``dataspace``), ``factors`` (``"R=1,P=1"``, ``"C1 M8 R1"``, a list
+or a dict), ``permutation`` (dims innermost first, a string or a list), ``split``
+(spatial: the first ``split`` permutation dims go to mesh X, the rest to Y), ``keep`` and
+``bypass`` (tensor names). Dims not given a factor get 1; a dim whose factors do not reach
+the layer's bound takes the remainder at the outermost level (when divisible).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.problem_yaml import jaqmoo_dim
+from jaqmoo.hardware.spec import TENSOR_INDEX, TENSORS, Accelerator
+from jaqmoo.mapping.mapping import DIM_INDEX, N_DIMS, MappingBatch
+from jaqmoo.workload import DIMS, Layer
+
+_FACTOR = re.compile(r"([A-Za-z_]\w*?)\s*=?\s*(\d+)$")
+
+
+def parse_factors(spec: Any, label: str, where: str) -> dict[str, int]:
+    """``"R=1,P=16"`` / ``"C1 M8"`` / ``["R=1", ...]`` / ``{R: 1}`` -> ``{jaqmoo dim: factor}``."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        items = [f"{k}={v}" for k, v in spec.items()]
+    elif isinstance(spec, list):
+        items = [str(x) for x in spec]
+    else:
+        items = [x for x in re.split(r"[,\s]+", str(spec).strip()) if x]
+    out: dict[str, int] = {}
+    for item in items:
+        m = _FACTOR.match(item.strip())
+        if not m:
+            raise JaqmooError(f"{label}: {where}: cannot read factor {item!r} (use e.g. 'P=16' or 'P16')")
+        dim = jaqmoo_dim(m.group(1), label, where)
+        value = int(m.group(2))
+        if value < 1:
+            raise JaqmooError(f"{label}: {where}: factor of {m.group(1)} must be >= 1")
+        out[dim] = out.get(dim, 1) * value
+    return out
+
+
+def parse_permutation(spec: Any, label: str, where: str) -> list[str]:
+    """A permutation (innermost first) -> jaqmoo dim names, duplicates rejected."""
+    if spec is None:
+        return []
+    if isinstance(spec, list):
+        names = [str(x).strip() for x in spec]
+    else:
+        text = str(spec).strip()
+        names = text.replace(",", " ").split() if (" " in text or "," in text) else list(text)
+    dims: list[str] = []
+    for n in names:
+        d = jaqmoo_dim(n, label, where)
+        if d in dims:
+            raise JaqmooError(f"{label}: {where}: dim {n!r} repeated in permutation")
+        dims.append(d)
+    return dims
+
+
+def _tensor_list(spec: Any, label: str, where: str) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        spec = [spec]
+    out = []
+    for name in spec:
+        canon = {t.lower(): t for t in TENSORS}.get(str(name).lower())
+        if canon is None:
+            raise JaqmooError(f"{label}: {where}: unknown tensor {name!r} (use {', '.join(TENSORS)})")
+        out.append(canon)
+    return out
+
+
+def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str) -> MappingBatch:
+    """Timeloop mapping directives -> a :class:`MappingBatch` of one mapping."""
+    if isinstance(directives, dict) and "mapping" in directives:
+        directives = directives["mapping"]
+    if not isinstance(directives, list) or not directives:
+        raise JaqmooError(f"{label}: mapping must be a non-empty list of directives")
+    n_lvl = accel.n_levels
+    temporal = np.ones((n_lvl, N_DIMS), dtype=np.int64)
+    sx = np.ones((n_lvl, N_DIMS), dtype=np.int64)
+    sy = np.ones((n_lvl, N_DIMS), dtype=np.int64)
+    perm = np.tile(np.arange(N_DIMS), (n_lvl, 1))
+    keep = np.array([[not lvl.is_dummy] * 3 for lvl in accel.levels], dtype=bool)
+    given_outer = set()
+    for i, d in enumerate(directives):
+        where = f"mapping[{i}]"
+        if not isinstance(d, dict):
+            raise JaqmooError(f"{label}: {where} must be a mapping")
+        target = d.get("target")
+        if target is None:
+            raise JaqmooError(f"{label}: missing required field '{where}.target'; add it")
+        lvl = accel.level_index(str(target))
+        kind = str(d.get("type", "temporal")).lower()
+        if kind in ("bypass", "datatype", "dataspace"):
+            for t in _tensor_list(d.get("keep"), label, where + ".keep"):
+                keep[lvl, TENSOR_INDEX[t]] = True
+            for t in _tensor_list(d.get("bypass"), label, where + ".bypass"):
+                keep[lvl, TENSOR_INDEX[t]] = False
+            continue
+        factors = parse_factors(d.get("factors"), label, where + ".factors")
+        order = parse_permutation(d.get("permutation"), label, where + ".permutation")
+        if kind == "temporal":
+            for dim, f in factors.items():
+                temporal[lvl, DIM_INDEX[dim]] = f
+                if lvl == 0:
+                    given_outer.add(dim)
+            full = order + [x for x in DIMS if x not in order]
+            perm[lvl] = [DIM_INDEX[x] for x in full]
+        elif kind == "spatial":
+            fx, fy = accel.fanout(lvl)
+            full = order + [x for x in DIMS if x not in order]
+            split = d.get("split")
+            if split is None:
+                split = len(full) if (fx > 1 or fy == 1) else 0
+            split = int(split)
+            for pos, dim in enumerate(full):
+                f = factors.get(dim, 1)
+                (sx if pos < split else sy)[lvl, DIM_INDEX[dim]] = f
+        else:
+            raise JaqmooError(f"{label}: {where}.type {kind!r} is not temporal, spatial or bypass")
+
+    bounds = {d: getattr(layer, d) for d in DIMS}
+    prod = (temporal * sx * sy).prod(axis=0)
+    for j, dim in enumerate(DIMS):
+        if prod[j] == bounds[dim]:
+            continue
+        if bounds[dim] % prod[j] == 0 and dim not in given_outer:
+            temporal[0, j] *= bounds[dim] // prod[j]
+            continue
+        raise JaqmooError(f"{label}: mapping factors of {dim} multiply to {int(prod[j])}, "
+                          f"but the problem has {dim}={bounds[dim]}")
+    batch = MappingBatch(temporal[None], sx[None], sy[None], perm[None], keep[None])
+    batch.check(layer)
+    return batch
+
+
+_LEVEL_LINE = re.compile(r"^(\S+)\s*\[(.*)\]\s*$")
+_LOOP_LINE = re.compile(r"for\s+(\w+)\s+in\s+\[0:(\d+)\)\s*(\(Spatial-([XY])\))?")
+
+
+def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<map.txt>") -> MappingBatch:
+    """Timeloop's printed loop nest (``*.map.txt``) -> :class:`MappingBatch` of one mapping.
+
+    The listing shows each level's stored tensors (``Level [ Weights:.. Inputs:.. ]``, absent
+    tensors are bypassed) followed by its loops, outermost first.
+    """
+    directives: list[dict] = []
+    current: str | None = None
+    loops: list[tuple[str, int, str | None]] = []
+
+    def flush() -> None:
+        if current is None:
+            return
+        temporal = [(d, n) for d, n, sp in loops if sp is None]
+        if temporal:
+            directives.append({"target": current, "type": "temporal",
+                               "factors": " ".join(f"{d}={n}" for d, n in temporal),
+                               "permutation": [d for d, _ in reversed(temporal)]})
+        spatial = [(d, n, sp) for d, n, sp in loops if sp is not None]
+        if spatial:
+            xs = [(d, n) for d, n, sp in spatial if sp == "X"]
+            ys = [(d, n) for d, n, sp in spatial if sp == "Y"]
+            directives.append({"target": current, "type": "spatial",
+                               "factors": " ".join(f"{d}={n}" for d, n in xs + ys),
+                               "permutation": [d for d, _ in xs + ys], "split": len(xs)})
+
+    for raw in text.splitlines():
+        line = raw.strip().lstrip("|").strip()
+        m = _LEVEL_LINE.match(raw.strip())
+        if m and not raw.strip().startswith("|"):
+            flush()
+            current, loops = m.group(1), []
+            held = [t.split(":")[0] for t in m.group(2).split()]
+            lvl = accel.level_index(current)
+            if not accel.levels[lvl].is_dummy:
+                directives.append({"target": current, "type": "bypass",
+                                   "keep": [t for t in TENSORS if t in held],
+                                   "bypass": [t for t in TENSORS if t not in held]})
+            continue
+        lm = _LOOP_LINE.search(line)
+        if lm and current is not None:
+            loops.append((lm.group(1), int(lm.group(2)), lm.group(4)))
+    flush()
+    if not directives:
+        raise JaqmooError(f"{label}: no levels found in the mapping listing")
+    return parse_mapping(directives, accel, layer, label)

@@ -1,0 +1,294 @@
+"""Accuracy estimators behind one interface: ``estimate(policies) -> accuracies``.
+
+* :class:`SupernetEstimator` — switch the supernet to the policy, recalibrate batch-norm
+  statistics on a few fixed training batches, evaluate a fixed validation subset.
+* :class:`PredictorEstimator` — a small regression model (ridge on bit features, or a
+  small MLP) fitted on ``(policy, accuracy)`` samples; microseconds per estimate. Its
+  cross-validated error is in :attr:`PredictorEstimator.fit_error`.
+* :class:`QATEstimator` — the ground truth: fine-tune a copy of the supernet under one
+  fixed policy for a few epochs (full LSQ quantization-aware training), then evaluate.
+
+All return top-1 accuracy as fractions in [0, 1], one per policy.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import kendalltau
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.policy import FLOAT_BITS, QuantPolicy
+from jaqmoo.quant.supernet import Supernet
+from jaqmoo.quant.train import iterate_batches, resolve_device
+
+
+@runtime_checkable
+class AccuracyEstimator(Protocol):
+    """Anything that scores quantization policies by top-1 accuracy."""
+
+    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
+        """Top-1 accuracy (fraction in [0, 1]) of each policy."""
+        ...
+
+
+@dataclass
+class EvalData:
+    """A fixed evaluation set: BN-calibration batches and a validation subset."""
+
+    calib: list[Tensor]
+    images: Tensor
+    labels: Tensor
+
+    @classmethod
+    def from_splits(cls, splits, n_val: int = 2000, calib_batches: int = 2, calib_batch_size: int = 128,
+                    seed: int = 0, device: str | torch.device = "cpu", use_test: bool = False) -> EvalData:
+        """The first ``n_val`` images of the validation (or test) split and seeded training batches."""
+        device = torch.device(device)
+        gen = torch.Generator().manual_seed(seed)
+        calib = [x.to(device) for x, _ in iterate_batches(splits.train, calib_batch_size, True, gen)][:calib_batches]
+        xs, ys, have = [], [], 0
+        for x, y in iterate_batches(splits.test if use_test else splits.val, 1000, shuffle=False):
+            xs.append(x)
+            ys.append(y)
+            have += len(x)
+            if have >= n_val:
+                break
+        return cls(calib, torch.cat(xs)[:n_val].to(device), torch.cat(ys)[:n_val].to(device))
+
+
+def _as_list(policies: Sequence[QuantPolicy] | QuantPolicy) -> list[QuantPolicy]:
+    if isinstance(policies, QuantPolicy):
+        return [policies]
+    policies = list(policies)
+    for p in policies:
+        if not isinstance(p, QuantPolicy):
+            raise JaqmooError(f"estimate() takes QuantPolicy objects, got {type(p).__name__}")
+    return policies
+
+
+def sample_policies(supernet: Supernet, n: int, rng: np.random.Generator,
+                    choices: Sequence[int] | None = None) -> list[QuantPolicy]:
+    """``n`` random mixed policies covering the accuracy range.
+
+    Half draw every layer's weight and activation bits uniformly from ``choices``; the other
+    half pick a per-policy level from ``choices`` and move each layer up to one candidate
+    away from it (so nearly-uniform low- and high-bit policies are represented too). The
+    supernet's first/last-layer rule is applied.
+    """
+    choices = sorted(int(b) for b in (choices if choices is not None else supernet.bits))
+    names = supernet.layer_names
+    out = []
+    for i in range(n):
+        if i % 2 == 0:
+            out.append(supernet.random_policy(rng, choices))
+            continue
+        level = int(rng.integers(len(choices)))
+        w = np.clip(level + rng.integers(-1, 2, len(names)), 0, len(choices) - 1)
+        a = np.clip(level + rng.integers(-1, 2, len(names)), 0, len(choices) - 1)
+        pol = QuantPolicy(names, tuple(choices[j] for j in w), tuple(choices[j] for j in a), 8)
+        out.append(supernet.apply_rules(pol))
+    return out
+
+
+class SupernetEstimator:
+    """Accuracy of a policy read off the supernet's shared weights (about a second each).
+
+    ``data`` is an :class:`EvalData` or a :class:`jaqmoo.data.DatasetSplits` (then the
+    first ``max_images`` validation images and ``calib_batches`` seeded training batches
+    of ``calib_batch_size`` images are used).
+    """
+
+    def __init__(self, supernet: Supernet, data, max_images: int = 2000, calib_batches: int = 2,
+                 calib_batch_size: int = 128, seed: int = 0, threads: int | None = None) -> None:
+        if not isinstance(data, EvalData):
+            device = next(supernet.parameters()).device
+            data = EvalData.from_splits(data, max_images, calib_batches, calib_batch_size, seed, device)
+        self.supernet = supernet
+        self.data = data
+        self.threads = threads
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return self.supernet.layer_names
+
+    def estimate_one(self, policy: QuantPolicy) -> float:
+        self.supernet.set_policy(policy)
+        with torch.inference_mode():
+            self.supernet.recalibrate_bn(self.data.calib)
+            return self.supernet.accuracy(self.data.images, self.data.labels)
+
+    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
+        policies = _as_list(policies)
+        checked = [self.supernet.check_policy(p) for p in policies]  # fail before any work
+        old_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            return np.array([self.estimate_one(p) for p in checked], dtype=float)
+        finally:
+            torch.set_num_threads(old_threads)
+
+
+def policy_features(policies: Sequence[QuantPolicy]) -> np.ndarray:
+    """Per layer: weight and activation bits and their quantization-noise proxies 4^-bits."""
+    rows = []
+    for p in policies:
+        w = np.array([16 if b == FLOAT_BITS else b for b in p.weight_bits], dtype=float)
+        a = np.array([16 if b == FLOAT_BITS else b for b in p.act_bits], dtype=float)
+        rows.append(np.concatenate([w / 8.0, a / 8.0, 4.0 ** (2 - w), 4.0 ** (2 - a)]))
+    return np.stack(rows)
+
+
+class PredictorEstimator:
+    """A learned ``bits -> accuracy`` model fitted on (policy, accuracy) samples."""
+
+    def __init__(self, kind: str = "ridge", seed: int = 0) -> None:
+        if kind not in ("ridge", "mlp"):
+            raise JaqmooError(f"predictor kind must be 'ridge' or 'mlp' (got {kind!r})")
+        self.kind = kind
+        self.seed = seed
+        self.model = None
+        self.layer_names: tuple[str, ...] | None = None
+        self.fit_error: dict[str, float] = {}
+
+    def _new_model(self):
+        from sklearn.linear_model import RidgeCV
+        from sklearn.neural_network import MLPRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.kind == "ridge":
+            return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        return make_pipeline(StandardScaler(), MLPRegressor((64, 32), alpha=1e-3, max_iter=3000,
+                                                            random_state=self.seed))
+
+    def fit(self, policies: Sequence[QuantPolicy], accuracies: Sequence[float], folds: int = 5) -> PredictorEstimator:
+        """Fit on samples; ``fit_error`` gets the ``folds``-fold cross-validated MAE, RMSE and Kendall tau."""
+        from sklearn.model_selection import KFold, cross_val_predict
+
+        policies = _as_list(policies)
+        y = np.asarray(accuracies, dtype=float)
+        if len(policies) != len(y):
+            raise JaqmooError(f"predictor: {len(policies)} policies but {len(y)} accuracies")
+        if len(policies) < max(4, folds):
+            raise JaqmooError(f"predictor: need at least {max(4, folds)} samples to fit (got {len(policies)})")
+        names = {p.layer_names for p in policies}
+        if len(names) != 1:
+            raise JaqmooError("predictor: all policies must cover the same layers")
+        self.layer_names = policies[0].layer_names
+        x = policy_features(policies)
+        cv = KFold(folds, shuffle=True, random_state=self.seed)
+        pred = np.clip(cross_val_predict(self._new_model(), x, y, cv=cv), 0.0, 1.0)
+        tau = kendalltau(pred, y).statistic if np.ptp(y) > 0 else float("nan")
+        self.fit_error = {
+            "cv_mae": float(np.mean(np.abs(pred - y))),
+            "cv_rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+            "cv_kendall_tau": float(tau),
+            "n_samples": float(len(y)),
+        }
+        self.model = self._new_model().fit(x, y)
+        return self
+
+    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
+        if self.model is None:
+            raise JaqmooError("predictor: call fit() (or PredictorEstimator.from_estimator) before estimate()")
+        policies = _as_list(policies)
+        for p in policies:
+            if p.layer_names != self.layer_names:
+                raise JaqmooError(
+                    f"predictor was fitted on {len(self.layer_names)} layers; policy has {len(p)} "
+                    "(or other layer names)")
+        return np.clip(self.model.predict(policy_features(policies)), 0.0, 1.0)
+
+    @classmethod
+    def from_estimator(cls, estimator: AccuracyEstimator, policies: Sequence[QuantPolicy],
+                       kind: str = "ridge", seed: int = 0) -> PredictorEstimator:
+        """Fit on ``estimator``'s scores of ``policies`` (typically a SupernetEstimator)."""
+        policies = _as_list(policies)
+        acc = estimator.estimate(policies)
+        return cls(kind, seed).fit(policies, acc)
+
+    @classmethod
+    def fit_from(cls, estimator: SupernetEstimator, n_samples: int = 200, choices: Sequence[int] | None = None,
+                 seed: int = 0, kind: str = "ridge", progress: bool = False) -> PredictorEstimator:
+        """Fit on ``n_samples`` policies from :func:`sample_policies`, scored by a SupernetEstimator."""
+        if n_samples < 5:
+            raise JaqmooError(f"predictor: n_samples must be >= 5 (got {n_samples})")
+        rng = np.random.default_rng(seed)
+        policies = sample_policies(estimator.supernet, n_samples, rng, choices)
+        acc = np.array([estimator.estimate([p])[0] for p in tqdm(
+            policies, desc="predictor samples", disable=not progress, leave=False)])
+        return cls(kind, seed).fit(policies, acc)
+
+
+class QATEstimator:
+    """Ground truth: quantization-aware fine-tuning of one policy from the supernet weights."""
+
+    def __init__(self, supernet: Supernet, splits, data: EvalData, epochs: float = 1.0, lr: float = 5e-4,
+                 batch_size: int = 128, seed: int = 0, device: str = "auto", progress: bool = False) -> None:
+        if epochs <= 0:
+            raise JaqmooError(f"QAT epochs must be > 0 (got {epochs})")
+        self.supernet = supernet
+        self.splits = splits
+        self.data = data
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.progress = progress
+
+    def finetune(self, policy: QuantPolicy) -> Supernet:
+        """A copy of the supernet fine-tuned under ``policy`` (full LSQ path, no CSQ)."""
+        net = copy.deepcopy(self.supernet).to(self.device)
+        net.set_csq_fraction(0.0)
+        net.set_policy(policy)
+        net.train()
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
+        per_epoch = max(1, len(self.splits.train) // self.batch_size)
+        total = max(1, int(math.ceil(self.epochs * per_epoch)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        gen = torch.Generator().manual_seed(self.seed)
+        step = 0
+        while step < total:
+            for x, y in iterate_batches(self.splits.train, self.batch_size, True, gen, self.device, drop_last=True):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(x), y).backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                step += 1
+                if step >= total:
+                    break
+        return net
+
+    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
+        policies = [self.supernet.check_policy(p) for p in _as_list(policies)]
+        out = []
+        for p in tqdm(policies, desc="QAT ground truth", disable=not self.progress, leave=False):
+            net = self.finetune(p)
+            with torch.inference_mode():
+                net.recalibrate_bn([c.to(self.device) for c in self.data.calib])
+                out.append(net.accuracy(self.data.images.to(self.device), self.data.labels.to(self.device)))
+        return np.array(out, dtype=float)
+
+
+__all__ = [
+    "AccuracyEstimator",
+    "EvalData",
+    "SupernetEstimator",
+    "PredictorEstimator",
+    "QATEstimator",
+    "policy_features",
+    "sample_policies",
+]

@@ -1,0 +1,283 @@
+"""Supernet training: sandwich-rule bit sampling, in-place distillation, cosine LR, resume.
+
+Every step trains the shared weights under several per-layer bit configurations (the
+"sandwich rule"): the largest (all layers at the highest bit-width), the smallest, and
+``n_random`` random ones; their gradients accumulate before one optimizer step. With
+``distill`` the non-largest configurations learn from the largest one's soft predictions
+(in-place distillation) instead of the labels. With ``csq_fraction`` in (0, 1) each
+epoch starts by measuring channel sensitivity (:mod:`jaqmoo.quant.sensitivity`) and only
+the top channels take the full LSQ path.
+
+A checkpoint is written after every epoch (atomically); ``resume=True`` continues from
+it with the same optimizer, schedule and random state.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.policy import SUPPORTED_BITS, QuantPolicy
+from jaqmoo.quant.sensitivity import rank_sensitive_channels
+from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`train_supernet` needs (all plain values, stored in the checkpoint)."""
+
+    model: str = "mobilenet_v2"
+    dataset: str = "fashion-mnist"
+    out: str = "supernet.pt"
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    width_mult: float = 1.0
+    bits: tuple[int, ...] = SUPPORTED_BITS
+    per_channel: bool = True
+    csq_fraction: float = 0.0
+    fixed_first_last: int | None = None
+    n_random: int = 2
+    distill: bool = True
+    sensitivity_batches: int = 2
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    max_train: int | None = None
+    max_val: int | None = 1000
+    resume: bool = False
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise JaqmooError(f"epochs must be >= 0 (got {self.epochs})")
+        if self.batch_size < 1:
+            raise JaqmooError(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.lr <= 0:
+            raise JaqmooError(f"lr must be > 0 (got {self.lr})")
+        if self.n_random < 0:
+            raise JaqmooError(f"n_random must be >= 0 (got {self.n_random})")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise JaqmooError(f"optimizer must be 'adamw' or 'sgd' (got {self.optimizer!r})")
+        if not 0.0 <= self.csq_fraction <= 1.0:
+            raise JaqmooError(f"csq_fraction must be in [0, 1] (got {self.csq_fraction})")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; anything else is checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise JaqmooError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")
+    return dev
+
+
+def iterate_batches(ds: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+                    device: torch.device | None = None, drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    """Mini-batches of ``ds``: fast slicing for in-memory tensors, a DataLoader otherwise."""
+    if isinstance(ds, TensorDataset):
+        x_all, y_all = ds.tensors[0], ds.tensors[1]
+        n = len(x_all)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+        for i in range(0, stop, batch_size):
+            idx = order[i : i + batch_size]
+            x, y = x_all[idx], y_all[idx]
+            yield (x.to(device), y.to(device)) if device is not None else (x, y)
+        return
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+    for x, y in loader:
+        yield (x.to(device), y.to(device)) if device is not None else (x, y)
+
+
+def n_batches(ds: Dataset, batch_size: int, drop_last: bool = False) -> int:
+    n = len(ds)
+    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def sandwich_policies(supernet: Supernet, rng: np.random.Generator, n_random: int) -> list[QuantPolicy]:
+    """Largest, smallest and ``n_random`` random per-layer bit configurations."""
+    hi, lo = max(supernet.bits), min(supernet.bits)
+    return [supernet.uniform_policy(hi), supernet.uniform_policy(lo)] + [
+        supernet.random_policy(rng) for _ in range(n_random)
+    ]
+
+
+def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Weight decay on conv/linear weights only (not on BN, biases or step sizes)."""
+    decay, no_decay = [], []
+    for name, p in supernet.named_parameters():
+        (decay if name.endswith(".weight") and p.dim() > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
+    """KL divergence of the student from the (detached) teacher distribution."""
+    return F.kl_div(F.log_softmax(student, dim=1), teacher_probs, reduction="batchmean")
+
+
+def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
+    """Forward/backward every policy (gradients accumulate); returns the mean loss."""
+    total = 0.0
+    teacher = None
+    for i, pol in enumerate(policies):
+        supernet.set_policy(pol)
+        out = supernet(x)
+        if i == 0 or not distill or teacher is None:
+            loss = F.cross_entropy(out, y)
+            if i == 0:
+                teacher = F.softmax(out.detach(), dim=1)
+        else:
+            loss = distill_loss(out, teacher)
+        loss.backward()
+        total += float(loss.detach())
+    return total / max(1, len(policies))
+
+
+def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
+    """Accuracy of ``policy`` after BN recalibration (on a copy, so training BN stats stay)."""
+    probe = copy.deepcopy(supernet)
+    probe.set_policy(policy)
+    probe.recalibrate_bn(calib)
+    return probe.accuracy(x, y)
+
+
+def _stack(ds: Dataset, limit: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    xs, ys = [], []
+    for x, y in iterate_batches(ds, 512, shuffle=False):
+        xs.append(x)
+        ys.append(y)
+        if sum(len(t) for t in xs) >= limit:
+            break
+    return torch.cat(xs)[:limit].to(device), torch.cat(ys)[:limit].to(device)
+
+
+def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = None) -> Path:
+    """Train a supernet as described by ``cfg``; returns the checkpoint path.
+
+    ``splits`` (a :class:`jaqmoo.data.DatasetSplits`) and ``supernet`` may be given to
+    skip loading/building them (tests, benchmarks).
+    """
+    from jaqmoo.data import load_dataset
+
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    if splits is None:
+        splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, download=cfg.download,
+                              max_train=cfg.max_train, max_val=cfg.max_val)
+    torch.manual_seed(cfg.seed)
+    start_epoch, history = 0, []
+    payload = None
+    if cfg.resume and out.is_file():
+        payload = read_checkpoint(out)
+        supernet = supernet_from_payload(payload, str(out), expect_model=cfg.model)
+        if payload["meta"].get("dataset") != splits.name:
+            raise JaqmooError(f"--resume: checkpoint {out} was trained on {payload['meta'].get('dataset')!r}, not {splits.name!r}")
+        start_epoch = int(payload.get("epoch", 0))
+        history = list(payload.get("history", []))
+    elif supernet is None:
+        supernet = build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size,
+                                  cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
+                                  cfg.fixed_first_last)
+    supernet.to(device)
+    supernet.set_csq_fraction(cfg.csq_fraction)
+    opt = make_optimizer(supernet, cfg)
+    steps_per_epoch = max(1, n_batches(splits.train, cfg.batch_size, drop_last=True))
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if payload is not None:
+        if "optimizer" in payload:
+            opt.load_state_dict(payload["optimizer"])
+        if "scheduler" in payload:
+            sched.load_state_dict(payload["scheduler"])
+        if "rng" in payload:
+            gen.set_state(payload["rng"]["torch"])
+            rng.bit_generator.state = _restore_np_state(payload["rng"]["numpy"])
+    calib = [x.to(device) for x, _ in iterate_batches(splits.train, 256, shuffle=False)][:2]
+    vx, vy = _stack(splits.val, 1000, device)
+    cfg_dict = asdict(cfg)
+    cfg_dict["bits"] = list(cfg.bits)
+
+    def save(epoch: int) -> None:
+        supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                      config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng)})
+
+    for epoch in range(start_epoch, cfg.epochs):
+        supernet.train()
+        if 0.0 < cfg.csq_fraction < 1.0:
+            sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
+            rank_sensitive_channels(supernet, sens)
+        bar = tqdm(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   leave=False)
+        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        for step, (x, y) in enumerate(bar):
+            opt.zero_grad(set_to_none=True)
+            loss = train_step(supernet, x, y, sandwich_policies(supernet, rng, cfg.n_random), cfg.distill)
+            nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            seen += len(x)
+            loss_sum += loss
+            if not math.isfinite(loss):
+                raise JaqmooError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower --lr")
+            bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            del step
+        bar.close()
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / steps_per_epoch,
+            "seconds": time.perf_counter() - t0,
+            "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
+            "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
+        }
+        history.append(record)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
+                       f"{record['acc_max_bits']:.3f}, {min(supernet.bits)}-bit {record['acc_min_bits']:.3f} "
+                       f"({record['seconds']:.0f} s)")
+        save(epoch + 1)
+    if cfg.epochs == 0 or start_epoch >= cfg.epochs:
+        save(max(start_epoch, cfg.epochs))
+    supernet.set_policy(supernet.uniform_policy(max(supernet.bits)))
+    return out
+
+
+def _np_state(rng: np.random.Generator) -> dict:
+    """numpy bit-generator state as tensors/ints only (loadable with weights_only=True)."""
+    st = rng.bit_generator.state
+    return {"bit_generator": st["bit_generator"], "state": int(st["state"]["state"]) % (1 << 62),
+            "state_hi": int(st["state"]["state"]) >> 62, "inc": int(st["state"]["inc"]) % (1 << 62),
+            "inc_hi": int(st["state"]["inc"]) >> 62, "has_uint32": st["has_uint32"], "uinteger": st["uinteger"]}
+
+
+def _restore_np_state(d: dict) -> dict:
+    return {"bit_generator": d["bit_generator"],
+            "state": {"state": (d["state_hi"] << 62) | d["state"], "inc": (d["inc_hi"] << 62) | d["inc"]},
+            "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
+
+
+__all__ = ["TrainConfig", "train_supernet", "train_step", "sandwich_policies", "iterate_batches", "resolve_device"]

@@ -1,0 +1,186 @@
+"""Accuracy side of a search: supernet checkpoint (load or train), estimator, cache.
+
+:func:`obtain_accuracy` returns an :class:`AccuracySetup`: the estimator used inside the
+search loop (the supernet itself, or a predictor fitted on supernet samples), the supernet
+estimator used to re-score the final front (predictor runs only), the layers the supernet
+keeps at fixed bits, and timings. Every estimator is wrapped in a :class:`CachedEstimator`:
+a policy evaluated once (the search revisits many) is never estimated again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.search.spec import ExperimentSpec
+
+
+class CachedEstimator:
+    """Memoises ``estimate(policies)`` per (weight bits, activation bits)."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.cache: dict[tuple, float] = {}
+        self.calls = 0
+
+    @staticmethod
+    def key(policy: QuantPolicy) -> tuple:
+        return (policy.weight_bits, policy.act_bits)
+
+    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
+        todo = []
+        for p in policies:
+            k = self.key(p)
+            if k not in self.cache and k not in {self.key(q) for q in todo}:
+                todo.append(p)
+        if todo:
+            values = np.asarray(self.estimator.estimate(todo), dtype=float).reshape(-1)
+            if len(values) != len(todo):
+                raise RuntimeError(f"accuracy estimator returned {len(values)} values for {len(todo)} policies")
+            self.calls += len(todo)
+            for p, v in zip(todo, values, strict=True):
+                self.cache[self.key(p)] = float(v)
+        return np.asarray([self.cache[self.key(p)] for p in policies], dtype=float)
+
+
+@dataclass
+class AccuracySetup:
+    """What the search needs from the accuracy side."""
+
+    search_estimator: Any
+    rescore_estimator: Any | None
+    fixed_layers: dict[int, tuple[int, int]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+
+#: TrainConfig fields the spec decides (not settable under accuracy.train)
+_SPEC_OWNED = ("model", "dataset", "out", "bits", "fixed_first_last", "seed", "progress", "width_mult",
+               "data_root", "resume", "extra")
+
+
+def _train_kwargs(spec: ExperimentSpec) -> dict:
+    """``accuracy.train`` checked against :class:`jaqmoo.quant.train.TrainConfig`'s fields."""
+    from dataclasses import fields
+
+    from jaqmoo.quant.train import TrainConfig
+    from jaqmoo.search.spec import _suggest
+
+    allowed = [f.name for f in fields(TrainConfig) if f.name not in _SPEC_OWNED]
+    kwargs = spec.accuracy.train_kwargs
+    for key in kwargs:
+        if key not in allowed:
+            raise JaqmooError(f"{spec.source}: accuracy.train.{key}: unknown training option; "
+                              f"{_suggest(key, allowed)}allowed: {', '.join(allowed)}")
+    return kwargs
+
+
+def check_train_options(spec: ExperimentSpec) -> None:
+    """Validate ``accuracy.train`` (called before any work starts)."""
+    from jaqmoo.quant.train import TrainConfig
+
+    try:
+        TrainConfig(**_train_kwargs(spec)).validate()
+    except TypeError as exc:
+        raise JaqmooError(f"{spec.source}: accuracy.train: {exc}") from exc
+    except JaqmooError as exc:
+        raise JaqmooError(f"{spec.source}: accuracy.train: {exc}") from exc
+
+
+def _load_pretrained(supernet: Any, path: Path) -> None:
+    """Float weights of the plain model (a state_dict) into the supernet's shared weights."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise JaqmooError(f"model.checkpoint {path}: not a torch state_dict ({type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise JaqmooError(f"model.checkpoint {path}: expected a state_dict (a mapping of tensors)")
+    try:
+        result = supernet.model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise JaqmooError(f"model.checkpoint {path}: its weights do not fit {supernet.meta.model}: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    if result.unexpected_keys:
+        raise JaqmooError(f"model.checkpoint {path}: keys {result.unexpected_keys[:5]} are not in "
+                          f"{supernet.meta.model}; it was saved from another model")
+
+
+def supernet_bits(spec: ExperimentSpec) -> tuple[int, ...]:
+    """Bit-widths the supernet must serve: every weight/activation choice and fixed-layer bits."""
+    q = spec.quantization
+    bits = set(q.weight_bits) | set(q.act_bits)
+    for _, (w, a) in q.fixed_layers:
+        bits |= {w, a}
+    return tuple(sorted(bits))
+
+
+def _first_last(spec: ExperimentSpec) -> int | None:
+    fixed = dict(spec.quantization.fixed_layers)
+    first, last = fixed.get("first"), fixed.get("last")
+    if first is not None and first == last and first[0] == first[1]:
+        return first[0]
+    return None
+
+
+def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
+                    progress: bool = True) -> tuple[Any, float, bool]:
+    """Load ``accuracy.checkpoint`` if it exists, else train a supernet (and save it there)."""
+    from jaqmoo.quant import supernet as sn
+
+    ckpt = Path(spec.accuracy.checkpoint).expanduser() if spec.accuracy.checkpoint else default_checkpoint
+    t0 = time.perf_counter()
+    if ckpt.is_file():
+        net = sn.load_supernet(ckpt, expect_model=spec.model.name)
+        missing = set(supernet_bits(spec)) - set(net.bits)
+        if missing:
+            raise JaqmooError(f"{spec.source}: accuracy.checkpoint {ckpt} was trained for bits {list(net.bits)}, "
+                              f"the spec also uses {sorted(missing)}; delete the checkpoint to retrain or narrow the bits")
+        if net.meta.dataset and net.meta.dataset != splits.name:
+            raise JaqmooError(f"{spec.source}: accuracy.checkpoint {ckpt} was trained on {net.meta.dataset!r}, "
+                              f"not {splits.name!r}; point accuracy.checkpoint elsewhere to train a new one")
+        return net, time.perf_counter() - t0, False
+    from jaqmoo.quant.train import TrainConfig, train_supernet
+
+    cfg = TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
+                      bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
+                      progress=progress, data_root=spec.dataset.root, **_train_kwargs(spec))
+    net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
+                            splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+    if spec.model.checkpoint:
+        _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
+    path = train_supernet(cfg, splits=splits, supernet=net)
+    return sn.load_supernet(path, expect_model=spec.model.name), time.perf_counter() - t0, True
+
+
+def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
+                    progress: bool = True) -> AccuracySetup:
+    """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
+    from jaqmoo.quant.estimators import PredictorEstimator, SupernetEstimator
+
+    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
+    if tuple(net.layer_names) != tuple(layer_names):
+        raise JaqmooError(f"{spec.source}: the supernet's layers do not match model {spec.model.name}'s; "
+                          "delete accuracy.checkpoint to retrain it")
+    timings = {"supernet_train" if trained else "supernet_load": seconds}
+    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
+    meta = {"supernet_checkpoint": spec.accuracy.checkpoint, "supernet_trained_now": trained}
+    if spec.accuracy.estimator == "supernet":
+        return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
+    t0 = time.perf_counter()
+    predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
+                                            choices=supernet_bits(spec), seed=spec.seed, progress=progress)
+    timings["predictor_fit"] = time.perf_counter() - t0
+    meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
+    return AccuracySetup(CachedEstimator(predictor), CachedEstimator(supernet_est), fixed, timings, meta)

@@ -1,0 +1,124 @@
+"""pymoo algorithms by name, configured for integer genomes and seeded first populations."""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.core.algorithm import Algorithm
+from pymoo.core.sampling import Sampling
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.util.ref_dirs import get_reference_directions
+
+from jaqmoo.errors import JaqmooError
+
+
+class SeededIntegerSampling(Sampling):
+    """First population: the given seed genomes, then uniformly random integer genomes."""
+
+    def __init__(self, seeds: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.seeds = np.zeros((0, 0), dtype=int) if seeds is None else np.asarray(seeds, dtype=int)
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        xl, xu = problem.bounds()
+        n_rand = max(n_samples - len(self.seeds), 0)
+        rand = random_state.integers(xl.astype(int), xu.astype(int) + 1, size=(n_rand, problem.n_var))
+        seeds = self.seeds[:n_samples].reshape(-1, problem.n_var) if len(self.seeds) else np.zeros((0, problem.n_var), int)
+        return np.vstack([seeds, rand]).astype(int)
+
+
+class _ModuleFunction:
+    """A module-level function referenced by name, so checkpoints can pickle it.
+
+    pymoo decorates some selection functions (``default_random_state``), which makes them
+    local objects that ``pickle`` cannot reference; this wrapper pickles ``module:name``.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return self._func(*args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        return {"module": self.module, "name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        import importlib
+
+        self.module, self.name = state["module"], state["name"]
+        self._func = getattr(importlib.import_module(self.module), self.name)
+
+
+def _make_picklable(algorithm: Algorithm) -> Algorithm:
+    """Wrap decorated selection functions so the algorithm can be checkpointed."""
+    selection = getattr(getattr(algorithm, "mating", None), "selection", None)
+    func = getattr(selection, "func_comp", None)
+    if func is not None and "<locals>" in getattr(func, "__qualname__", ""):
+        import sys
+
+        for mod_name, module in list(sys.modules.items()):
+            if not mod_name.startswith("pymoo") or module is None:
+                continue
+            name = next((n for n, v in vars(module).items() if v is func), None)
+            if name is not None:
+                wrapper = _ModuleFunction.__new__(_ModuleFunction)
+                wrapper.__setstate__({"module": mod_name, "name": name})
+                selection.func_comp = wrapper
+                break
+    return algorithm
+
+
+def _operators() -> dict:
+    return dict(
+        crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=True,
+    )
+
+
+def _ref_dirs(n_obj: int, pop_size: int) -> np.ndarray:
+    """Das-Dennis directions, as many as fit in the population."""
+    partitions = 1
+    while True:
+        nxt = get_reference_directions("das-dennis", n_obj, n_partitions=partitions + 1)
+        if len(nxt) > pop_size:
+            break
+        partitions += 1
+        if partitions > 200:
+            break
+    return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+
+
+ALGORITHM_NAMES = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")
+
+
+def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None = None) -> Algorithm:
+    """A pymoo algorithm ``name`` with integer-safe operators and ``seeds`` in its first population."""
+    return _make_picklable(_make_algorithm(name, pop_size, n_obj, seeds))
+
+
+def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None) -> Algorithm:
+    sampling = SeededIntegerSampling(seeds)
+    ops = _operators()
+    if name == "nsga2":
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+
+        return NSGA2(pop_size=pop_size, sampling=sampling, **ops)
+    if name in ("nsga3", "unsga3"):
+        from pymoo.algorithms.moo.nsga3 import NSGA3
+        from pymoo.algorithms.moo.unsga3 import UNSGA3
+
+        cls = NSGA3 if name == "nsga3" else UNSGA3
+        return cls(ref_dirs=_ref_dirs(n_obj, pop_size), pop_size=pop_size, sampling=sampling, **ops)
+    if name == "smsemoa":
+        from pymoo.algorithms.moo.sms import SMSEMOA
+
+        return SMSEMOA(pop_size=pop_size, sampling=sampling, **ops)
+    if name == "spea2":
+        from pymoo.algorithms.moo.spea2 import SPEA2
+
+        return SPEA2(pop_size=pop_size, sampling=sampling, **ops)
+    if name == "rnsga2":
+        from pymoo.algorithms.moo.rnsga2 import RNSGA2
+
+        return RNSGA2(ref_points=np.zeros((1, n_obj)), pop_size=pop_size, sampling=sampling, **ops)
+    raise JaqmooError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHM_NAMES)}")

@@ -1,0 +1,129 @@
+"""The real candidate evaluator: accuracy estimator + cost model (+ mapper or mapping genes).
+
+:class:`JointEvaluator` implements :class:`jaqmoo.search.problem.CandidateEvaluator`.
+Accuracy is estimated for the whole batch at once (cached per policy); cost comes from
+:func:`jaqmoo.cost.network_cost` on the accelerator built from the candidate's hardware
+parameters (cached per parameter set). In ``inner`` mapping mode the mapper picks each
+layer's best mapping for the decoded bits and hardware; in ``outer`` mode each layer's
+mapping gene indexes its candidate list (:mod:`jaqmoo.search.mapping_genes`). A candidate
+with a layer that fits no buffer is returned ``feasible=False`` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.search.genome import Candidate, GenomeSpace
+from jaqmoo.workload import Workload
+
+NAN = float("nan")
+COST_KEYS = ("energy_pj", "cycles", "latency_s", "edp", "memory_bits", "weight_memory_bits",
+             "activation_memory_bits", "area_mm2")
+
+
+def accelerator_area_mm2(accel: Any) -> float | None:
+    """Total area of an accelerator in mm² (None when its tables carry no area)."""
+    area = getattr(accel, "area_um2", None)
+    if area is None:
+        return None
+    area = area() if callable(area) else area
+    return float(area) / 1e6 if area else None
+
+
+def cost_record(cost: Any) -> dict[str, Any]:
+    """Flatten a ``NetworkCost`` into record columns (totals, per-level energy, per-layer mappings)."""
+    rec: dict[str, Any] = {"feasible": bool(getattr(cost, "feasible", True)), "reason": getattr(cost, "reason", "") or ""}
+    for k in COST_KEYS:
+        v = getattr(cost, k, None)
+        rec[k] = float(v) if v is not None else NAN
+    levels: dict[str, float] = {}
+    for lc in cost.layers:
+        rec[f"map.{lc.name}"] = getattr(lc, "mapping", None) or getattr(lc, "mapping_summary", "") or ""
+        for lvl, e in (getattr(lc, "energy_by_level", None) or {}).items():
+            levels[lvl] = levels.get(lvl, 0.0) + float(e)
+    for lvl, e in levels.items():
+        rec[f"energy.{lvl}"] = e
+    if not rec["feasible"]:
+        for k in COST_KEYS:
+            rec[k] = NAN
+    return rec
+
+
+def infeasible_record(reason: str) -> dict[str, Any]:
+    return {"feasible": False, "reason": reason, **{k: NAN for k in COST_KEYS}}
+
+
+class JointEvaluator:
+    """Scores candidates for accuracy and hardware cost (see the module doc)."""
+
+    def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
+                 metric: str = "energy") -> None:
+        self.workload = workload
+        self.template = template
+        self.accuracy = accuracy
+        self.space = space
+        self.metric = metric
+        self._accels: dict[tuple, Any] = {}
+        self._costs: dict[tuple, dict] = {}
+        self.mapper = self._make_mapper()
+        self.outer = None
+        if space.mapping_mode == "outer":
+            from jaqmoo.search.mapping_genes import OuterMapping
+
+            self.outer = OuterMapping(workload, space.mapping_candidates, metric)
+
+    def _make_mapper(self) -> Any:
+        try:
+            from jaqmoo.mapping.mapper import Mapper
+        except ImportError:
+            return None
+        return Mapper()
+
+    @property
+    def energy_source(self) -> str:
+        return str(getattr(self.accelerator(dict(self.space.hardware_fixed)), "energy_source", ""))
+
+    def accelerator(self, hardware: dict[str, int]) -> Any:
+        key = tuple(sorted(hardware.items()))
+        if key not in self._accels:
+            self._accels[key] = self.template.build(**hardware)
+        return self._accels[key]
+
+    def cost(self, cand: Candidate) -> dict[str, Any]:
+        """Cost columns of one candidate (memoised: the search revisits genomes)."""
+        key = (cand.policy.weight_bits, cand.policy.act_bits, cand.hardware_key(), cand.mapping_genes)
+        if key in self._costs:
+            return self._costs[key]
+        try:
+            accel = self.accelerator(dict(cand.hardware))
+        except JaqmooError as exc:
+            rec = infeasible_record(f"hardware: {exc}")
+        else:
+            if self.outer is not None:
+                rec = self.outer.cost(accel, cand.policy, cand.mapping_genes)
+            else:
+                from jaqmoo.cost import network_cost
+
+                try:
+                    rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
+                                                   mapper=self.mapper))
+                except JaqmooError as exc:
+                    rec = infeasible_record(str(exc))
+            if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):
+                area = accelerator_area_mm2(accel)
+                rec["area_mm2"] = area if area is not None else NAN
+        self._costs[key] = rec
+        return rec
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+        acc = self.accuracy.estimate([c.policy for c in candidates])
+        out = []
+        for c, a in zip(candidates, acc, strict=True):
+            rec = dict(self.cost(c))
+            rec["accuracy"] = float(a)
+            out.append(rec)
+        return out

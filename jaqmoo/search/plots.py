@@ -1,0 +1,118 @@
+"""PNG plots of a run: the Pareto front (pairwise projections) and hypervolume per generation."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from jaqmoo.search.indicators import non_dominated
+from jaqmoo.search.problem import METRIC_OF
+from jaqmoo.search.spec import OBJECTIVES
+
+if TYPE_CHECKING:
+    from jaqmoo.report import Run
+
+LABELS = {
+    "accuracy": "accuracy",
+    "energy": "energy (pJ)",
+    "latency": "latency (s)",
+    "edp": "EDP (pJ*s)",
+    "memory": "memory (bits)",
+    "area": "area (mm²)",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pairs(objectives: list[str]) -> list[tuple[str, str]]:
+    """Objective pairs to plot: accuracy against each other objective first, then the rest."""
+    if len(objectives) == 1:
+        return [(objectives[0], objectives[0])]
+    pairs = list(itertools.combinations(objectives, 2))
+    # put accuracy on the y axis
+    return [(b, a) if a == "accuracy" else (a, b) for a, b in pairs]
+
+
+def _projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows of ``front`` non-dominated in the (x, y) projection, sorted by x."""
+    if front.empty:
+        return front
+    cols = []
+    for o in (x, y):
+        v = pd.to_numeric(front[METRIC_OF[o]], errors="coerce").to_numpy(dtype=float)
+        cols.append(-v if OBJECTIVES[o] == "max" else v)
+    idx = non_dominated(np.stack(cols, axis=1))
+    return front.iloc[idx].sort_values(METRIC_OF[x])
+
+
+def plot_front(run: Run, path: str | Path) -> Path:
+    """Scatter of every valid evaluation, the front highlighted, uniform-bit baselines marked."""
+    plt = _pyplot()
+    objectives = run.objectives
+    pairs = _pairs(objectives)
+    n = len(pairs)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    ev = run.evaluations
+    valid = ev[ev["valid"]]
+    front = run.front
+    base = run.baselines
+    for ax, (x, y) in zip(axes.ravel(), pairs, strict=False):
+        kx, ky = METRIC_OF[x], METRIC_OF[y]
+        ax.scatter(valid[kx], valid[ky], s=8, c="0.75", label=f"evaluated ({len(valid)})")
+        ax.scatter(front[kx], front[ky], s=18, c="tab:blue", zorder=3, label=f"Pareto front ({len(front)})")
+        proj = _projected_front(front, x, y)
+        if len(proj) > 1:
+            ax.step(proj[kx], proj[ky], where="post", lw=1, c="tab:blue", alpha=0.7)
+        if "accuracy_rescored" in front and "accuracy" in (x, y) and front["accuracy_rescored"].notna().any():
+            rx = front["accuracy_rescored"] if x == "accuracy" else front[kx]
+            ry = front["accuracy_rescored"] if y == "accuracy" else front[ky]
+            ax.scatter(rx, ry, marker="x", c="tab:green", s=20, label="front, re-scored by the supernet")
+        for _, b in base.iterrows():
+            ax.scatter([b[kx]], [b[ky]], marker="*", s=140, c="tab:red", edgecolors="k", zorder=5)
+            ax.annotate(str(b["baseline"]).replace("uniform ", ""), (b[kx], b[ky]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8, color="tab:red")
+        if len(base):
+            ax.scatter([], [], marker="*", s=140, c="tab:red", edgecolors="k", label="uniform-bit baselines")
+        if x != "accuracy" and pd.to_numeric(valid[kx], errors="coerce").min() > 0:
+            ax.set_xscale("log")
+        ax.set_xlabel(LABELS[x])
+        ax.set_ylabel(LABELS[y])
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{run.meta.get('name', run.dir.name)}: {', '.join(objectives)}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_hypervolume(history: pd.DataFrame, path: str | Path) -> Path:
+    """Hypervolume of the current front after each generation."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(history["generation"], history["hypervolume"], "o-", ms=3)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("hypervolume (normalised)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

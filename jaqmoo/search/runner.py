@@ -1,0 +1,108 @@
+"""The generation loop: ask / evaluate / tell, checkpoint, progress, resume.
+
+:func:`run_search` drives a pymoo algorithm through pymoo's ask-and-tell interface so that
+after every completed generation the whole algorithm (population, random generator,
+generation counter) is checkpointed in the run directory. ``resume=True`` restores the last
+checkpoint and re-asks the interrupted generation: the restored random generator produces
+exactly the same offspring, whose already stored evaluations are reused, so a killed and
+resumed run evaluates, stores and returns exactly what an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymoo.core.algorithm import Algorithm
+from pymoo.termination.max_gen import MaximumGenerationTermination
+from tqdm.auto import tqdm
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.search.indicators import hv_scale, hypervolume
+from jaqmoo.search.problem import PENALTY, JointProblem
+from jaqmoo.search.spec import OBJECTIVES
+from jaqmoo.search.store import Checkpoint, ResultsStore
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished search leaves besides the run directory."""
+
+    algorithm: Algorithm
+    history: list[dict] = field(default_factory=list)
+    n_evaluations: int = 0
+    resumed_from: int = 0  # last generation restored from a checkpoint (0 = fresh run)
+    seconds: float = 0.0
+
+
+def _feasible_front(algorithm: Algorithm) -> np.ndarray:
+    opt = algorithm.opt
+    if opt is None or len(opt) == 0:
+        return np.zeros((0, algorithm.problem.n_obj))
+    F, feas = opt.get("F"), opt.get("FEAS").ravel()
+    F = F[feas]
+    return F[np.all(F < PENALTY, axis=1)]
+
+
+def _best(F: np.ndarray, objectives: tuple[str, ...]) -> dict[str, float]:
+    best = {}
+    for j, o in enumerate(objectives):
+        if len(F) == 0:
+            best[f"best_{o}"] = float("nan")
+            continue
+        v = float(F[:, j].min())
+        best[f"best_{o}"] = 1.0 - v if OBJECTIVES[o] == "max" else v
+    return best
+
+
+def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore, generations: int,
+               seed: int, resume: bool = False, progress: bool = True) -> SearchOutcome:
+    """Run (or continue) ``algorithm`` on ``problem`` for ``generations`` generations."""
+    start = time.perf_counter()
+    history: list[dict] = []
+    scale: list[float] | None = None
+    n_evals = 0
+    done = 0
+    if resume:
+        checkpoint, pending = store.prepare_resume()
+        problem.pending = pending
+        if checkpoint is not None:
+            algorithm = checkpoint.algorithm
+            algorithm.problem = problem
+            history, scale, n_evals = list(checkpoint.history), checkpoint.hv_scale, checkpoint.n_evaluations
+            done = checkpoint.generation
+            algorithm.termination = MaximumGenerationTermination(generations)
+    if done == 0:
+        algorithm.setup(problem, termination=("n_gen", generations), seed=seed, verbose=False)
+    if done >= generations:
+        return SearchOutcome(algorithm, history, n_evals, done, time.perf_counter() - start)
+
+    bar = tqdm(total=generations, initial=done, unit="gen", desc="search", disable=not progress, dynamic_ncols=True)
+    try:
+        while algorithm.has_next():
+            pop = algorithm.ask()
+            gen = int(algorithm.n_iter)
+            if pop is None or len(pop) == 0:
+                raise JaqmooError(
+                    f"the algorithm produced no new individuals at generation {gen}: the search space is "
+                    "too small for this population; widen the bit/hardware choices or lower the population"
+                )
+            algorithm.evaluator.eval(problem, pop, generation=gen)
+            algorithm.tell(infills=pop)
+            n_evals += len(pop)
+            if scale is None:
+                feas = pop.get("F")[pop.get("FEAS").ravel()]
+                scale = hv_scale(feas if len(feas) else pop.get("F"))
+            front = _feasible_front(algorithm)
+            row = {"generation": gen, "evaluations": n_evals, "front_size": len(front),
+                   "hypervolume": hypervolume(front, scale), **_best(front, problem.objectives)}
+            history.append(row)
+            store.save_checkpoint(Checkpoint(gen, algorithm, history, n_evals, scale))
+            store.write_history(history)
+            bar.update(1)
+            bar.set_postfix({"evals": n_evals, "hv": f"{row['hypervolume']:.4g}",
+                             **{k[5:]: f"{v:.4g}" for k, v in row.items() if k.startswith("best_")}})
+    finally:
+        bar.close()
+    return SearchOutcome(algorithm, history, n_evals, done, time.perf_counter() - start)

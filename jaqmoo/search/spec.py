@@ -1,0 +1,516 @@
+"""Experiment specs (``problems/*.yaml``): schema, defaults and validation.
+
+A spec is read into plain frozen dataclasses (:class:`ExperimentSpec` and its sections).
+Validation happens here, before any work starts: unknown keys (with "did you mean"
+suggestions), wrong types, values out of range and impossible combinations each raise a
+:class:`~jaqmoo.errors.JaqmooError` naming the file, the field and the fix. Checks that need
+the hardware template or the model (hardware parameter names/choices, area budget below
+the smallest configuration, fixed layers that do not exist) are done by
+:func:`jaqmoo.experiment.prepare_experiment`, still before any training or search.
+
+Example (``problems/quickstart.yaml``)::
+
+    name: quickstart
+    seed: 0
+    model: {name: simple_cnn}
+    dataset: {name: digits}
+    accelerator: {template: eyeriss, search: [pe_x, glb_depth]}
+    quantization: {weight_bits: [2, 3, 4, 5, 6, 8], act_bits: [4, 5, 6, 8]}
+    mapping: {mode: inner, metric: energy}
+    accuracy: {estimator: supernet, checkpoint: runs/cache/quickstart-supernet.pt,
+               train: {epochs: 3}}
+    objectives: [accuracy, energy, memory]
+    constraints: {max_accuracy_drop: 0.05}
+    search: {algorithm: nsga2, population: 24, generations: 10}
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.policy import SUPPORTED_BITS
+
+#: objective name -> "max" or "min"
+OBJECTIVES: dict[str, str] = {
+    "accuracy": "max",
+    "energy": "min",
+    "latency": "min",
+    "edp": "min",
+    "memory": "min",
+    "area": "min",
+}
+MAPPING_MODES = ("inner", "outer")
+MAPPING_METRICS = ("energy", "edp", "cycles")
+ESTIMATORS = ("supernet", "predictor")
+DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
+ALGORITHMS = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")  # == search.algorithms.ALGORITHM_NAMES
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which CNN to search (``jaqmoo.models.build_model`` names)."""
+
+    name: str
+    width_mult: float = 1.0
+    checkpoint: str | None = None  # pretrained float weights (state_dict) to start the supernet from
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Dataset for supernet training/evaluation (``jaqmoo.data.load_dataset``)."""
+
+    name: str
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """Hardware template, parameters held fixed and parameters evolved by the search."""
+
+    template: str
+    fixed: tuple[tuple[str, int], ...] = ()
+    #: evolved parameters: (name, allowed values or () = all the template's choices)
+    search: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    search_all: bool = False
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    """Bit-width choices per layer and layers held at fixed bits."""
+
+    weight_bits: tuple[int, ...] = SUPPORTED_BITS
+    act_bits: tuple[int, ...] = SUPPORTED_BITS
+    #: layer name (or 'first' / 'last') -> (w, a) held fixed
+    fixed_layers: tuple[tuple[str, tuple[int, int]], ...] = ()
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """How mappings are chosen: by the mapper per layer (inner) or evolved (outer)."""
+
+    mode: str = "inner"
+    metric: str = "energy"
+    candidates: int = 16  # outer mode: mapping candidates per layer the gene indexes into
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    """Accuracy estimation: the CSQ supernet directly, or a predictor fitted on it."""
+
+    estimator: str = "supernet"
+    checkpoint: str | None = None  # supernet checkpoint: loaded if present, else trained and saved
+    train: tuple[tuple[str, Any], ...] = ()  # keyword arguments of jaqmoo.quant.supernet.train_supernet
+    val_images: int = 500
+    predictor_samples: int = 200
+    rescore_front: bool = True
+
+    @property
+    def train_kwargs(self) -> dict[str, Any]:
+        return dict(self.train)
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """Feasibility constraints (``None`` = not constrained)."""
+
+    min_accuracy: float | None = None
+    max_accuracy_drop: float | None = None  # below the uniform 8-bit accuracy, as a fraction
+    max_area_mm2: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The evolutionary algorithm and its budget."""
+
+    algorithm: str = "nsga2"
+    population: int = 32
+    generations: int = 20
+    seed_bits: tuple[int, ...] = (8, 6, 4)
+    batch_size: int = 16  # individuals evaluated (and flushed to the store) per batch
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A whole validated experiment."""
+
+    name: str
+    model: ModelSpec
+    dataset: DatasetSpec
+    accelerator: AcceleratorSpec
+    quantization: QuantizationSpec = QuantizationSpec()
+    mapping: MappingSpec = MappingSpec()
+    accuracy: AccuracySpec = AccuracySpec()
+    objectives: tuple[str, ...] = ("accuracy", "energy")
+    constraints: ConstraintSpec = ConstraintSpec()
+    search: SearchSpec = SearchSpec()
+    seed: int = 0
+    output_dir: str | None = None
+    source: str = "<dict>"  # file the spec came from (for messages)
+    base_dir: str = "."  # relative paths in the spec are relative to the working directory
+
+    def with_overrides(self, generations: int | None = None, population: int | None = None) -> ExperimentSpec:
+        """A copy with the CLI's ``--generations`` / ``--pop`` applied (validated)."""
+        search = self.search
+        if generations is not None:
+            search = replace(search, generations=_int_range(generations, "--generations", 1, None, "command line"))
+        if population is not None:
+            search = replace(search, population=_int_range(population, "--pop", 4, None, "command line"))
+            _check_population(search, "command line")
+        return replace(self, search=search)
+
+    def to_dict(self) -> dict:
+        """A plain-data form (written into the run directory as ``spec.yaml``)."""
+        return _plain(self)
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        if obj and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in obj):
+            return {k: _plain(v) for k, v in obj}
+        return [_plain(x) for x in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
+    """Raise for keys of ``data`` not in ``allowed`` (suggesting the closest one)."""
+    for key in data:
+        if key not in allowed:
+            raise JaqmooError(
+                f"{where}: unknown key {key!r}; {_suggest(str(key), allowed)}allowed keys: {', '.join(allowed)}"
+            )
+
+
+def _section(data: Any, where: str) -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {data!r})")
+    return data
+
+
+def _type_name(t: type | tuple) -> str:
+    return " or ".join(x.__name__ for x in (t if isinstance(t, tuple) else (t,)))
+
+
+def _typed(value: Any, t: type | tuple, where: str) -> Any:
+    if isinstance(value, bool) and bool not in (t if isinstance(t, tuple) else (t,)):
+        raise JaqmooError(f"{where}: expected {_type_name(t)}, got a boolean {value!r}")
+    if t is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, t):
+        raise JaqmooError(f"{where}: expected {_type_name(t)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _int_range(value: Any, where: str, lo: int | None, hi: int | None, src: str) -> int:
+    value = _typed(value, int, f"{src}: {where}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {rng}")
+    return value
+
+
+def _float_range(value: Any, where: str, lo: float, hi: float | None, src: str, lo_open: bool = False) -> float:
+    value = _typed(value, float, f"{src}: {where}")
+    if value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
+        bound = f"{'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
+        raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {bound}")
+    return value
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...], src: str) -> str:
+    value = _typed(value, str, f"{src}: {where}")
+    if value not in allowed:
+        raise JaqmooError(
+            f"{src}: {where}: unknown value {value!r}; {_suggest(value, list(allowed))}choose one of: {', '.join(allowed)}"
+        )
+    return value
+
+
+def _bits_list(value: Any, where: str, src: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise JaqmooError(f"{src}: {where}: expected a non-empty list of bit-widths such as [2, 4, 6, 8]")
+    out = []
+    for i, v in enumerate(value):
+        b = _typed(v, int, f"{src}: {where}[{i}]")
+        if b not in SUPPORTED_BITS:
+            raise JaqmooError(f"{src}: {where}[{i}]: {b} bits is not supported; use values in 2..8")
+        out.append(b)
+    if len(set(out)) != len(out):
+        raise JaqmooError(f"{src}: {where}: duplicate bit-widths in {value}")
+    return tuple(sorted(out))
+
+
+def _bits_pair(value: Any, where: str, src: str) -> tuple[int, int]:
+    from jaqmoo.quant.policy import parse_bits_spec
+
+    w, a = parse_bits_spec(str(value), f"{src}: {where}")
+    if w not in SUPPORTED_BITS or a not in SUPPORTED_BITS:
+        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {value!r})")
+    return (w, a)
+
+
+def _path(value: Any, where: str, src: str) -> str | None:
+    if value is None:
+        return None
+    return str(_typed(value, str, f"{src}: {where}"))
+
+
+def _fields_of(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _model(data: Any, src: str) -> ModelSpec:
+    from jaqmoo.models import MODELS
+
+    d = _section(data, f"{src}: model")
+    check_keys(d, _fields_of(ModelSpec), f"{src}: model")
+    if "name" not in d:
+        raise JaqmooError(f"{src}: model.name is required; choose one of: {', '.join(sorted(MODELS))}")
+    return ModelSpec(
+        name=_choice(d["name"], "model.name", tuple(sorted(MODELS)), src),
+        width_mult=_float_range(d.get("width_mult", 1.0), "model.width_mult", 0.0, 4.0, src, lo_open=True),
+        checkpoint=_path(d.get("checkpoint"), "model.checkpoint", src),
+    )
+
+
+def _dataset(data: Any, src: str) -> DatasetSpec:
+    d = _section(data, f"{src}: dataset")
+    check_keys(d, _fields_of(DatasetSpec), f"{src}: dataset")
+    if "name" not in d:
+        raise JaqmooError(f"{src}: dataset.name is required; choose one of: {', '.join(DATASETS)}")
+    name = _choice(d["name"], "dataset.name", DATASETS, src)
+    root = _path(d.get("root"), "dataset.root", src)
+    if name == "imagefolder" and root is None:
+        raise JaqmooError(f"{src}: dataset.root is required for imagefolder (a folder with train/ and val/)")
+    return DatasetSpec(name=name, root=root)
+
+
+def _accelerator(data: Any, src: str) -> AcceleratorSpec:
+    d = _section(data, f"{src}: accelerator")
+    check_keys(d, ["template", "fixed", "search"], f"{src}: accelerator")
+    if "template" not in d:
+        raise JaqmooError(f"{src}: accelerator.template is required (e.g. eyeriss or simba)")
+    template = _typed(d["template"], str, f"{src}: accelerator.template")
+    fixed = _section(d.get("fixed"), f"{src}: accelerator.fixed")
+    fixed_items = []
+    for k, v in fixed.items():
+        fixed_items.append((str(k), _typed(v, int, f"{src}: accelerator.fixed.{k}")))
+    search = d.get("search", [])
+    search_all = False
+    items: list[tuple[str, tuple[int, ...]]] = []
+    if search == "all":
+        search_all = True
+    elif isinstance(search, list):
+        for i, k in enumerate(search):
+            items.append((_typed(k, str, f"{src}: accelerator.search[{i}]"), ()))
+    elif isinstance(search, dict):
+        for k, v in search.items():
+            if v is None:
+                items.append((str(k), ()))
+                continue
+            if not isinstance(v, list) or not v:
+                raise JaqmooError(f"{src}: accelerator.search.{k}: expected a non-empty list of values (or null for all)")
+            items.append((str(k), tuple(_typed(x, int, f"{src}: accelerator.search.{k}") for x in v)))
+    elif search is not None:
+        raise JaqmooError(f"{src}: accelerator.search: expected a list of parameter names, a mapping name -> values, or 'all'")
+    clash = {k for k, _ in items} & {k for k, _ in fixed_items}
+    if clash:
+        raise JaqmooError(f"{src}: accelerator: {sorted(clash)} are both fixed and searched; keep each in one place")
+    return AcceleratorSpec(template, tuple(fixed_items), tuple(items), search_all)
+
+
+def _quantization(data: Any, src: str) -> QuantizationSpec:
+    d = _section(data, f"{src}: quantization")
+    check_keys(d, _fields_of(QuantizationSpec), f"{src}: quantization")
+    fixed = _section(d.get("fixed_layers"), f"{src}: quantization.fixed_layers")
+    return QuantizationSpec(
+        weight_bits=_bits_list(d["weight_bits"], "quantization.weight_bits", src) if "weight_bits" in d else SUPPORTED_BITS,
+        act_bits=_bits_list(d["act_bits"], "quantization.act_bits", src) if "act_bits" in d else SUPPORTED_BITS,
+        fixed_layers=tuple((str(k), _bits_pair(v, f"quantization.fixed_layers.{k}", src)) for k, v in fixed.items()),
+    )
+
+
+def _mapping(data: Any, src: str) -> MappingSpec:
+    d = _section(data, f"{src}: mapping")
+    check_keys(d, _fields_of(MappingSpec), f"{src}: mapping")
+    return MappingSpec(
+        mode=_choice(d.get("mode", "inner"), "mapping.mode", MAPPING_MODES, src),
+        metric=_choice(d.get("metric", "energy"), "mapping.metric", MAPPING_METRICS, src),
+        candidates=_int_range(d.get("candidates", 16), "mapping.candidates", 1, 4096, src),
+    )
+
+
+def _accuracy(data: Any, src: str) -> AccuracySpec:
+    d = _section(data, f"{src}: accuracy")
+    check_keys(d, _fields_of(AccuracySpec), f"{src}: accuracy")
+    train = _section(d.get("train"), f"{src}: accuracy.train")
+    rescore = d.get("rescore_front", True)
+    return AccuracySpec(
+        estimator=_choice(d.get("estimator", "supernet"), "accuracy.estimator", ESTIMATORS, src),
+        checkpoint=_path(d.get("checkpoint"), "accuracy.checkpoint", src),
+        train=tuple(sorted((str(k), v) for k, v in train.items())),
+        val_images=_int_range(d.get("val_images", 500), "accuracy.val_images", 10, None, src),
+        predictor_samples=_int_range(d.get("predictor_samples", 200), "accuracy.predictor_samples", 8, None, src),
+        rescore_front=_typed(rescore, bool, f"{src}: accuracy.rescore_front"),
+    )
+
+
+def _objectives(data: Any, src: str) -> tuple[str, ...]:
+    if data is None:
+        return ("accuracy", "energy")
+    if isinstance(data, str):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise JaqmooError(f"{src}: objectives: expected a non-empty list such as [accuracy, energy, memory]")
+    out = tuple(_choice(o, f"objectives[{i}]", tuple(OBJECTIVES), src) for i, o in enumerate(data))
+    if len(set(out)) != len(out):
+        raise JaqmooError(f"{src}: objectives: {list(out)} lists an objective twice")
+    return out
+
+
+def _constraints(data: Any, src: str) -> ConstraintSpec:
+    d = _section(data, f"{src}: constraints")
+    check_keys(d, _fields_of(ConstraintSpec), f"{src}: constraints")
+
+    def opt(key: str, lo: float, hi: float | None, lo_open: bool) -> float | None:
+        v = d.get(key)
+        return None if v is None else _float_range(v, f"constraints.{key}", lo, hi, src, lo_open)
+
+    c = ConstraintSpec(
+        min_accuracy=opt("min_accuracy", 0.0, 1.0, False),
+        max_accuracy_drop=opt("max_accuracy_drop", 0.0, 1.0, False),
+        max_area_mm2=opt("max_area_mm2", 0.0, None, True),
+    )
+    return c
+
+
+def _check_population(s: SearchSpec, src: str) -> None:
+    if s.population < len(s.seed_bits):
+        raise JaqmooError(
+            f"{src}: search.population ({s.population}) is smaller than the {len(s.seed_bits)} seed policies "
+            f"{list(s.seed_bits)}; raise the population or shorten search.seed_bits"
+        )
+
+
+def _search(data: Any, src: str) -> SearchSpec:
+    d = _section(data, f"{src}: search")
+    check_keys(d, _fields_of(SearchSpec), f"{src}: search")
+    seeds = d.get("seed_bits", [8, 6, 4])
+    if not isinstance(seeds, list):
+        raise JaqmooError(f"{src}: search.seed_bits: expected a list of uniform bit-widths such as [8, 6, 4]")
+    s = SearchSpec(
+        algorithm=_choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS, src),
+        population=_int_range(d.get("population", 32), "search.population", 4, None, src),
+        generations=_int_range(d.get("generations", 20), "search.generations", 1, None, src),
+        seed_bits=tuple(_int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
+        batch_size=_int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
+    )
+    _check_population(s, src)
+    return s
+
+
+TOP_KEYS = ["name", "seed", "model", "dataset", "accelerator", "quantization", "mapping", "accuracy",
+            "objectives", "constraints", "search", "output"]
+
+
+def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") -> ExperimentSpec:
+    """Validate a parsed YAML document and return an :class:`ExperimentSpec`."""
+    src = source
+    d = _section(data, src)
+    check_keys(d, TOP_KEYS, src)
+    for required in ("model", "dataset", "accelerator"):
+        if required not in d:
+            raise JaqmooError(f"{src}: the '{required}' section is required")
+    out = _section(d.get("output"), f"{src}: output")
+    check_keys(out, ["dir"], f"{src}: output")
+    default_name = Path(source).stem if source not in ("<dict>", "") else "experiment"
+    spec = ExperimentSpec(
+        name=str(_typed(d.get("name", default_name), str, f"{src}: name")),
+        model=_model(d["model"], src),
+        dataset=_dataset(d["dataset"], src),
+        accelerator=_accelerator(d["accelerator"], src),
+        quantization=_quantization(d.get("quantization"), src),
+        mapping=_mapping(d.get("mapping"), src),
+        accuracy=_accuracy(d.get("accuracy"), src),
+        objectives=_objectives(d.get("objectives"), src),
+        constraints=_constraints(d.get("constraints"), src),
+        search=_search(d.get("search"), src),
+        seed=_int_range(d.get("seed", 0), "seed", 0, 2**32 - 1, src),
+        output_dir=_path(out.get("dir"), "output.dir", src),
+        source=src,
+        base_dir=str(base_dir),
+    )
+    _cross_checks(spec)
+    return spec
+
+
+def _cross_checks(spec: ExperimentSpec) -> None:
+    src = spec.source
+    objs = spec.objectives
+    if len(objs) == 1 and spec.search.algorithm != "nsga2":
+        raise JaqmooError(f"{src}: search.algorithm {spec.search.algorithm} needs >= 2 objectives; add one to 'objectives'")
+    for b in spec.search.seed_bits:
+        if b not in spec.quantization.weight_bits or b not in spec.quantization.act_bits:
+            raise JaqmooError(
+                f"{src}: search.seed_bits: the uniform {b}-bit seed is not in quantization.weight_bits "
+                f"{list(spec.quantization.weight_bits)} / act_bits {list(spec.quantization.act_bits)}; add it or drop the seed"
+            )
+    if spec.accuracy.estimator == "predictor" and spec.accuracy.predictor_samples < 8:
+        raise JaqmooError(f"{src}: accuracy.predictor_samples must be >= 8 to fit a predictor")
+    c = spec.constraints
+    if c.min_accuracy is not None and c.max_accuracy_drop is not None:
+        raise JaqmooError(f"{src}: constraints: give min_accuracy or max_accuracy_drop, not both")
+    if "area" in objs and not (spec.accelerator.search or spec.accelerator.search_all):
+        raise JaqmooError(
+            f"{src}: objectives: 'area' cannot change when no hardware parameter is searched; "
+            "add parameters to accelerator.search or drop the objective"
+        )
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a spec file (relative paths inside resolve against the working directory)."""
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        folder = path.parent if str(path.parent) else Path(".")
+        if folder.is_dir():
+            names = [p.name for p in folder.glob("*.yaml")]
+            close = difflib.get_close_matches(path.name, names, n=1)
+            hint = f"; did you mean {str(folder / close[0])!r}?" if close else ""
+        raise JaqmooError(f"experiment spec {path} does not exist{hint}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_spec(data, source=str(path))
+
+
+def coerce_spec(spec_or_path: ExperimentSpec | str | Path | Mapping) -> ExperimentSpec:
+    """Accept a spec object, a path to a YAML file or an already-parsed mapping."""
+    if isinstance(spec_or_path, ExperimentSpec):
+        return spec_or_path
+    if isinstance(spec_or_path, Mapping):
+        return parse_spec(dict(spec_or_path))
+    return load_spec(spec_or_path)
+

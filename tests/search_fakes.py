@@ -1,0 +1,54 @@
+"""Test-only fake evaluator for the search layer (a smooth, deterministic stand-in)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaqmoo.search.genome import GenomeSpace, HardwareGene
+
+
+class FakeEvaluator:
+    """Accuracy rises with bits; energy/memory fall with them; a ``fail_at`` call raises."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.evaluated = 0
+        self.fail_after = fail_after
+
+    def evaluate(self, candidates):
+        out = []
+        for c in candidates:
+            if self.fail_after is not None and self.evaluated >= self.fail_after:
+                raise KeyboardInterrupt("simulated kill")
+            self.evaluated += 1
+            w = np.asarray(c.policy.weight_bits, float)
+            a = np.asarray(c.policy.act_bits, float)
+            pe = c.hardware.get("pe", 8)
+            acc = 0.9 - 0.02 * np.sum(np.exp(-(w - 2)) + 0.5 * np.exp(-(a - 2))) / len(w)
+            energy = float(np.sum(w * a * (1 + np.arange(len(w))))) * (1 + 4.0 / pe)
+            mem = float(np.sum(w * 100) + np.max(a) * 50)
+            feasible = not (pe == 2 and w.max() == 8 and a.max() == 8)
+            out.append({
+                "feasible": feasible, "reason": "" if feasible else "buffer overflow",
+                "accuracy": float(acc), "energy_pj": energy if feasible else float("nan"),
+                "cycles": 1000.0 / pe, "latency_s": 1e-6 / pe, "edp": energy / pe,
+                "memory_bits": mem, "weight_memory_bits": float(np.sum(w * 100)),
+                "activation_memory_bits": float(np.max(a) * 50), "area_mm2": 0.1 * pe,
+                **{f"map.{n}": f"DRAM[K{pe}] buf[C{int(b)}]" for n, b in zip(c.policy.layer_names, w, strict=True)},
+                "energy.DRAM": energy * 0.6, "energy.buf": energy * 0.3, "energy.MAC": energy * 0.1,
+            })
+        self.calls += 1
+        return out
+
+
+def fake_space(n_layers: int = 5, outer: bool = False) -> GenomeSpace:
+    return GenomeSpace(
+        layer_names=tuple(f"layer{i}" for i in range(n_layers)),
+        weight_choices=(2, 3, 4, 5, 6, 8),
+        act_choices=(4, 6, 8),
+        fixed_layers={0: (8, 8)},
+        hardware_genes=(HardwareGene("pe", (2, 4, 8, 16), 8),),
+        hardware_fixed={"glb": 64},
+        mapping_mode="outer" if outer else "inner",
+        mapping_candidates=4,
+    )

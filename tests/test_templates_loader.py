@@ -1,0 +1,124 @@
+"""Templates and design fixtures through the Timeloop loader: the same ``Accelerator``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.templates import TEMPLATES, get_template, load_accelerator_spec
+
+timeloop_yaml = pytest.importorskip("jaqmoo.hardware.timeloop_yaml")
+
+REFERENCE = Path("/work/shared/reference/timeloop")
+if not REFERENCE.is_dir():
+    REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "timeloop"
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
+                                     reason="Timeloop reference folders not available")
+DESIGNS = Path(__file__).parent / "data" / "designs"
+EYERISS_REF = REFERENCE / "mapper-eyeriss-like-conv"
+FIXTURES = {"eyeriss": "eyeriss_like", "simba": "simba_like",
+            "weight_stationary": "simple_weight_stationary",
+            "output_stationary": "simple_output_stationary"}
+_ENERGY_FIELDS = ("read_energy", "write_energy", "update_energy", "leak_energy", "area",
+                  "energy_source")
+
+
+def structure(accel):
+    """The accelerator without its name, energies and areas."""
+    levels = tuple(dataclasses.replace(lvl, **{f: type(getattr(lvl, f))() for f in
+                                               _ENERGY_FIELDS}) for lvl in accel.levels)
+    compute = dataclasses.replace(accel.compute, energy=0.0, leak_energy=0.0, area=0.0,
+                                  energy_source="")
+    return dataclasses.replace(accel, name="", levels=levels, compute=compute,
+                               energy_source="", extra=())
+
+
+@needs_reference
+def test_eyeriss_template_equals_the_loaded_reference_folder():
+    ours = get_template("eyeriss").build()
+    ref = load_accelerator_spec(EYERISS_REF)
+    assert structure(ours) == structure(ref)
+    assert "ERT" in ref.energy_source
+    assert ours.energy_source.startswith("built-in eyeriss table")
+    assert "32nm" in ours.energy_source
+
+
+@needs_reference
+def test_eyeriss_builtin_energies_close_to_reference_per_level():
+    ours = get_template("eyeriss").build()
+    ref = load_accelerator_spec(EYERISS_REF)
+    for mine, theirs in zip(ours.levels, ref.levels, strict=True):
+        for field in ("read_energy", "write_energy", "update_energy"):
+            expected = getattr(theirs, field)
+            if expected:
+                assert getattr(mine, field) == pytest.approx(expected, rel=0.05), \
+                    (mine.name, field)
+    assert ours.compute.energy == pytest.approx(ref.compute.energy, rel=1e-6)
+
+
+@pytest.mark.parametrize("template", sorted(FIXTURES))
+def test_hierarchical_fixture_loads_to_the_template_defaults(template):
+    loaded = timeloop_yaml.load_accelerator(DESIGNS / FIXTURES[template] / "arch.yaml")
+    assert structure(loaded) == structure(TEMPLATES[template].build())
+    assert loaded.levels[0].cls == "DRAM"
+
+
+@pytest.mark.parametrize("template", ["simba", "weight_stationary", "output_stationary"])
+def test_flattened_fixture_loads_to_the_template_defaults(template):
+    path = DESIGNS / FIXTURES[template] / "flattened.yaml"
+    loaded = timeloop_yaml.load_accelerator(path)
+    built = TEMPLATES[template].build()
+    assert structure(loaded) == structure(built)
+    # no ERT next to the fixture: the loader falls back on the same built-in tables
+    for a, b in zip(loaded.levels, built.levels, strict=True):
+        assert a.read_energy == pytest.approx(b.read_energy)
+    assert "built-in" in loaded.energy_source
+
+
+@pytest.mark.parametrize("folder", sorted(FIXTURES.values()))
+def test_fixtures_are_complete_timeloop_inputs(folder):
+    for path in sorted((DESIGNS / folder).glob("*.yaml")):
+        tl = timeloop_yaml.load_timeloop_input(path)
+        assert tl.problem.macs == 8 * 16 * 3 * 3 * 8 * 8
+        assert tl.accelerator.compute.instances >= 1
+
+
+def test_overrides_reach_the_accelerator():
+    accel = load_accelerator_spec("eyeriss", pe_x=16, pe_y=8, glb_depth=32768)
+    assert accel.compute.instances == 128
+    glb = accel.levels[accel.level_index("shared_glb")]
+    assert glb.depth == 32768
+    default_glb = get_template("eyeriss").build().levels[1]
+    assert glb.read_energy > default_glb.read_energy  # deeper SRAM costs more per access
+    simba = load_accelerator_spec("simba", lanes=8, weight_buffer_width=128)
+    wb = simba.levels[simba.level_index("PEWeightBuffer")]
+    assert (wb.instances, wb.width) == (128, 128)
+    assert simba.compute.instances == 512
+
+
+def test_load_accelerator_spec_accepts_names_files_and_folders(tmp_path):
+    assert load_accelerator_spec("ws").compute.instances == 256
+    by_file = load_accelerator_spec(DESIGNS / "simba_like" / "flattened.yaml")
+    assert by_file.compute.instances == 256
+    folder = tmp_path / "design"
+    folder.mkdir()
+    (folder / "arch.yaml").write_text((DESIGNS / "simba_like" / "arch.yaml").read_text())
+    assert structure(load_accelerator_spec(folder)) == structure(by_file)
+
+
+def test_load_accelerator_spec_errors(tmp_path):
+    with pytest.raises(JaqmooError, match="not a template.*no such file"):
+        load_accelerator_spec("tpu_v9")
+    with pytest.raises(JaqmooError, match="apply to templates only"):
+        load_accelerator_spec(DESIGNS / "simba_like" / "flattened.yaml", pe_x=4)
+    with pytest.raises(JaqmooError, match="pe_x=0 is impossible"):
+        load_accelerator_spec("eyeriss", pe_x=0)
+    with pytest.raises(JaqmooError, match="not one of"):
+        load_accelerator_spec("eyeriss", strict=True, pe_x=13)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(JaqmooError, match="cannot tell which YAML"):
+        load_accelerator_spec(empty)
