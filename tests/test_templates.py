@@ -90,6 +90,9 @@ def test_parameters_are_well_formed(name):
     assert {"pe_x", "pe_y"} <= genes and "technology" not in genes
     assert any("depth" in g for g in genes) and any("width" in g for g in genes)
     assert template.describe().count("\n") == len(template.params)
+    # the extreme search choices, all at once, are buildable (a search may pick them)
+    for pick in (0, -1):
+        template.resolve(**{p.name: p.choices[pick] for p in template.searchable_params})
     # every search choice builds a valid dict on its own
     for p in template.searchable_params:
         for choice in p.choices:

@@ -195,3 +195,13 @@ def test_single_register_is_the_cheapest_regfile():
         assert reg.energy("read") < et.regfile_estimate(2, 64, node).energy("read")
         assert reg.area_um2 < et.regfile_estimate(2, 64, node).area_um2
     assert et.regfile_estimate(1, 512, 45).energy("read") == pytest.approx(0.257632)
+
+
+def test_architecture_without_technology_says_the_node_was_assumed():
+    arch = {"subtree": [{"name": "top", "local": [
+        {"name": "DRAM", "class": "DRAM", "attributes": {"width": 64}},
+        {"name": "buf[1..1]", "class": "SRAM", "attributes": {"depth": 64, "width": 8}},
+        {"name": "mac", "class": "intmac", "attributes": {"width": 8}}]}]}
+    ert, art, source = et.estimate_architecture(arch)
+    assert source == "built-in 45nm table (no technology given: 45nm assumed)"
+    assert [t["name"] for t in ert["ERT"]["tables"]] == ["top.DRAM", "top.buf[1..1]", "top.mac"]

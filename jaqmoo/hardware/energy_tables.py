@@ -28,7 +28,8 @@ kind              model
                   adder (ripple/carry-select: ~ width), the split of Horowitz (ISSCC'14,
                   45 nm: 8-bit multiply 0.2 pJ, 16-bit add 0.05 pJ). Area uses the same split.
 ``dummy``         Timeloop ``dummy_storage`` (a level that only hosts a spatial fan-out):
-                  no energy, area 1 um^2 (what Accelergy's dummy table reports).
+                  no energy, no area (Accelergy's dummy table reports 1 um^2; a level that
+                  holds nothing is not hardware, and the hierarchical form has no entry).
 ================  ======================================================================
 
 Each kind is anchored, per technology node, on one real Accelergy estimate taken from a
@@ -80,7 +81,7 @@ REGFILE_DEPTH_EXPONENT = 0.84
 MAC_MULTIPLIER_SHARE = 0.8
 """Share of an 8x8-multiply/16-bit-add MAC's energy and area spent in the multiplier."""
 
-DUMMY_AREA_UM2 = 1.0
+DUMMY_AREA_UM2 = 0.0
 
 DRAM_PJ_PER_BIT: dict[str, float] = {
     "LPDDR4": 8.0,  # Timeloop references: 512 pJ / 64-bit, 2048 pJ / 256-bit access
@@ -427,14 +428,46 @@ def iter_flattened_components(architecture: Mapping[str, Any]):
         yield from walk(top, "", None)
 
 
+NETWORK_CLASSES: tuple[str, ...] = ("XY_NoC", "Legacy", "ReductionTree", "SimpleMulticast")
+"""Hierarchical-form network components: not storage or compute, no table entry."""
+
+
+def iter_hierarchical_components(architecture: Mapping[str, Any]):
+    """Like :func:`iter_flattened_components` for the ``nodes:`` form (``!Container`` /
+    ``!Component`` / ``!Parallel``, read as dicts carrying a ``_tag`` key). Containers pass
+    their ``technology`` down; names are the components' own names.
+    """
+
+    def walk(nodes: Any, tech: Any):
+        for node in nodes or []:
+            if not isinstance(node, Mapping):
+                continue
+            tag = node.get("_tag", "!Component" if "class" in node else "!Container")
+            if tag in ("!Parallel", "!Hierarchical", "!Pipelined"):
+                yield from walk(node.get("nodes"), tech)
+            elif tag == "!Container":
+                attrs = node.get("attributes") or {}
+                if parse_technology(attrs.get("technology")) is not None:
+                    tech = attrs["technology"]
+            elif tag == "!Component" and str(node.get("class", "")) not in NETWORK_CLASSES:
+                yield (str(node.get("name", "")), str(node.get("class", "")),
+                       node.get("subclass"), node.get("attributes") or {}, tech)
+
+    yield from walk(architecture.get("nodes"), None)
+
+
 def estimate_architecture(architecture: Mapping[str, Any]) -> tuple[dict, dict, str]:
-    """ERT and ART (Accelergy format) for a flattened v0.4 architecture, plus a source string.
+    """ERT and ART (Accelergy format) for a v0.4 architecture (flattened ``subtree`` form or
+    hierarchical ``nodes`` form), plus a source string such as ``built-in 32nm table``.
 
     The returned dicts look like ``timeloop-*.ERT.yaml`` / ``*.ART.yaml`` so they go through
     the same loader path as real Accelergy output.
     """
+    components = (iter_hierarchical_components(architecture) if "nodes" in architecture
+                  else iter_flattened_components(architecture))
     tables, areas, sources = [], [], set()
-    for path, klass, subclass, attrs, tech in iter_flattened_components(architecture):
+    assumed = False
+    for path, klass, subclass, attrs, tech in components:
         est = estimate_component(klass, attrs, subclass=subclass, technology=tech)
         tables.append({"name": path, "actions": [
             {"name": action, "arguments": {}, "energy": energy}
@@ -442,10 +475,13 @@ def estimate_architecture(architecture: Mapping[str, Any]) -> tuple[dict, dict, 
         areas.append({"name": path, "area": est.area_um2})
         if est.node_nm is not None:
             sources.add(f"{est.node_nm}nm")
+        if "assumed" in est.source:
+            assumed = True
     nodes = ", ".join(sorted(sources)) or "no on-chip"
+    note = f" (no technology given: {DEFAULT_NODE_NM}nm assumed)" if assumed else ""
     return ({"ERT": {"version": "0.4", "tables": tables}},
             {"ART": {"version": "0.4", "tables": areas}},
-            f"built-in {nodes} table")
+            f"built-in {nodes} table{note}")
 
 
 def base_component_name(path_name: str) -> str:

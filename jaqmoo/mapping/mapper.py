@@ -265,7 +265,7 @@ class Mapper:
         self.stats.searches += 1
         space = ms.Mapspace(layer, spec, env, orders=self.orders, min_utilization=self.min_utilization)
         seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
-        rows = space.sample_rows(self.budget, seed)
+        idx, tiles = space.sample(self.budget, seed)
         pool: list[MappingBatch] = []
         evaluated = 0
         seen: set[bytes] = set()
@@ -288,8 +288,8 @@ class Mapper:
             if len(sel):
                 pool.append(batch.take(sel))
 
-        for s in range(0, len(rows), self.chunk_rows):
-            run(space.materialize(rows[s:s + self.chunk_rows]))
+        for s in range(0, len(idx), self.chunk_rows):
+            run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
         merged = MappingBatch.concat(pool) if pool else None
         best_value = np.inf
         for _ in range(self.refine_rounds):

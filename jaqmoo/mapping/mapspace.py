@@ -398,8 +398,9 @@ def _extents(opt: np.ndarray) -> np.ndarray:
     return np.flip(np.cumprod(np.flip(per_level, axis=1), axis=1), axis=1)
 
 
-def _build_units(layer: Layer, spec: MapspaceSpec) -> list[_Unit]:
+def _build_units(layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelope | None = None) -> list[_Unit]:
     n_levels = spec.n_levels
+    forced = _forced_keep(spec)[None]
     opts = {d: _dim_slot_options(layer, spec, d) for d in range(N_DIMS)}
     units = []
     for dims in ((_N,), (_G,), (_K,), (_C,), (_P, _R), (_Q, _S)):
@@ -433,7 +434,8 @@ def _build_units(layer: Layer, spec: MapspaceSpec) -> list[_Unit]:
             o = None
         spx = factors[:, 1].prod(axis=-1)
         spy = factors[:, 2].prod(axis=-1)
-        units.append(_Unit(dims, factors, spx, spy, tile))
+        alone_fits = _fits(tile, forced, envelope)  # exact: the other dims only add to a tile
+        units.append(_Unit(dims, factors[alone_fits], spx[alone_fits], spy[alone_fits], tile[alone_fits]))
     # smallest first: the widest cartesian step comes last, in chunks
     units.sort(key=lambda u: len(u.factors))
     return units
@@ -661,9 +663,10 @@ def satisfies(batch, layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelop
 class Mapspace:
     """The constrained, pruned mapspace of one layer on one topology.
 
-    Factor splits are enumerated once (:meth:`factor_rows`, compact option indices); full
-    mappings (loop orders and free bypass choices expanded) are materialized on demand, all
-    of them (:meth:`chunks`) or a uniform random sample (:meth:`sample`).
+    Factor splits are handled as compact option indices (one per dimension unit); full
+    mappings (loop orders and free bypass choices expanded) are materialized on demand.
+    :meth:`factor_rows` enumerates every split that fits; :meth:`sample` draws a subset
+    without enumerating the rest (exhaustive when the space is small).
 
     Args:
         layer: the layer.
@@ -685,22 +688,28 @@ class Mapspace:
         self.halo = orders == "halo"
         self.min_utilization = float(min_utilization)
         self.max_rows = max_rows
-        self.units = _build_units(layer, spec)
+        self.units = _build_units(layer, spec, envelope)
         self._keeps = _keep_options(spec)
         self._keep_forced = _forced_keep(spec)[None]
+        self._fx = np.array(spec.fanout_x)[None, :]
+        self._fy = np.array(spec.fanout_y)[None, :]
         self.n_pruned_spatial = 0
         self.n_pruned_capacity = 0
         self.n_pruned_utilization = 0
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def unpruned_size(self) -> int:
+        """Factor splits before the joint fan-out/capacity checks (product of option counts)."""
+        return math.prod(len(u.factors) for u in self.units)
+
     # -- factor enumeration -------------------------------------------------
     def _factor_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        spec = self.spec
-        fx = np.array(spec.fanout_x)[None, :]
-        fy = np.array(spec.fanout_y)[None, :]
-        n_levels = spec.n_levels
+        n_levels = self.spec.n_levels
         start = (np.zeros((1, 0), dtype=np.int32), np.ones((1, n_levels), dtype=np.int64),
                  np.ones((1, n_levels), dtype=np.int64), np.ones((1, 3, n_levels), dtype=np.float64))
+        if any(len(u.factors) == 0 for u in self.units):
+            return
 
         def expand(state, ui):
             idx, spx, spy, tiles = state
@@ -717,7 +726,7 @@ class Mapspace:
                 opt = np.tile(np.arange(k), n)
                 nspx = spx[sl][base] * unit.spx[opt]
                 nspy = spy[sl][base] * unit.spy[opt]
-                ok = np.all(nspx <= fx, axis=1) & np.all(nspy <= fy, axis=1)
+                ok = np.all(nspx <= self._fx, axis=1) & np.all(nspy <= self._fy, axis=1)
                 self.n_pruned_spatial += int((~ok).sum())
                 base, opt, nspx, nspy = base[ok], opt[ok], nspx[ok], nspy[ok]
                 ntiles = tiles[sl][base] * unit.tile[opt]
@@ -730,27 +739,75 @@ class Mapspace:
 
         yield from expand(start, 0)
 
+    def _floor(self, idx: np.ndarray, tiles: np.ndarray, pes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.min_utilization > 0 and len(pes):
+            keep = pes >= self.min_utilization * pes.max()
+            self.n_pruned_utilization += int((~keep).sum())
+            return idx[keep], tiles[keep]
+        return idx, tiles
+
     def factor_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """All factor splits that fit: option indices ``[n, units]`` and tiles ``[n, 3, L]``."""
+        """Every factor split that fits: option indices ``[n, units]`` and tiles ``[n, 3, L]``."""
         if self._rows is None:
             parts = list(self._factor_chunks())
             if parts:
-                idx = np.concatenate([p[0] for p in parts])
-                tiles = np.concatenate([p[1] for p in parts])
-                pes = np.concatenate([p[2] for p in parts])
-                if self.min_utilization > 0 and len(pes):
-                    keep = pes >= self.min_utilization * pes.max()
-                    self.n_pruned_utilization = int((~keep).sum())
-                    idx, tiles = idx[keep], tiles[keep]
+                self._rows = self._floor(np.concatenate([p[0] for p in parts]),
+                                         np.concatenate([p[1] for p in parts]),
+                                         np.concatenate([p[2] for p in parts]))
             else:
-                idx = np.zeros((0, len(self.units)), dtype=np.int32)
-                tiles = np.zeros((0, 3, self.spec.n_levels))
-            self._rows = (idx, tiles)
+                self._rows = (np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, self.spec.n_levels)))
         return self._rows
 
     def __len__(self) -> int:
-        """Number of factor splits (before loop-order and bypass expansion)."""
+        """Number of factor splits that fit (enumerates them)."""
         return len(self.factor_rows()[0])
+
+    def sample(self, budget: int, seed: int = 0, exhaustive_limit: int = 200_000,
+               max_draws: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``budget`` distinct factor splits that fit, ``(idx, tiles)``.
+
+        If the unpruned space has at most ``exhaustive_limit`` splits they are enumerated
+        and, if more than ``budget`` fit, a uniform sample is drawn. Otherwise splits are
+        drawn at random (each dimension's option uniformly) and those that do not fit are
+        rejected, until ``budget`` fit or ``max_draws`` were drawn.
+        """
+        rng = np.random.default_rng(seed)
+        if self.unpruned_size <= exhaustive_limit:
+            idx, tiles = self.factor_rows()
+            if len(idx) > budget:
+                sel = np.sort(rng.choice(len(idx), size=budget, replace=False))
+                idx, tiles = idx[sel], tiles[sel]
+            return idx, tiles
+        if any(len(u.factors) == 0 for u in self.units):
+            return np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, self.spec.n_levels))
+        found_idx, found_tiles, found_pes = [], [], []
+        seen: set[bytes] = set()
+        n_found, drawn = 0, 0
+        batch = max(4 * budget, 4096)
+        while n_found < budget and drawn < max_draws:
+            idx = np.stack([rng.integers(0, len(u.factors), size=batch) for u in self.units], axis=1).astype(np.int32)
+            drawn += batch
+            spx = np.ones((batch, self.spec.n_levels), dtype=np.int64)
+            spy = np.ones_like(spx)
+            tiles = np.ones((batch, 3, self.spec.n_levels))
+            for u, unit in enumerate(self.units):
+                spx *= unit.spx[idx[:, u]]
+                spy *= unit.spy[idx[:, u]]
+                tiles *= unit.tile[idx[:, u]]
+            ok = np.all(spx <= self._fx, axis=1) & np.all(spy <= self._fy, axis=1)
+            ok &= _fits(tiles, self._keep_forced, self.envelope)
+            for i in np.flatnonzero(ok):
+                key = idx[i].tobytes()
+                if key not in seen:
+                    seen.add(key)
+                    found_idx.append(idx[i])
+                    found_tiles.append(tiles[i])
+                    found_pes.append((spx[i] * spy[i]).prod())
+            n_found = len(found_idx)
+        if not found_idx:
+            return np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, self.spec.n_levels))
+        idx, tiles = self._floor(np.array(found_idx), np.array(found_tiles), np.array(found_pes))
+        return idx[:budget], tiles[:budget]
 
     # -- materialization ----------------------------------------------------
     def _factors(self, idx: np.ndarray) -> np.ndarray:
@@ -760,18 +817,16 @@ class Mapspace:
             out[..., dims] = unit.factors[idx[:, u]][..., dims]
         return out
 
-    def materialize(self, rows: np.ndarray):
-        """Full mappings (every loop order / free bypass choice) of the given factor rows."""
+    def materialize(self, idx: np.ndarray, tiles: np.ndarray):
+        """Full mappings (every loop order / free bypass choice) of factor splits ``idx``."""
         from jaqmoo.mapping.mapping import MappingBatch
 
-        idx_all, tiles_all = self.factor_rows()
-        if len(rows) == 0:
+        if len(idx) == 0:
             return _empty_batch(self.spec.n_levels)
-        f = self._factors(idx_all[rows])
-        tiles = tiles_all[rows]
+        f = self._factors(idx)
         k = len(self._keeps)
-        src = np.repeat(np.arange(len(rows)), k)
-        keep = np.tile(self._keeps, (len(rows), 1, 1))
+        src = np.repeat(np.arange(len(idx)), k)
+        keep = np.tile(self._keeps, (len(idx), 1, 1))
         if k > 1:  # free bypass choices: re-check capacity with the real keeps
             fit = _fits(tiles[src], keep.astype(np.float64), self.envelope)
             src, keep = src[fit], keep[fit]
@@ -781,19 +836,11 @@ class Mapspace:
 
     def chunks(self, chunk_rows: int = 1 << 14) -> Iterator:
         """The whole mapspace as :class:`MappingBatch` chunks (``chunk_rows`` factor splits each)."""
-        n = len(self)
-        for s in range(0, n, chunk_rows):
-            batch = self.materialize(np.arange(s, min(n, s + chunk_rows)))
+        idx, tiles = self.factor_rows()
+        for s in range(0, len(idx), chunk_rows):
+            batch = self.materialize(idx[s:s + chunk_rows], tiles[s:s + chunk_rows])
             if len(batch):
                 yield batch
-
-    def sample_rows(self, budget: int, seed: int = 0) -> np.ndarray:
-        """Indices of at most ``budget`` factor splits, uniformly at random (all if fewer)."""
-        n = len(self)
-        if n <= budget:
-            return np.arange(n)
-        rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(n, size=budget, replace=False))
 
 
 # --------------------------------------------------------------------------- local search

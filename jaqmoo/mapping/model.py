@@ -73,7 +73,8 @@ class Accesses:
     updates: np.ndarray
     """int64 [M, L, 3]: partial sums written back from below, per instance (Outputs only)."""
     partition: np.ndarray
-    """int64 [M, L, 3]: distinct values an instance ever holds (Timeloop's partition size)."""
+    """int64 [M, L, 3]: Outputs: distinct outputs an instance ever holds (Timeloop's partition
+    size, which sets the first-update elision); 0 for the read-only tensors."""
     instances: np.ndarray
     """int64 [M, L]: utilized instances of each level."""
     compute_instances: np.ndarray
@@ -155,107 +156,188 @@ class Costs:
 # Stage A
 # ---------------------------------------------------------------------------------------
 
+_RANK_BITS = (1 << np.arange(N_DIMS)).astype(np.uint8)
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)])
+_NTH_BIT = np.array([[([r for r in range(N_DIMS) if b >> r & 1] + [N_DIMS] * N_DIMS)[i] for b in range(256)]
+                     for i in range(N_DIMS)])
+"""_NTH_BIT[i][b]: the i-th lowest set bit of b (8 if b has fewer): the i-th non-trivial loop."""
+
+_CHUNK = 4096
+"""Mappings analyzed per chunk: keeps the working arrays in cache (several times faster)."""
+
+_FIELDS = ("tile", "keep", "reads", "fills", "updates", "partition", "instances", "compute_instances",
+           "compute_cycles", "fanout_ok", "fanout_fail_level")
+
+
 def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch) -> Accesses:
     """Access counts of every mapping in ``batch`` (see the module docstring)."""
     n_map, n_lvl = len(batch), batch.n_levels
     if n_lvl != accel.n_levels:
         raise JaqmooError(f"mapping batch has {n_lvl} levels but accelerator {accel.name!r} has "
                           f"{accel.n_levels}")
-    temporal = batch.temporal
-    spatial = batch.spatial_x * batch.spatial_y
-    rows = np.arange(n_map)
+    geometry = _Geometry(layer, accel)
+    chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
+              for lo in range(0, max(n_map, 1), _CHUNK)]
+    merged = {f: np.concatenate([c[f] for c in chunks]) if len(chunks) > 1 else chunks[0][f] for f in _FIELDS}
+    return Accesses(layer=layer, level_names=tuple(lvl.name for lvl in accel.levels),
+                    topology=accel.topology_key, macs=layer.macs, **merged)
 
-    # Per-dim extents of each level's tile; ext[:, L] is one MAC (all ones).
-    ext = np.ones((n_map, n_lvl + 1, N_DIMS), dtype=np.int64)
-    ext[:, :n_lvl] = np.cumprod((temporal * spatial)[:, ::-1], axis=1)[:, ::-1]
-    loop_stride = spatial * ext[:, 1:]  # dims covered by one step of level l's temporal loop
 
-    dummy = np.array([lvl.is_dummy for lvl in accel.levels])
-    keep = batch.keep & ~dummy[None, :, None]
-    keep[:, 0, :] = True
+class _Geometry:
+    """Per (layer, accelerator) constants of the analysis."""
 
-    # Temporal loops of all levels, innermost first: position p = (L-1-l)*8 + rank.
-    perm_rev = batch.perm[:, ::-1, :]
-    dims_p = perm_rev.reshape(n_map, -1)
-    n_p = np.take_along_axis(temporal[:, ::-1, :], perm_rev, axis=2).reshape(n_map, -1)
-    stride_p = np.take_along_axis(loop_stride[:, ::-1, :], perm_rev, axis=2).reshape(n_map, -1)
-    active = n_p > 1
-    suffix = np.ones((n_map, n_p.shape[1] + 1), dtype=np.int64)
-    suffix[:, :-1] = np.cumprod(n_p[:, ::-1], axis=1)[:, ::-1]  # prod of n over positions >= p
-    weight = (n_p - 1) * suffix[:, 1:]  # visits that step loop p (iteration #1 weight)
-    compute_cycles = suffix[:, 0]
+    def __init__(self, layer: Layer, accel: Accelerator) -> None:
+        self.layer = layer
+        self.n_lvl = accel.n_levels
+        self.dummy = np.array([lvl.is_dummy for lvl in accel.levels])
+        self.fan_x = np.array([f[0] for f in accel.fanouts])[:, None]
+        self.fan_y = np.array([f[1] for f in accel.fanouts])[:, None]
+        self.coef = tz.coefficients(layer)  # [3, 8]
+        self.axis = np.stack([tz.axis_of(t) for t in range(3)])  # [3, 8]
+        self.hash = np.where(self.axis >= 0, _AXIS_HASH[np.maximum(self.axis, 0)] * self.coef, 0)
+        self.rw = np.array(tz.READ_WRITE)[:, None]  # [3, 1]
 
-    coef = tz.coefficients(layer)
-    tile = np.empty((n_map, n_lvl, 3), dtype=np.int64)
-    fills_raw = np.empty((n_map, n_lvl, 3), dtype=np.int64)
-    distinct = np.empty((n_map, n_lvl, 3), dtype=np.int64)
-    partition = np.empty((n_map, n_lvl, 3), dtype=np.int64)
-    for t in range(3):
-        axis_d = tz.axis_of(t)
-        tile[:, :, t] = tz.tile_size(ext[:, :n_lvl], t, layer)
-        axis_ext = np.stack(tz.axis_extents(ext[:, :n_lvl], t, layer), axis=-1)  # [M, L, A]
-        axis_p = axis_d[dims_p]
-        mag_p = coef[t][dims_p] * stride_p
-        hash_d = np.where(axis_d >= 0, _AXIS_HASH[np.maximum(axis_d, 0)] * coef[t], 0)
-        h = hash_d[dims_p] * stride_p * active
-        translation_key = 2 * h - np.cumsum(h, axis=1)  # hash of (move_p - moves of inner loops)
 
-        fills_raw[:, 0, t] = tile[:, 0, t]
-        for lvl in range(1, n_lvl):
-            p0 = (n_lvl - lvl) * N_DIMS
-            act = active[:, p0:]
-            first = p0 + np.argmax(act, axis=1)
-            key_first = translation_key[rows, first]
-            w_eq = np.sum(np.where(translation_key[:, p0:] == key_first[:, None], weight[:, p0:], 0), axis=1)
-            ax = axis_p[rows, first]
-            span = axis_ext[rows, lvl, np.maximum(ax, 0)]
-            size = tile[:, lvl, t]
-            overlap = np.where(ax < 0, size, size // span * np.maximum(0, span - mag_p[rows, first]))
-            fills_raw[:, lvl, t] = suffix[:, p0] * size - w_eq * overlap
+def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Analyze mappings ``lo:hi``; works on [level, dim, mapping] arrays (mapping axis last)."""
+    layer, n_lvl = g.layer, g.n_lvl
+    m = hi - lo
+    sx_ml, sy_ml = batch.spatial_x[lo:hi], batch.spatial_y[lo:hi]
+    # Counts are float64 holding exact integers (< 2**53): vectorized multiplies are faster.
+    temporal = batch.temporal[lo:hi].transpose(1, 2, 0).astype(np.float64)  # [L, 8, m]
+    sx = sx_ml.transpose(1, 2, 0).astype(np.float64)
+    sy = sy_ml.transpose(1, 2, 0).astype(np.float64)
+    spatial = sx * sy
+    perm = np.ascontiguousarray(batch.perm[lo:hi].transpose(1, 2, 0))  # [L, rank, m]
+    keep = batch.keep[lo:hi].transpose(1, 2, 0) & ~g.dummy[:, None, None]  # [L, 3, m]
+    keep[0] = True
+    col = np.arange(m)
 
-        distinct[:, :, t] = tz.distinct_children(ext[:, 1:], spatial, t, layer)
-
-        # Partition sizes (Timeloop: parent partition * tile / union of sibling tiles).
-        partition[:, 0, t] = tile[:, 0, t]
-        for lvl in range(1, n_lvl):
-            union = tz.tile_size(ext[:, lvl] * spatial[:, lvl - 1], t, layer)
-            partition[:, lvl, t] = partition[:, lvl - 1, t] * tile[:, lvl, t] // union
-
-    # Reads served by each level: the kept child's fills (or, through bypassed levels, what the
-    # bypassed level would have served), summed over the distinct child tiles of the fan-out.
-    served = np.empty((n_map, n_lvl, 3), dtype=np.int64)
-    below = np.broadcast_to(compute_cycles[:, None], (n_map, 3))
+    ext = np.empty((n_lvl + 1, N_DIMS, m))  # per-dim tile extents; ext[L] = one MAC
+    ext[n_lvl] = 1
     for lvl in range(n_lvl - 1, -1, -1):
-        served[:, lvl] = distinct[:, lvl] * below
-        below = np.where(keep[:, lvl], fills_raw[:, lvl], served[:, lvl])
+        ext[lvl] = ext[lvl + 1] * temporal[lvl] * spatial[lvl]
+    ext_dm = ext.swapaxes(0, 1)  # [8, L+1, m] view: ext_dm[d] -> [L+1, m]
 
-    rw = np.array(tz.READ_WRITE)
-    outermost = np.zeros(n_lvl, dtype=bool)
-    outermost[0] = True
-    reads = np.where(rw, served - partition, served)
-    fills = np.where(outermost[None, :, None], 0, np.where(rw, fills_raw - partition, fills_raw))
-    updates = np.where(rw, served, 0)
-    reads = np.where(keep, reads, 0)
-    fills = np.where(keep, fills, 0)
-    updates = np.where(keep, updates, 0)
+    # Temporal loops with a factor > 1, innermost first: per level, its non-trivial loops in
+    # loop order (picked through a set-bit table), padded with trivial loops (n = 1).
+    blocks_dim, blocks_n, blocks_stride = [], [], []
+    first_pos = np.zeros(n_lvl + 1, dtype=np.int64)  # first_pos[i]: first position above level i
+    for lvl in range(n_lvl - 1, -1, -1):
+        first_pos[lvl + 1] = len(blocks_n)
+        if not (temporal[lvl] > 1).any():
+            continue
+        flat = perm[lvl] * m + col  # [rank, m] -> index into this level's [8, m] arrays
+        n_rank = np.take(temporal[lvl], flat)
+        stride_rank = np.take(spatial[lvl] * ext[lvl + 1], flat)  # dims one loop step covers
+        bits = np.packbits(n_rank > 1, axis=0, bitorder="little")[0]  # non-trivial ranks
+        for i in range(int(_POPCOUNT[bits].max())):
+            rank = _NTH_BIT[i][bits]
+            idx = np.minimum(rank, N_DIMS - 1) * m + col
+            blocks_n.append(np.where(rank < N_DIMS, np.take(n_rank, idx), 1))
+            blocks_dim.append(np.take(perm[lvl], idx))
+            blocks_stride.append(np.take(stride_rank, idx))
+    n_pos = len(blocks_n)
+    first_pos[0] = n_pos
+    if n_pos:
+        dims_p, n_p, stride_p = np.stack(blocks_dim), np.stack(blocks_n), np.stack(blocks_stride)
+    else:
+        dims_p = np.zeros((0, m), dtype=np.int64)
+        n_p = stride_p = np.zeros((0, m))
+    active = n_p > 1
+    suffix = np.ones((n_pos + 1, m))  # prod of n over positions >= p
+    for p in range(n_pos - 1, -1, -1):  # row loop: numpy's axis-0 accumulate is slow
+        np.multiply(suffix[p + 1], n_p[p], out=suffix[p])
+    weight = (n_p - 1) * suffix[1:]  # Timeloop's iteration-#1 weights
+    first = {}  # level -> flat index of the innermost non-trivial loop above it
+    for i in range(1, n_lvl):
+        p0 = first_pos[i]
+        if p0 < n_pos:
+            first[i] = (p0 + np.argmax(active[p0:], axis=0)) * m + col
+    dim_first = {i: np.take(dims_p, f) for i, f in first.items()}
+    stride_first = {i: np.take(stride_p, f) for i, f in first.items()}
 
-    fan_total = np.prod(spatial, axis=2)
-    instances = np.ones((n_map, n_lvl), dtype=np.int64)
-    instances[:, 1:] = np.cumprod(fan_total[:, :-1], axis=1)
-    compute_instances = instances[:, -1] * fan_total[:, -1]
+    tile = np.empty((n_lvl, 3, m))
+    fills_raw = np.empty((n_lvl, 3, m))
+    distinct = np.empty((n_lvl, 3, m))
+    partition = np.zeros((n_lvl, 3, m))
+    for t in range(3):
+        axis_ext = tz.axis_extents_dm(ext_dm, t, layer)  # A x [L+1, m]
+        size = axis_ext[0]
+        for a in axis_ext[1:]:
+            size = size * a
+        tile[:, t] = size[:n_lvl]
+        h = np.take(g.hash[t], dims_p) * stride_p.astype(np.int64) * active
+        key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
+        inner = np.zeros(m, dtype=np.int64)
+        for p in range(n_pos):
+            inner += h[p]
+            key[p] -= inner
+        fills_raw[0, t] = tile[0, t]
+        for i in range(1, n_lvl):
+            if i not in first:
+                fills_raw[i, t] = tile[i, t]
+                continue
+            p0 = first_pos[i]
+            eq = key[p0:] == np.take(key, first[i])
+            w_eq = (eq * weight[p0:]).sum(axis=0)
+            dim_f = dim_first[i]
+            ax = np.take(g.axis[t], dim_f)
+            span = np.take(np.stack([a[i] for a in axis_ext]), np.maximum(ax, 0) * m + col)
+            move = np.take(g.coef[t], dim_f) * stride_first[i]
+            overlap = np.where(ax < 0, tile[i, t], tile[i, t] // span * np.maximum(0, span - move))
+            fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap
+        distinct[:, t] = tz.distinct_children_dm(ext_dm[:, 1:], spatial.swapaxes(0, 1), t, layer)
 
-    fan_x = np.array([f[0] for f in accel.fanouts])
-    fan_y = np.array([f[1] for f in accel.fanouts])
-    over = (np.prod(batch.spatial_x, axis=2) > fan_x) | (np.prod(batch.spatial_y, axis=2) > fan_y)
-    fanout_ok = ~over.any(axis=1)
-    fanout_fail = np.where(fanout_ok, -1, np.argmax(over, axis=1))
+    # Partition sizes of the Outputs (Timeloop: parent partition * tile / union of the sibling
+    # tiles); they set the first-update elision. Read-only tensors do not need them.
+    o = tz.O_T
+    partition[0, o] = tile[0, o]
+    for i in range(1, n_lvl):
+        union = tz.tile_size_dm(ext_dm[:, i] * spatial[i - 1], o, layer)
+        partition[i, o] = np.floor(partition[i - 1, o] * tile[i, o] / union)
 
-    return Accesses(
-        layer=layer, level_names=tuple(lvl.name for lvl in accel.levels), topology=accel.topology_key,
-        macs=layer.macs, tile=tile, keep=keep, reads=reads, fills=fills, updates=updates,
-        partition=partition, instances=instances, compute_instances=compute_instances,
-        compute_cycles=compute_cycles, fanout_ok=fanout_ok, fanout_fail_level=fanout_fail,
-    )
+    # Reads served by each level: the kept child's fills (through bypassed levels: what the
+    # bypassed level would have served), summed over the distinct child tiles of the fan-out.
+    compute_cycles = suffix[0]
+    served = np.empty((n_lvl, 3, m))
+    below = np.broadcast_to(compute_cycles, (3, m))
+    for lvl in range(n_lvl - 1, -1, -1):
+        served[lvl] = distinct[lvl] * below
+        below = np.where(keep[lvl], fills_raw[lvl], served[lvl])
+
+    rw = g.rw
+    reads = np.where(keep, np.where(rw, served - partition, served), 0)
+    fills = np.where(keep, np.where(rw, fills_raw - partition, fills_raw), 0)
+    fills[0] = 0
+    updates = np.where(keep & rw, served, 0)
+
+    fan_x, fan_y = _dim_product(sx), _dim_product(sy)  # [L, m]
+    fan_total = fan_x * fan_y
+    instances = np.ones((n_lvl, m))
+    for lvl in range(1, n_lvl):
+        instances[lvl] = instances[lvl - 1] * fan_total[lvl - 1]
+    over = (fan_x > g.fan_x) | (fan_y > g.fan_y)  # [L, m]
+    fanout_ok = ~over.any(axis=0)
+
+    def out(a: np.ndarray) -> np.ndarray:  # [L, 3, m] float -> [m, L, 3] int64
+        return a.transpose(2, 0, 1).astype(np.int64)
+
+    return {
+        "tile": out(tile), "keep": keep.transpose(2, 0, 1), "reads": out(reads), "fills": out(fills),
+        "updates": out(updates), "partition": out(partition), "instances": instances.T.astype(np.int64),
+        "compute_instances": (instances[-1] * fan_total[-1]).astype(np.int64),
+        "compute_cycles": compute_cycles.astype(np.int64), "fanout_ok": fanout_ok,
+        "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
+    }
+
+
+def _dim_product(a: np.ndarray) -> np.ndarray:
+    """Product over the dim axis of a [L, 8, m] array (row loop: faster than a reduce)."""
+    out = a[:, 0].copy()
+    for d in range(1, N_DIMS):
+        out *= a[:, d]
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -61,26 +61,36 @@ def relevant(tensor: int) -> np.ndarray:
     return axis_of(tensor) >= 0
 
 
-def axis_extents(ext: np.ndarray, tensor: int, layer: Layer) -> list[np.ndarray]:
-    """Per-axis extents of the box covered by per-dim extents ``ext`` ([..., 8])."""
+def axis_extents_dm(ext, tensor: int, layer: Layer) -> list[np.ndarray]:
+    """Per-axis extents of the box covered by per-dim extents ``ext`` (dims FIRST: ``ext[d]``)."""
     out = []
     for dims in AXES[tensor]:
         if len(dims) == 1:
-            out.append(ext[..., dims[0]])
+            out.append(ext[dims[0]])
         elif dims == (P, R):
-            out.append((ext[..., P] - 1) * layer.stride_h + (ext[..., R] - 1) * layer.dilation_h + 1)
+            out.append((ext[P] - 1) * layer.stride_h + (ext[R] - 1) * layer.dilation_h + 1)
         else:  # (Q, S)
-            out.append((ext[..., Q] - 1) * layer.stride_w + (ext[..., S] - 1) * layer.dilation_w + 1)
+            out.append((ext[Q] - 1) * layer.stride_w + (ext[S] - 1) * layer.dilation_w + 1)
     return out
 
 
-def tile_size(ext: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
-    """Values of ``tensor`` in the box covered by per-dim extents ``ext`` ([..., 8])."""
-    axes = axis_extents(ext, tensor, layer)
+def tile_size_dm(ext, tensor: int, layer: Layer) -> np.ndarray:
+    """Values of ``tensor`` in the box covered by per-dim extents ``ext`` (dims FIRST)."""
+    axes = axis_extents_dm(ext, tensor, layer)
     size = axes[0]
     for a in axes[1:]:
         size = size * a
     return size
+
+
+def axis_extents(ext: np.ndarray, tensor: int, layer: Layer) -> list[np.ndarray]:
+    """Per-axis extents of the box covered by per-dim extents ``ext`` ([..., 8])."""
+    return axis_extents_dm(np.moveaxis(ext, -1, 0), tensor, layer)
+
+
+def tile_size(ext: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
+    """Values of ``tensor`` in the box covered by per-dim extents ``ext`` ([..., 8])."""
+    return tile_size_dm(np.moveaxis(ext, -1, 0), tensor, layer)
 
 
 def tensor_sizes(layer: Layer) -> tuple[int, int, int]:
@@ -94,28 +104,42 @@ def distinct_pairs(n1: np.ndarray, a: np.ndarray, n2: np.ndarray, b: np.ndarray)
 
     With ``g = gcd(a, b)``, a value has several representations exactly when ``i`` can move
     down by ``b/g`` while ``j`` moves up by ``a/g``; counting only the representation with
-    the smallest ``i`` gives ``n1*n2 - max(0, n1 - b/g) * max(0, n2 - a/g)``.
+    the smallest ``i`` gives ``n1*n2 - max(0, n1 - b/g) * max(0, n2 - a/g)``. Works on
+    integer or integer-valued float arrays (the gcd is only taken where both n > 1).
     """
-    g = np.gcd(a, b)
-    return n1 * n2 - np.maximum(0, n1 - b // g) * np.maximum(0, n2 - a // g)
+    n1, a, n2, b = np.broadcast_arrays(n1, a, n2, b)
+    count = n1 * n2
+    both = (n1 > 1) & (n2 > 1)
+    if both.any():
+        i = np.nonzero(both)
+        ai, bi = a[i].astype(np.int64), b[i].astype(np.int64)
+        g = np.gcd(ai, bi)
+        count = np.array(count, copy=True)
+        count[i] = count[i] - np.maximum(0, n1[i] - bi // g) * np.maximum(0, n2[i] - ai // g)
+    return count
 
 
-def distinct_children(child_ext: np.ndarray, fan: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
-    """Number of distinct ``tensor`` tiles among the children of a spatial fan-out.
+def distinct_children_dm(child_ext, fan, tensor: int, layer: Layer) -> np.ndarray:
+    """Number of distinct ``tensor`` tiles among the children of a spatial fan-out (dims FIRST).
 
-    ``child_ext`` [..., 8] is one child's per-dim extent and ``fan`` [..., 8] the spatial
-    factors. Children whose tiles coincide (dims irrelevant to the tensor, or sliding-window
+    ``child_ext[d]`` is one child's extent of dim ``d`` and ``fan[d]`` the spatial factor.
+    Children whose tiles coincide (dims irrelevant to the tensor, or sliding-window
     offsets that land on the same input rows) share one parent access: multicast for
     read-only tensors, spatial reduction for Outputs. Like Timeloop, only identical tiles
     are shared (partially overlapping halos are not).
     """
-    count = np.ones(np.broadcast_shapes(child_ext.shape, fan.shape)[:-1], dtype=np.int64)
+    count = None
     for dims in AXES[tensor]:
         if len(dims) == 1:
-            count = count * fan[..., dims[0]]
+            term = fan[dims[0]]
         else:
             big, small = dims
             sb, sd = ((layer.stride_h, layer.dilation_h) if big == P else (layer.stride_w, layer.dilation_w))
-            count = count * distinct_pairs(fan[..., big], child_ext[..., big] * sb,
-                                           fan[..., small], child_ext[..., small] * sd)
+            term = distinct_pairs(fan[big], child_ext[big] * sb, fan[small], child_ext[small] * sd)
+        count = term if count is None else count * term
     return count
+
+
+def distinct_children(child_ext: np.ndarray, fan: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
+    """:func:`distinct_children_dm` with dims LAST (``[..., 8]`` arrays)."""
+    return distinct_children_dm(np.moveaxis(child_ext, -1, 0), np.moveaxis(fan, -1, 0), tensor, layer)

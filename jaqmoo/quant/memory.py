@@ -64,4 +64,73 @@ def cuda_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
     return torch.cuda.max_memory_allocated(device) - base
 
 
-__all__ = ["SavedMemory", "saved_activation_bytes", "cuda_peak_bytes"]
+
+
+
+def _rss_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool, seed: int,
+                      queue) -> None:  # pragma: no cover - runs in a subprocess
+    import gc
+    import resource
+    import threading
+
+    torch.set_num_threads(1)
+    from jaqmoo.quant.supernet import load_supernet
+
+    net = load_supernet(ckpt)
+    net.set_csq_fraction(csq_fraction)
+    net.set_lean_lsq(lean)
+    net.set_policy(net.uniform_policy(bits))
+    net.train()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *net.meta.input_shape, generator=g)
+    y = torch.randint(0, net.meta.num_classes, (batch,), generator=g)
+    gc.collect()
+    base = _rss_bytes()
+    high_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    samples = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(_rss_bytes())
+            done.wait(0.0005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    done.set()
+    th.join()
+    high_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = high_after if high_after > high_before else max(samples)
+    queue.put(peak - base)
+
+
+def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool = False,
+                        seed: int = 0) -> int:
+    """Peak resident-memory growth (bytes) of one training step, in a fresh process.
+
+    The supernet is loaded from ``ckpt`` (so CSQ's sensitive channels are the saved ones),
+    a random batch is built, the resident set size is read, then one forward/backward
+    runs while a thread samples the RSS; the peak (or the kernel's high-water mark when the
+    step raised it) minus the starting RSS is returned. A fresh process per measurement
+    keeps one configuration's allocator state from hiding another's.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure_in_child, args=(str(ckpt), batch, bits, csq_fraction, lean, seed, queue))
+    proc.start()
+    try:
+        value = queue.get(timeout=900)
+    finally:
+        proc.join()
+    return int(value)
+__all__ = ["SavedMemory", "saved_activation_bytes", "cuda_peak_bytes", "step_peak_rss_bytes"]

@@ -303,7 +303,10 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
-        raise JaqmooError(f"checkpoint {path} is corrupted or not a torch file ({type(exc).__name__}: {exc})") from exc
+        raise JaqmooError(
+            f"checkpoint {path} is corrupted or not a jaqmoo supernet checkpoint (torch.load failed: "
+            f"{type(exc).__name__}); retrain it with `jaqmoo supernet train` or point to the right file"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise JaqmooError(f"checkpoint {path} is not a jaqmoo supernet checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     if payload.get("version") != CHECKPOINT_VERSION:

@@ -110,7 +110,7 @@ class JointEvaluator:
 
                 try:
                     rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
-                                                   mapper=self.mapper))
+                                                   mapper=self.mapper, raise_on_infeasible=False))
                 except JaqmooError as exc:
                     rec = infeasible_record(str(exc))
             if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):

@@ -74,29 +74,14 @@ def build_cached(template: Template, values: tuple[tuple[str, int], ...]):
                                      label=label)
 
 
-def _find_input_file(folder: Path) -> Path:
-    preferred = folder / "parsed-processed-input.yaml"
-    if preferred.is_file():
-        return preferred
-    candidates = sorted(p for p in folder.glob("*.yaml")
-                        if not p.name.endswith((".ERT.yaml", ".ART.yaml", "_summary.yaml",
-                                                ".map.yaml")))
-    arch = [p for p in candidates if "arch" in p.name.lower()]
-    if len(arch) == 1:
-        return arch[0]
-    if len(candidates) == 1:
-        return candidates[0]
-    raise JaqmooError(f"{folder}: cannot tell which YAML is the Timeloop input (found "
-                      f"{', '.join(p.name for p in candidates) or 'none'}); give the file "
-                      "itself or add a parsed-processed-input.yaml")
-
-
 def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
     """An ``Accelerator`` from a template name (with parameter overrides), a Timeloop v0.4
-    YAML file, or a folder holding a ``parsed-processed-input.yaml`` (+ ERT/ART).
+    YAML file (flattened or ``!Container`` form), or a folder holding one (e.g. a Timeloop
+    output folder with ``parsed-processed-input.yaml`` and its ERT/ART).
 
-    Keyword overrides apply to templates only; ``strict=True`` additionally requires every
-    value to be one of the parameter's search choices.
+    Energies: an ERT next to the input wins; otherwise the built-in tables are used and the
+    Accelerator's ``energy_source`` says so. Keyword overrides apply to templates only;
+    ``strict=True`` additionally requires every value to be one of the search choices.
     """
     strict = bool(overrides.pop("strict", False))
     text = str(name_or_path)
@@ -112,7 +97,21 @@ def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
                           f"({', '.join(overrides)}) apply to templates only "
                           f"({', '.join(TEMPLATES)}); edit the YAML instead")
     from jaqmoo.hardware import timeloop_yaml
+    from jaqmoo.hardware.ert import find_sibling
+    from jaqmoo.hardware.yaml_io import load_yaml
 
     if path.is_dir():
-        path = _find_input_file(path)
-    return timeloop_yaml.load_accelerator(path)
+        path = timeloop_yaml.find_input_file(path)
+    if find_sibling(path.parent, "ERT") is not None:
+        return timeloop_yaml.load_accelerator(path)
+    data, _ = load_yaml(path, "Timeloop input")
+    if isinstance(data.get("ERT"), dict):
+        return timeloop_yaml.load_accelerator(path)
+    architecture = data.get("architecture")
+    if not isinstance(architecture, dict):
+        raise JaqmooError(f"{path}: missing required field 'architecture'; add it")
+    ert, art, table_source = estimate_architecture(architecture)
+    has_art = find_sibling(path.parent, "ART") is not None
+    return timeloop_yaml.load_accelerator(
+        path, ert=ert, art=None if has_art else art,
+        energy_source=f"{table_source} (no ERT next to {path.name})")

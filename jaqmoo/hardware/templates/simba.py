@@ -50,7 +50,7 @@ PARAMS: tuple[HardwareParam, ...] = (
                   "lane weight buffer word width"),
     HardwareParam("accu_buffer_depth", 128, pow2_choices(128, 16, 1024),
                   "lane accumulation buffer depth"),
-    HardwareParam("accu_buffer_width", 24, pow2_choices(24, 16, 128, 48),
+    HardwareParam("accu_buffer_width", 24, pow2_choices(24, 32, 128, 48),
                   "lane accumulation buffer word width"),
     HardwareParam("weight_reg_width", 512, pow2_choices(512, 8, 1024),
                   "MAC weight register width (one word)"),

@@ -1,0 +1,135 @@
+"""CLI: ``jaqmoo supernet train`` and ``jaqmoo supernet eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from jaqmoo.errors import JaqmooError
+
+
+def _bits_list(text: str) -> tuple[int, ...]:
+    from jaqmoo.quant.policy import check_bits
+
+    try:
+        values = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError as exc:
+        raise JaqmooError(f"--train-bits: expected comma-separated integers such as 2,3,4,5,6,7,8 (got {text!r})") from exc
+    return tuple(check_bits(v, "--train-bits") for v in values)
+
+
+def _threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        if n < 1:
+            raise JaqmooError(f"--threads must be >= 1 (got {n})")
+        torch.set_num_threads(n)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from jaqmoo.quant.train import TrainConfig, train_supernet
+
+    _threads(args.threads)
+    cfg = TrainConfig(
+        model=args.model, dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.optimizer, width_mult=args.width_mult, bits=_bits_list(args.train_bits),
+        per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
+        n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
+        data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
+        progress=not args.quiet,
+    )
+    t0 = time.perf_counter()
+    path = train_supernet(cfg)
+    print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from jaqmoo.data import load_dataset
+    from jaqmoo.quant.estimators import EvalData, SupernetEstimator
+    from jaqmoo.quant.policy import QuantPolicy, parse_bits_spec
+    from jaqmoo.quant.supernet import load_supernet
+    from jaqmoo.quant.train import resolve_device
+
+    _threads(args.threads)
+    if (args.bits is None) == (args.bits_file is None):
+        raise JaqmooError("give exactly one of --bits W/A (e.g. 4/8) or --bits-file policy.yaml")
+    device = resolve_device(args.device)
+    net = load_supernet(args.checkpoint, device=device)
+    if args.bits is not None:
+        w, a = parse_bits_spec(args.bits)
+        policy = QuantPolicy.uniform(net.layer_names, w, a)
+        if args.keep_rules:
+            policy = net.apply_rules(policy)
+    else:
+        policy = QuantPolicy.load(args.bits_file, net.layer_names)
+    net.check_policy(policy)
+    splits = load_dataset(net.meta.dataset, args.data_root, seed=args.seed, download=args.download)
+    data = EvalData.from_splits(splits, args.images, args.calib_batches, 128, args.seed, device,
+                                use_test=args.split == "test")
+    est = SupernetEstimator(net, data)
+    t0 = time.perf_counter()
+    acc = float(est.estimate([policy])[0])
+    seconds = time.perf_counter() - t0
+    result = {
+        "checkpoint": str(args.checkpoint), "model": net.meta.model, "dataset": net.meta.dataset,
+        "split": args.split, "images": len(data.images), "accuracy": acc, "seconds": seconds,
+        "mean_weight_bits": sum(policy.weight_bits) / len(policy), "mean_act_bits": sum(policy.act_bits) / len(policy),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{net.meta.model} on {net.meta.dataset} ({args.split}, {len(data.images)} images): "
+              f"top-1 {acc * 100:.2f} % ({seconds:.2f} s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``supernet train`` and ``supernet eval``."""
+    p = sub.add_parser("supernet", help="train or evaluate a quantization-aware (CSQ) supernet")
+    ss = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
+
+    t = ss.add_parser("train", help="train a bit-switchable supernet (sandwich rule, optional CSQ)")
+    t.add_argument("--model", default="mobilenet_v2", help="model name (see jaqmoo.models.MODELS)")
+    t.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | cifar10 | imagefolder")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--out", required=True, help="checkpoint file to write (updated after every epoch)")
+    t.add_argument("--csq-fraction", type=float, default=0.0,
+                   help="fraction of each layer's channels on the full LSQ path (CSQ); 0 = all (plain LSQ)")
+    t.add_argument("--width-mult", type=float, default=1.0)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    t.add_argument("--train-bits", default="2,3,4,5,6,7,8", help="candidate bit-widths (comma-separated)")
+    t.add_argument("--per-tensor", action="store_true", help="one weight step per layer instead of per channel")
+    t.add_argument("--keep-first-last", type=int, default=None, metavar="BITS",
+                   help="fix the first and last layers at BITS bits (weights and activations)")
+    t.add_argument("--n-random", type=int, default=2, help="random configurations per step besides max and min")
+    t.add_argument("--no-distill", action="store_true", help="train every configuration on the labels")
+    t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
+    t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    _common(t)
+    t.set_defaults(func=_train)
+
+    e = ss.add_parser("eval", help="accuracy of one policy on a trained supernet (BN recalibrated)")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--bits", help="uniform W/A bits, e.g. 4/8 or 6")
+    e.add_argument("--bits-file", help="policy YAML (per-layer bits; see jaqmoo.quant.policy)")
+    e.add_argument("--keep-rules", action="store_true", help="apply the supernet's first/last-layer rule to --bits")
+    e.add_argument("--images", type=int, default=2000, help="validation images to evaluate")
+    e.add_argument("--calib-batches", type=int, default=2, help="BN recalibration batches (128 images each)")
+    e.add_argument("--split", choices=["val", "test"], default="val")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    _common(e)
+    e.set_defaults(func=_eval)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the standard location)")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset if missing")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1,0 +1,110 @@
+"""Training, resume and the estimator interface on digits (seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jaqmoo.data import load_dataset
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.estimators import (
+    AccuracyEstimator,
+    EvalData,
+    PredictorEstimator,
+    QATEstimator,
+    SupernetEstimator,
+    sample_policies,
+)
+from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.quant.supernet import load_supernet
+from jaqmoo.quant.train import TrainConfig, train_supernet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    splits = load_dataset("digits")
+    out = tmp_path_factory.mktemp("sn") / "digits.pt"
+    cfg = TrainConfig(model="simple_cnn", dataset="digits", out=str(out), epochs=3, batch_size=64, lr=5e-3,
+                      csq_fraction=0.25, n_random=1, progress=False)
+    train_supernet(cfg, splits=splits)
+    return splits, out, cfg
+
+
+def test_training_learns_and_checkpoint_has_history(trained):
+    splits, out, _ = trained
+    payload = torch.load(out, weights_only=True)
+    assert payload["epoch"] == 3 and len(payload["history"]) == 3
+    assert payload["history"][-1]["acc_max_bits"] > 0.6  # 10 classes: chance is 0.1
+    net = load_supernet(out)
+    assert all(m.sensitive.numel() > 0 for m in net.layers[1:-1])  # CSQ ranked channels
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    splits, out, cfg = trained
+    cfg2 = TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "r.pt"), "epochs": 1})
+    train_supernet(cfg2, splits=splits)
+    cfg3 = TrainConfig(**{**cfg2.__dict__, "epochs": 2, "resume": True})
+    train_supernet(cfg3, splits=splits)
+    payload = torch.load(tmp_path / "r.pt", weights_only=True)
+    assert payload["epoch"] == 2 and [h["epoch"] for h in payload["history"]] == [1, 2]
+    bad = TrainConfig(**{**cfg3.__dict__, "model": "mobilenet_v1"})
+    with pytest.raises(JaqmooError, match="not 'mobilenet_v1'"):
+        train_supernet(bad, splits=splits)
+
+
+def test_estimators_share_one_interface(trained):
+    splits, out, _ = trained
+    net = load_supernet(out)
+    data = EvalData.from_splits(splits, n_val=144)
+    sup = SupernetEstimator(net, data)
+    assert isinstance(sup, AccuracyEstimator)
+    pols = [net.uniform_policy(8), net.uniform_policy(2)] + sample_policies(net, 10, np.random.default_rng(0))
+    acc = sup.estimate(pols)
+    assert acc.shape == (12,) and ((acc >= 0) & (acc <= 1)).all()
+    assert acc[0] > acc[1]  # 8-bit beats 2-bit
+    assert np.array_equal(acc, sup.estimate(pols))  # deterministic (fixed calibration/validation data)
+    pred = PredictorEstimator().fit(pols, acc)
+    assert set(pred.fit_error) >= {"cv_mae", "cv_rmse", "cv_kendall_tau"}
+    p_acc = pred.estimate(pols)
+    assert p_acc.shape == (12,) and ((p_acc >= 0) & (p_acc <= 1)).all()
+    qat = QATEstimator(net, splits, data, epochs=0.2, batch_size=64, device="cpu")
+    q_acc = qat.estimate(pols[:2])
+    assert q_acc.shape == (2,) and q_acc[0] > 0.5
+
+
+def test_estimator_bad_input(trained):
+    splits, out, _ = trained
+    net = load_supernet(out)
+    sup = SupernetEstimator(net, EvalData.from_splits(splits, n_val=50))
+    with pytest.raises(JaqmooError, match="layers"):
+        sup.estimate([QuantPolicy.uniform(net.layer_names[:2], 4)])
+    with pytest.raises(JaqmooError, match="QuantPolicy"):
+        sup.estimate(["4/8"])
+    with pytest.raises(JaqmooError, match="fit"):
+        PredictorEstimator().estimate([net.uniform_policy(4)])
+
+
+def test_cli_train_and_eval(tmp_path, capsys):
+    from jaqmoo.cli import main
+
+    out = tmp_path / "cli.pt"
+    assert main(["supernet", "train", "--model", "simple_cnn", "--dataset", "digits", "--epochs", "1",
+                 "--out", str(out), "--quiet", "--n-random", "0", "--csq-fraction", "0.25"]) == 0
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits", "4/8", "--json"]) == 0
+    assert '"accuracy"' in capsys.readouterr().out
+    policy = tmp_path / "p.yaml"
+    policy.write_text("default: 6/6\nlayers:\n  features.0: {w: 8, a: 8}\n")
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits-file", str(policy)]) == 0
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits", "1/8"]) == 2
+    policy.write_text("layers:\n  features.0: {w: 8, a: 8}\n")
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits-file", str(policy)]) == 2
+    assert "no bits" in capsys.readouterr().err

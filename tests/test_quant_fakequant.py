@@ -1,0 +1,123 @@
+"""Quantizer values and gradients (LSQ, lean LSQ, CSQ straight-through conv)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from jaqmoo.quant.fakequant import (
+    int_range,
+    lsq_quantize,
+    lsq_quantize_lean,
+    quantize_nograd,
+    ste_quant_conv2d,
+)
+from jaqmoo.quant.layers import QuantConv2d, QuantLinear
+
+
+@settings(max_examples=30, deadline=None)
+@given(bits=st.integers(2, 8), signed=st.booleans(), seed=st.integers(0, 10_000),
+       step=st.floats(0.01, 1.0))
+def test_values_lie_on_the_grid_and_round_trip(bits, signed, seed, step):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, generator=g) * 2
+    qmin, qmax = int_range(bits, signed)
+    q = lsq_quantize(x, torch.tensor(step), qmin, qmax)
+    codes = q / step
+    assert torch.allclose(codes, codes.round(), atol=1e-4)
+    assert codes.min() >= qmin - 1e-4 and codes.max() <= qmax + 1e-4
+    # in-range values move by at most half a step; quantizing twice changes nothing
+    inside = (x / step >= qmin) & (x / step <= qmax)
+    assert ((q - x).abs()[inside] <= step / 2 + 1e-5).all()
+    assert torch.allclose(lsq_quantize(q, torch.tensor(step), qmin, qmax), q, atol=1e-5)
+    assert torch.allclose(quantize_nograd(x, torch.tensor(step), qmin, qmax), q, atol=1e-5)
+
+
+def test_lsq_gradients_are_straight_through_inside_and_zero_outside():
+    x = torch.tensor([-3.0, -0.26, 0.1, 0.74, 5.0], requires_grad=True)
+    s = torch.tensor(0.5, requires_grad=True)
+    q = lsq_quantize(x, s, -2, 1)
+    q.sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0]  # 0.74 / 0.5 = 1.48 > qmax=1 -> clipped
+    # LSQ step gradient: (round(v) - v) inside, qmin / qmax outside, times g
+    v = x.detach() / 0.5
+    expected = torch.where(v < -2, torch.tensor(-2.0), torch.where(v > 1, torch.tensor(1.0), v.round() - v)).sum()
+    g = 1.0 / (5 * 1) ** 0.5
+    assert torch.isclose(s.grad, expected * g, atol=1e-6)
+
+
+def test_lean_lsq_matches_autograd_lsq():
+    torch.manual_seed(0)
+    for s_shape in [(), (4, 1, 1, 1)]:
+        x = torch.randn(4, 3, 5, 5, requires_grad=True)
+        s = (torch.rand(s_shape) * 0.3 + 0.1).requires_grad_()
+        up = torch.randn(4, 3, 5, 5)
+        (lsq_quantize(x, s, -8, 7) * up).sum().backward()
+        gx, gs = x.grad.clone(), s.grad.clone()
+        x.grad = s.grad = None
+        out = lsq_quantize_lean(x, s, -8, 7)
+        (out * up).sum().backward()
+        assert torch.allclose(out, lsq_quantize(x, s, -8, 7))
+        assert torch.allclose(x.grad, gx, atol=1e-6) and torch.allclose(s.grad, gs, atol=1e-5)
+
+
+def test_ste_conv_matches_conv_of_quantized_input_and_saves_only_its_input():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    w = torch.randn(3, 4, 3, 3, requires_grad=True)
+    step = torch.tensor(0.2)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = ste_quant_conv2d(x, w, step, -8, 7, (1, 1), (1, 1), (1, 1), 1)
+    big = [tuple(s) for s in saved if len(s) == 4]
+    assert sorted(big) == [(2, 4, 6, 6), (3, 4, 3, 3)]  # the raw input and the weight, nothing else
+    ref_x = x.detach().clone().requires_grad_()
+    ref_w = w.detach().clone().requires_grad_()
+    xq = lsq_quantize(ref_x, step, -8, 7)
+    ref = F.conv2d(xq, ref_w, padding=1)
+    up = torch.randn_like(ref)
+    (out * up).sum().backward()
+    (ref * up).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(x.grad, ref_x.grad, atol=1e-5)
+    assert torch.allclose(w.grad, ref_w.grad, atol=1e-4)
+
+
+def test_csq_layer_gives_the_same_values_and_weight_gradients_as_the_full_path():
+    torch.manual_seed(0)
+    for groups in (1, 8):
+        conv = QuantConv2d.from_module(nn.Conv2d(8, 8, 3, padding=1, groups=groups))
+        conv.set_bits(4, 4)
+        conv.train()
+        conv.sensitive = torch.tensor([1, 5])
+        x = torch.randn(2, 8, 6, 6, requires_grad=True)
+        up = torch.randn(2, 8, 6, 6)
+        grads = []
+        for frac in (0.0, 0.25):
+            conv.csq_fraction = frac
+            x.grad = None
+            conv.zero_grad()
+            out = conv(x)
+            (out * up).sum().backward()
+            grads.append((out.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+        for full, csq in zip(*grads, strict=True):
+            assert torch.allclose(full, csq, atol=1e-5)
+
+
+def test_bits_change_outputs_and_float_is_exact():
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 4)
+    q = QuantLinear.from_module(lin)
+    x = torch.randn(8, 16)
+    q.set_bits(32, 32)
+    assert torch.equal(q(x), lin(x))
+    outs = {}
+    for b in (2, 4, 8):
+        q.set_bits(b, b)
+        outs[b] = q(x).detach()
+    ref = lin(x).detach()
+    err = {b: float((o - ref).abs().mean()) for b, o in outs.items()}
+    assert err[2] > err[4] > err[8] > 0

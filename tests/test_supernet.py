@@ -1,0 +1,141 @@
+"""Supernet wrapping, policies, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.layers import QuantConv2d
+from jaqmoo.quant.memory import saved_activation_bytes
+from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.quant.sensitivity import rank_sensitive_channels
+from jaqmoo.quant.supernet import build_supernet, load_supernet
+from jaqmoo.workload import extract_workload, model_workload
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small ops on a shared 2-core machine run fastest (and steadiest) on one thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture()
+def net():
+    torch.manual_seed(0)
+    return build_supernet("simple_cnn", 10, 1, 8, dataset="digits")
+
+
+def test_layers_align_with_the_workload(net):
+    wl = model_workload("simple_cnn", (1, 8, 8), num_classes=10)
+    assert net.layer_names == tuple(layer.name for layer in wl.layers)
+    # the wrapped model still extracts to the same workload
+    assert [layer.shape_key for layer in extract_workload(net.model, (1, 8, 8)).layers] == [
+        layer.shape_key for layer in wl.layers]
+
+
+def test_mobilenet_v2_wraps_without_source_changes():
+    sn = build_supernet("mobilenet_v2", 10, 1, 28, width_mult=0.25)
+    wl = model_workload("mobilenet_v2", (1, 28, 28), num_classes=10, width_mult=0.25)
+    assert len(sn.layer_names) == len(wl.layers) == 53
+    assert all(isinstance(m, QuantConv2d) for m in sn.layers[:-1])
+
+
+def test_policy_round_trip_and_changes_output(net):
+    x = torch.randn(4, 1, 8, 8)
+    net.train()
+    net(x)  # initialise activation steps
+    net.eval()
+    rng = np.random.default_rng(0)
+    pol = net.random_policy(rng)
+    net.set_policy(pol)
+    assert net.policy() == pol
+    out_mixed = net(x)
+    net.set_policy(net.uniform_policy(2))
+    out_2 = net(x)
+    net.set_policy(net.uniform_policy(32))
+    out_f = net(x)
+    assert not torch.allclose(out_mixed, out_2) and not torch.allclose(out_2, out_f)
+
+
+def test_bad_policies_are_clear_errors(net):
+    with pytest.raises(JaqmooError, match="layers"):
+        net.set_policy(QuantPolicy.uniform(net.layer_names[:-1], 4))
+    with pytest.raises(JaqmooError, match="out of range"):
+        QuantPolicy.uniform(net.layer_names, 9)
+    narrow = build_supernet("simple_cnn", 10, 1, 8, bits=(4, 8))
+    with pytest.raises(JaqmooError, match="trained for bits"):
+        narrow.set_policy(QuantPolicy.uniform(narrow.layer_names, 3))
+    with pytest.raises(JaqmooError, match="csq_fraction"):
+        net.set_csq_fraction(1.5)
+
+
+def test_first_last_rule():
+    sn = build_supernet("simple_cnn", 10, 1, 8, fixed_first_last=8)
+    pol = QuantPolicy.uniform(sn.layer_names, 4)
+    with pytest.raises(JaqmooError, match="first and last"):
+        sn.set_policy(pol)
+    fixed = sn.apply_rules(pol)
+    sn.set_policy(fixed)
+    assert fixed.weight_bits[0] == fixed.act_bits[-1] == 8 and fixed.weight_bits[1] == 4
+
+
+def test_checkpoint_round_trip(net, tmp_path):
+    x = torch.randn(4, 1, 8, 8)
+    net.train()
+    net(x)
+    net.set_csq_fraction(0.5)
+    rank_sensitive_channels(net, [(x, torch.arange(4))])
+    net.eval()
+    net.set_policy(net.uniform_policy(3, 5))
+    ref = net(x)
+    path = net.save(tmp_path / "sn.pt")
+    back = load_supernet(path)
+    back.eval()
+    back.set_policy(back.uniform_policy(3, 5))
+    assert torch.allclose(back(x), ref)
+    assert back.meta.model == "simple_cnn" and back.meta.dataset == "digits"
+    assert back.meta.input_shape == (1, 8, 8)
+    assert all(torch.equal(a.sensitive, b.sensitive) for a, b in zip(net.layers, back.layers, strict=True))
+
+
+def test_bad_checkpoints(net, tmp_path):
+    path = net.save(tmp_path / "sn.pt")
+    with pytest.raises(JaqmooError, match="not 'mobilenet_v2'"):
+        load_supernet(path, expect_model="mobilenet_v2")
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["model"] = "mobilenet_v1"  # weights of another model under this name
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(JaqmooError, match="another model"):
+        load_supernet(tmp_path / "other.pt")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(JaqmooError, match="corrupted"):
+        load_supernet(tmp_path / "cut.pt")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(JaqmooError, match="not a jaqmoo"):
+        load_supernet(tmp_path / "plain.pt")
+    with pytest.raises(JaqmooError, match="does not exist"):
+        load_supernet(tmp_path / "missing.pt")
+
+
+def test_csq_saves_activation_memory():
+    torch.manual_seed(0)
+    sn = build_supernet("mobilenet_v2", 10, 1, 28, width_mult=0.25)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    sn.train()
+    sn.set_policy(sn.uniform_policy(4))
+
+    def step():
+        return torch.nn.functional.cross_entropy(sn(x), y)
+
+    full = saved_activation_bytes(sn, step)
+    sn.set_csq_fraction(0.25)
+    rank_sensitive_channels(sn, [(x, y)])
+    sn.set_policy(sn.uniform_policy(4))
+    csq = saved_activation_bytes(sn, step)
+    assert csq.activation_bytes < 0.7 * full.activation_bytes
