@@ -16,7 +16,7 @@ from jaqmoo.hardware.templates import load_accelerator_spec
 from jaqmoo.mapping import mapspace as ms
 from jaqmoo.mapping.mapper import Mapper, find_best_mapping, metric_values, pareto_indices
 from jaqmoo.mapping.mapping import MappingBatch, single_level_order
-from jaqmoo.mapping.model import evaluate
+from jaqmoo.mapping.model import cost, evaluate
 from jaqmoo.workload import DIMS, Layer
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "timeloop" / "mapper-eyeriss-like-conv"
@@ -232,3 +232,18 @@ def test_best_by_energy_beats_timeloop_reference(reference):
     best = mapper.best(layer, accel, None, metric="energy")
     assert best.energy <= ref_cost.energy[0]
     assert best.energy <= 59.28e6
+
+
+def test_take_rows_matches_reevaluation(eyeriss):
+    from jaqmoo.mapping.mapper import take_rows
+
+    spec = Mapper().spec(eyeriss)
+    space = ms.Mapspace(SMALL, spec, ms.envelope_for(eyeriss, (8, 8, 8)))
+    batch = space.materialize(*space.sample(50))
+    full = evaluate(SMALL, eyeriss, batch, (4, 8, 8))
+    rows = np.array([3, 0, len(batch) - 1])
+    part = cost(take_rows(full.accesses, rows), eyeriss, (4, 8, 8))
+    again = evaluate(SMALL, eyeriss, batch.take(rows), (4, 8, 8))
+    for name in ("energy", "cycles", "feasible", "occupancy_words", "energy_by_level", "utilization"):
+        assert np.allclose(getattr(part, name), getattr(again, name)), name
+    assert np.array_equal(part.accesses.reads, again.accesses.reads)

@@ -189,7 +189,7 @@ def test_capacity_overflow_reason():
     accel = Accelerator(tl.accelerator.name, small, tl.accelerator.compute)
     c = cost(analyze(tl.problem, tl.accelerator, tl.mapping), accel)
     assert not c.capacity_ok[0] and c.fail_level[0] == 3
-    assert "RegisterFile" in c.reason(0) and "33 words" in c.reason(0)  # 1 + 16 + 16
+    assert "RegisterFile" in c.reason(0) and "33 words" in c.reason(0) and "only 16 fit" in c.reason(0)
 
 
 def test_bad_bits_and_topology_mismatch():

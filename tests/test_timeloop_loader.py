@@ -57,6 +57,17 @@ def test_hierarchical_eyeriss_with_parallel_matches_flattened_reference():
     assert hier.compute.instances == 168 and hier.compute.energy == flat.compute.energy
 
 
+@pytest.mark.parametrize("design", ["simba_like", "simple_weight_stationary", "simple_output_stationary"])
+def test_hierarchical_and_flattened_fixtures_agree(design):
+    """Designs written both ways (tests/data/designs) load to the same levels and constraints
+    (the constraints timeloopfe writes for dummy levels are implied and dropped)."""
+    hier = load_accelerator(DATA / "designs" / design / "arch.yaml", name="d")
+    flat = load_accelerator(DATA / "designs" / design / "flattened.yaml", name="d")
+    assert hier.levels == flat.levels
+    assert hier.fanouts == flat.fanouts and hier.compute == flat.compute
+    assert set(hier.constraints) == set(flat.constraints)
+
+
 def test_flattened_eyeriss_structure():
     tl = load_timeloop_input(EYERISS)
     acc = tl.accelerator

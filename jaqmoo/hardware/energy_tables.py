@@ -21,7 +21,8 @@ kind              model
                   scratchpads (12x16, 16x16, 192x16); leakage and area are proportional
                   to the capacity.
 ``register``      a depth-1 ``regfile`` (a plain register: no address decode, no compare):
-                  energy and leakage proportional to the width; area per bit as a regfile.
+                  energy and leakage proportional to the width (anchored at 45 nm, other
+                  nodes by the node^2 rule below); area per bit as a regfile.
 ``intmac``        E = E_ref x (0.8 x (m_a x m_b) / 64 + 0.2 x adder / 16): an 8x8
                   multiplier with a 16-bit adder is the reference; 80 % of it is the
                   multiplier (array multiplier: partial products ~ m_a x m_b) and 20 % the
@@ -456,32 +457,107 @@ def iter_hierarchical_components(architecture: Mapping[str, Any]):
     yield from walk(architecture.get("nodes"), None)
 
 
-def estimate_architecture(architecture: Mapping[str, Any]) -> tuple[dict, dict, str]:
+# ------------------------------------------------------------- optional: hwcomponents
+
+_HWC_NAMES = {"dram": "DRAM", "sram": "SRAM", "regfile": "regfile",
+              "register": "aladdin_register", "intmac": "intmac"}
+"""Generic component names tried when hwcomponents has no model for the design's class."""
+
+
+def hwcomponents_available() -> bool:
+    """True when the optional ``hwcomponents`` package (Python >= 3.12) is importable."""
+    try:
+        import hwcomponents  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _si_value(estimation: Any) -> float:
+    return float(getattr(estimation, "value", estimation))
+
+
+def hwcomponents_estimate(klass: str, attributes: Mapping[str, Any], *,
+                          subclass: str | None = None, technology: Any = None,
+                          cycle_seconds: float = 1e-9) -> ComponentEstimate | None:
+    """Energies/area from ``hwcomponents`` (Accelergy's successor), or None when none of its
+    installed models covers the component. hwcomponents works in SI units (J, m^2, W): they
+    are converted to pJ per action, um^2 and pJ of leakage per cycle of ``cycle_seconds``.
+    Raises JaqmooError when the package is not installed.
+    """
+    try:
+        import hwcomponents
+    except ImportError:
+        raise JaqmooError("energy model 'hwcomponents': the package is not installed (it needs "
+                          "Python >= 3.12); use the built-in tables or install it") from None
+    kind = component_kind(klass, subclass)
+    if kind == "dummy":
+        return dummy_estimate()
+    attrs = dict(attributes)
+    node = parse_technology(attrs.get("technology")) or parse_technology(technology)
+    if node is not None:
+        attrs["technology"] = f"{node}nm"
+    actions = ("compute",) if kind == "intmac" else ("read", "write")
+    for name in dict.fromkeys((subclass or klass, _HWC_NAMES[kind])):
+        try:
+            energies = [(a, _si_value(hwcomponents.get_energy(name, attrs, a, {})) * 1e12)
+                        for a in actions]
+            area = _si_value(hwcomponents.get_area(name, attrs)) * 1e12
+            leak = _si_value(hwcomponents.get_leak_power(name, attrs)) * cycle_seconds * 1e12
+        except Exception:  # noqa: BLE001 - any model failure means "not covered"
+            continue
+        if kind != "intmac":
+            energies.append(("update", energies[1][1]))
+        energies.append(("leak", leak))
+        return ComponentEstimate(kind, tuple(energies), area, node, f"hwcomponents ({name})")
+    return None
+
+
+ENERGY_MODELS: tuple[str, ...] = ("builtin", "hwcomponents")
+
+
+def estimate_architecture(architecture: Mapping[str, Any], energy_model: str = "builtin",
+                          cycle_seconds: float = 1e-9) -> tuple[dict, dict, str]:
     """ERT and ART (Accelergy format) for a v0.4 architecture (flattened ``subtree`` form or
     hierarchical ``nodes`` form), plus a source string such as ``built-in 32nm table``.
 
     The returned dicts look like ``timeloop-*.ERT.yaml`` / ``*.ART.yaml`` so they go through
-    the same loader path as real Accelergy output.
+    the same loader path as real Accelergy output. ``energy_model="hwcomponents"`` asks the
+    optional hwcomponents package first and uses the built-in tables for the components it
+    does not cover (the source string names both).
     """
+    if energy_model not in ENERGY_MODELS:
+        raise JaqmooError(f"energy model {energy_model!r}: use one of {', '.join(ENERGY_MODELS)}")
     components = (iter_hierarchical_components(architecture) if "nodes" in architecture
                   else iter_flattened_components(architecture))
-    tables, areas, sources = [], [], set()
+    tables, areas, sources, from_hwc, from_tables = [], [], set(), [], []
     assumed = False
     for path, klass, subclass, attrs, tech in components:
-        est = estimate_component(klass, attrs, subclass=subclass, technology=tech)
+        est = None
+        if energy_model == "hwcomponents":
+            est = hwcomponents_estimate(klass, attrs, subclass=subclass, technology=tech,
+                                        cycle_seconds=cycle_seconds)
+            if est is not None and est.kind != "dummy":
+                from_hwc.append(base_component_name(path))
+        if est is None:
+            est = estimate_component(klass, attrs, subclass=subclass, technology=tech)
+            if est.kind != "dummy":
+                from_tables.append(base_component_name(path))
+            if est.node_nm is not None:
+                sources.add(f"{est.node_nm}nm")
+            assumed = assumed or "assumed" in est.source
         tables.append({"name": path, "actions": [
             {"name": action, "arguments": {}, "energy": energy}
             for action, energy in est.energies]})
         areas.append({"name": path, "area": est.area_um2})
-        if est.node_nm is not None:
-            sources.add(f"{est.node_nm}nm")
-        if "assumed" in est.source:
-            assumed = True
     nodes = ", ".join(sorted(sources)) or "no on-chip"
     note = f" (no technology given: {DEFAULT_NODE_NM}nm assumed)" if assumed else ""
+    source = f"built-in {nodes} table{note}"
+    if from_hwc:
+        source = f"hwcomponents ({', '.join(from_hwc)})" + (
+            f" + {source} ({', '.join(from_tables)})" if from_tables else "")
     return ({"ERT": {"version": "0.4", "tables": tables}},
-            {"ART": {"version": "0.4", "tables": areas}},
-            f"built-in {nodes} table{note}")
+            {"ART": {"version": "0.4", "tables": areas}}, source)
 
 
 def base_component_name(path_name: str) -> str:

@@ -293,6 +293,18 @@ def _to_map_constraint(c: dict, label: str, index: int) -> MapConstraint:
     )
 
 
+def _drop_implied_dummy_constraints(constraints: tuple[MapConstraint, ...], dummies: set[str]) -> tuple:
+    """Drop what timeloopfe writes for every dummy level (no temporal loops, keeps nothing):
+    it is implied by the level being a dummy, so both input forms give the same Accelerator."""
+    def implied(c: MapConstraint) -> bool:
+        if c.target not in dummies:
+            return False
+        if c.type == "bypass":
+            return not c.keep and set(c.bypass) == set(TENSORS)
+        return c.type == "temporal" and all(v == 1 for _, v in c.factors)
+    return tuple(c for c in constraints if not implied(c))
+
+
 # --------------------------------------------------------------------------- entry points
 
 def _architecture_elements(data: dict, label: str) -> list[_Element]:
@@ -356,6 +368,7 @@ def load_timeloop_input(source: str | Path | dict, ert: str | Path | dict | None
     constraints = tuple(_to_map_constraint(c, label, i) for i, c in enumerate(raw_constraints))
 
     *storage, compute_elem = elems
+    constraints = _drop_implied_dummy_constraints(constraints, {e.name for e in storage if e.cls == "dummy_storage"})
     if _looks_like_storage(compute_elem):
         raise JaqmooError(f"{label}: the innermost element {compute_elem.name!r} must be the compute unit")
     levels = []

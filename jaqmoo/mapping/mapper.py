@@ -159,7 +159,7 @@ class Mapper:
     """
 
     metric: str = "energy"
-    budget: int = 6000
+    budget: int = 500
     min_utilization: float = 0.5
     refine_top: int = 8
     refine_rounds: int = 12
@@ -171,6 +171,8 @@ class Mapper:
     _results: dict = field(default_factory=dict, repr=False)
     _candidates: dict = field(default_factory=dict, repr=False)
     _specs: dict = field(default_factory=dict, repr=False)
+    _tokens: dict = field(default_factory=dict, repr=False)
+    _token_of: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -192,14 +194,15 @@ class Mapper:
         if metric not in METRICS:
             raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
         bits = None if bits is None else tuple(int(b) for b in bits)
-        rkey = (layer.shape_key, bits, accel, metric, pareto)
+        skey = shape_key(layer)
+        rkey = (skey, bits, self._token(accel), metric, pareto)
         hit = self._results.get(rkey)
         if hit is not None:
             self.stats.result_hits += 1
-            return hit if hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
+            return hit if hit.layer is layer or hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
         spec = self.spec(accel)
         env = ms.envelope_for(accel, bits)
-        ckey = (layer.shape_key, accel.topology_key, spec)
+        ckey = (skey, accel.topology_key, spec)
         cand = self._candidates.get(ckey)
         result = None
         if cand is not None and cand.envelope.covers(env):
@@ -217,6 +220,16 @@ class Mapper:
         """Drop every cached result and candidate set."""
         self._results.clear()
         self._candidates.clear()
+        self._tokens.clear()
+
+    def _token(self, accel) -> int:
+        """A small int standing for ``accel`` (equal accelerators share it; hashed once per object)."""
+        hit = self._tokens.get(id(accel))
+        if hit is not None and hit[0] is accel:
+            return hit[1]
+        token = self._token_of.setdefault(accel, len(self._token_of))
+        self._tokens[id(accel)] = (accel, token)
+        return token
 
     # ------------------------------------------------------------------ internals
     def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch, costs: Costs,
@@ -226,13 +239,13 @@ class Mapper:
             return None
         i = int(np.argmin(values))
         best = batch.take([i])
-        best_costs = evaluate(layer, accel, best, bits)
+        best_costs = cost(take_rows(costs.accesses, [i]), accel, bits)
         par, par_costs = None, None
         if pareto:
             f = np.flatnonzero(costs.feasible)
             sel = f[pareto_indices(costs.energy[f], costs.cycles[f].astype(np.float64))]
             par = batch.take(sel)
-            par_costs = evaluate(layer, accel, par, bits)
+            par_costs = cost(take_rows(costs.accesses, sel), accel, bits)
         names = tuple(lvl.name for lvl in accel.levels)
         return MappingResult(layer, metric, best, best_costs, describe(best, 0, names), evaluated, par, par_costs)
 
@@ -268,20 +281,21 @@ class Mapper:
         idx, tiles = space.sample(self.budget, seed)
         pool: list[MappingBatch] = []
         evaluated = 0
-        seen: set[bytes] = set()
+        seen = np.zeros(0, dtype=np.int64)
 
         def run(batch: MappingBatch) -> None:
             nonlocal evaluated
             if len(batch) == 0:
                 return
+            nonlocal seen
             keys = _row_keys(batch)
-            new = np.array([k not in seen for k in keys], dtype=bool)
+            new = ~np.isin(keys, seen)
             if not new.all():  # already evaluated (refinement revisits the pool's neighbours)
                 batch = batch.take(new)
-                keys = [k for k, n in zip(keys, new, strict=True) if n]
+                keys = keys[new]
             if len(batch) == 0:
                 return
-            seen.update(keys)
+            seen = np.concatenate([seen, keys])
             c = evaluate(layer, accel, batch, bits)
             evaluated += len(batch)
             sel = self._retain(c, metric)
@@ -320,13 +334,33 @@ class Mapper:
         return result
 
 
-def _row_keys(batch: MappingBatch) -> list[bytes]:
-    flat = np.concatenate([
+def take_rows(acc: Accesses, index) -> Accesses:
+    """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
+    changes = {}
+    for f in dataclasses.fields(acc):
+        value = getattr(acc, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = value[index]
+        elif isinstance(value, dict) and f.name.startswith("_"):
+            changes[f.name] = {}  # private caches of full-size derived arrays
+    return dataclasses.replace(acc, **changes)
+
+
+_LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer) if f.name != "name")
+
+
+def shape_key(layer: Layer) -> tuple:
+    """``layer.shape_key`` (everything but the name), computed without ``asdict``."""
+    return tuple(getattr(layer, f) for f in _LAYER_FIELDS)
+
+
+def _row_keys(batch: MappingBatch) -> np.ndarray:
+    """int64 [M]: a hash of every mapping (factors, order, keeps)."""
+    return ms.row_hash(np.concatenate([
         batch.temporal.reshape(len(batch), -1), batch.spatial_x.reshape(len(batch), -1),
         batch.spatial_y.reshape(len(batch), -1), batch.perm.reshape(len(batch), -1),
-        batch.keep.reshape(len(batch), -1).astype(np.int64),
-    ], axis=1).astype(np.int32)
-    return [r.tobytes() for r in flat]
+        batch.keep.reshape(len(batch), -1),
+    ], axis=1))
 
 
 def smallest_mapping(layer: Layer, spec: ms.MapspaceSpec) -> MappingBatch:

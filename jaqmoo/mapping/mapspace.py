@@ -42,7 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -763,13 +763,17 @@ class Mapspace:
         return len(self.factor_rows()[0])
 
     def sample(self, budget: int, seed: int = 0, exhaustive_limit: int = 200_000,
-               max_draws: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+               max_draws: int | None = None, tries: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """At most ``budget`` distinct factor splits that fit, ``(idx, tiles)``.
 
         If the unpruned space has at most ``exhaustive_limit`` splits they are enumerated
         and, if more than ``budget`` fit, a uniform sample is drawn. Otherwise splits are
-        drawn at random (each dimension's option uniformly) and those that do not fit are
-        rejected, until ``budget`` fit or ``max_draws`` were drawn.
+        drawn stratified over the parallelizations: every spatial assignment that fits the
+        fan-outs and the utilization floor is enumerated, and the draws cycle through them;
+        for each, the temporal splits are built one dimension at a time, each drawing
+        ``tries`` options (with that spatial part) and keeping the first whose tiles still
+        fit the envelope. Draws continue until ``budget`` distinct splits were found or
+        ``max_draws`` (default: 40 x budget) were started.
         """
         rng = np.random.default_rng(seed)
         if self.unpruned_size <= exhaustive_limit:
@@ -780,34 +784,101 @@ class Mapspace:
             return idx, tiles
         if any(len(u.factors) == 0 for u in self.units):
             return np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, self.spec.n_levels))
-        found_idx, found_tiles, found_pes = [], [], []
-        seen: set[bytes] = set()
-        n_found, drawn = 0, 0
-        batch = max(4 * budget, 4096)
-        while n_found < budget and drawn < max_draws:
-            idx = np.stack([rng.integers(0, len(u.factors), size=batch) for u in self.units], axis=1).astype(np.int32)
-            drawn += batch
-            spx = np.ones((batch, self.spec.n_levels), dtype=np.int64)
-            spy = np.ones_like(spx)
-            tiles = np.ones((batch, 3, self.spec.n_levels))
-            for u, unit in enumerate(self.units):
-                spx *= unit.spx[idx[:, u]]
-                spy *= unit.spy[idx[:, u]]
-                tiles *= unit.tile[idx[:, u]]
-            ok = np.all(spx <= self._fx, axis=1) & np.all(spy <= self._fy, axis=1)
-            ok &= _fits(tiles, self._keep_forced, self.envelope)
-            for i in np.flatnonzero(ok):
-                key = idx[i].tobytes()
-                if key not in seen:
-                    seen.add(key)
-                    found_idx.append(idx[i])
-                    found_tiles.append(tiles[i])
-                    found_pes.append((spx[i] * spy[i]).prod())
-            n_found = len(found_idx)
-        if not found_idx:
-            return np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, self.spec.n_levels))
-        idx, tiles = self._floor(np.array(found_idx), np.array(found_tiles), np.array(found_pes))
+        found_idx = np.zeros((0, len(self.units)), dtype=np.int32)
+        found_tiles = np.zeros((0, 3, self.spec.n_levels))
+        found_pes = np.zeros(0, dtype=np.int64)
+        radix = np.cumprod([1] + [len(u.factors) for u in self.units[:-1]]).astype(np.int64)
+        drawn = 0
+
+        def passing() -> int:
+            if self.min_utilization <= 0 or not len(found_pes):
+                return len(found_pes)
+            return int((found_pes >= self.min_utilization * found_pes.max()).sum())
+
+        rows = max(2 * budget, 1024)
+        max_draws = 20 * rows if max_draws is None else max_draws
+        while passing() < budget and drawn < max_draws:
+            idx, tiles, pes = self._draw(rng, rows, tries)
+            drawn += rows
+            found_idx = np.concatenate([found_idx, idx])
+            found_tiles = np.concatenate([found_tiles, tiles])
+            found_pes = np.concatenate([found_pes, pes])
+            _, first = np.unique(found_idx.astype(np.int64) @ radix, return_index=True)  # exact mixed-radix key
+            first = np.sort(first)  # keep draw order: truncation keeps a random subset
+            found_idx, found_tiles, found_pes = found_idx[first], found_tiles[first], found_pes[first]
+        if not len(found_idx):
+            return found_idx, found_tiles
+        idx, tiles = self._floor(found_idx, found_tiles, found_pes)
         return idx[:budget], tiles[:budget]
+
+    def _spatial_configs(self, limit: int = 50_000) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Every way to parallelize the layer that fits the fan-outs and the utilization floor.
+
+        Returns the configurations as spatial-signature indices ``[n, units]`` and, per unit,
+        (option indices sorted by signature, start, count) to draw temporal splits from.
+        """
+        if getattr(self, "_configs", None) is not None:
+            return self._configs
+        n_levels = self.spec.n_levels
+        per_unit = []
+        sig_sp = []
+        for unit in self.units:
+            sp = unit.factors[:, 1:].reshape(len(unit.factors), -1)
+            _, sig, inverse = np.unique(row_hash(sp), return_index=True, return_inverse=True)
+            order = np.argsort(inverse, kind="stable")
+            counts = np.bincount(inverse, minlength=len(sig))
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            per_unit.append((order, starts, counts))
+            sig_sp.append((unit.spx[sig], unit.spy[sig]))
+        cfg = np.zeros((1, 0), dtype=np.int64)
+        spx = np.ones((1, n_levels), dtype=np.int64)
+        spy = np.ones((1, n_levels), dtype=np.int64)
+        for u in range(len(self.units)):
+            ux, uy = sig_sp[u]
+            k = len(ux)
+            base = np.repeat(np.arange(len(cfg)), k)
+            opt = np.tile(np.arange(k), len(cfg))
+            nx, ny = spx[base] * ux[opt], spy[base] * uy[opt]
+            ok = np.all(nx <= self._fx, axis=1) & np.all(ny <= self._fy, axis=1)
+            cfg = np.concatenate([cfg[base[ok]], opt[ok, None]], axis=1)
+            spx, spy = nx[ok], ny[ok]
+        pes = (spx * spy).prod(axis=1)
+        if self.min_utilization > 0 and len(pes):
+            keep = pes >= self.min_utilization * pes.max()
+            cfg, pes = cfg[keep], pes[keep]
+        if len(cfg) > limit:  # keep the most parallel ones
+            cfg = cfg[np.argsort(-pes, kind="stable")[:limit]]
+        self._configs = (cfg, per_unit)
+        return self._configs
+
+    def _draw(self, rng: np.random.Generator, rows: int, tries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``rows`` random factor splits, stratified over the parallelizations (see :meth:`sample`)."""
+        cfg, per_unit = self._spatial_configs()
+        n_levels = self.spec.n_levels
+        if not len(cfg):
+            return (np.zeros((0, len(self.units)), dtype=np.int32), np.zeros((0, 3, n_levels)),
+                    np.zeros(0, dtype=np.int64))
+        pick_cfg = cfg[rng.permutation(np.arange(rows) % len(cfg))]
+        idx = np.zeros((rows, len(self.units)), dtype=np.int32)
+        spx = np.ones((rows, n_levels), dtype=np.int64)
+        spy = np.ones_like(spx)
+        tiles = np.ones((rows, 3, n_levels))
+        for u, unit in enumerate(self.units):
+            order, starts, counts = per_unit[u]
+            n = len(idx)
+            sig = np.repeat(pick_cfg[:, u], tries)
+            c = order[starts[sig] + (rng.random(n * tries) * counts[sig]).astype(np.int64)]
+            base = np.repeat(np.arange(n), tries)
+            ct = tiles[base] * unit.tile[c]
+            ok = _fits(ct, self._keep_forced, self.envelope).reshape(n, tries)
+            alive = ok.any(axis=1)
+            pick = (np.arange(n) * tries + np.argmax(ok, axis=1))[alive]
+            idx, pick_cfg = idx[alive], pick_cfg[alive]
+            idx[:, u] = c[pick]
+            spx, spy, tiles = spx[base[pick]] * unit.spx[c[pick]], spy[base[pick]] * unit.spy[c[pick]], ct[pick]
+            if not len(idx):
+                break
+        return idx, tiles, (spx * spy).prod(axis=1)
 
     # -- materialization ----------------------------------------------------
     def _factors(self, idx: np.ndarray) -> np.ndarray:
@@ -862,6 +933,15 @@ def _free_slots(layer: Layer, spec: MapspaceSpec) -> list[list[tuple[int, int]]]
     return out
 
 
+_HASH_MULT = np.random.default_rng(20240607).integers(1, 2**62, size=4096, dtype=np.int64) | 1
+
+
+def row_hash(rows: np.ndarray) -> np.ndarray:
+    """int64 [n]: a 64-bit hash of each integer row (wrap-around dot product with fixed odd keys)."""
+    rows = rows.reshape(len(rows), -1).astype(np.int64)
+    return rows @ _HASH_MULT[: rows.shape[1]]
+
+
 def neighbors(batch, layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelope | None = None,
               halo: bool = False):
     """Every mapping one prime-factor move away from a mapping of ``batch`` (all loop orders).
@@ -894,7 +974,7 @@ def neighbors(batch, layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelop
     g = np.concatenate(moved)
     keep = np.concatenate(keeps)
     flat = np.concatenate([g.reshape(len(g), -1), keep.reshape(len(keep), -1)], axis=1)
-    _, uniq = np.unique(flat, axis=0, return_index=True)
+    _, uniq = np.unique(row_hash(flat), return_index=True)
     g, keep = g[uniq], keep[uniq]
     rows, perm = expand_orders(g[:, 0], spec, halo)
     out = MappingBatch(g[rows, 0], g[rows, 1], g[rows, 2], perm, keep[rows])

@@ -36,7 +36,8 @@ outputs an instance ever holds. The outermost level has no fills.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,7 +55,11 @@ _AXIS_HASH = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F
 
 @dataclass
 class Accesses:
-    """Stage-A result: access counts of M mappings (per instance, in values)."""
+    """Stage-A result: access counts of M mappings (per instance, in values).
+
+    Counts are stored as float64 arrays holding exact integers (what stage B computes on);
+    the int64 views (``reads``, ``fills``, ``updates``, ``tile``...) are built on demand.
+    """
 
     layer: Layer
     level_names: tuple[str, ...]
@@ -62,32 +67,77 @@ class Accesses:
     """``Accelerator.topology_key`` of the accelerator analyzed (cost checks it)."""
     macs: int
     """Multiply-accumulates of the layer."""
-    tile: np.ndarray
-    """int64 [M, L, 3]: values of each tensor in one instance's tile (utilized capacity)."""
+    rfu: np.ndarray
+    """float64 [M, L, 3 tensors, 3]: reads, fills, updates per instance (0 where not kept).
+    Reads: values read out of the level; fills: values written into it from its parent;
+    updates: partial sums written back from below (Outputs only)."""
+    tile_f: np.ndarray
+    """float64 [M, L, 3]: values of each tensor in one instance's tile (utilized capacity)."""
+    partition_f: np.ndarray
+    """float64 [M, L, 3]: Outputs: distinct outputs an instance ever holds (Timeloop's
+    partition size, which sets the first-update elision); 0 for the read-only tensors."""
     keep: np.ndarray
     """bool [M, L, 3]: tensor stored at the level (dummy levels never, level 0 always)."""
-    reads: np.ndarray
-    """int64 [M, L, 3]: values read per instance (0 where not kept)."""
-    fills: np.ndarray
-    """int64 [M, L, 3]: values written into the level from its parent, per instance."""
-    updates: np.ndarray
-    """int64 [M, L, 3]: partial sums written back from below, per instance (Outputs only)."""
-    partition: np.ndarray
-    """int64 [M, L, 3]: Outputs: distinct outputs an instance ever holds (Timeloop's partition
-    size, which sets the first-update elision); 0 for the read-only tensors."""
-    instances: np.ndarray
-    """int64 [M, L]: utilized instances of each level."""
-    compute_instances: np.ndarray
-    """int64 [M]: utilized MAC units."""
-    compute_cycles: np.ndarray
-    """int64 [M]: temporal iterations = cycles without bandwidth throttling."""
+    instances_f: np.ndarray
+    """float64 [M, L]: utilized instances of each level."""
+    compute_instances_f: np.ndarray
+    """float64 [M]: utilized MAC units."""
+    compute_cycles_f: np.ndarray
+    """float64 [M]: temporal iterations = cycles without bandwidth throttling."""
     fanout_ok: np.ndarray
     """bool [M]: spatial factors fit every fan-out (X and Y)."""
     fanout_fail_level: np.ndarray
     """int64 [M]: first level whose fan-out is exceeded, -1 if none."""
 
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
     def __len__(self) -> int:
-        return int(self.tile.shape[0])
+        return int(self.tile_f.shape[0])
+
+    def _int(self, name: str, build) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = build().astype(np.int64)
+        return self._cache[name]
+
+    @property
+    def reads(self) -> np.ndarray:
+        """int64 [M, L, 3]: values read per instance."""
+        return self._int("reads", lambda: self.rfu[..., 0])
+
+    @property
+    def fills(self) -> np.ndarray:
+        """int64 [M, L, 3]: values filled per instance."""
+        return self._int("fills", lambda: self.rfu[..., 1])
+
+    @property
+    def updates(self) -> np.ndarray:
+        """int64 [M, L, 3]: partial-sum updates per instance."""
+        return self._int("updates", lambda: self.rfu[..., 2])
+
+    @property
+    def tile(self) -> np.ndarray:
+        """int64 [M, L, 3]: tile sizes in values."""
+        return self._int("tile", lambda: self.tile_f)
+
+    @property
+    def partition(self) -> np.ndarray:
+        """int64 [M, L, 3]: Outputs' partition sizes (0 for read-only tensors)."""
+        return self._int("partition", lambda: self.partition_f)
+
+    @property
+    def instances(self) -> np.ndarray:
+        """int64 [M, L]: utilized instances per level."""
+        return self._int("instances", lambda: self.instances_f)
+
+    @property
+    def compute_instances(self) -> np.ndarray:
+        """int64 [M]: utilized MAC units."""
+        return self._int("compute_instances", lambda: self.compute_instances_f)
+
+    @property
+    def compute_cycles(self) -> np.ndarray:
+        """int64 [M]: cycles without bandwidth throttling."""
+        return self._int("compute_cycles", lambda: self.compute_cycles_f)
 
 
 @dataclass
@@ -111,6 +161,8 @@ class Costs:
     """bool [M]: capacity, width and fan-out all fine."""
     fail_level: np.ndarray
     """int64 [M]: first level that makes the mapping infeasible (-1 = feasible)."""
+    depth_words: np.ndarray
+    """float64 [L]: words one tile may use per instance (depth / multiple buffering; inf = unbounded)."""
     energy_by_tensor: np.ndarray
     """float64 [M, L, 3]: access energy per level and tensor (all utilized instances)."""
     energy_by_action: np.ndarray
@@ -148,8 +200,8 @@ class Costs:
             bad = [TENSORS[t] for t in range(3)
                    if self.accesses.keep[i, lvl, t] and self.values_per_word[lvl, t] == 0]
             return f"{', '.join(bad)} wider than a word of level {names[lvl]!r}"
-        return (f"level {names[lvl]!r} needs {int(self.occupancy_words[i, lvl])} words "
-                f"per instance, more than fit")
+        return (f"level {names[lvl]!r} needs {int(self.occupancy_words[i, lvl])} words per instance "
+                f"but only {self.depth_words[lvl]:g} fit")
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,8 +217,8 @@ _NTH_BIT = np.array([[([r for r in range(N_DIMS) if b >> r & 1] + [N_DIMS] * N_D
 _CHUNK = 4096
 """Mappings analyzed per chunk: keeps the working arrays in cache (several times faster)."""
 
-_FIELDS = ("tile", "keep", "reads", "fills", "updates", "partition", "instances", "compute_instances",
-           "compute_cycles", "fanout_ok", "fanout_fail_level")
+_FIELDS = ("rfu", "tile_f", "partition_f", "keep", "instances_f", "compute_instances_f", "compute_cycles_f",
+           "fanout_ok", "fanout_fail_level")
 
 
 def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch) -> Accesses:
@@ -178,9 +230,11 @@ def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch) -> Accesses:
     geometry = _Geometry(layer, accel)
     chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
               for lo in range(0, max(n_map, 1), _CHUNK)]
-    merged = {f: np.concatenate([c[f] for c in chunks]) if len(chunks) > 1 else chunks[0][f] for f in _FIELDS}
+    def merge(name: str) -> np.ndarray:
+        return np.concatenate([c[name] for c in chunks]) if len(chunks) > 1 else chunks[0][name]
+
     return Accesses(layer=layer, level_names=tuple(lvl.name for lvl in accel.levels),
-                    topology=accel.topology_key, macs=layer.macs, **merged)
+                    topology=accel.topology_key, macs=layer.macs, **{f: merge(f) for f in _FIELDS})
 
 
 class _Geometry:
@@ -196,28 +250,53 @@ class _Geometry:
         self.axis = np.stack([tz.axis_of(t) for t in range(3)])  # [3, 8]
         self.hash = np.where(self.axis >= 0, _AXIS_HASH[np.maximum(self.axis, 0)] * self.coef, 0)
         self.rw = np.array(tz.READ_WRITE)[:, None]  # [3, 1]
+        # Only dims with a bound > 1 are worked on ("live"); the others map to a sentinel row
+        # of ones, so arrays are [level, live dim (+1), mapping].
+        live = [d for d in range(N_DIMS) if getattr(layer, DIMS[d]) > 1] or [0]
+        self.live = np.array(live)
+        self.n_live = len(live)
+        self.remap = np.full(N_DIMS, len(live))
+        self.remap[live] = np.arange(len(live))
+        pad = np.zeros((3, 1), dtype=np.int64)
+        self.coef_l = np.concatenate([self.coef[:, live], pad], axis=1)
+        self.axis_l = np.concatenate([self.axis[:, live], pad - 1], axis=1)
+        self.hash_l = np.concatenate([self.hash[:, live], pad], axis=1)
+
+
+class _Dims:
+    """Index a [live dim (+1), ...] array by original dim number (dead dims read the ones row)."""
+
+    def __init__(self, arr: np.ndarray, remap: np.ndarray) -> None:
+        self.arr, self.remap = arr, remap
+
+    def __getitem__(self, d: int) -> np.ndarray:
+        return self.arr[self.remap[d]]
 
 
 def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[str, np.ndarray]:
     """Analyze mappings ``lo:hi``; works on [level, dim, mapping] arrays (mapping axis last)."""
     layer, n_lvl = g.layer, g.n_lvl
     m = hi - lo
-    sx_ml, sy_ml = batch.spatial_x[lo:hi], batch.spatial_y[lo:hi]
+    n_live = g.n_live
+
+    def load(a: np.ndarray) -> np.ndarray:  # [M, L, 8] -> float [L, live dims + ones row, m]
+        out = np.ones((n_lvl, n_live + 1, m))
+        out[:, :n_live] = np.take(a[lo:hi], g.live, axis=2).transpose(1, 2, 0)
+        return out
+
     # Counts are float64 holding exact integers (< 2**53): vectorized multiplies are faster.
-    temporal = batch.temporal[lo:hi].transpose(1, 2, 0).astype(np.float64)  # [L, 8, m]
-    sx = sx_ml.transpose(1, 2, 0).astype(np.float64)
-    sy = sy_ml.transpose(1, 2, 0).astype(np.float64)
+    temporal, sx, sy = load(batch.temporal), load(batch.spatial_x), load(batch.spatial_y)
     spatial = sx * sy
-    perm = np.ascontiguousarray(batch.perm[lo:hi].transpose(1, 2, 0))  # [L, rank, m]
+    perm = np.ascontiguousarray(g.remap[batch.perm[lo:hi]].transpose(1, 2, 0))  # [L, rank, m]: live dims
     keep = batch.keep[lo:hi].transpose(1, 2, 0) & ~g.dummy[:, None, None]  # [L, 3, m]
     keep[0] = True
     col = np.arange(m)
 
-    ext = np.empty((n_lvl + 1, N_DIMS, m))  # per-dim tile extents; ext[L] = one MAC
+    ext = np.empty((n_lvl + 1, n_live + 1, m))  # per-dim tile extents; ext[L] = one MAC
     ext[n_lvl] = 1
     for lvl in range(n_lvl - 1, -1, -1):
         ext[lvl] = ext[lvl + 1] * temporal[lvl] * spatial[lvl]
-    ext_dm = ext.swapaxes(0, 1)  # [8, L+1, m] view: ext_dm[d] -> [L+1, m]
+    ext_dm = _Dims(ext.swapaxes(0, 1), g.remap)  # ext_dm[d] -> [L+1, m]
 
     # Temporal loops with a factor > 1, innermost first: per level, its non-trivial loops in
     # loop order (picked through a set-bit table), padded with trivial loops (n = 1).
@@ -259,15 +338,18 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
 
     tile = np.empty((n_lvl, 3, m))
     fills_raw = np.empty((n_lvl, 3, m))
-    distinct = np.empty((n_lvl, 3, m))
+    distinct = np.ones((n_lvl, 3, m))
     partition = np.zeros((n_lvl, 3, m))
+    fan_levels = [lvl for lvl in range(n_lvl) if (spatial[lvl] > 1).any()]  # levels with a fan-out
+    kept_anywhere = keep.any(axis=2)  # [L, 3]: fills are only needed where some mapping stores
+    stride_int = stride_p.astype(np.int64) * active
     for t in range(3):
         axis_ext = tz.axis_extents_dm(ext_dm, t, layer)  # A x [L+1, m]
         size = axis_ext[0]
         for a in axis_ext[1:]:
             size = size * a
         tile[:, t] = size[:n_lvl]
-        h = np.take(g.hash[t], dims_p) * stride_p.astype(np.int64) * active
+        h = np.take(g.hash_l[t], dims_p) * stride_int
         key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
         inner = np.zeros(m, dtype=np.int64)
         for p in range(n_pos):
@@ -275,27 +357,32 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
             key[p] -= inner
         fills_raw[0, t] = tile[0, t]
         for i in range(1, n_lvl):
-            if i not in first:
+            if i not in first or not kept_anywhere[i, t]:  # no loops above / nobody stores it
                 fills_raw[i, t] = tile[i, t]
                 continue
             p0 = first_pos[i]
             eq = key[p0:] == np.take(key, first[i])
             w_eq = (eq * weight[p0:]).sum(axis=0)
             dim_f = dim_first[i]
-            ax = np.take(g.axis[t], dim_f)
+            ax = np.take(g.axis_l[t], dim_f)
             span = np.take(np.stack([a[i] for a in axis_ext]), np.maximum(ax, 0) * m + col)
-            move = np.take(g.coef[t], dim_f) * stride_first[i]
-            overlap = np.where(ax < 0, tile[i, t], tile[i, t] // span * np.maximum(0, span - move))
+            move = np.take(g.coef_l[t], dim_f) * stride_first[i]
+            overlap = np.where(ax < 0, tile[i, t], tile[i, t] / span * np.maximum(0, span - move))
             fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap
-        distinct[:, t] = tz.distinct_children_dm(ext_dm[:, 1:], spatial.swapaxes(0, 1), t, layer)
+        for lvl in fan_levels:
+            distinct[lvl, t] = tz.distinct_children_dm(_Dims(ext[lvl + 1], g.remap),
+                                                       _Dims(spatial[lvl], g.remap), t, layer)
 
     # Partition sizes of the Outputs (Timeloop: parent partition * tile / union of the sibling
     # tiles); they set the first-update elision. Read-only tensors do not need them.
     o = tz.O_T
     partition[0, o] = tile[0, o]
     for i in range(1, n_lvl):
-        union = tz.tile_size_dm(ext_dm[:, i] * spatial[i - 1], o, layer)
-        partition[i, o] = np.floor(partition[i - 1, o] * tile[i, o] / union)
+        if i - 1 in fan_levels:
+            union = tz.tile_size_dm(_Dims(ext[i] * spatial[i - 1], g.remap), o, layer)
+            partition[i, o] = np.floor(partition[i - 1, o] * tile[i, o] / union)
+        else:  # no fan-out above: the union of sibling tiles is the tile itself
+            partition[i, o] = partition[i - 1, o]
 
     # Reads served by each level: the kept child's fills (through bypassed levels: what the
     # bypassed level would have served), summed over the distinct child tiles of the fan-out.
@@ -320,22 +407,24 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     over = (fan_x > g.fan_x) | (fan_y > g.fan_y)  # [L, m]
     fanout_ok = ~over.any(axis=0)
 
-    def out(a: np.ndarray) -> np.ndarray:  # [L, 3, m] float -> [m, L, 3] int64
-        return a.transpose(2, 0, 1).astype(np.int64)
+    def out(a: np.ndarray) -> np.ndarray:  # [L, 3, m] -> contiguous [m, L, 3]
+        return np.ascontiguousarray(a.transpose(2, 0, 1))
 
+    rfu = np.empty((m, n_lvl, 3, 3))
+    for k, a in enumerate((reads, fills, updates)):
+        rfu[:, :, :, k] = a.transpose(2, 0, 1)
     return {
-        "tile": out(tile), "keep": keep.transpose(2, 0, 1), "reads": out(reads), "fills": out(fills),
-        "updates": out(updates), "partition": out(partition), "instances": instances.T.astype(np.int64),
-        "compute_instances": (instances[-1] * fan_total[-1]).astype(np.int64),
-        "compute_cycles": compute_cycles.astype(np.int64), "fanout_ok": fanout_ok,
-        "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
+        "rfu": rfu, "tile_f": out(tile), "partition_f": out(partition),
+        "keep": np.ascontiguousarray(keep.transpose(2, 0, 1)), "instances_f": np.ascontiguousarray(instances.T),
+        "compute_instances_f": instances[-1] * fan_total[-1], "compute_cycles_f": compute_cycles,
+        "fanout_ok": fanout_ok, "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
     }
 
 
 def _dim_product(a: np.ndarray) -> np.ndarray:
-    """Product over the dim axis of a [L, 8, m] array (row loop: faster than a reduce)."""
+    """Product over the dim axis of a [L, dims, m] array (row loop: faster than a reduce)."""
     out = a[:, 0].copy()
-    for d in range(1, N_DIMS):
+    for d in range(1, a.shape[1]):
         out *= a[:, d]
     return out
 
@@ -357,10 +446,6 @@ def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np
     return out
 
 
-def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return -(-a // b)
-
-
 def check_bits(bits: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
     if bits is None:
         return None
@@ -373,83 +458,130 @@ def check_bits(bits: tuple[int, int, int] | None) -> tuple[int, int, int] | None
     return (w, i, o)
 
 
+@functools.lru_cache(maxsize=256)
+def _hardware(accel: Accelerator) -> dict[str, np.ndarray]:
+    """Per-level constants of ``accel`` as arrays (cached: accelerators are hashable)."""
+    levels = accel.levels
+    return {
+        "depth": np.array([np.inf if (lvl.depth is None or lvl.is_dummy) else lvl.effective_depth
+                           for lvl in levels]),
+        "action_energy": np.array([[lvl.read_energy, lvl.write_energy, lvl.update_energy] for lvl in levels]),
+        "leak": np.array([lvl.leak_energy for lvl in levels]),
+        "block": np.array([float(lvl.block_size) for lvl in levels]),
+        "limits": tuple((i, lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth)
+                        for i, lvl in enumerate(levels)
+                        if (lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth) != (None,) * 3),
+    }
+
+
 def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | None = None) -> Costs:
     """Energy, cycles and feasibility of analyzed mappings on ``accel`` at ``bits``.
 
     ``bits=None`` stores every tensor at each level's own ``datawidth`` (Timeloop's
     behaviour). Otherwise a word of ``width`` bits packs ``floor(width / b)`` values of a
-    ``b``-bit tensor; capacity, access energy and bandwidth are counted in packed words.
+    ``b``-bit tensor; capacity, access energy and bandwidth are counted in packed words
+    (per action, ``ceil(values / values_per_word)`` vector accesses, like Timeloop's
+    block-size rounding).
     """
     if accesses.topology != accel.topology_key:
         raise JaqmooError(f"accesses were analyzed for a different accelerator topology than "
                           f"{accel.name!r}; run analyze() again")
     bits = check_bits(bits)
-    keep = accesses.keep
+    n_map, n_lvl = len(accesses), accel.n_levels
+    out = {
+        "tile_words": np.empty((n_map, n_lvl, 3)), "occupancy_words": np.empty((n_map, n_lvl)),
+        "capacity_ok": np.empty(n_map, dtype=bool), "width_ok": np.empty(n_map, dtype=bool),
+        "feasible": np.empty(n_map, dtype=bool), "fail_level": np.empty(n_map, dtype=np.int64),
+        "energy_by_tensor": np.empty((n_map, n_lvl, 3)), "energy_by_action": np.empty((n_map, n_lvl, 3)),
+        "leakage": np.empty((n_map, n_lvl)), "energy_by_level": np.empty((n_map, n_lvl)),
+        "energy": np.empty(n_map), "cycles": np.empty(n_map, dtype=np.int64),
+    }
     vpw = values_per_word(accel, bits)  # [L, 3]
-    vpw_safe = np.maximum(vpw, 1)[None]
-    width_bad = keep & (vpw[None] == 0)
-
-    tile_words = np.where(keep, _ceil_div(accesses.tile, vpw_safe), 0)
-    occupancy = tile_words.sum(axis=2)
-    depth = np.array([np.inf if (lvl.depth is None or lvl.is_dummy) else lvl.effective_depth
-                      for lvl in accel.levels])
-    cap_bad = occupancy > depth[None]
-    level_bad = cap_bad | width_bad.any(axis=2)
-    level_bad = level_bad | (np.arange(accel.n_levels)[None] == accesses.fanout_fail_level[:, None])
-    capacity_ok = ~cap_bad.any(axis=1)
-    width_ok = ~width_bad.any(axis=(1, 2))
-    feasible = capacity_ok & width_ok & accesses.fanout_ok
-    fail_level = np.where(feasible, -1, np.argmax(level_bad, axis=1))
-
-    # Access energy: per action, vector accesses = ceil(values / values per word).
-    e_read = np.array([lvl.read_energy for lvl in accel.levels])[None, :, None]
-    e_fill = np.array([lvl.write_energy for lvl in accel.levels])[None, :, None]
-    e_upd = np.array([lvl.update_energy for lvl in accel.levels])[None, :, None]
-    inst = accesses.instances[:, :, None]
-    by_read = _ceil_div(accesses.reads, vpw_safe) * e_read * inst
-    by_fill = _ceil_div(accesses.fills, vpw_safe) * e_fill * inst
-    by_upd = _ceil_div(accesses.updates, vpw_safe) * e_upd * inst
-    energy_by_tensor = by_read + by_fill + by_upd
-    energy_by_action = np.stack([by_read.sum(axis=2), by_fill.sum(axis=2), by_upd.sum(axis=2)], axis=2)
-
-    # Cycles: each level's bandwidth (values at its datawidth per cycle per instance) may
-    # throttle the compute; packed words move block_size / vpw times fewer datawidth values.
-    compute_cycles = accesses.compute_cycles.astype(np.float64)
-    block = np.array([lvl.block_size for lvl in accel.levels])[None, :, None]
-    scale = block / vpw_safe
-    read_demand = (accesses.reads * scale).sum(axis=2)
-    write_demand = ((accesses.fills + accesses.updates) * scale).sum(axis=2)
-    slowdown = np.ones_like(read_demand, dtype=np.float64)
-    for i, lvl in enumerate(accel.levels):
-        for limit, demand in ((lvl.read_bandwidth, read_demand[:, i]),
-                              (lvl.write_bandwidth, write_demand[:, i]),
-                              (lvl.shared_bandwidth, read_demand[:, i] + write_demand[:, i])):
-            if limit is not None:
-                need = demand / compute_cycles
-                slowdown[:, i] = np.minimum(slowdown[:, i], np.where(need > limit, limit / np.maximum(need, 1e-300), 1.0))
-    level_cycles = np.ceil(compute_cycles[:, None] / slowdown)
-    cycles = np.maximum(compute_cycles, level_cycles.max(axis=1)).astype(np.int64)
-
-    leak = np.array([lvl.leak_energy for lvl in accel.levels])[None, :]
-    leakage = np.where(keep.any(axis=2), leak * accesses.instances * cycles[:, None], 0.0)
-    energy_by_level = energy_by_tensor.sum(axis=2) + leakage
-
+    for lo in range(0, n_map, _CHUNK):
+        _cost_chunk(accesses, accel, vpw, slice(lo, min(lo + _CHUNK, n_map)), out)
     comp = accel.compute
-    if bits is None:
-        mac_scale = 1.0
-    else:
-        mac_scale = (bits[0] * bits[1]) / float(comp.operand_bits * comp.operand_bits)
-    mac_energy = np.full(len(accesses), accesses.macs * comp.energy * mac_scale)
-    energy = energy_by_level.sum(axis=1) + mac_energy
-    utilization = accesses.macs / (cycles * float(comp.instances))
+    mac_scale = 1.0 if bits is None else (bits[0] * bits[1]) / float(comp.operand_bits ** 2)
+    mac_energy = np.full(n_map, accesses.macs * comp.energy * mac_scale)
+    out["energy"] += mac_energy
+    out["tile_words"] = out["tile_words"].astype(np.int64)
+    out["occupancy_words"] = out["occupancy_words"].astype(np.int64)
+    utilization = accesses.macs / (out["cycles"] * float(comp.instances)) if n_map else np.zeros(0)
+    return Costs(accesses=accesses, bits=bits, values_per_word=vpw, mac_energy=mac_energy,
+                 utilization=utilization, depth_words=_hardware(accel)["depth"], **out)
 
-    return Costs(
-        accesses=accesses, bits=bits, values_per_word=vpw, tile_words=tile_words,
-        occupancy_words=occupancy, capacity_ok=capacity_ok, width_ok=width_ok, feasible=feasible,
-        fail_level=fail_level, energy_by_tensor=energy_by_tensor, energy_by_action=energy_by_action,
-        leakage=leakage, energy_by_level=energy_by_level, mac_energy=mac_energy, energy=energy,
-        cycles=cycles, utilization=utilization,
-    )
+
+def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: slice, out: dict) -> None:
+    """Stage B for the mappings ``sl``, written into the ``out`` arrays."""
+    hw = _hardware(accel)
+    keep = accesses.keep[sl]
+    vpw_f = np.maximum(vpw, 1).astype(np.float64)
+    packed = bool((vpw_f > 1).any())
+
+    # Capacity: words per kept tensor, summed per level, against the effective depth.
+    tile_words = out["tile_words"][sl]
+    if packed:
+        np.divide(accesses.tile_f[sl], vpw_f, out=tile_words)
+        np.ceil(tile_words, out=tile_words)
+    else:
+        tile_words[...] = accesses.tile_f[sl]
+    tile_words *= keep
+    occupancy = out["occupancy_words"][sl]
+    np.add(tile_words[:, :, 0], tile_words[:, :, 1], out=occupancy)
+    occupancy += tile_words[:, :, 2]
+    width_bad = (keep & (vpw == 0)).any(axis=2) if (vpw == 0).any() else np.zeros(occupancy.shape, bool)
+    cap_bad = occupancy > hw["depth"]
+    capacity_ok = ~cap_bad.any(axis=1)
+    width_ok = ~width_bad.any(axis=1)
+    feasible = capacity_ok & width_ok & accesses.fanout_ok[sl]
+    out["capacity_ok"][sl], out["width_ok"][sl], out["feasible"][sl] = capacity_ok, width_ok, feasible
+    fail = out["fail_level"][sl]
+    fail[:] = -1
+    bad = np.nonzero(~feasible)[0]
+    if len(bad):
+        fanout_fail = accesses.fanout_fail_level[sl][bad]
+        level_bad = cap_bad[bad] | width_bad[bad] | (np.arange(len(vpw)) == fanout_fail[:, None])
+        fail[bad] = np.argmax(level_bad, axis=1)
+
+    # Access energy: vector accesses per action = ceil(values / values per word).
+    rfu = accesses.rfu[sl]  # [m, L, 3 tensors, 3 actions]
+    words = np.ceil(rfu / vpw_f[:, :, None]) if packed else rfu
+    energy = hw["action_energy"]  # [L, 3 actions]
+    inst = accesses.instances_f[sl][:, :, None]
+    by_tensor = out["energy_by_tensor"][sl]
+    np.multiply(words[..., 0], energy[:, 0:1], out=by_tensor)
+    by_tensor += words[..., 1] * energy[:, 1:2]
+    by_tensor += words[..., 2] * energy[:, 2:3]
+    by_tensor *= inst
+    by_action = out["energy_by_action"][sl]
+    np.add(words[:, :, 0], words[:, :, 1], out=by_action)
+    by_action += words[:, :, 2]
+    by_action *= energy
+    by_action *= inst
+
+    # Cycles: a level's bandwidth (datawidth values per cycle per instance) may throttle the
+    # compute; packed words move block_size / vpw times fewer datawidth values.
+    compute_cycles = accesses.compute_cycles_f[sl]
+    cycles = compute_cycles
+    if hw["limits"]:
+        scale = hw["block"][:, None] / vpw_f  # [L, 3]
+        for i, read_bw, write_bw, shared_bw in hw["limits"]:
+            reads = sum(rfu[:, i, t, 0] * scale[i, t] for t in range(3)) / compute_cycles
+            writes = sum((rfu[:, i, t, 1] + rfu[:, i, t, 2]) * scale[i, t] for t in range(3)) / compute_cycles
+            slowdown = np.ones(len(compute_cycles))
+            for limit, need in ((read_bw, reads), (write_bw, writes), (shared_bw, reads + writes)):
+                if limit is not None:
+                    slowdown = np.minimum(slowdown, np.where(need > limit, limit / np.maximum(need, 1e-300), 1.0))
+            cycles = np.maximum(cycles, np.ceil(compute_cycles / slowdown))
+    out["cycles"][sl] = cycles
+
+    leakage = out["leakage"][sl]
+    np.multiply(hw["leak"] * inst[:, :, 0], cycles[:, None], out=leakage)
+    leakage *= keep.any(axis=2)
+    by_level = out["energy_by_level"][sl]
+    np.add(by_tensor[:, :, 0], by_tensor[:, :, 1], out=by_level)
+    by_level += by_tensor[:, :, 2]
+    by_level += leakage
+    by_level.sum(axis=1, out=out["energy"][sl])
 
 
 def evaluate(layer: Layer, accel: Accelerator, batch: MappingBatch,

@@ -125,10 +125,8 @@ class _STEQuantConv2d(torch.autograd.Function):
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride, padding, dilation, groups)
-            s = step.abs() + STEP_EPS
-            v = x / s
-            grad_x.mul_((v >= qmin) & (v <= qmax))
-            del v
+            s = float(step.abs() + STEP_EPS)
+            grad_x.masked_fill_((x < qmin * s).logical_or_(x > qmax * s), 0.0)
             if keep is not None:
                 grad_x.mul_(keep.view(1, -1, 1, 1))
         if ctx.needs_input_grad[1]:

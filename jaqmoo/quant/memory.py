@@ -74,8 +74,8 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool, seed: int,
-                      queue) -> None:  # pragma: no cover - runs in a subprocess
+def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool,
+                      seed: int) -> int:  # pragma: no cover - runs in a subprocess
     import gc
     import resource
     import threading
@@ -109,7 +109,15 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
     th.join()
     high_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = high_after if high_after > high_before else max(samples)
-    queue.put(peak - base)
+    return peak - base
+
+
+def _child_main() -> None:  # pragma: no cover - runs in a subprocess
+    import json
+    import sys
+
+    args = json.loads(sys.argv[1])
+    print(f"PEAK_RSS_DELTA {_measure_in_child(**args)}")
 
 
 def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool = False,
@@ -122,15 +130,18 @@ def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, l
     step raised it) minus the starting RSS is returned. A fresh process per measurement
     keeps one configuration's allocator state from hiding another's.
     """
-    import multiprocessing as mp
+    import json
+    import subprocess
+    import sys
 
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure_in_child, args=(str(ckpt), batch, bits, csq_fraction, lean, seed, queue))
-    proc.start()
-    try:
-        value = queue.get(timeout=900)
-    finally:
-        proc.join()
-    return int(value)
+    args = json.dumps({"ckpt": str(ckpt), "batch": batch, "bits": bits, "csq_fraction": csq_fraction,
+                       "lean": lean, "seed": seed})
+    code = "from jaqmoo.quant.memory import _child_main; _child_main()"
+    proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800)
+    for line in proc.stdout.splitlines():
+        if line.startswith("PEAK_RSS_DELTA "):
+            return int(line.split()[1])
+    raise RuntimeError(f"memory measurement failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+
+
 __all__ = ["SavedMemory", "saved_activation_bytes", "cuda_peak_bytes", "step_peak_rss_bytes"]

@@ -74,7 +74,9 @@ class JointEvaluator:
         if space.mapping_mode == "outer":
             from jaqmoo.search.mapping_genes import OuterMapping
 
-            self.outer = OuterMapping(workload, space.mapping_candidates, metric)
+            w_min = min(list(space.weight_choices) + [w for w, _ in space.fixed_layers.values()])
+            a_min = min(list(space.act_choices) + [a for _, a in space.fixed_layers.values()])
+            self.outer = OuterMapping(workload, space.mapping_candidates, metric, min_bits=(w_min, a_min, a_min))
 
     def _make_mapper(self) -> Any:
         try:
@@ -104,7 +106,7 @@ class JointEvaluator:
             rec = infeasible_record(f"hardware: {exc}")
         else:
             if self.outer is not None:
-                rec = self.outer.cost(accel, cand.policy, cand.mapping_genes)
+                rec = cost_record(self.outer.network_cost(accel, cand.policy, cand.mapping_genes))
             else:
                 from jaqmoo.cost import network_cost
 

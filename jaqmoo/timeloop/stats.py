@@ -51,11 +51,7 @@ class LevelStats:
     computes: float | None = None
     tensors: dict[str, TensorStats] = field(default_factory=dict)
     fj_per_compute: float | None = None
-
-    @property
-    def energy_pj(self) -> float | None:
-        """Total energy of the level (from fJ/Compute x computes), set by :func:`parse_stats`."""
-        return self._energy_pj if hasattr(self, "_energy_pj") else None
+    """The level's share of the summary's fJ/Compute (access energy + leakage)."""
 
 
 @dataclass

@@ -173,8 +173,10 @@ class Template:
         """Timeloop v0.4 input dict (``architecture`` + ``architecture_constraints``)."""
         return self.generator(self.resolve(strict, **overrides))
 
-    def build(self, strict: bool = False, **overrides: Any):
-        """The ``Accelerator`` for these parameters, energies from the built-in tables.
+    def build(self, strict: bool = False, energy_model: str = "builtin", **overrides: Any):
+        """The ``Accelerator`` for these parameters, energies from the built-in tables
+        (``energy_model="hwcomponents"``: from the optional hwcomponents package where it has
+        a model, the built-in tables elsewhere).
 
         Validated like :meth:`resolve`. Results are memoised per parameter set (the
         ``Accelerator`` is immutable), so a hardware search revisiting a point pays nothing.
@@ -182,7 +184,7 @@ class Template:
         from jaqmoo.hardware.templates.registry import build_cached
 
         values = self.resolve(strict, **overrides)
-        return build_cached(self, tuple(sorted(values.items())))
+        return build_cached(self, tuple(sorted(values.items())), energy_model)
 
     def describe(self) -> str:
         """A table of the parameters, defaults and choices (for ``--help``-style output)."""

@@ -48,7 +48,8 @@ def parse_overrides(items: Iterable[str] | None) -> dict[str, int]:
 
 
 def accelerator_from_timeloop(tl_input: Mapping[str, Any], *, name: str,
-                              source_label: str | None = None, label: str | None = None):
+                              source_label: str | None = None, label: str | None = None,
+                              energy_model: str = "builtin"):
     """Load a template's Timeloop dict through the Timeloop loader with built-in energies.
 
     The built-in tables produce an Accelergy-format ERT/ART for the architecture; the loader
@@ -56,22 +57,26 @@ def accelerator_from_timeloop(tl_input: Mapping[str, Any], *, name: str,
     """
     from jaqmoo.hardware import timeloop_yaml
 
-    ert, art, table_source = estimate_architecture(tl_input["architecture"])
-    source = f"{source_label} ({table_source.removeprefix('built-in ')})" if source_label \
-        else table_source
+    ert, art, table_source = estimate_architecture(tl_input["architecture"], energy_model)
+    if source_label and table_source.startswith("built-in "):
+        nodes = table_source.removeprefix("built-in ").replace(" table", "", 1)
+        source = f"{source_label} ({nodes})"
+    else:
+        source = table_source
     return timeloop_yaml.load_accelerator(dict(tl_input), ert=ert, art=art,
                                           energy_source=source, name=label or name)
 
 
 @functools.lru_cache(maxsize=1024)
-def build_cached(template: Template, values: tuple[tuple[str, int], ...]):
+def build_cached(template: Template, values: tuple[tuple[str, int], ...],
+                 energy_model: str = "builtin"):
     """``template``'s Accelerator for resolved ``values`` (memoised; see Template.build)."""
     params = dict(values)
     changed = {k: v for k, v in params.items() if v != template.param(k).default}
     label = template.name + "".join(f" {k}={v}" for k, v in sorted(changed.items()))
     return accelerator_from_timeloop(template.generator(params), name=template.name,
                                      source_label=f"built-in {template.name} table",
-                                     label=label)
+                                     label=label, energy_model=energy_model)
 
 
 def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
@@ -79,15 +84,17 @@ def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
     YAML file (flattened or ``!Container`` form), or a folder holding one (e.g. a Timeloop
     output folder with ``parsed-processed-input.yaml`` and its ERT/ART).
 
-    Energies: an ERT next to the input wins; otherwise the built-in tables are used and the
-    Accelerator's ``energy_source`` says so. Keyword overrides apply to templates only;
+    Energies: an ERT next to the input wins; otherwise the built-in tables are used (or,
+    with ``energy_model="hwcomponents"``, the optional hwcomponents package first) and the
+    Accelerator's ``energy_source`` says which. Keyword overrides apply to templates only;
     ``strict=True`` additionally requires every value to be one of the search choices.
     """
     strict = bool(overrides.pop("strict", False))
+    energy_model = str(overrides.pop("energy_model", "builtin"))
     text = str(name_or_path)
     key = _ALIASES.get(text.strip().lower().replace("-", "_"), text.strip().lower())
     if key in TEMPLATES and not Path(text).exists():
-        return TEMPLATES[key].build(strict=strict, **overrides)
+        return TEMPLATES[key].build(strict=strict, energy_model=energy_model, **overrides)
     path = Path(text).expanduser()
     if not path.exists():
         raise JaqmooError(f"accelerator {text!r}: not a template ({', '.join(TEMPLATES)}) and "
@@ -110,7 +117,7 @@ def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
     architecture = data.get("architecture")
     if not isinstance(architecture, dict):
         raise JaqmooError(f"{path}: missing required field 'architecture'; add it")
-    ert, art, table_source = estimate_architecture(architecture)
+    ert, art, table_source = estimate_architecture(architecture, energy_model)
     has_art = find_sibling(path.parent, "ART") is not None
     return timeloop_yaml.load_accelerator(
         path, ert=ert, art=None if has_art else art,

@@ -4,7 +4,8 @@ DRAM -> shared global buffer (all tensors) -> ``pe_x x pe_y`` PEs, each with a s
 (``pe_spad``) that keeps the stationary tensor -- weights (WS) or partial sums (OS) -- and
 one register per operand (weight, input activation, output activation) in front of a MAC.
 Defaults: 16 x 16 PEs, 16-bit data, glb 16384 x 64, pe_spad 192 x 16, 45 nm, as in the
-exercises' ``simple_weight_stationary`` / ``simple_output_stationary``.
+exercises' ``simple_weight_stationary`` / ``simple_output_stationary``, except that output
+channels are spread across the PE columns (see ``SPATIAL_PERMUTATION``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ PARAMS: tuple[HardwareParam, ...] = (
     HardwareParam("technology", 45, SUPPORTED_NODES_NM, "technology node (nm) of the tables",
                   searchable=False, discrete=True),
 )
+
+SPATIAL_PERMUTATION = "MNQPSRC"
+"""The first dim (M) goes to X, the rest to Y. The exercises write ``NQPSRCM`` with split 1,
+which puts only N on X: at batch 1 whole PE columns idle (their reference map uses 12 of 256
+PEs). Moving M first keeps the same constraint otherwise and makes ``pe_x`` useful."""
 
 WIDTH_RULES = (
     ("glb_width", "datawidth"),
@@ -92,8 +98,8 @@ def _generator(stationary: str, bypassed: tuple[str, str], spad_permutation: str
         targets = [
             temporal("DRAM", "N"),
             temporal("shared_glb", "N"),
-            # PE array: output channels (M) across X, input channels (C) across Y.
-            spatial("inter_PE_spatial", "NQPSRCM", "R=1,S=1,P=1,Q=1", split=1),
+            # PE array: output channels (M) across X; input channels (C) and batch across Y.
+            spatial("inter_PE_spatial", SPATIAL_PERMUTATION, "R=1,S=1,P=1,Q=1", split=1),
             *fanout_only("inter_PE_spatial"),
             dataspace("pe_spad", keep=(stationary,), bypass=bypassed),
             temporal("pe_spad", spad_permutation),
