@@ -14,8 +14,8 @@ jaqmoo's 28x28 small-input variant (stem stride 1), single-channel input, reduce
 Presets (``--preset``):
 
 * ``tiny``  — seconds-to-minutes smoke run (tiny data, numbers are not meaningful).
-* ``small`` — what fits a shared 2-core CPU in ~20-30 minutes: width 0.25, 4,000 training
-  images, 2 supernet epochs, 0.5-epoch QAT per policy, 20 policies, 2,000 val images.
+* ``small`` — what fits a shared 2-core CPU in ~20-30 minutes: width 0.25, 6,000 training
+  images, 3 supernet epochs, 0.5-epoch QAT per policy, 20 policies, 2,000 val images.
 * ``full``  — the documented setting: width 0.35, all 54,000 training images,
   15 supernet epochs, 1 QAT epoch per policy, 24 policies, 2,000 val images, 200 predictor
   samples (hours on a CPU; use ``--device cuda``).
@@ -36,7 +36,13 @@ import numpy as np
 import torch
 
 from jaqmoo.data import load_dataset
-from jaqmoo.quant.estimators import EvalData, PredictorEstimator, QATEstimator, SupernetEstimator, sample_policies
+from jaqmoo.quant.estimators import (
+    EvalData,
+    PredictorEstimator,
+    QATEstimator,
+    SupernetEstimator,
+    sample_policies,
+)
 from jaqmoo.quant.fidelity import compare, timed_estimates
 from jaqmoo.quant.supernet import load_supernet
 from jaqmoo.quant.train import TrainConfig, train_supernet
@@ -44,7 +50,7 @@ from jaqmoo.quant.train import TrainConfig, train_supernet
 PRESETS = {
     "tiny": dict(width_mult=0.25, max_train=600, epochs=1, n_random=1, qat_epochs=0.2, policies=20,
                  val_images=300, predictor_samples=20, batch_size=64),
-    "small": dict(width_mult=0.25, max_train=4000, epochs=2, n_random=1, qat_epochs=0.5, policies=20,
+    "small": dict(width_mult=0.25, max_train=6000, epochs=3, n_random=1, qat_epochs=0.5, policies=20,
                   val_images=2000, predictor_samples=40, batch_size=128),
     "full": dict(width_mult=0.35, max_train=None, epochs=15, n_random=2, qat_epochs=1.0, policies=24,
                  val_images=2000, predictor_samples=200, batch_size=128),

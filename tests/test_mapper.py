@@ -247,3 +247,21 @@ def test_take_rows_matches_reevaluation(eyeriss):
     for name in ("energy", "cycles", "feasible", "occupancy_words", "energy_by_level", "utilization"):
         assert np.allclose(getattr(part, name), getattr(again, name)), name
     assert np.array_equal(part.accesses.reads, again.accesses.reads)
+
+
+def test_sample_and_full_enumeration_agree_on_small_spaces(eyeriss):
+    spec = Mapper().spec(eyeriss)
+    env = ms.envelope_for(eyeriss, (8, 8, 8))
+    layer = Layer("tiny", "conv", K=4, C=2, P=2, Q=2, R=3, S=3)
+    space = ms.Mapspace(layer, spec, env)
+    all_rows = space.materialize(np.arange(len(space)))  # row numbers of factor_rows()
+    sampled = space.materialize(*space.sample(10**6))  # small: exhaustive
+    assert len(all_rows) == len(sampled) > 0
+    assert ms.satisfies(all_rows, layer, spec, env).all()
+    big = ms.Mapspace(Layer("big", "conv", K=256, C=128, P=28, Q=28, R=3, S=3), spec, env, min_utilization=0.5)
+    idx, tiles = big.sample(200, seed=3)
+    assert 0 < len(idx) <= 200 and len(np.unique(idx, axis=0)) == len(idx)
+    batch = big.materialize(idx, tiles)
+    assert ms.satisfies(batch, big.layer, spec, env).all()
+    pes = (batch.spatial_x * batch.spatial_y).prod(axis=(1, 2))
+    assert pes.min() >= 0.5 * 168 * 0.5  # utilization floor relative to the best parallelization

@@ -220,3 +220,21 @@ def test_mapping_batch_checks():
                      np.ones((1, 2, 3)))
     both = MappingBatch.concat([good, good.take(0)])
     assert len(both) == 2
+
+
+def test_bandwidth_throttles_cycles_by_hand():
+    """Timeloop's rule: a level whose per-instance read (or write) demand exceeds its
+    bandwidth slows the compute by bandwidth / demand. One buffer, 48 MACs: reads are
+    48 weights + 48 inputs + 32 partial sums = 128 per 48 cycles; at 1 read/cycle the layer
+    takes 128 cycles. Writes (48 updates) at 0.5/cycle would need 96 cycles: reads dominate."""
+    layer = conv1d()
+    level = buffer("Buffer", 64, read_bandwidth=1.0, write_bandwidth=0.5)
+    accel = Accelerator("bw", (level,), mac())
+    c = evaluate(layer, accel, one_mapping(1, {0: {"P": 16, "R": 3}}))
+    assert c.cycles[0] == 128
+    assert c.utilization[0] == pytest.approx(48 / 128)
+    unlimited = Accelerator("bw", (buffer("Buffer", 64),), mac())
+    assert evaluate(layer, unlimited, one_mapping(1, {0: {"P": 16, "R": 3}})).cycles[0] == 48
+    # packed 4-bit values need half the 8-bit word bandwidth
+    packed = evaluate(layer, accel, one_mapping(1, {0: {"P": 16, "R": 3}}), bits=(4, 4, 4))
+    assert packed.cycles[0] == 64

@@ -41,20 +41,15 @@ def test_hierarchical_translation_loads_to_the_same_accelerator():
 
 
 def test_hierarchical_eyeriss_with_parallel_matches_flattened_reference():
-    """The templates' hand-written hierarchical Eyeriss (spads in a !Parallel) has the same
-    levels, meshes, widths, depths, bandwidths and forced keep/bypass as the reference."""
-    hier = load_accelerator(DATA / "designs" / "eyeriss_like" / "arch.yaml",
-                            ert=EYERISS / "timeloop-mapper.ERT.yaml")
-    flat = load_accelerator(EYERISS)
-    assert [lvl.name for lvl in hier.levels] == [lvl.name for lvl in flat.levels]
-    assert hier.levels == flat.levels or all(
-        (a.instances, a.mesh_x, a.mesh_y, a.depth, a.width, a.datawidth, a.keep, a.bypass,
-         a.read_bandwidth, a.write_bandwidth, a.read_energy, a.update_energy)
-        == (b.instances, b.mesh_x, b.mesh_y, b.depth, b.width, b.datawidth, b.keep, b.bypass,
-            b.read_bandwidth, b.write_bandwidth, b.read_energy, b.update_energy)
-        for a, b in zip(hier.levels, flat.levels, strict=True))
-    assert hier.fanouts == flat.fanouts == ((1, 1), (1, 1), (14, 1), (1, 12), (1, 1), (1, 1), (1, 1))
-    assert hier.compute.instances == 168 and hier.compute.energy == flat.compute.energy
+    """The templates' hand-written hierarchical Eyeriss (containers with spatial fan-outs,
+    spads in a !Parallel), given the reference's ERT/ART, loads to exactly the Accelerator of
+    the flattened reference input."""
+    hier = load_accelerator(DATA / "designs" / "eyeriss_like" / "arch.yaml", name="e",
+                            ert=EYERISS / "timeloop-mapper.ERT.yaml", art=EYERISS / "timeloop-mapper.ART_summary.yaml")
+    flat = load_accelerator(EYERISS, name="e")
+    assert hier.levels == flat.levels and hier.compute == flat.compute
+    assert set(hier.constraints) == set(flat.constraints)
+    assert hier.fanouts == ((1, 1), (1, 1), (14, 1), (1, 12), (1, 1), (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("design", ["simba_like", "simple_weight_stationary", "simple_output_stationary"])
@@ -233,3 +228,39 @@ def test_reference_folder_as_source_and_copy(tmp_path):
     shutil.copytree(SPATIAL_K, folder)
     acc = load_accelerator(folder)
     assert acc.levels[2].read_energy == pytest.approx(43.353054)
+
+
+def test_v03_nested_subtree_without_dummy_level_gives_the_same_counts():
+    """The spatial-k reference written the v0.3 way (a replicated ``PE[0..15]`` subtree, no
+    dummy level, word-bits/block-size attributes, the fan-out below MainMemory) gives the
+    same per-level counts and energy as Timeloop's run of the flattened v0.4 input."""
+    from jaqmoo.timeloop.check import compare
+    from jaqmoo.timeloop.stats import parse_stats
+
+    flat = _flat_input(SPATIAL_K)
+    v03 = {
+        "architecture": {"version": 0.3, "subtree": [{
+            "name": "System_top_level", "attributes": {"technology": "40nm"},
+            "local": [{"name": "MainMemory", "class": "DRAM", "attributes": {"word-bits": 8, "block-size": 32}}],
+            "subtree": [{"name": "PE[0..15]", "local": [
+                {"name": "GlobalBuffer", "class": "SRAM",
+                 "attributes": {"depth": 32768, "word-bits": 8, "block-size": 8, "meshX": 16}},
+                {"name": "RegisterFile", "class": "regfile",
+                 "attributes": {"depth": 64, "word-bits": 8, "block-size": 1, "meshX": 16}},
+                {"name": "MACC", "class": "intmac", "attributes": {"datawidth": 8, "meshX": 16}},
+            ]}],
+        }]},
+        "problem": flat["problem"],
+        "mapping": [
+            {"target": "MainMemory", "type": "spatial", "factors": "K=16", "permutation": "K"},
+            {"target": "GlobalBuffer", "type": "temporal", "factors": "R=3 P=1 K=2 C=32", "permutation": "RKC"},
+            {"target": "RegisterFile", "type": "temporal", "factors": "P=16", "permutation": "P"},
+        ],
+    }
+    tl = load_timeloop_input(v03, ert=SPATIAL_K / "timeloop-model.ERT.yaml")
+    assert [lvl.name for lvl in tl.accelerator.levels] == ["MainMemory", "GlobalBuffer", "RegisterFile"]
+    assert tl.accelerator.levels[1].instances == 16 and tl.accelerator.levels[1].block_size == 8
+    costs = evaluate(tl.problem, tl.accelerator, tl.mapping)
+    stats = parse_stats(SPATIAL_K / "timeloop-model.stats.txt")
+    report = compare(tl, costs, stats, "v0.3", "")
+    assert report.ok, report.text()

@@ -2,12 +2,12 @@
 
 Search (one layer, one accelerator, one bit-width triple):
 
-1. **Enumerate** the constrained mapspace (:class:`~jaqmoo.mapping.mapspace.Mapspace`):
-   every factor split that fits the fan-outs and the capacity envelope, restricted to
-   splits that use at least ``min_utilization`` of the most PEs any split reaches.
-2. **Sample**: if more than ``budget`` factor splits remain, a uniform random sample of
-   ``budget`` of them (seeded by the layer shape, so results are reproducible); each split
-   is expanded into all its reuse-distinct loop orders and free bypass choices.
+1. **Enumerate or sample** the constrained mapspace
+   (:class:`~jaqmoo.mapping.mapspace.Mapspace`): factor splits that fit the fan-outs and
+   the capacity envelope and use at least ``min_utilization`` of the most PEs any split
+   reaches; all of them when the space is small, else ``budget`` splits drawn stratified
+   over every parallelization (seeded by the layer shape, so results are reproducible).
+2. **Expand** each split into all its reuse-distinct loop orders and free bypass choices.
 3. **Evaluate** in chunks with the two-stage model (:func:`~jaqmoo.mapping.model.analyze`,
    :func:`~jaqmoo.mapping.model.cost`), dropping infeasible mappings.
 4. **Refine** (local search): the ``refine_top`` best mappings' neighbours (one prime
@@ -153,6 +153,9 @@ class Mapper:
         refine_top: mappings whose neighbours each refinement round evaluates.
         refine_rounds: maximum refinement rounds.
         keep_top: best mappings retained per shape for fast re-costing.
+        probe_top: best mappings retained per probe accelerator (see :func:`probe_accelerators`).
+        probes: (depth factor, word-width factor) of the probe accelerators.
+        probe_refine_rounds: local-search rounds per probe accelerator.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
         seed: sampling seed (mixed with the layer shape).
@@ -164,6 +167,10 @@ class Mapper:
     refine_top: int = 8
     refine_rounds: int = 12
     keep_top: int = 64
+    probe_top: int = 8
+    probes: tuple[tuple[float, float], ...] = ((1 / 8, 1.0), (1 / 64, 1.0), (1 / 512, 1.0),
+                                               (1.0, 1 / 4), (1 / 16, 1 / 4), (1 / 128, 1 / 4))
+    probe_refine_rounds: int = 2
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
@@ -254,14 +261,20 @@ class Mapper:
         self.stats.recosted += len(cand.batch)
         return self._result(layer, accel, bits, metric, pareto, cand.batch, costs, len(cand.batch))
 
-    def _retain(self, costs: Costs, metric: str) -> np.ndarray:
-        """Indices worth keeping for re-costing under other hardware parameters."""
+    def _retain(self, acc: Accesses, accel, probes: list, bits, metric: str) -> np.ndarray:
+        """Indices worth keeping for re-costing under other hardware parameters.
+
+        The best ``keep_top`` by the metric and the (energy, cycles) Pareto set on ``accel``;
+        per bounded level, the best energy / cycles for every occupancy (so a smaller buffer
+        there still has a good feasible mapping); the best ``probe_top`` on each probe
+        accelerator (smaller buffers and narrower words everywhere at once).
+        """
+        costs = cost(acc, accel, bits)
         values = metric_values(costs, metric)
         finite = np.flatnonzero(np.isfinite(values))
         keep = [finite[np.argsort(values[finite])[: self.keep_top]]]
         if len(finite):
             keep.append(finite[pareto_indices(costs.energy[finite], costs.cycles[finite].astype(np.float64))])
-        # best per occupancy of each level, ignoring the current capacity (smaller buffers later)
         possible = costs.width_ok & costs.accesses.fanout_ok
         for m in ("energy", "cycles"):
             v = np.where(possible, costs.energy if m == "energy" else costs.cycles.astype(np.float64), np.inf)
@@ -269,7 +282,11 @@ class Mapper:
                 occ = costs.occupancy_words[:, lvl]
                 if occ.max(initial=0) > 0:
                     keep.append(_staircase(occ, v))
-        return np.unique(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+        for probe in probes:
+            pv = metric_values(cost(acc, probe, bits), metric)
+            pf = np.flatnonzero(np.isfinite(pv))
+            keep.append(pf[np.argsort(pv[pf])[: self.probe_top]])
+        return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey) -> MappingResult:
         import time
@@ -279,59 +296,82 @@ class Mapper:
         space = ms.Mapspace(layer, spec, env, orders=self.orders, min_utilization=self.min_utilization)
         seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
         idx, tiles = space.sample(self.budget, seed)
+        probes = probe_accelerators(accel, self.probes)
         pool: list[MappingBatch] = []
         evaluated = 0
         seen = np.zeros(0, dtype=np.int64)
 
         def run(batch: MappingBatch) -> None:
-            nonlocal evaluated
+            nonlocal evaluated, seen
             if len(batch) == 0:
                 return
-            nonlocal seen
             keys = _row_keys(batch)
             new = ~np.isin(keys, seen)
             if not new.all():  # already evaluated (refinement revisits the pool's neighbours)
-                batch = batch.take(new)
-                keys = keys[new]
+                batch, keys = batch.take(new), keys[new]
             if len(batch) == 0:
                 return
             seen = np.concatenate([seen, keys])
-            c = evaluate(layer, accel, batch, bits)
+            acc = analyze(layer, accel, batch)
             evaluated += len(batch)
-            sel = self._retain(c, metric)
+            sel = self._retain(acc, accel, probes, bits, metric)
             if len(sel):
                 pool.append(batch.take(sel))
 
+        def refine(hw, rounds: int) -> None:
+            """Local search from the best pooled mappings on ``hw`` until they stop improving."""
+            best_value = np.inf
+            for _ in range(rounds):
+                merged = MappingBatch.concat(pool)
+                values = metric_values(evaluate(layer, hw, merged, bits), metric)
+                if not np.isfinite(values).any() or values.min() >= best_value * (1 - 1e-9):
+                    return
+                best_value = float(values.min())
+                top = np.argsort(values)[: self.refine_top]
+                top = top[np.isfinite(values[top])]
+                run(ms.neighbors(merged.take(top), layer, spec, env, halo=self.orders == "halo"))
+
         for s in range(0, len(idx), self.chunk_rows):
             run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
-        merged = MappingBatch.concat(pool) if pool else None
-        best_value = np.inf
-        for _ in range(self.refine_rounds):
-            if merged is None:
-                break
-            c = evaluate(layer, accel, merged, bits)
-            values = metric_values(c, metric)
-            if not np.isfinite(values).any() or values.min() >= best_value * (1 - 1e-9):
-                break
-            best_value = float(values.min())
-            top = np.argsort(values)[: self.refine_top]
-            top = top[np.isfinite(values[top])]
-            run(ms.neighbors(merged.take(top), layer, spec, env, halo=self.orders == "halo"))
-            merged = MappingBatch.concat(pool)
-        if merged is None:
+        if pool:
+            refine(accel, self.refine_rounds)
+            for probe in probes:  # so the retained set also holds good mappings for other buffers
+                refine(probe, self.probe_refine_rounds)
+        if not pool:
             self.stats.search_seconds += time.perf_counter() - t0
             raise no_mapping_error(layer, accel, bits, spec)
+        merged = MappingBatch.concat(pool)
         acc = analyze(layer, accel, merged)
-        c = cost(acc, accel, bits)
-        sel = self._retain(c, metric)
+        sel = self._retain(acc, accel, probes, bits, metric)
         retained = merged.take(sel)
-        self._candidates[ckey] = _Candidates(env, retained, analyze(layer, accel, retained))
+        self._candidates[ckey] = _Candidates(env, retained, take_rows(acc, sel))
         self.stats.evaluated += evaluated
-        result = self._result(layer, accel, bits, metric, pareto, merged, c, evaluated)
+        result = self._result(layer, accel, bits, metric, pareto, merged, cost(acc, accel, bits), evaluated)
         self.stats.search_seconds += time.perf_counter() - t0
         if result is None:
             raise no_mapping_error(layer, accel, bits, spec)
         return result
+
+
+def probe_accelerators(accel, scales: tuple[tuple[float, float], ...]) -> list:
+    """Variants of ``accel`` with every bounded buffer's depth and word width scaled.
+
+    ``scales`` holds (depth factor, width factor) pairs; depths stay >= 1 word and widths
+    >= the level's datawidth. The mapper retains the best mappings for these too, so a
+    hardware search that shrinks buffers or words still finds good cached candidates.
+    """
+    out = []
+    for depth_scale, width_scale in scales:
+        levels = []
+        for i, lvl in enumerate(accel.levels):
+            if i == 0 or lvl.depth is None or lvl.is_dummy:
+                levels.append(lvl)
+                continue
+            levels.append(dataclasses.replace(
+                lvl, depth=max(1, int(lvl.depth * depth_scale)),
+                width=max(lvl.datawidth, int(lvl.width * width_scale))))
+        out.append(dataclasses.replace(accel, levels=tuple(levels)))
+    return out
 
 
 def take_rows(acc: Accesses, index) -> Accesses:

@@ -26,15 +26,22 @@ What is pruned (all before any array of the full space exists)
   * spatial fit: the product of spatial factors on each axis of each fan-out must not
     exceed that axis' mesh size;
   * capacity: each bounded level's tile (the sum over the tensors it keeps, in words) must
-    fit into a *capacity envelope* (:class:`CapacityEnvelope`) -- normally the level's depth
-    with the values per word of the smallest bit-width in use, so candidates stay valid
-    for every bit-width at least that large and for any smaller buffer depth; the exact
-    feasibility check is the cost model's;
+    fit into a *capacity envelope* (:class:`CapacityEnvelope`): the largest depth and the
+    most values per word of every hardware/bit-width combination requested so far (the
+    mapper widens it when a request has larger buffers or fewer bits), so cached
+    candidates stay valid for any smaller buffer or wider value; the exact feasibility
+    check is the cost model's;
   * levels that keep no tensor (dummy levels used only for a fan-out) get no temporal loops
     unless a constraint asks for one (such loops would only duplicate the level above).
 
-The enumeration is exhaustive within these rules; :func:`count_mappings` says how large a
-space is before it is materialized.
+How it is searched (:class:`Mapspace`)
+  * small spaces (at most ``exhaustive_limit`` factor splits before the joint checks) are
+    enumerated exhaustively, unit by unit with the checks applied as soon as they can fail;
+  * larger ones are *sampled*, stratified over the parallelizations: every spatial
+    assignment that fits the fan-outs (and the utilization floor) is enumerated exactly,
+    and temporal splits are drawn for each in turn, dimension by dimension, rejecting
+    options whose tiles overflow the envelope. The mapper then refines the best samples by
+    local search (:func:`neighbors`), so mappings outside the sample are reached too.
 """
 
 from __future__ import annotations
@@ -47,12 +54,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.spec import TENSOR_INDEX, TENSORS
 from jaqmoo.workload import DIMS, Layer
 
 N_DIMS = len(DIMS)
 DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
-TENSORS: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
-TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
 _N, _G, _K, _C, _P, _Q, _R, _S = range(N_DIMS)
 
 #: The tensor each dimension is irrelevant to (-1: relevant to all, i.e. G).
@@ -697,6 +703,7 @@ class Mapspace:
         self.n_pruned_capacity = 0
         self.n_pruned_utilization = 0
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
+        self._configs: tuple[np.ndarray, list] | None = None
 
     @property
     def unpruned_size(self) -> int:
@@ -817,7 +824,7 @@ class Mapspace:
         Returns the configurations as spatial-signature indices ``[n, units]`` and, per unit,
         (option indices sorted by signature, start, count) to draw temporal splits from.
         """
-        if getattr(self, "_configs", None) is not None:
+        if self._configs is not None:
             return self._configs
         n_levels = self.spec.n_levels
         per_unit = []
@@ -880,6 +887,14 @@ class Mapspace:
                 break
         return idx, tiles, (spx * spy).prod(axis=1)
 
+    def sample_rows(self, budget: int, seed: int = 0) -> np.ndarray:
+        """Row numbers of a uniform sample of :meth:`factor_rows` (enumerates the whole space;
+        :meth:`sample` is much faster on large spaces)."""
+        n = len(self)
+        if n <= budget:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(seed).choice(n, size=budget, replace=False))
+
     # -- materialization ----------------------------------------------------
     def _factors(self, idx: np.ndarray) -> np.ndarray:
         out = np.ones((len(idx), 3, self.spec.n_levels, N_DIMS), dtype=np.int64)
@@ -888,10 +903,18 @@ class Mapspace:
             out[..., dims] = unit.factors[idx[:, u]][..., dims]
         return out
 
-    def materialize(self, idx: np.ndarray, tiles: np.ndarray):
-        """Full mappings (every loop order / free bypass choice) of factor splits ``idx``."""
+    def materialize(self, idx: np.ndarray, tiles: np.ndarray | None = None):
+        """Full mappings (every loop order / free bypass choice) of factor splits.
+
+        ``materialize(*space.sample(...))`` takes the ``(idx, tiles)`` of :meth:`sample`;
+        ``materialize(rows)`` takes row numbers of :meth:`factor_rows` (see :meth:`sample_rows`).
+        """
         from jaqmoo.mapping.mapping import MappingBatch
 
+        if tiles is None:
+            all_idx, all_tiles = self.factor_rows()
+            rows = np.asarray(idx, dtype=np.int64)
+            idx, tiles = all_idx[rows], all_tiles[rows]
         if len(idx) == 0:
             return _empty_batch(self.spec.n_levels)
         f = self._factors(idx)

@@ -78,6 +78,8 @@ class Accesses:
     partition size, which sets the first-update elision); 0 for the read-only tensors."""
     keep: np.ndarray
     """bool [M, L, 3]: tensor stored at the level (dummy levels never, level 0 always)."""
+    used_f: np.ndarray
+    """float64 [M, L]: 1 where the level stores any tensor (only those leak), else 0."""
     instances_f: np.ndarray
     """float64 [M, L]: utilized instances of each level."""
     compute_instances_f: np.ndarray
@@ -217,7 +219,7 @@ _NTH_BIT = np.array([[([r for r in range(N_DIMS) if b >> r & 1] + [N_DIMS] * N_D
 _CHUNK = 4096
 """Mappings analyzed per chunk: keeps the working arrays in cache (several times faster)."""
 
-_FIELDS = ("rfu", "tile_f", "partition_f", "keep", "instances_f", "compute_instances_f", "compute_cycles_f",
+_FIELDS = ("rfu", "tile_f", "partition_f", "keep", "used_f", "instances_f", "compute_instances_f", "compute_cycles_f",
            "fanout_ok", "fanout_fail_level")
 
 
@@ -415,7 +417,9 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         rfu[:, :, :, k] = a.transpose(2, 0, 1)
     return {
         "rfu": rfu, "tile_f": out(tile), "partition_f": out(partition),
-        "keep": np.ascontiguousarray(keep.transpose(2, 0, 1)), "instances_f": np.ascontiguousarray(instances.T),
+        "keep": np.ascontiguousarray(keep.transpose(2, 0, 1)),
+        "used_f": (keep[:, 0] | keep[:, 1] | keep[:, 2]).T.astype(np.float64),
+        "instances_f": np.ascontiguousarray(instances.T),
         "compute_instances_f": instances[-1] * fan_total[-1], "compute_cycles_f": compute_cycles,
         "fanout_ok": fanout_ok, "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
     }
@@ -436,10 +440,13 @@ def _dim_product(a: np.ndarray) -> np.ndarray:
 def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np.ndarray:
     """int64 [L, 3]: floor(width / bits) per level and tensor (bits=None: the level's block size).
 
-    0 marks a tensor wider than the level's word (it cannot be stored there).
+    0 marks a tensor wider than the level's word (it cannot be stored there); dummy levels,
+    which store nothing, get 1.
     """
-    out = np.empty((accel.n_levels, 3), dtype=np.int64)
+    out = np.ones((accel.n_levels, 3), dtype=np.int64)
     for i, lvl in enumerate(accel.levels):
+        if lvl.is_dummy:  # stores nothing
+            continue
         for t in range(3):
             b = lvl.datawidth if bits is None else int(bits[t])
             out[i, t] = lvl.width // b
@@ -528,7 +535,11 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     occupancy = out["occupancy_words"][sl]
     np.add(tile_words[:, :, 0], tile_words[:, :, 1], out=occupancy)
     occupancy += tile_words[:, :, 2]
-    width_bad = (keep & (vpw == 0)).any(axis=2) if (vpw == 0).any() else np.zeros(occupancy.shape, bool)
+    too_wide = vpw == 0
+    if too_wide.any():
+        width_bad = (keep[:, :, 0] & too_wide[:, 0]) | (keep[:, :, 1] & too_wide[:, 1]) | (keep[:, :, 2] & too_wide[:, 2])
+    else:
+        width_bad = np.zeros(occupancy.shape, dtype=bool)
     cap_bad = occupancy > hw["depth"]
     capacity_ok = ~cap_bad.any(axis=1)
     width_ok = ~width_bad.any(axis=1)
@@ -544,7 +555,11 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
 
     # Access energy: vector accesses per action = ceil(values / values per word).
     rfu = accesses.rfu[sl]  # [m, L, 3 tensors, 3 actions]
-    words = np.ceil(rfu / vpw_f[:, :, None]) if packed else rfu
+    if packed:
+        words = np.divide(rfu, vpw_f[:, :, None])
+        np.ceil(words, out=words)
+    else:
+        words = rfu
     energy = hw["action_energy"]  # [L, 3 actions]
     inst = accesses.instances_f[sl][:, :, None]
     by_tensor = out["energy_by_tensor"][sl]
@@ -576,7 +591,7 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
 
     leakage = out["leakage"][sl]
     np.multiply(hw["leak"] * inst[:, :, 0], cycles[:, None], out=leakage)
-    leakage *= keep.any(axis=2)
+    leakage *= accesses.used_f[sl]
     by_level = out["energy_by_level"][sl]
     np.add(by_tensor[:, :, 0], by_tensor[:, :, 1], out=by_level)
     by_level += by_tensor[:, :, 2]

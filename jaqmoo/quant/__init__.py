@@ -1,0 +1,14 @@
+"""Quantization side of jaqmoo: policies, fake quantization, the CSQ supernet, estimators.
+
+Modules (imported explicitly; this package imports nothing heavy on its own):
+
+* :mod:`~jaqmoo.quant.policy` — :class:`QuantPolicy` (per-layer weight/activation bits).
+* :mod:`~jaqmoo.quant.fakequant` — LSQ fake quantization and the CSQ straight-through conv.
+* :mod:`~jaqmoo.quant.layers` — bit-switchable ``QuantConv2d`` / ``QuantLinear``.
+* :mod:`~jaqmoo.quant.supernet` — :class:`Supernet`, ``build_supernet``, ``load_supernet``.
+* :mod:`~jaqmoo.quant.sensitivity` — measured per-channel sensitivity for CSQ.
+* :mod:`~jaqmoo.quant.train` — sandwich-rule supernet training (``train_supernet``).
+* :mod:`~jaqmoo.quant.estimators` — ``SupernetEstimator``, ``PredictorEstimator``, ``QATEstimator``.
+* :mod:`~jaqmoo.quant.memory` — saved-for-backward bytes and peak-RSS measurement.
+* :mod:`~jaqmoo.quant.fidelity` — Kendall tau / gap of estimates against ground truth.
+"""

@@ -66,6 +66,10 @@ class EvalData:
         return cls(calib, torch.cat(xs)[:n_val].to(device), torch.cat(ys)[:n_val].to(device))
 
 
+def _channels_last(x: Tensor) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def _as_list(policies: Sequence[QuantPolicy] | QuantPolicy) -> list[QuantPolicy]:
     if isinstance(policies, QuantPolicy):
         return [policies]
@@ -105,7 +109,9 @@ class SupernetEstimator:
 
     ``data`` is an :class:`EvalData` or a :class:`jaqmoo.data.DatasetSplits` (then the
     first ``max_images`` validation images and ``calib_batches`` seeded training batches
-    of ``calib_batch_size`` images are used).
+    of ``calib_batch_size`` images are used). The supernet is switched to channels-last
+    memory format (faster CPU convolutions); its batch-norm statistics are those of the
+    last estimated policy afterwards.
     """
 
     def __init__(self, supernet: Supernet, data, max_images: int = 2000, calib_batches: int = 2,
@@ -113,6 +119,9 @@ class SupernetEstimator:
         if not isinstance(data, EvalData):
             device = next(supernet.parameters()).device
             data = EvalData.from_splits(data, max_images, calib_batches, calib_batch_size, seed, device)
+        # channels-last convolutions are ~1.5x faster on CPU for these networks
+        supernet.to(memory_format=torch.channels_last)
+        data = EvalData([_channels_last(c) for c in data.calib], _channels_last(data.images), data.labels)
         self.supernet = supernet
         self.data = data
         self.threads = threads

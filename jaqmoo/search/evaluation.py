@@ -70,6 +70,8 @@ class JointEvaluator:
         self._accels: dict[tuple, Any] = {}
         self._costs: dict[tuple, dict] = {}
         self.mapper = self._make_mapper()
+        self._loose = self._capacity_genes()
+        self._warmed: set = set()
         self.outer = None
         if space.mapping_mode == "outer":
             from jaqmoo.search.mapping_genes import OuterMapping
@@ -79,11 +81,55 @@ class JointEvaluator:
             self.outer = OuterMapping(workload, space.mapping_candidates, metric, min_bits=(w_min, a_min, a_min))
 
     def _make_mapper(self) -> Any:
+        from jaqmoo.mapping.mapper import Mapper
+
+        return Mapper(metric=self.metric)
+
+    def _capacity_genes(self) -> dict[str, int]:
+        """Searched parameters that leave the topology alone (buffer depths, word widths...), at their maximum."""
+        base = dict(self.space.hardware_fixed)
         try:
-            from jaqmoo.mapping.mapper import Mapper
-        except ImportError:
-            return None
-        return Mapper()
+            ref = self.template.build(**base).topology_key
+        except JaqmooError:
+            return {}
+        out = {}
+        for g in self.space.hardware_genes:
+            try:
+                same = self.template.build(**base, **{g.name: g.choices[-1]}).topology_key == ref
+            except JaqmooError:
+                same = False
+            if same:
+                out[g.name] = g.choices[-1]
+        return out
+
+    @property
+    def min_bits(self) -> tuple[int, int, int]:
+        fixed = list(self.space.fixed_layers.values())
+        w = min(list(self.space.weight_choices) + [b[0] for b in fixed])
+        a = min(list(self.space.act_choices) + [b[1] for b in fixed])
+        return (w, a, min(a, 8))
+
+    def _warm(self, hardware: dict[str, int]) -> None:
+        """Search each layer once per topology at the loosest capacity (largest buffers, smallest bits).
+
+        The mapper keeps a candidate set per (layer shape, topology) whose capacity envelope
+        covers every later request of this search, so all further bit-widths and buffer sizes
+        are only re-costed (stage B), never searched again.
+        """
+        loose = {**hardware, **self._loose}
+        try:
+            accel = self.accelerator(loose)
+        except JaqmooError:
+            return
+        key = accel.topology_key
+        if key in self._warmed:
+            return
+        self._warmed.add(key)
+        for layer in self.workload.layers:
+            try:
+                self.mapper.best(layer, accel, self.min_bits, metric=self.metric)
+            except JaqmooError:
+                pass  # the real request reports the infeasibility
 
     @property
     def energy_source(self) -> str:
@@ -110,6 +156,7 @@ class JointEvaluator:
             else:
                 from jaqmoo.cost import network_cost
 
+                self._warm(dict(cand.hardware))
                 try:
                     rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
                                                    mapper=self.mapper, raise_on_infeasible=False))
