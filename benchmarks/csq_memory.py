@@ -46,7 +46,7 @@ from jaqmoo.quant.estimators import EvalData, QATEstimator, SupernetEstimator, s
 from jaqmoo.quant.fidelity import compare
 from jaqmoo.quant.memory import cuda_peak_bytes, saved_activation_bytes, step_peak_rss_bytes
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import build_supernet, load_supernet
+from jaqmoo.quant.supernet import build_supernet, load_supernet, read_checkpoint
 from jaqmoo.quant.train import TrainConfig, iterate_batches, train_supernet
 
 PRESETS = {
@@ -77,8 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--qat-lr", type=float, default=5e-4)
     p.add_argument("--policies", type=int)
     p.add_argument("--val-images", type=int)
-    p.add_argument("--full-checkpoint", default="bench_supernet_full.pt")
-    p.add_argument("--csq-checkpoint", default="bench_supernet_csq.pt")
+    p.add_argument("--full-checkpoint", default="bench_supernet_full.pt",
+                   help="full-path supernet: reused if complete, resumed if it has fewer epochs")
+    p.add_argument("--csq-checkpoint", default="bench_supernet_csq.pt",
+                   help="CSQ supernet (e.g. the one accuracy_fidelity.py trained with the same settings)")
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--memory-only", action="store_true")
     p.add_argument("--no-rss", action="store_true", help="skip the (slower) fresh-process RSS measurement")
@@ -136,10 +138,12 @@ def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, floa
 
 def train_or_load(args: argparse.Namespace, splits, fraction: float, path: str):
     ckpt = Path(path)
-    if args.retrain or not ckpt.is_file():
+    incomplete = ckpt.is_file() and int(read_checkpoint(ckpt).get("epoch", 0)) < args.epochs
+    if args.retrain or not ckpt.is_file() or incomplete:
         cfg = TrainConfig(model=args.model, dataset="fashion-mnist", out=str(ckpt), epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, width_mult=args.width_mult, csq_fraction=fraction,
-                          n_random=args.n_random, seed=args.seed, device=args.device, progress=not args.quiet)
+                          n_random=args.n_random, seed=args.seed, device=args.device, progress=not args.quiet,
+                          resume=incomplete and not args.retrain)
         t0 = time.perf_counter()
         train_supernet(cfg, splits=splits)
         print(f"trained {ckpt} (csq_fraction {fraction}) in {time.perf_counter() - t0:.0f} s")

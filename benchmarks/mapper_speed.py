@@ -7,8 +7,10 @@ Measures, in one run:
 * warm: the same network again with the same mapper (every shape served from the cache);
 * seconds per hardware-search iteration: new eyeriss parameters (buffer depths and word
   widths drawn from the template's choices), every layer re-costed; the mean over
-  ``--iterations`` random parameter sets, after one warm-up call with the largest buffers
-  (what a hardware search does once so its cached enumerations cover every draw);
+  ``--iterations`` random parameter sets, after a one-time warm-up
+  (:meth:`~jaqmoo.mapping.mapper.Mapper.prepare` on corner designs: the largest and the
+  smallest buffers/words and ``--corners`` random ones -- what a hardware search does once
+  so that its cached candidate sets cover the parameter space);
 * quality of those iterations: network energy from the re-costed candidates vs a fresh
   full search on the same hardware, for ``--check`` of the parameter sets;
 * mappings evaluated per second: the full two-stage model (analyze + cost) on batches of
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", default="3x224x224")
     ap.add_argument("--accelerator", default="eyeriss")
     ap.add_argument("--iterations", type=int, default=10, help="random hardware parameter sets")
-    ap.add_argument("--check", type=int, default=2, help="parameter sets also searched cold (quality check)")
+    ap.add_argument("--check", type=int, default=3, help="parameter sets also searched cold (quality check)")
+    ap.add_argument("--corners", type=int, default=2, help="random corner designs in the warm-up (plus max and min)")
     ap.add_argument("--budget", type=int, default=None, help="mapper budget (factor splits per layer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
@@ -84,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     names = [p.name for p in template.params]
     varied = [n for n in names if n.endswith("_depth") or n.endswith("_width")]
     choices = {p.name: p.choices for p in template.params if p.name in varied}
-    largest = {n: max(choices[n]) for n in varied}
-    t = time.perf_counter()
-    network_cost(wl, template.build(**largest), bits=(8, 8, 8), mapper=mapper)
-    reserve_s = time.perf_counter() - t
-    print(f"warm-up with the largest buffers/words ({', '.join(varied)}): {reserve_s:.2f} s")
     rng = np.random.default_rng(args.seed)
+    corners = [{n: max(choices[n]) for n in varied}, {n: min(choices[n]) for n in varied}]
+    corners += [{n: int(rng.choice(choices[n])) for n in varied} for _ in range(args.corners)]
+    t = time.perf_counter()
+    mapper.prepare(wl.layers, [template.build(**c) for c in corners], bits=(8, 8, 8))
+    reserve_s = time.perf_counter() - t
+    print(f"one-time warm-up on {len(corners)} corner designs (varying {', '.join(varied)}): {reserve_s:.2f} s; "
+          f"retained candidates per shape: {np.mean(mapper.retained_sizes()):.0f}")
+    rng = np.random.default_rng(args.seed + 1)
     times, gaps, searches_before = [], [], mapper.stats.searches
     for i in range(args.iterations):
         params = {n: int(rng.choice(choices[n])) for n in varied}

@@ -172,7 +172,7 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     if spec.model.checkpoint is not None and not Path(spec.model.checkpoint).expanduser().is_file():
         raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} does not exist; "
                           "give the path of a pretrained state_dict or remove the key")
-    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed)
+    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed, input_size=spec.dataset.input_size)
     model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
     workload = extract_workload(model, splits.input_shape, name=spec.model.name)

@@ -265,3 +265,18 @@ def test_sample_and_full_enumeration_agree_on_small_spaces(eyeriss):
     assert ms.satisfies(batch, big.layer, spec, env).all()
     pes = (batch.spatial_x * batch.spatial_y).prod(axis=(1, 2))
     assert pes.min() >= 0.5 * 168 * 0.5  # utilization floor relative to the best parallelization
+
+
+def test_prepare_merges_corners_and_covers_designs_between(eyeriss):
+    mapper = Mapper(**FAST)
+    small = load_accelerator_spec("eyeriss", glb_depth=1024, psum_spad_depth=4, weights_spad_depth=32)
+    large = load_accelerator_spec("eyeriss", glb_depth=65536, psum_spad_depth=64, weights_spad_depth=512)
+    mapper.prepare([SMALL, DEPTHWISE], [large, small], bits=(8, 8, 8))
+    assert mapper.stats.searches == 4
+    sizes = mapper.retained_sizes()
+    assert len(sizes) == 2 and min(sizes) > 0
+    middle = load_accelerator_spec("eyeriss", glb_depth=8192, psum_spad_depth=16, weights_spad_depth=128)
+    for layer in (SMALL, DEPTHWISE):
+        r = mapper.best(layer, middle, (8, 8, 8))
+        assert evaluate(layer, middle, r.mapping, (8, 8, 8)).feasible.all()
+    assert mapper.stats.searches == 4 and mapper.stats.candidate_hits == 2

@@ -202,3 +202,32 @@ def test_empty_and_small_batches(n):
     a = analyze(layer, make_accel(), batch)
     c = cost(a, make_accel())
     assert len(a) == n and len(c) == n
+
+
+@SETTINGS
+@given(layers(), st.lists(st.sampled_from([1, 2, 3]), min_size=8, max_size=8),
+       st.lists(st.sampled_from([1, 2, 3, 4]), min_size=8, max_size=8))
+def test_distinct_child_tiles_match_enumeration(layer, child, fan):
+    """Children of a fan-out share a parent access exactly when their tiles are the same set
+    of tensor coordinates: count distinct tile sets by brute force."""
+    import itertools
+
+    from jaqmoo.mapping.tensors import AXES, P, distinct_children
+
+    child_ext, fan = np.array(child), np.array(fan)
+    for t in range(3):
+        tiles = set()
+        for idx in itertools.product(*(range(f) for f in fan)):
+            origin = np.array(idx) * child_ext
+            box = []
+            for dims in AXES[t]:
+                if len(dims) == 1:
+                    box.append(range(origin[dims[0]], origin[dims[0]] + child_ext[dims[0]]))
+                else:
+                    big, small = dims
+                    s, d = (layer.stride_h, layer.dilation_h) if big == P else (layer.stride_w, layer.dilation_w)
+                    lo = origin[big] * s + origin[small] * d
+                    size = (child_ext[big] - 1) * s + (child_ext[small] - 1) * d + 1
+                    box.append(range(lo, lo + size))
+            tiles.add(frozenset(itertools.product(*box)))
+        assert distinct_children(child_ext, fan, t, layer) == len(tiles)

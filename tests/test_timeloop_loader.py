@@ -264,3 +264,42 @@ def test_v03_nested_subtree_without_dummy_level_gives_the_same_counts():
     stats = parse_stats(SPATIAL_K / "timeloop-model.stats.txt")
     report = compare(tl, costs, stats, "v0.3", "")
     assert report.ok, report.text()
+
+
+def test_depthwise_problem_maps_channels_to_groups():
+    """Timeloop's depthwise shape (C indexes weights, inputs and outputs; no M) is a jaqmoo
+    grouped layer: C -> G with K = C = 1, also in the mapping's factors and permutations."""
+    data = _flat_input(SPATIAL_K)
+    data["problem"] = {
+        "shape": {"name": "DepthwiseConv1D", "dimensions": ["C", "R", "P"],
+                  "data_spaces": [{"name": "Weights", "projection": [[["C"]], [["R"]]]},
+                                  {"name": "Inputs", "projection": [[["C"]], [["R"], ["P"]]]},
+                                  {"name": "Outputs", "projection": [[["C"]], [["P"]]], "read_write": True}]},
+        "instance": {"C": 32, "R": 3, "P": 16},
+    }
+    data["mapping"] = [
+        {"target": "inter_PE_spatial", "type": "spatial", "factors": "C=16", "permutation": "C"},
+        {"target": "GlobalBuffer", "type": "temporal", "factors": "C=2 R=3", "permutation": "RC"},
+        {"target": "RegisterFile", "type": "temporal", "factors": "P=16", "permutation": "P"},
+    ]
+    tl = load_timeloop_input(data, ert=SPATIAL_K / "timeloop-model.ERT.yaml")
+    layer = tl.problem
+    assert (layer.kind, layer.G, layer.K, layer.C, layer.P, layer.R) == ("depthwise", 32, 1, 1, 16, 3)
+    assert tl.dim_aliases["C"] == "G"
+    g = 1  # DIMS index of G
+    assert tl.mapping.spatial_x[0, 1, g] == 16 and tl.mapping.temporal[0, 2, g] == 2
+    a = evaluate(layer, tl.accelerator, tl.mapping).accesses
+    # per PE: 2 channels x 3 taps of weights; each channel's 18 inputs once; 32 outputs
+    assert a.tile[0, 2].tolist() == [6, 36, 32]
+    assert a.reads[0, 0].tolist() == [96, 576, 0] and a.updates[0, 0, 2] == 512
+
+
+def test_ert_takes_the_most_expensive_argument_set():
+    from jaqmoo.hardware.ert import load_tables
+
+    ert = {"ERT": {"version": 0.3, "tables": [{"name": "sys.buf[1..4]", "actions": [
+        {"name": "read", "arguments": {"address_delta": 0}, "energy": 1.0},
+        {"name": "read", "arguments": {"address_delta": 1}, "energy": 3.0},
+        {"name": "write", "energy": 2.0}]}]}}
+    table = load_tables(ert)
+    assert table.action("buf", "read") == 3.0 and table.action("buf", "write") == 2.0

@@ -38,6 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
         n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
         data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
+        input_size=args.input_size,
         progress=not args.quiet,
     )
     t0 = time.perf_counter()
@@ -66,7 +67,10 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         policy = QuantPolicy.load(args.bits_file, net.layer_names)
     net.check_policy(policy)
-    splits = load_dataset(net.meta.dataset, args.data_root, seed=args.seed, download=args.download)
+    if not net.meta.dataset:
+        raise JaqmooError(f"checkpoint {args.checkpoint} records no dataset; it cannot be evaluated from the CLI")
+    splits = load_dataset(net.meta.dataset, args.data_root, seed=args.seed, download=args.download,
+                          input_size=net.meta.input_size)
     data = EvalData.from_splits(splits, args.images, args.calib_batches, 128, args.seed, device,
                                 use_test=args.split == "test")
     est = SupernetEstimator(net, data)
@@ -110,6 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-distill", action="store_true", help="train every configuration on the labels")
     t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.add_argument("--input-size", type=int, default=224, help="image size for --dataset imagefolder")
     _common(t)
     t.set_defaults(func=_train)
 

@@ -55,8 +55,9 @@ def _read_energy(data: dict, label: str) -> dict[str, dict[str, float]]:
             energy = act.get("energy", act.get("average_energy", act.get("max_energy")))
             if energy is None:
                 raise JaqmooError(f"{label}: ERT entry {entry['name']!r} action {act.get('name')!r} has no energy")
-            # Keep the first entry per action (Timeloop uses the first matching argument set).
-            actions.setdefault(str(act["name"]), float(energy))
+            # Several argument sets per action: Timeloop charges the most expensive one.
+            name = str(act["name"])
+            actions[name] = max(actions.get(name, 0.0), float(energy))
         out[short_name(entry["name"])] = actions
     return out
 

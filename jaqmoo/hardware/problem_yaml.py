@@ -25,13 +25,19 @@ _TENSOR_ALIASES = {
 _FORBIDDEN = {"Weights": {"N", "P", "Q"}, "Inputs": {"K"}, "Outputs": {"C", "R", "S"}}
 
 
-def jaqmoo_dim(name: str, label: str, where: str) -> str:
-    """The jaqmoo dim for a Timeloop dim name (``M`` -> ``K``)."""
+DEPTHWISE_ALIASES: dict[str, str] = DIM_ALIASES | {"C": "G"}
+"""Timeloop's depthwise shape has no output-channel dim: its C indexes all three tensors, i.e.
+it is jaqmoo's group dim G (with K = C = 1)."""
+
+
+def jaqmoo_dim(name: str, label: str, where: str, aliases: dict[str, str] | None = None) -> str:
+    """The jaqmoo dim for a Timeloop dim name (``M`` -> ``K``; ``aliases`` overrides the table)."""
+    table = DIM_ALIASES if aliases is None else aliases
     key = str(name).strip()
-    if key not in DIM_ALIASES:
+    if key not in table:
         raise JaqmooError(f"{label}: {where}: unknown problem dimension {key!r}; jaqmoo supports "
-                          f"{', '.join(sorted(DIM_ALIASES))}")
-    return DIM_ALIASES[key]
+                          f"{', '.join(sorted(table))}")
+    return table[key]
 
 
 def _projection_terms(projection: Any, label: str, where: str) -> list[list[tuple[str, Any]]]:
@@ -96,6 +102,23 @@ def _classify(spaces: list[dict], label: str) -> dict[str, dict]:
 
 def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
     """A Timeloop ``problem:`` dict (v0.3 or v0.4 layout) -> :class:`Layer`."""
+    return parse_problem_and_aliases(problem, label, name)[0]
+
+
+def _is_depthwise(spaces: list, dims: list, label: str) -> bool:
+    """Outputs indexed by C and no output-channel dim: Timeloop's depthwise shape."""
+    names = {str(d).strip() for d in dims}
+    if names & {"M", "K", "G"}:
+        return False
+    for sp in spaces:
+        if sp.get("read_write"):
+            axes = _projection_terms(sp.get("projection"), label, "data_space")
+            return any(term[0] == "C" for axis in axes for term in axis)
+    return False
+
+
+def parse_problem_and_aliases(problem: Any, label: str, name: str | None = None) -> tuple[Layer, dict[str, str]]:
+    """Like :func:`parse_problem`, also returning the dim-name table its mappings must use."""
     if not isinstance(problem, dict):
         raise JaqmooError(f"{label}: 'problem' must be a mapping with 'shape' and 'instance'")
     shape = require(problem, "shape", label, "problem")
@@ -104,6 +127,7 @@ def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
         raise JaqmooError(f"{label}: problem.instance must be a mapping of dimension sizes")
     dims = require(shape, "dimensions", label, "problem.shape")
     spaces = require(shape, "data_spaces", label, "problem.shape")
+    aliases = DEPTHWISE_ALIASES if _is_depthwise(list(spaces), list(dims), label) else DIM_ALIASES
     defaults = {}
     for c in shape.get("coefficients") or []:
         if isinstance(c, dict) and "name" in c:
@@ -111,7 +135,7 @@ def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
 
     sizes = dict.fromkeys(DIMS, 1)
     for d in dims:
-        jd = jaqmoo_dim(d, label, "problem.shape.dimensions")
+        jd = jaqmoo_dim(d, label, "problem.shape.dimensions", aliases)
         value = require(instance, str(d), label, "problem.instance")
         sizes[jd] = as_number(value, label, f"problem.instance.{d}", int)
 
@@ -119,7 +143,7 @@ def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
     strides = {"stride_h": 1, "dilation_h": 1, "stride_w": 1, "dilation_w": 1}
     for tensor, sp in tensors.items():
         axes = _projection_terms(sp.get("projection"), label, f"problem.shape.data_spaces[{sp.get('name')}]")
-        used = {jaqmoo_dim(t[0], label, "projection") for axis in axes for t in axis}
+        used = {jaqmoo_dim(t[0], label, "projection", aliases) for axis in axes for t in axis}
         bad = used & _FORBIDDEN[tensor]
         if bad:
             raise JaqmooError(f"{label}: data space {sp.get('name')!r} ({tensor}) uses {sorted(bad)}; "
@@ -128,7 +152,7 @@ def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
             continue
         for axis in axes:
             for dim, coef in axis:
-                jd = jaqmoo_dim(dim, label, "projection")
+                jd = jaqmoo_dim(dim, label, "projection", aliases)
                 value = _coef_value(coef, instance, defaults, label)
                 if jd == "P":
                     strides["stride_h"] = value
@@ -143,4 +167,4 @@ def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
     else:
         kind = "conv"
     layer_name = name or str(shape.get("name") or "problem")
-    return Layer(layer_name, kind, **sizes, **strides)
+    return Layer(layer_name, kind, **sizes, **strides), aliases

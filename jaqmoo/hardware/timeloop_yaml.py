@@ -24,7 +24,7 @@ from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.ert import EnergyTable, find_sibling, load_tables, short_name
-from jaqmoo.hardware.problem_yaml import parse_problem
+from jaqmoo.hardware.problem_yaml import DIM_ALIASES, parse_problem_and_aliases
 from jaqmoo.hardware.spec import TENSORS, Accelerator, Compute, Level, MapConstraint
 from jaqmoo.hardware.yaml_io import as_number, load_yaml, require
 from jaqmoo.mapping.mapping import MappingBatch
@@ -57,6 +57,8 @@ class TimeloopInput:
     mapping: MappingBatch | None
     constraints: tuple[MapConstraint, ...]
     source: str
+    dim_aliases: dict[str, str] = field(default_factory=lambda: dict(DIM_ALIASES))
+    """Problem dim names -> jaqmoo dims, for parsing this problem's mappings."""
 
 
 # ----------------------------------------------------------------------- flattened form
@@ -187,6 +189,14 @@ def _looks_like_storage(elem: _Element) -> bool:
     return elem.attributes.get("depth") is not None or any(s in cls for s in ("dram", "sram", "regfile", "buffer"))
 
 
+def _action(acts: dict[str, float], names: tuple[str, ...], default: float) -> float:
+    """Energy of the first of ``names`` the ERT lists (Timeloop's action-name fallbacks)."""
+    for n in names:
+        if n in acts:
+            return acts[n]
+    return default
+
+
 def _energies(table: EnergyTable, name: str) -> tuple[dict[str, float], bool]:
     acts = table.energy.get(name)
     return (acts or {}), acts is not None
@@ -229,9 +239,9 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
     if a.get("bandwidth") is not None and read_bw is None and write_bw is None:
         read_bw = write_bw = as_number(a["bandwidth"], label, f"{where}.bandwidth") / 2
     acts, found = _energies(table, elem.name)
-    read_e = acts.get("read", 0.0)
-    write_e = acts.get("write", 0.0)
-    update_e = acts.get("update", write_e)
+    read_e = _action(acts, ("read", "random_read"), 0.0)
+    write_e = _action(acts, ("write", "random_fill", "fill"), 0.0)
+    update_e = _action(acts, ("update", "random_update"), write_e)
     source = table.energy_source if found else "none (no ERT entry)"
     return Level(
         name=elem.name, cls=elem.cls, instances=elem.instances, mesh_x=elem.mesh_x, mesh_y=elem.mesh_y,
@@ -388,16 +398,16 @@ def load_timeloop_input(source: str | Path | dict, ert: str | Path | dict | None
     accel = Accelerator(arch_name, tuple(levels), compute, constraints, _cycle_seconds(data, elems),
                         table.energy_source)
 
-    problem = None
+    problem, aliases = None, dict(DIM_ALIASES)
     if data.get("problem") is not None:
-        problem = parse_problem(data["problem"], label)
+        problem, aliases = parse_problem_and_aliases(data["problem"], label)
     mapping = None
     directives = data.get("mapping")
     if problem is not None and isinstance(directives, list) and directives:
         from jaqmoo.mapping.timeloop_map import parse_mapping
 
-        mapping = parse_mapping(directives, accel, problem, label)
-    return TimeloopInput(accel, problem, mapping, constraints, label)
+        mapping = parse_mapping(directives, accel, problem, label, aliases)
+    return TimeloopInput(accel, problem, mapping, constraints, label, dict(aliases))
 
 
 def load_accelerator(source: str | Path | dict, **kwargs: Any) -> Accelerator:

@@ -153,9 +153,6 @@ class Mapper:
         refine_top: mappings whose neighbours each refinement round evaluates.
         refine_rounds: maximum refinement rounds.
         keep_top: best mappings retained per shape for fast re-costing.
-        probe_top: best mappings retained per probe accelerator (see :func:`probe_accelerators`).
-        probes: (depth factor, word-width factor) of the probe accelerators.
-        probe_refine_rounds: local-search rounds per probe accelerator.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
         seed: sampling seed (mixed with the layer shape).
@@ -167,10 +164,6 @@ class Mapper:
     refine_top: int = 8
     refine_rounds: int = 12
     keep_top: int = 64
-    probe_top: int = 8
-    probes: tuple[tuple[float, float], ...] = ((1 / 8, 1.0), (1 / 64, 1.0), (1 / 512, 1.0),
-                                               (1.0, 1 / 4), (1 / 16, 1 / 4), (1 / 128, 1 / 4))
-    probe_refine_rounds: int = 2
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
@@ -217,11 +210,34 @@ class Mapper:
             if result is not None:
                 self.stats.candidate_hits += 1
         if result is None:
-            if cand is not None:
-                env = cand.envelope.union(env)
             result = self._search(layer, accel, bits, metric, pareto, spec, env, ckey)
         self._results[rkey] = result
         return result
+
+    def prepare(self, layers, accels, bits: tuple[int, int, int] | None = (8, 8, 8),
+                metric: str | None = None) -> None:
+        """Run full searches for every distinct layer shape on each of ``accels``.
+
+        Their retained candidates are merged per (shape, topology), and the capacity
+        envelope grows to cover the largest of them. A hardware search calls this once with
+        a few corner designs of its parameter space (largest buffers, smallest, default) so
+        that every later design re-costs a candidate set that holds good mappings for it.
+        """
+        metric = metric or self.metric
+        bits = None if bits is None else tuple(int(b) for b in bits)
+        shapes = {shape_key(layer): layer for layer in layers}
+        for accel in accels:
+            spec = self.spec(accel)
+            for skey, layer in shapes.items():
+                ckey = (skey, accel.topology_key, spec)
+                try:
+                    self._search(layer, accel, bits, metric, False, spec, ms.envelope_for(accel, bits), ckey)
+                except JaqmooError:
+                    continue  # nothing fits this corner; other corners may still do
+
+    def retained_sizes(self) -> list[int]:
+        """Number of retained candidates of every cached (shape, topology)."""
+        return [len(c.batch) for c in self._candidates.values()]
 
     def clear(self) -> None:
         """Drop every cached result and candidate set."""
@@ -261,13 +277,12 @@ class Mapper:
         self.stats.recosted += len(cand.batch)
         return self._result(layer, accel, bits, metric, pareto, cand.batch, costs, len(cand.batch))
 
-    def _retain(self, acc: Accesses, accel, probes: list, bits, metric: str) -> np.ndarray:
+    def _retain(self, acc: Accesses, accel, bits, metric: str) -> np.ndarray:
         """Indices worth keeping for re-costing under other hardware parameters.
 
         The best ``keep_top`` by the metric and the (energy, cycles) Pareto set on ``accel``;
         per bounded level, the best energy / cycles for every occupancy (so a smaller buffer
-        there still has a good feasible mapping); the best ``probe_top`` on each probe
-        accelerator (smaller buffers and narrower words everywhere at once).
+        there still has a good feasible mapping).
         """
         costs = cost(acc, accel, bits)
         values = metric_values(costs, metric)
@@ -282,10 +297,6 @@ class Mapper:
                 occ = costs.occupancy_words[:, lvl]
                 if occ.max(initial=0) > 0:
                     keep.append(_staircase(occ, v))
-        for probe in probes:
-            pv = metric_values(cost(acc, probe, bits), metric)
-            pf = np.flatnonzero(np.isfinite(pv))
-            keep.append(pf[np.argsort(pv[pf])[: self.probe_top]])
         return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey) -> MappingResult:
@@ -296,7 +307,6 @@ class Mapper:
         space = ms.Mapspace(layer, spec, env, orders=self.orders, min_utilization=self.min_utilization)
         seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
         idx, tiles = space.sample(self.budget, seed)
-        probes = probe_accelerators(accel, self.probes)
         pool: list[MappingBatch] = []
         evaluated = 0
         seen = np.zeros(0, dtype=np.int64)
@@ -314,7 +324,7 @@ class Mapper:
             seen = np.concatenate([seen, keys])
             acc = analyze(layer, accel, batch)
             evaluated += len(batch)
-            sel = self._retain(acc, accel, probes, bits, metric)
+            sel = self._retain(acc, accel, bits, metric)
             if len(sel):
                 pool.append(batch.take(sel))
 
@@ -335,43 +345,26 @@ class Mapper:
             run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
         if pool:
             refine(accel, self.refine_rounds)
-            for probe in probes:  # so the retained set also holds good mappings for other buffers
-                refine(probe, self.probe_refine_rounds)
         if not pool:
             self.stats.search_seconds += time.perf_counter() - t0
             raise no_mapping_error(layer, accel, bits, spec)
         merged = MappingBatch.concat(pool)
         acc = analyze(layer, accel, merged)
-        sel = self._retain(acc, accel, probes, bits, metric)
+        sel = self._retain(acc, accel, bits, metric)
         retained = merged.take(sel)
-        self._candidates[ckey] = _Candidates(env, retained, take_rows(acc, sel))
+        old = self._candidates.get(ckey)
+        if old is not None:  # keep what earlier searches (other hardware) found good, too
+            retained = MappingBatch.concat([old.batch, retained])
+            _, first = np.unique(_row_keys(retained), return_index=True)
+            retained = retained.take(np.sort(first))
+            env = old.envelope.union(env)
+        self._candidates[ckey] = _Candidates(env, retained, analyze(layer, accel, retained))
         self.stats.evaluated += evaluated
         result = self._result(layer, accel, bits, metric, pareto, merged, cost(acc, accel, bits), evaluated)
         self.stats.search_seconds += time.perf_counter() - t0
         if result is None:
             raise no_mapping_error(layer, accel, bits, spec)
         return result
-
-
-def probe_accelerators(accel, scales: tuple[tuple[float, float], ...]) -> list:
-    """Variants of ``accel`` with every bounded buffer's depth and word width scaled.
-
-    ``scales`` holds (depth factor, width factor) pairs; depths stay >= 1 word and widths
-    >= the level's datawidth. The mapper retains the best mappings for these too, so a
-    hardware search that shrinks buffers or words still finds good cached candidates.
-    """
-    out = []
-    for depth_scale, width_scale in scales:
-        levels = []
-        for i, lvl in enumerate(accel.levels):
-            if i == 0 or lvl.depth is None or lvl.is_dummy:
-                levels.append(lvl)
-                continue
-            levels.append(dataclasses.replace(
-                lvl, depth=max(1, int(lvl.depth * depth_scale)),
-                width=max(lvl.datawidth, int(lvl.width * width_scale))))
-        out.append(dataclasses.replace(accel, levels=tuple(levels)))
-    return out
 
 
 def take_rows(acc: Accesses, index) -> Accesses:

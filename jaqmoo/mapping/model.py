@@ -351,6 +351,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         for a in axis_ext[1:]:
             size = size * a
         tile[:, t] = size[:n_lvl]
+        axis_flat = np.stack(axis_ext)  # [A, L+1, m]: flat index (axis * (L+1) + level) * m + col
         h = np.take(g.hash_l[t], dims_p) * stride_int
         key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
         inner = np.zeros(m, dtype=np.int64)
@@ -367,7 +368,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
             w_eq = (eq * weight[p0:]).sum(axis=0)
             dim_f = dim_first[i]
             ax = np.take(g.axis_l[t], dim_f)
-            span = np.take(np.stack([a[i] for a in axis_ext]), np.maximum(ax, 0) * m + col)
+            span = np.take(axis_flat, (np.maximum(ax, 0) * (n_lvl + 1) + i) * m + col)
             move = np.take(g.coef_l[t], dim_f) * stride_first[i]
             overlap = np.where(ax < 0, tile[i, t], tile[i, t] / span * np.maximum(0, span - move))
             fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap

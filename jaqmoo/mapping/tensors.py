@@ -107,7 +107,9 @@ def distinct_pairs(n1: np.ndarray, a: np.ndarray, n2: np.ndarray, b: np.ndarray)
     the smallest ``i`` gives ``n1*n2 - max(0, n1 - b/g) * max(0, n2 - a/g)``. Works on
     integer or integer-valued float arrays (the gcd is only taken where both n > 1).
     """
-    n1, a, n2, b = np.broadcast_arrays(n1, a, n2, b)
+    n1, a, n2, b = np.broadcast_arrays(*(np.asarray(x) for x in (n1, a, n2, b)))
+    shape = n1.shape
+    n1, a, n2, b = (x.reshape(-1) for x in (n1, a, n2, b))
     count = n1 * n2
     both = (n1 > 1) & (n2 > 1)
     if both.any():
@@ -116,7 +118,7 @@ def distinct_pairs(n1: np.ndarray, a: np.ndarray, n2: np.ndarray, b: np.ndarray)
         g = np.gcd(ai, bi)
         count = np.array(count, copy=True)
         count[i] = count[i] - np.maximum(0, n1[i] - bi // g) * np.maximum(0, n2[i] - ai // g)
-    return count
+    return count.reshape(shape)
 
 
 def distinct_children_dm(child_ext, fan, tensor: int, layer: Layer) -> np.ndarray:

@@ -24,7 +24,7 @@ from jaqmoo.workload import DIMS, Layer
 _FACTOR = re.compile(r"([A-Za-z_]\w*?)\s*=?\s*(\d+)$")
 
 
-def parse_factors(spec: Any, label: str, where: str) -> dict[str, int]:
+def parse_factors(spec: Any, label: str, where: str, aliases: dict[str, str] | None = None) -> dict[str, int]:
     """``"R=1,P=16"`` / ``"C1 M8"`` / ``["R=1", ...]`` / ``{R: 1}`` -> ``{jaqmoo dim: factor}``."""
     if spec is None:
         return {}
@@ -39,7 +39,7 @@ def parse_factors(spec: Any, label: str, where: str) -> dict[str, int]:
         m = _FACTOR.match(item.strip())
         if not m:
             raise JaqmooError(f"{label}: {where}: cannot read factor {item!r} (use e.g. 'P=16' or 'P16')")
-        dim = jaqmoo_dim(m.group(1), label, where)
+        dim = jaqmoo_dim(m.group(1), label, where, aliases)
         value = int(m.group(2))
         if value < 1:
             raise JaqmooError(f"{label}: {where}: factor of {m.group(1)} must be >= 1")
@@ -47,7 +47,7 @@ def parse_factors(spec: Any, label: str, where: str) -> dict[str, int]:
     return out
 
 
-def parse_permutation(spec: Any, label: str, where: str) -> list[str]:
+def parse_permutation(spec: Any, label: str, where: str, aliases: dict[str, str] | None = None) -> list[str]:
     """A permutation (innermost first) -> jaqmoo dim names, duplicates rejected."""
     if spec is None:
         return []
@@ -58,7 +58,7 @@ def parse_permutation(spec: Any, label: str, where: str) -> list[str]:
         names = text.replace(",", " ").split() if (" " in text or "," in text) else list(text)
     dims: list[str] = []
     for n in names:
-        d = jaqmoo_dim(n, label, where)
+        d = jaqmoo_dim(n, label, where, aliases)
         if d in dims:
             raise JaqmooError(f"{label}: {where}: dim {n!r} repeated in permutation")
         dims.append(d)
@@ -79,8 +79,13 @@ def _tensor_list(spec: Any, label: str, where: str) -> list[str]:
     return out
 
 
-def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str) -> MappingBatch:
-    """Timeloop mapping directives -> a :class:`MappingBatch` of one mapping."""
+def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
+                  aliases: dict[str, str] | None = None) -> MappingBatch:
+    """Timeloop mapping directives -> a :class:`MappingBatch` of one mapping.
+
+    ``aliases`` maps the problem's dim names onto jaqmoo's (default: ``M`` -> ``K``; a
+    depthwise problem's ``C`` is ``G``, see :func:`jaqmoo.hardware.problem_yaml.parse_problem_and_aliases`).
+    """
     if isinstance(directives, dict) and "mapping" in directives:
         directives = directives["mapping"]
     if not isinstance(directives, list) or not directives:
@@ -107,8 +112,8 @@ def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str)
             for t in _tensor_list(d.get("bypass"), label, where + ".bypass"):
                 keep[lvl, TENSOR_INDEX[t]] = False
             continue
-        factors = parse_factors(d.get("factors"), label, where + ".factors")
-        order = parse_permutation(d.get("permutation"), label, where + ".permutation")
+        factors = parse_factors(d.get("factors"), label, where + ".factors", aliases)
+        order = parse_permutation(d.get("permutation"), label, where + ".permutation", aliases)
         if kind == "temporal":
             for dim, f in factors.items():
                 temporal[lvl, DIM_INDEX[dim]] = f
@@ -148,7 +153,8 @@ _LEVEL_LINE = re.compile(r"^(\S+)\s*\[(.*)\]\s*$")
 _LOOP_LINE = re.compile(r"for\s+(\w+)\s+in\s+\[0:(\d+)\)\s*(\(Spatial-([XY])\))?")
 
 
-def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<map.txt>") -> MappingBatch:
+def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<map.txt>",
+                  aliases: dict[str, str] | None = None) -> MappingBatch:
     """Timeloop's printed loop nest (``*.map.txt``) -> :class:`MappingBatch` of one mapping.
 
     The listing shows each level's stored tensors (``Level [ Weights:.. Inputs:.. ]``, absent
@@ -193,4 +199,4 @@ def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<ma
     flush()
     if not directives:
         raise JaqmooError(f"{label}: no levels found in the mapping listing")
-    return parse_mapping(directives, accel, layer, label)
+    return parse_mapping(directives, accel, layer, label, aliases)

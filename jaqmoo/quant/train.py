@@ -60,6 +60,7 @@ class TrainConfig:
     download: bool = False
     max_train: int | None = None
     max_val: int | None = 1000
+    input_size: int = 224  # image size for 'imagefolder' (the other datasets have a fixed size)
     resume: bool = False
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -185,7 +186,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     out = Path(cfg.out)
     if splits is None:
         splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, download=cfg.download,
-                              max_train=cfg.max_train, max_val=cfg.max_val)
+                              input_size=cfg.input_size, max_train=cfg.max_train, max_val=cfg.max_val)
     torch.manual_seed(cfg.seed)
     start_epoch, history = 0, []
     payload = None

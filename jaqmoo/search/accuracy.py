@@ -63,7 +63,7 @@ class AccuracySetup:
 
 #: TrainConfig fields the spec decides (not settable under accuracy.train)
 _SPEC_OWNED = ("model", "dataset", "out", "bits", "fixed_first_last", "seed", "progress", "width_mult",
-               "data_root", "resume", "extra")
+               "data_root", "resume", "extra", "input_size")
 
 
 def _train_kwargs(spec: ExperimentSpec) -> dict:
@@ -154,12 +154,19 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
 
     cfg = TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
                       bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
-                      progress=progress, data_root=spec.dataset.root, **_train_kwargs(spec))
+                      progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
+                      **_train_kwargs(spec))
+    train_splits = splits
+    if cfg.max_train is not None:  # a seeded subset of the training images (same validation split)
+        from jaqmoo.data import load_dataset
+
+        train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+                                    input_size=spec.dataset.input_size, max_train=cfg.max_train)
     net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
                             splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     if spec.model.checkpoint:
         _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
-    path = train_supernet(cfg, splits=splits, supernet=net)
+    path = train_supernet(cfg, splits=train_splits, supernet=net)
     return sn.load_supernet(path, expect_model=spec.model.name), time.perf_counter() - t0, True
 
 

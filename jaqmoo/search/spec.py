@@ -68,6 +68,7 @@ class DatasetSpec:
 
     name: str
     root: str | None = None
+    input_size: int = 224  # image size for imagefolder (the other datasets have a fixed size)
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,8 @@ def _dataset(data: Any, src: str) -> DatasetSpec:
     root = _path(d.get("root"), "dataset.root", src)
     if name == "imagefolder" and root is None:
         raise JaqmooError(f"{src}: dataset.root is required for imagefolder (a folder with train/ and val/)")
-    return DatasetSpec(name=name, root=root)
+    size = _int_range(d.get("input_size", 224), "dataset.input_size", 8, 1024, src)
+    return DatasetSpec(name=name, root=root, input_size=size)
 
 
 def _accelerator(data: Any, src: str) -> AcceleratorSpec:

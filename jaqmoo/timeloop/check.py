@@ -86,14 +86,15 @@ def load_reference(folder: str | Path) -> tuple[TimeloopInput, MappingBatch, Tim
     map_yaml = sorted(folder.glob("*.map.yaml"))
     if map_yaml:
         data, label = load_yaml(map_yaml[0], "mapping")
-        mapping = parse_mapping(data.get("mapping"), tl.accelerator, tl.problem, label)
+        mapping = parse_mapping(data.get("mapping"), tl.accelerator, tl.problem, label, tl.dim_aliases)
     elif tl.mapping is not None:
         mapping = tl.mapping
     else:
         map_txt = sorted(folder.glob("*.map.txt"))
         if not map_txt:
             raise JaqmooError(f"{folder}: no mapping (*.map.yaml, the input's 'mapping:' or *.map.txt)")
-        mapping = parse_map_txt(map_txt[0].read_text(), tl.accelerator, tl.problem, str(map_txt[0]))
+        mapping = parse_map_txt(map_txt[0].read_text(), tl.accelerator, tl.problem, str(map_txt[0]),
+                                tl.dim_aliases)
     return tl, mapping, stats
 
 
@@ -117,6 +118,10 @@ def compare(tl: TimeloopInput, costs: Costs, stats: TimeloopStats, folder: str, 
                 value = float(ours[0, lvl, t]) if kept else 0.0
                 theirs = None if ref_t is None else getattr(ref_t, q)
                 report.rows.append(Row(name, tensor, q, value, theirs, theirs is not None and value == theirs))
+            if ref_t is not None and ref_t.energy is not None:  # access energy (no leakage)
+                ours_t = float(costs.energy_by_tensor[0, lvl, t])
+                ok_t = abs(ours_t - ref_t.energy) <= rel_tol * abs(ref_t.energy) + 0.01
+                report.rows.append(Row(name, tensor, "energy", ours_t, ref_t.energy, ok_t))
         ours_e = float(costs.energy_by_level[0, lvl])
         theirs_e = None if ref is None or ref.fj_per_compute is None else stats.level_energy_pj(name)
         # fJ/compute is printed with 2 decimals: allow that rounding on top of rel_tol.

@@ -1,0 +1,39 @@
+"""The issue-3 benchmark scripts run end to end at their tiny preset (slow: minutes)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaqmoo.data import FASHION_MNIST_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed"),
+]
+
+
+def _run(script: str, *args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--preset", "tiny", "--threads", "1",
+                           "--quiet", *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_accuracy_fidelity_tiny(tmp_path):
+    last = _run("accuracy_fidelity.py", "--checkpoint", str(tmp_path / "sn.pt"), "--policies", "6",
+                "--predictor-samples", "8", cwd=tmp_path)
+    assert re.fullmatch(r"RESULT kendall_tau=\S+ mean_abs_gap=[\d.]+ seconds_per_supernet_estimate=[\d.]+ "
+                        r"seconds_per_predictor_estimate=[\d.]+", last), last
+
+
+def test_csq_memory_tiny(tmp_path):
+    last = _run("csq_memory.py", "--memory-only", "--memory-batch", "16", "--no-rss", cwd=tmp_path)
+    m = re.fullmatch(r"RESULT peak_memory_ratio=([\d.]+) tau_full=nan tau_csq=nan rss_peak_ratio=nan", last)
+    assert m, last
+    assert float(m.group(1)) < 0.8
