@@ -34,6 +34,7 @@ from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
 from jaqmoo.search.spec import ExperimentSpec, _suggest, coerce_spec
+from jaqmoo.search.store import ResultsStore
 from jaqmoo.workload import Workload, extract_workload
 
 
@@ -196,6 +197,9 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     prep = prepare_experiment(spec_or_path, out, generations, population)
     spec = prep.spec
     seconds = {"prepare": time.perf_counter() - t0}
+    # a run killed before its first evaluation (e.g. during supernet training) has nothing to
+    # continue: --resume then starts it (the supernet checkpoint resumes on its own)
+    resume = resume and ResultsStore(prep.out_dir).exists()
     if not resume and (prep.out_dir / "evaluations.jsonl").exists():
         raise JaqmooError(f"{prep.out_dir} already holds a run; pass --resume to continue it or --out to choose another directory")
 
@@ -226,7 +230,8 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     t1 = time.perf_counter()
     meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.template,
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
-                  "energy_source": evaluator.energy_source, **accuracy.meta}
+                  "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
+                  "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
                         meta_extra=meta_extra)
     seconds["search"] = time.perf_counter() - t1

@@ -22,7 +22,7 @@ TINY = {
     "name": "tiny",
     "model": {"name": "simple_cnn"},
     "dataset": {"name": "digits"},
-    "accelerator": {"template": "eyeriss", "search": {"pe_x": [8, 14], "glb_depth": None}},
+    "accelerator": {"template": "eyeriss", "search": {"pe_x": [8, 14], "glb_depth": [4096, 16384, 65536]}},
     "quantization": {"weight_bits": [2, 4, 6, 8], "act_bits": [4, 6, 8]},
     "objectives": ["accuracy", "energy", "memory"],
     "constraints": {"max_accuracy_drop": 0.2},

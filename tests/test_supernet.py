@@ -125,8 +125,8 @@ def test_bad_checkpoints(net, tmp_path):
 
 def test_csq_saves_activation_memory():
     torch.manual_seed(0)
-    sn = build_supernet("mobilenet_v2", 10, 1, 28, width_mult=0.25)
-    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    sn = build_supernet("mobilenet_v2", 10, 1, 16, width_mult=0.25)
+    x, y = torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,))
     sn.train()
     sn.set_policy(sn.uniform_policy(4))
 
@@ -138,4 +138,4 @@ def test_csq_saves_activation_memory():
     rank_sensitive_channels(sn, [(x, y)])
     sn.set_policy(sn.uniform_policy(4))
     csq = saved_activation_bytes(sn, step)
-    assert csq.activation_bytes < 0.7 * full.activation_bytes
+    assert csq.activation_bytes < 0.6 * full.activation_bytes

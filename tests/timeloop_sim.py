@@ -90,3 +90,99 @@ def simulated_fills(layer: Layer, batch: MappingBatch, i: int, level: int, tenso
         state["prev"], state["prev_low"] = cur, low
         total += weight * len(delta)
     return total
+
+
+def _child_points(box) -> frozenset:
+    return frozenset(_points(box))
+
+
+def simulated_input_links(layer: Layer, batch: MappingBatch, i: int, level: int,
+                          fanout: tuple[int, int]) -> tuple[int, int]:
+    """Literal replay of Timeloop's spatial working set for the Inputs at the fan-out below
+    ``level``: per visit, every child's delta (set of input coordinates), link transfers from
+    the four mesh neighbours (child keys laid out as ``v * fanout_x + h``, the innermost X
+    spatial loop varying fastest), multicast of identical deltas, and the "use links only if
+    the parent reads fewer" rule. Returns (parent accesses, link transfers) per parent instance.
+    """
+    from jaqmoo.mapping.tensors import I_T
+
+    tensor = I_T
+    n_lvl = batch.n_levels
+    ext = _extents(batch, i)
+    spatial = batch.spatial_x[i] * batch.spatial_y[i]
+    child = level + 1
+    loops = []
+    for lvl in range(child - 1, -1, -1):
+        for d in batch.perm[i, lvl]:
+            n = int(batch.temporal[i, lvl, d])
+            if n > 1:
+                loops.append((int(d), n, int(spatial[lvl, d] * ext[lvl + 1, d])))
+    # children: X digits (innermost first) then Y digits; key = mixed radix
+    order = [int(d) for d in (batch.spatial_perm[i, level] if batch.spatial_perm is not None else range(8))]
+    digits = [(d, int(batch.spatial_x[i, level, d]), 1) for d in order if batch.spatial_x[i, level, d] > 1]
+    digits += [(d, int(batch.spatial_y[i, level, d]), int(batch.spatial_x[i, level, d]))
+               for d in order if batch.spatial_y[i, level, d] > 1]
+    n_children = int(np.prod([n for _, n, _ in digits])) if digits else 1
+    offsets = []
+    for key in range(n_children):
+        off = np.zeros(len(DIMS), dtype=np.int64)
+        rest = key
+        for d, n, scale in digits:
+            off[d] += (rest % n) * scale * ext[child, d]
+            rest //= n
+        offsets.append(off)
+    h_size, v_size = fanout
+    prev_deltas = None
+    state = {"prev": None, "prev_low": None, "prev_tr": None}
+    content = transfers = 0
+    for bits in itertools.product((0, 1), repeat=len(loops)):
+        weight = 1
+        origin = np.zeros(len(DIMS), dtype=np.int64)
+        for (d, n, stride), b in zip(reversed(loops), bits, strict=True):
+            if b:
+                weight *= n - 1
+                origin[d] += stride
+        box = _box(origin, ext[child], tensor, layer)
+        cur = _points(box)
+        low = tuple(lo for lo, _ in box)
+        if child == n_lvl:  # MACs: every visit needs its operand point
+            delta = cur
+        elif state["prev"] is None:
+            delta = cur
+        else:
+            translation = tuple(a - b for a, b in zip(low, state["prev_low"], strict=True))
+            if state["prev_tr"] is None:
+                delta = cur - state["prev"]
+                state["prev_tr"] = translation
+            elif translation == state["prev_tr"]:
+                delta = cur - state["prev"]
+            else:
+                delta = cur
+                state["prev_tr"] = None
+        state["prev"], state["prev_low"] = cur, low
+        # every child's delta is the same shape, moved by the child's offset
+        deltas = []
+        for off in offsets:
+            shift = _box(off, np.ones(len(DIMS), dtype=np.int64), tensor, layer)
+            deltas.append(frozenset(tuple(c + s[0] for c, s in zip(pt, shift, strict=True)) for pt in delta))
+        served = [False] * n_children
+        if prev_deltas is not None:
+            for v in range(v_size):
+                for h in range(h_size):
+                    k1 = v * h_size + h
+                    if k1 >= n_children or not deltas[k1]:
+                        continue
+                    for hh, vv in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
+                        if 0 <= hh < h_size and 0 <= vv < v_size:
+                            k2 = vv * h_size + hh
+                            if k2 < n_children and deltas[k1] == prev_deltas[k2]:
+                                served[k1] = True
+        without = sum(len(s) for s in set(deltas))
+        with_links = sum(len(s) for s in {d for d, sv in zip(deltas, served, strict=True) if not sv})
+        if with_links < without:
+            content += weight * with_links
+            transfers += weight * sum(len(d) for d, sv in zip(deltas, served, strict=True) if sv)
+        else:
+            content += weight * without
+        prev_deltas = deltas
+    return content, transfers

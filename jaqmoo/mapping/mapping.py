@@ -44,6 +44,11 @@ class MappingBatch:
     """int64 [M, L, 8]: level l's temporal loop order, dim indices innermost -> outermost."""
     keep: np.ndarray
     """bool [M, L, 3]: tensor (Weights, Inputs, Outputs) is stored at level l."""
+    spatial_perm: np.ndarray | None = None
+    """Optional int64 [M, L, 8]: nesting order of the spatial loops below level l, dim indices
+    innermost first (Timeloop's spatial permutation; X loops nest inside Y loops). It only
+    matters for inter-PE link transfers. None: the accelerator's spatial constraint order,
+    else DIMS order."""
 
     def __post_init__(self) -> None:
         self.temporal = np.asarray(self.temporal, dtype=np.int64)
@@ -57,6 +62,10 @@ class MappingBatch:
         for name in ("spatial_x", "spatial_y", "perm"):
             if getattr(self, name).shape != shape:
                 raise JaqmooError(f"MappingBatch.{name} must have shape {shape} (got {getattr(self, name).shape})")
+        if self.spatial_perm is not None:
+            self.spatial_perm = np.asarray(self.spatial_perm, dtype=np.int64)
+            if self.spatial_perm.shape != shape:
+                raise JaqmooError(f"MappingBatch.spatial_perm must have shape {shape} (got {self.spatial_perm.shape})")
         if self.keep.shape != (shape[0], shape[1], 3):
             raise JaqmooError(f"MappingBatch.keep must have shape {(shape[0], shape[1], 3)} (got {self.keep.shape})")
 
@@ -80,6 +89,7 @@ class MappingBatch:
         return MappingBatch(
             self.temporal[index], self.spatial_x[index], self.spatial_y[index],
             self.perm[index], self.keep[index],
+            None if self.spatial_perm is None else self.spatial_perm[index],
         )
 
     @staticmethod
@@ -87,8 +97,13 @@ class MappingBatch:
         """Stack batches of the same layer/accelerator into one."""
         if not batches:
             raise JaqmooError("MappingBatch.concat needs at least one batch")
-        return MappingBatch(*(np.concatenate([getattr(b, f) for b in batches])
-                              for f in ("temporal", "spatial_x", "spatial_y", "perm", "keep")))
+        arrays = [np.concatenate([getattr(b, f) for b in batches])
+                  for f in ("temporal", "spatial_x", "spatial_y", "perm", "keep")]
+        if any(b.spatial_perm is not None for b in batches):
+            arrays.append(np.concatenate([
+                b.spatial_perm if b.spatial_perm is not None else np.broadcast_to(np.arange(N_DIMS), b.temporal.shape)
+                for b in batches]))
+        return MappingBatch(*arrays)
 
     # -------------------------------------------------------------- validation
     def factor_products(self) -> np.ndarray:

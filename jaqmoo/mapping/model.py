@@ -263,6 +263,16 @@ class _Geometry:
         self.coef_l = np.concatenate([self.coef[:, live], pad], axis=1)
         self.axis_l = np.concatenate([self.axis[:, live], pad - 1], axis=1)
         self.hash_l = np.concatenate([self.hash[:, live], pad], axis=1)
+        # Default nesting order of each level's spatial loops (innermost first): the
+        # accelerator's spatial constraint permutation, then the remaining dims.
+        order = []
+        for lvl in accel.levels:
+            given = next((c.permutation for c in accel.constraints
+                          if c.target == lvl.name and c.type == "spatial" and c.permutation), ())
+            dims = [DIMS.index(d) for d in given] + [d for d in range(N_DIMS) if DIMS[d] not in given]
+            order.append(dims)
+        self.spatial_order = np.array(order, dtype=np.int64)  # [L, 8] original dim indices
+        self.fanouts = accel.fanouts
 
 
 class _Dims:
@@ -345,6 +355,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     fan_levels = [lvl for lvl in range(n_lvl) if (spatial[lvl] > 1).any()]  # levels with a fan-out
     kept_anywhere = keep.any(axis=2)  # [L, 3]: fills are only needed where some mapping stores
     stride_int = stride_p.astype(np.int64) * active
+    input_overlap: dict[int, np.ndarray] = {}
     for t in range(3):
         axis_ext = tz.axis_extents_dm(ext_dm, t, layer)  # A x [L+1, m]
         size = axis_ext[0]
@@ -355,9 +366,14 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         h = np.take(g.hash_l[t], dims_p) * stride_int
         key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
         inner = np.zeros(m, dtype=np.int64)
+        cum = np.empty_like(h) if t == tz.I_T else None
         for p in range(n_pos):
             inner += h[p]
             key[p] -= inner
+            if cum is not None:
+                cum[p] = inner
+        if t == tz.I_T:
+            input_key, input_cum = key, cum
         fills_raw[0, t] = tile[0, t]
         for i in range(1, n_lvl):
             if i not in first or not kept_anywhere[i, t]:  # no loops above / nobody stores it
@@ -371,6 +387,8 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
             span = np.take(axis_flat, (np.maximum(ax, 0) * (n_lvl + 1) + i) * m + col)
             move = np.take(g.coef_l[t], dim_f) * stride_first[i]
             overlap = np.where(ax < 0, tile[i, t], tile[i, t] / span * np.maximum(0, span - move))
+            if t == tz.I_T:
+                input_overlap[i] = overlap
             fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap
         for lvl in fan_levels:
             distinct[lvl, t] = tz.distinct_children_dm(_Dims(ext[lvl + 1], g.remap),
@@ -390,10 +408,15 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     # Reads served by each level: the kept child's fills (through bypassed levels: what the
     # bypassed level would have served), summed over the distinct child tiles of the fan-out.
     compute_cycles = suffix[0]
+    links = _input_link_transfers(
+        g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels, input_key, input_cum,
+        input_overlap, weight, active, n_p, first_pos)
     served = np.empty((n_lvl, 3, m))
     below = np.broadcast_to(compute_cycles, (3, m))
     for lvl in range(n_lvl - 1, -1, -1):
         served[lvl] = distinct[lvl] * below
+        if lvl in links:  # inputs a neighbour forwarded are not read from this level
+            served[lvl, tz.I_T] -= links[lvl][0]
         below = np.where(keep[lvl], fills_raw[lvl], served[lvl])
 
     rw = g.rw
@@ -407,6 +430,13 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     instances = np.ones((n_lvl, m))
     for lvl in range(1, n_lvl):
         instances[lvl] = instances[lvl - 1] * fan_total[lvl - 1]
+    for lvl, (_, transfers, share_cut) in links.items():
+        child = lvl + 1
+        if child < n_lvl:  # Timeloop charges the forwarding neighbours' reads and fills
+            ok = keep[child, tz.I_T]
+            peer = transfers / instances[child]
+            reads[child, tz.I_T] += np.where(ok, np.round(peer), 0)
+            fills[child, tz.I_T] = np.where(ok, np.floor(fills[child, tz.I_T] - share_cut + peer + 1e-9), 0)
     over = (fan_x > g.fan_x) | (fan_y > g.fan_y)  # [L, m]
     fanout_ok = ~over.any(axis=0)
 
@@ -424,6 +454,100 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         "compute_instances_f": instances[-1] * fan_total[-1], "compute_cycles_f": compute_cycles,
         "fanout_ok": fanout_ok, "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
     }
+
+
+def _input_link_transfers(g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels,
+                          key, cum, overlap, weight, active, n_p, first_pos) -> dict[int, tuple]:
+    """Timeloop's inter-PE link transfers of Inputs, per fan-out level.
+
+    When, between consecutive visits, the child tiles of a fan-out move by exactly the
+    offset between two neighbouring PEs (a spatial R/S fan-out meeting a temporal P/Q step
+    of one input row, Eyeriss' diagonal reuse), a PE receives its new inputs from its
+    neighbour instead of the parent. Timeloop uses that when it lowers the parent's accesses;
+    the neighbour's extra reads and fills are charged to the child level (divided, as
+    Timeloop does, by the child's total utilized instances). Only the innermost X and Y
+    spatial loops form neighbours (no carries), and only visits whose deltas have equal
+    shapes match. Returns ``{level: (parent_saving, transfers, child_share_cut)}``, per
+    parent instance.
+    """
+    n_lvl = g.n_lvl
+    m = hi - lo
+    col = np.arange(m)
+    n_pos = weight.shape[0]
+    if n_pos == 0:
+        return {}
+    order_all = (np.broadcast_to(g.spatial_order[None], (m, n_lvl, N_DIMS)) if batch.spatial_perm is None
+                 else batch.spatial_perm[lo:hi])
+    out = {}
+    i_t = tz.I_T
+    for lvl in fan_levels:
+        child = lvl + 1
+        if child < n_lvl and not keep[child, i_t].any():
+            continue  # Timeloop discards link transfers into a bypassing child
+        p0 = first_pos[child] if child < n_lvl else 0
+        if p0 >= n_pos:
+            continue
+        first = p0 + np.argmax(active[p0:], axis=0)
+        flat_first = first * m + col
+        # hash of the moves of all loops below the child: translations are relative to it
+        base = np.take(cum, (p0 - 1) * m + col) if p0 > 0 else np.zeros(m, dtype=np.int64)
+        t1 = np.take(key, flat_first) + base  # translation hash of the innermost step
+        if child < n_lvl:
+            size, ovl = tile[child, i_t], overlap.get(child, tile[child, i_t])
+        else:
+            size = np.ones(m)
+            ovl = np.where(t1 == 0, 1.0, 0.0)
+        relevant = (ovl < size) & (np.take(active, flat_first))
+        if child < n_lvl:
+            relevant &= keep[child, i_t]  # discarded when the child bypasses the inputs
+        if not relevant.any():
+            continue
+        case_a = relevant & (ovl == 0)
+        case_b = relevant & (ovl > 0)
+        w_tail = weight[p0:]
+        trans = key[p0:] + base  # translation hash of every step above the child
+        same_as_first = (key[p0:] == np.take(key, flat_first)) & (np.arange(p0, n_pos)[:, None] > first)
+        w_b = np.take(n_p, flat_first) * (same_as_first * w_tail).sum(axis=0)
+        delta = np.where(case_a, size, size - ovl)
+        order = g.remap[order_all[:, lvl, :]].T  # [8 ranks, m] live dims, innermost first
+        child_ext = ext[lvl + 1]
+        saving = np.zeros(m)
+        transfers = np.zeros(m)
+        share_cut = np.zeros(m)
+        n_children = spatial[lvl].prod(axis=0)
+        fx = _dim_product(sx[lvl:lvl + 1])[0]
+        fy = _dim_product(sy[lvl:lvl + 1])[0]
+        h_size, _ = g.fanouts[lvl]
+        seen = []
+        for axis_fan, valid in ((sx[lvl], (fy == 1) | (fx == h_size)), (sy[lvl], fx == h_size)):
+            factors = np.take(axis_fan, order * m + col)  # [8 ranks, m]
+            has = (factors > 1).any(axis=0)
+            rank = np.argmax(factors > 1, axis=0)
+            d = np.take(order, rank * m + col)  # innermost spatial dim on this mesh axis
+            n_d = np.take(axis_fan, d * m + col)
+            step = np.take(g.hash_l[i_t], d) * np.take(child_ext, d * m + col).astype(np.int64)
+            ok = has & valid & (step != 0)
+            if not ok.any():
+                continue
+            fan_wo = spatial.copy()[lvl]
+            fan_wo[d, col] = fan_wo[d, col] / n_d
+            unserved = tz.distinct_children_dm(_Dims(child_ext, g.remap), _Dims(fan_wo, g.remap), i_t, g.layer)
+            use = ok & (unserved < distinct[lvl, i_t])
+            served_n = n_children * (n_d - 1) / n_d
+            for sign in (1, -1):
+                h = sign * step
+                fresh = np.ones(m, dtype=bool)
+                for prev in seen:
+                    fresh &= prev != h
+                seen.append(np.where(use, h, 0))
+                w_a = ((trans == h) * w_tail).sum(axis=0)
+                w = np.where(case_a, w_a, np.where(case_b & (t1 == h), w_b, 0.0)) * use * fresh
+                saving += w * delta * (distinct[lvl, i_t] - unserved)
+                transfers += w * delta * served_n
+                share_cut += w * delta * served_n / n_children
+        if transfers.any():
+            out[lvl] = (saving, transfers, share_cut)
+    return out
 
 
 def _dim_product(a: np.ndarray) -> np.ndarray:

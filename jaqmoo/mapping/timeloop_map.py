@@ -96,6 +96,7 @@ def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
     sy = np.ones((n_lvl, N_DIMS), dtype=np.int64)
     perm = np.tile(np.arange(N_DIMS), (n_lvl, 1))
     keep = np.array([[not lvl.is_dummy] * 3 for lvl in accel.levels], dtype=bool)
+    spatial_perm = np.tile(np.arange(N_DIMS), (n_lvl, 1))
     given_outer = set()
     for i, d in enumerate(directives):
         where = f"mapping[{i}]"
@@ -131,6 +132,7 @@ def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
             for pos, dim in enumerate(full):
                 f = factors.get(dim, 1)
                 (sx if pos < split else sy)[lvl, DIM_INDEX[dim]] = f
+            spatial_perm[lvl] = [DIM_INDEX[x] for x in full]
         else:
             raise JaqmooError(f"{label}: {where}.type {kind!r} is not temporal, spatial or bypass")
 
@@ -144,7 +146,7 @@ def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
             continue
         raise JaqmooError(f"{label}: mapping factors of {dim} multiply to {int(prod[j])}, "
                           f"but the problem has {dim}={bounds[dim]}")
-    batch = MappingBatch(temporal[None], sx[None], sy[None], perm[None], keep[None])
+    batch = MappingBatch(temporal[None], sx[None], sy[None], perm[None], keep[None], spatial_perm[None])
     batch.check(layer)
     return batch
 
@@ -176,9 +178,11 @@ def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<ma
         if spatial:
             xs = [(d, n) for d, n, sp in spatial if sp == "X"]
             ys = [(d, n) for d, n, sp in spatial if sp == "Y"]
+            # listed outermost first: innermost-first order is the reverse (X loops nest in Y)
             directives.append({"target": current, "type": "spatial",
                                "factors": " ".join(f"{d}={n}" for d, n in xs + ys),
-                               "permutation": [d for d, _ in xs + ys], "split": len(xs)})
+                               "permutation": [d for d, _ in reversed(xs)] + [d for d, _ in reversed(ys)],
+                               "split": len(xs)})
 
     for raw in text.splitlines():
         line = raw.strip().lstrip("|").strip()

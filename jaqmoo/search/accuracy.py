@@ -133,6 +133,16 @@ def _first_last(spec: ExperimentSpec) -> int | None:
     return None
 
 
+def _training_finished(path: Path) -> bool:
+    """False for a checkpoint that training wrote before its last epoch (a killed run)."""
+    from jaqmoo.quant.supernet import read_checkpoint
+
+    payload = read_checkpoint(path)
+    config = payload.get("config") or {}
+    epochs = config.get("epochs") if isinstance(config, dict) else None
+    return epochs is None or int(payload.get("epoch", epochs)) >= int(epochs)
+
+
 def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                     progress: bool = True) -> tuple[Any, float, bool]:
     """Load ``accuracy.checkpoint`` if it exists, else train a supernet (and save it there)."""
@@ -140,7 +150,7 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
 
     ckpt = Path(spec.accuracy.checkpoint).expanduser() if spec.accuracy.checkpoint else default_checkpoint
     t0 = time.perf_counter()
-    if ckpt.is_file():
+    if ckpt.is_file() and _training_finished(ckpt):
         net = sn.load_supernet(ckpt, expect_model=spec.model.name)
         missing = set(supernet_bits(spec)) - set(net.bits)
         if missing:
@@ -166,6 +176,8 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                             splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     if spec.model.checkpoint:
         _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
+    if ckpt.is_file():  # an interrupted training run: continue it from its last epoch
+        cfg.resume = True
     path = train_supernet(cfg, splits=train_splits, supernet=net)
     return sn.load_supernet(path, expect_model=spec.model.name), time.perf_counter() - t0, True
 
