@@ -239,7 +239,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     run = load_run(prep.out_dir)
     if accuracy.rescore_estimator is not None and spec.accuracy.rescore_front:
         t2 = time.perf_counter()
-        _rescore_front(run, space, accuracy.rescore_estimator)
+        _rescore_front(run, space, accuracy.rescore_estimator, progress)
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run)
@@ -248,7 +248,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
-def _rescore_front(run: Run, space: GenomeSpace, estimator: Any) -> None:
+def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, progress: bool = True) -> None:
     """Score the front's (and the baselines') policies with the supernet; write ``rescored.json``."""
     import numpy as np
 
@@ -256,7 +256,10 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any) -> None:
     base = run.baselines
     genes = list(dict.fromkeys(list(rows["genes"]) + (list(base["genes"]) if len(base) else [])))
     policies = [space.decode_one(np.array([int(v) for v in g.split()])).policy for g in genes]
-    acc = estimator.estimate(policies)
+    from tqdm.auto import tqdm
+
+    acc = [float(estimator.estimate([p])[0])
+           for p in tqdm(policies, desc="re-scoring the front (supernet)", disable=not progress, leave=False)]
     (run.dir / RESCORED).write_text(json.dumps({g: float(a) for g, a in zip(genes, acc, strict=True)}, indent=1))
 
 

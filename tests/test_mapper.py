@@ -235,18 +235,24 @@ def test_best_by_energy_beats_timeloop_reference(reference):
 
 
 def test_take_rows_matches_reevaluation(eyeriss):
-    from jaqmoo.mapping.mapper import take_rows
+    from jaqmoo.mapping.mapper import take_costs, take_rows
 
     spec = Mapper().spec(eyeriss)
     space = ms.Mapspace(SMALL, spec, ms.envelope_for(eyeriss, (8, 8, 8)))
     batch = space.materialize(*space.sample(50))
     full = evaluate(SMALL, eyeriss, batch, (4, 8, 8))
     rows = np.array([3, 0, len(batch) - 1])
-    part = cost(take_rows(full.accesses, rows), eyeriss, (4, 8, 8))
     again = evaluate(SMALL, eyeriss, batch.take(rows), (4, 8, 8))
-    for name in ("energy", "cycles", "feasible", "occupancy_words", "energy_by_level", "utilization"):
-        assert np.allclose(getattr(part, name), getattr(again, name)), name
-    assert np.array_equal(part.accesses.reads, again.accesses.reads)
+    for part in (cost(take_rows(full.accesses, rows), eyeriss, (4, 8, 8)), take_costs(full, rows, eyeriss, (4, 8, 8)),
+                 take_costs(take_costs(full, np.arange(eyeriss.n_levels), eyeriss, (4, 8, 8)), [0], eyeriss, (4, 8, 8))):
+        if len(part) == 1:
+            ref = evaluate(SMALL, eyeriss, batch.take([0]), (4, 8, 8))
+        else:
+            ref = again
+        for name in ("energy", "cycles", "feasible", "occupancy_words", "energy_by_level", "utilization"):
+            assert np.allclose(getattr(part, name), getattr(ref, name)), name
+        assert np.array_equal(part.accesses.reads, ref.accesses.reads)
+        assert np.array_equal(part.values_per_word, ref.values_per_word)
 
 
 def test_sample_and_full_enumeration_agree_on_small_spaces(eyeriss):

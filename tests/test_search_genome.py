@@ -118,3 +118,19 @@ def test_unknown_algorithm_and_empty_space():
     space = GenomeSpace(("l0",), (8,), (8,), fixed_layers={0: (8, 8)})
     with pytest.raises(JaqmooError, match="no genes"):
         JointProblem(space, FakeEvaluator(), ["accuracy", "energy"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=20), st.integers(0, 25))
+def test_outer_mapping_repair_picks_nearest_feasible(feasible, gene):
+    from jaqmoo.search.mapping_genes import repair_index
+
+    mask = np.array(feasible)
+    j = repair_index(mask, gene)
+    if not mask.any():
+        assert j is None
+        return
+    assert mask[j]
+    assert all(abs(j - gene) <= abs(k - gene) for k in np.flatnonzero(mask))
+    if gene < len(mask) and mask[gene]:
+        assert j == gene

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -164,6 +165,7 @@ class Mapper:
         keep_top: best mappings retained per shape for fast re-costing.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
+        max_results: cached per-layer results kept (least recently used dropped first).
         seed: sampling seed (mixed with the layer shape).
     """
 
@@ -176,8 +178,9 @@ class Mapper:
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
+    max_results: int = 50_000
     stats: MapperStats = field(default_factory=MapperStats)
-    _results: dict = field(default_factory=dict, repr=False)
+    _results: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _candidates: dict = field(default_factory=dict, repr=False)
     _specs: dict = field(default_factory=dict, repr=False)
     _tokens: dict = field(default_factory=dict, repr=False)
@@ -186,6 +189,13 @@ class Mapper:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {self.metric!r})")
+        for name in ("budget", "refine_top", "chunk_rows", "max_results", "keep_top"):
+            if int(getattr(self, name)) < 1:
+                raise JaqmooError(f"Mapper {name} must be a positive integer (got {getattr(self, name)!r})")
+        if not 0.0 <= self.min_utilization <= 1.0:
+            raise JaqmooError(f"Mapper min_utilization must be in [0, 1] (got {self.min_utilization!r})")
+        if self.orders not in ("reuse", "halo"):
+            raise JaqmooError(f"Mapper orders must be 'reuse' or 'halo' (got {self.orders!r})")
 
     # ------------------------------------------------------------------ public
     def spec(self, accel) -> ms.MapspaceSpec:
@@ -207,6 +217,8 @@ class Mapper:
         rkey = (skey, bits, self._token(accel), metric, pareto)
         hit = self._results.get(rkey)
         if hit is not None:
+            self._results.move_to_end(rkey)
+        if hit is not None:
             self.stats.result_hits += 1
             return hit if hit.layer is layer or hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
         spec = self.spec(accel)
@@ -221,6 +233,8 @@ class Mapper:
         if result is None:
             result = self._search(layer, accel, bits, metric, pareto, spec, env, ckey)
         self._results[rkey] = result
+        while len(self._results) > self.max_results:  # least recently used first
+            self._results.popitem(last=False)
         return result
 
     def prepare(self, layers, accels, bits: tuple[int, int, int] | None = (8, 8, 8),
@@ -271,13 +285,13 @@ class Mapper:
             return None
         i = int(np.argmin(values))
         best = batch.take([i])
-        best_costs = cost(take_rows(costs.accesses, [i]), accel, bits)
+        best_costs = take_costs(costs, [i], accel, bits)
         par, par_costs = None, None
         if pareto:
             f = np.flatnonzero(costs.feasible)
             sel = f[pareto_indices(costs.energy[f], costs.cycles[f].astype(np.float64))]
             par = batch.take(sel)
-            par_costs = cost(take_rows(costs.accesses, sel), accel, bits)
+            par_costs = take_costs(costs, sel, accel, bits)
         names = tuple(lvl.name for lvl in accel.levels)
         return MappingResult(layer, metric, best, best_costs, describe(best, 0, names), evaluated, par, par_costs)
 
@@ -388,6 +402,23 @@ def take_rows(acc: Accesses, index) -> Accesses:
     return dataclasses.replace(acc, **changes)
 
 
+def take_costs(costs: Costs, index, accel, bits) -> Costs:
+    """The mappings ``index`` of ``costs`` (as ``cost`` would give them for those mappings).
+
+    Per-mapping arrays are those whose first axis has the batch size; when that equals the
+    number of levels (ambiguous with per-level arrays) the rows are re-costed instead.
+    """
+    n = len(costs)
+    if n == costs.accesses.tile.shape[1]:
+        return cost(take_rows(costs.accesses, index), accel, bits)
+    changes = {"accesses": take_rows(costs.accesses, index)}
+    for f in dataclasses.fields(costs):
+        value = getattr(costs, f.name)
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+            changes[f.name] = value[index]
+    return dataclasses.replace(costs, **changes)
+
+
 _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer) if f.name != "name")
 
 
@@ -419,7 +450,7 @@ def smallest_mapping(layer: Layer, spec: ms.MapspaceSpec) -> MappingBatch:
                     f = int(np.gcd(fixed, remaining))
                     arr[lvl, d] *= f
                     remaining //= f
-        slots = ms._free_slots(layer, spec)[d]
+        slots = ms.free_slots(layer, spec)[d]
         kind, lvl = slots[0] if slots else (0, 0)
         (temporal, sx, sy)[kind][lvl, d] *= remaining
     keep = np.array([[k == ms.KEEP_YES for k in r.keep] for r in spec.rules], dtype=bool)

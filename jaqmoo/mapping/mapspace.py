@@ -940,7 +940,7 @@ class Mapspace:
 # --------------------------------------------------------------------------- local search
 
 
-def _free_slots(layer: Layer, spec: MapspaceSpec) -> list[list[tuple[int, int]]]:
+def free_slots(layer: Layer, spec: MapspaceSpec) -> list[list[tuple[int, int]]]:
     """Per dim, the (kind, level) slots whose factor the mapper may change."""
     out = []
     for d in range(N_DIMS):
@@ -980,7 +980,7 @@ def neighbors(batch, layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelop
     f = np.stack([batch.temporal, batch.spatial_x, batch.spatial_y], axis=1)  # [M, 3, L, 8]
     moved = []
     keeps = []
-    for d, slots in enumerate(_free_slots(layer, spec)):
+    for d, slots in enumerate(free_slots(layer, spec)):
         primes = [p for p, _ in _prime_factors(getattr(layer, DIMS[d]))]
         for (ka, la), (kb, lb) in itertools.permutations(slots, 2):
             for p in primes:

@@ -32,6 +32,17 @@ Outputs) and over bypassed levels in between. The innermost level serves the MAC
 updates - partition`` and ``fills = child-visible fills - partition`` (the first update of
 each partial sum needs no read and no fill), where ``partition`` is the number of distinct
 outputs an instance ever holds. The outermost level has no fills.
+
+*Link transfers* (Timeloop forwards data between neighbouring PEs): when the child tiles
+of a fan-out move between visits by exactly the offset of two mesh neighbours (the diagonal
+input reuse of row-stationary mappings), the parent does not send those Inputs again; the
+neighbours' extra reads and fills are charged to the child level. Modelled for the innermost
+X and Y spatial loops where the PEs' loop indices match their mesh positions (the mapping
+fills the X mesh, or uses only one mesh axis).
+
+Not modelled (none of the reference runs uses them): imperfect factorization, network
+(wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
+v0.4 ERTs), sparsity.
 """
 
 from __future__ import annotations
@@ -494,9 +505,9 @@ def _input_link_transfers(g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct
         t1 = np.take(key, flat_first) + base  # translation hash of the innermost step
         if child < n_lvl:
             size, ovl = tile[child, i_t], overlap.get(child, tile[child, i_t])
-        else:
+        else:  # MACs: every visit needs its full operand point, never a delta
             size = np.ones(m)
-            ovl = np.where(t1 == 0, 1.0, 0.0)
+            ovl = np.zeros(m)
         relevant = (ovl < size) & (np.take(active, flat_first))
         if child < n_lvl:
             relevant &= keep[child, i_t]  # discarded when the child bypasses the inputs
@@ -518,30 +529,38 @@ def _input_link_transfers(g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct
         fx = _dim_product(sx[lvl:lvl + 1])[0]
         fy = _dim_product(sy[lvl:lvl + 1])[0]
         h_size, _ = g.fanouts[lvl]
-        seen = []
+        seen: list[tuple[np.ndarray, np.ndarray]] = []  # (hash, used) of directions counted
         for axis_fan, valid in ((sx[lvl], (fy == 1) | (fx == h_size)), (sy[lvl], fx == h_size)):
             factors = np.take(axis_fan, order * m + col)  # [8 ranks, m]
             has = (factors > 1).any(axis=0)
+            ok = has & valid
+            if not ok.any():
+                continue
             rank = np.argmax(factors > 1, axis=0)
             d = np.take(order, rank * m + col)  # innermost spatial dim on this mesh axis
             n_d = np.take(axis_fan, d * m + col)
             step = np.take(g.hash_l[i_t], d) * np.take(child_ext, d * m + col).astype(np.int64)
-            ok = has & valid & (step != 0)
-            if not ok.any():
-                continue
-            fan_wo = spatial.copy()[lvl]
-            fan_wo[d, col] = fan_wo[d, col] / n_d
-            unserved = tz.distinct_children_dm(_Dims(child_ext, g.remap), _Dims(fan_wo, g.remap), i_t, g.layer)
-            use = ok & (unserved < distinct[lvl, i_t])
-            served_n = n_children * (n_d - 1) / n_d
-            for sign in (1, -1):
+            weights = []
+            for sign in (1, -1):  # visits whose translation is one neighbour step
                 h = sign * step
-                fresh = np.ones(m, dtype=bool)
-                for prev in seen:
-                    fresh &= prev != h
-                seen.append(np.where(use, h, 0))
                 w_a = ((trans == h) * w_tail).sum(axis=0)
-                w = np.where(case_a, w_a, np.where(case_b & (t1 == h), w_b, 0.0)) * use * fresh
+                weights.append((h, np.where(case_a, w_a, np.where(case_b & (t1 == h), w_b, 0.0)) * ok))
+            if not any(w.any() for _, w in weights):
+                continue
+            fan_wo = spatial[lvl].copy()
+            fan_wo[d, col] = fan_wo[d, col] / n_d
+            # A step along an input-relevant dim serves every PE but the last of the chain;
+            # along an irrelevant dim (identical tiles) every PE has a neighbour with its data.
+            still = tz.distinct_children_dm(_Dims(child_ext, g.remap), _Dims(fan_wo, g.remap), i_t, g.layer)
+            unserved = np.where(step == 0, 0.0, still)
+            use = ok & (unserved < distinct[lvl, i_t])
+            served_n = np.where(step == 0, n_children, n_children * (n_d - 1) / n_d)
+            for h, w in weights:
+                fresh = np.ones(m, dtype=bool)
+                for prev_h, prev_used in seen:
+                    fresh &= ~(prev_used & (prev_h == h))
+                w = w * (use & fresh)
+                seen.append((h, use))
                 saving += w * delta * (distinct[lvl, i_t] - unserved)
                 transfers += w * delta * served_n
                 share_cut += w * delta * served_n / n_children
