@@ -241,10 +241,11 @@ def with_spatial_order(draw, layer):
 
 
 @SETTINGS
-@given(st.data())
-def test_input_link_transfers_equal_literal_timeloop_replay(data):
-    """Parent accesses and neighbour forwarding of Inputs at both fan-outs (dummy -> PEs,
-    PE -> MACs) equal a literal replay of Timeloop's spatial working-set analysis."""
+@given(st.data(), st.sampled_from([WT, IN]))
+def test_link_transfers_equal_literal_timeloop_replay(data, tensor):
+    """Parent accesses and neighbour forwarding of Weights / Inputs at both fan-outs
+    (dummy -> PEs, PE -> MACs) equal a literal replay of Timeloop's spatial working-set
+    analysis (link transfers, multicast, the parent-reads-fewer rule)."""
     from timeloop_sim import simulated_input_links
 
     layer = data.draw(layers())
@@ -252,21 +253,21 @@ def test_input_link_transfers_equal_literal_timeloop_replay(data):
     accel = make_accel()
     a = analyze(layer, accel, batch)
     fan = accel.fanouts
-    if not a.keep[0, 3, IN]:
+    if not a.keep[0, 3, tensor]:
         return
     for lvl in (2, 3):  # jaqmoo models the mesh layouts where PE keys match mesh positions
         fx, fy = np.prod(batch.spatial_x[0, lvl]), np.prod(batch.spatial_y[0, lvl])
         if fy > 1 and fx != fan[lvl][0]:
             return
-    content_pe, _ = simulated_input_links(layer, batch, 0, 3, fan[3])
-    content_dummy, transfers = simulated_input_links(layer, batch, 0, 2, fan[2])
-    above = 1 if a.keep[0, 1, IN] else 0
-    assert a.reads[0, above, IN] == content_dummy
+    content_pe, _ = simulated_input_links(layer, batch, 0, 3, fan[3], tensor)
+    content_dummy, transfers = simulated_input_links(layer, batch, 0, 2, fan[2], tensor)
+    above = 1 if a.keep[0, 1, tensor] else 0
+    assert a.reads[0, above, tensor] == content_dummy
     peer = transfers / a.instances[0, 3]
-    assert a.reads[0, 3, IN] == content_pe + round(peer)
-    fills = simulated_fills(layer, batch, 0, 3, IN)
+    assert a.reads[0, 3, tensor] == content_pe + round(peer)
+    fills = simulated_fills(layer, batch, 0, 3, tensor)
     n_children = int(np.prod(batch.spatial_x[0, 2] * batch.spatial_y[0, 2]))
-    assert a.fills[0, 3, IN] == int(np.floor(fills - transfers / n_children + peer + 1e-9))
+    assert a.fills[0, 3, tensor] == int(np.floor(fills - transfers / n_children + peer + 1e-9))
 
 
 def test_eyeriss_diagonal_link_transfers():

@@ -97,16 +97,16 @@ def _child_points(box) -> frozenset:
 
 
 def simulated_input_links(layer: Layer, batch: MappingBatch, i: int, level: int,
-                          fanout: tuple[int, int]) -> tuple[int, int]:
-    """Literal replay of Timeloop's spatial working set for the Inputs at the fan-out below
-    ``level``: per visit, every child's delta (set of input coordinates), link transfers from
+                          fanout: tuple[int, int], tensor: int | None = None) -> tuple[int, int]:
+    """Literal replay of Timeloop's spatial working set for one tensor (default: Inputs) at the
+    fan-out below ``level``: per visit, every child's delta (set of coordinates), link transfers from
     the four mesh neighbours (child keys laid out as ``v * fanout_x + h``, the innermost X
     spatial loop varying fastest), multicast of identical deltas, and the "use links only if
     the parent reads fewer" rule. Returns (parent accesses, link transfers) per parent instance.
     """
     from jaqmoo.mapping.tensors import I_T
 
-    tensor = I_T
+    tensor = I_T if tensor is None else tensor
     n_lvl = batch.n_levels
     ext = _extents(batch, i)
     spatial = batch.spatial_x[i] * batch.spatial_y[i]

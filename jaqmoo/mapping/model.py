@@ -366,7 +366,9 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     fan_levels = [lvl for lvl in range(n_lvl) if (spatial[lvl] > 1).any()]  # levels with a fan-out
     kept_anywhere = keep.any(axis=2)  # [L, 3]: fills are only needed where some mapping stores
     stride_int = stride_p.astype(np.int64) * active
-    input_overlap: dict[int, np.ndarray] = {}
+    link_key: dict[int, np.ndarray] = {}
+    link_cum: dict[int, np.ndarray] = {}
+    link_overlap: dict[int, dict[int, np.ndarray]] = {tz.W_T: {}, tz.I_T: {}}
     for t in range(3):
         axis_ext = tz.axis_extents_dm(ext_dm, t, layer)  # A x [L+1, m]
         size = axis_ext[0]
@@ -377,14 +379,14 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         h = np.take(g.hash_l[t], dims_p) * stride_int
         key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
         inner = np.zeros(m, dtype=np.int64)
-        cum = np.empty_like(h) if t == tz.I_T else None
+        cum = np.empty_like(h) if t != tz.O_T else None
         for p in range(n_pos):
             inner += h[p]
             key[p] -= inner
             if cum is not None:
                 cum[p] = inner
-        if t == tz.I_T:
-            input_key, input_cum = key, cum
+        if t != tz.O_T:
+            link_key[t], link_cum[t] = key, cum
         fills_raw[0, t] = tile[0, t]
         for i in range(1, n_lvl):
             if i not in first or not kept_anywhere[i, t]:  # no loops above / nobody stores it
@@ -398,8 +400,8 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
             span = np.take(axis_flat, (np.maximum(ax, 0) * (n_lvl + 1) + i) * m + col)
             move = np.take(g.coef_l[t], dim_f) * stride_first[i]
             overlap = np.where(ax < 0, tile[i, t], tile[i, t] / span * np.maximum(0, span - move))
-            if t == tz.I_T:
-                input_overlap[i] = overlap
+            if t != tz.O_T:
+                link_overlap[t][i] = overlap
             fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap
         for lvl in fan_levels:
             distinct[lvl, t] = tz.distinct_children_dm(_Dims(ext[lvl + 1], g.remap),
@@ -419,15 +421,19 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     # Reads served by each level: the kept child's fills (through bypassed levels: what the
     # bypassed level would have served), summed over the distinct child tiles of the fan-out.
     compute_cycles = suffix[0]
-    links = _input_link_transfers(
-        g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels, input_key, input_cum,
-        input_overlap, weight, active, n_p, first_pos)
+    links = {}
+    for t in (tz.W_T, tz.I_T):
+        for lvl, value in _link_transfers(
+                g, t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels, link_key[t],
+                link_cum[t], link_overlap[t], weight, active, n_p, first_pos).items():
+            links[lvl, t] = value
     served = np.empty((n_lvl, 3, m))
     below = np.broadcast_to(compute_cycles, (3, m))
     for lvl in range(n_lvl - 1, -1, -1):
         served[lvl] = distinct[lvl] * below
-        if lvl in links:  # inputs a neighbour forwarded are not read from this level
-            served[lvl, tz.I_T] -= links[lvl][0]
+        for t in (tz.W_T, tz.I_T):  # data a neighbour forwarded is not read from this level
+            if (lvl, t) in links:
+                served[lvl, t] -= links[lvl, t][0]
         below = np.where(keep[lvl], fills_raw[lvl], served[lvl])
 
     rw = g.rw
@@ -441,13 +447,13 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     instances = np.ones((n_lvl, m))
     for lvl in range(1, n_lvl):
         instances[lvl] = instances[lvl - 1] * fan_total[lvl - 1]
-    for lvl, (_, transfers, share_cut) in links.items():
+    for (lvl, t), (_, transfers, share_cut) in links.items():
         child = lvl + 1
         if child < n_lvl:  # Timeloop charges the forwarding neighbours' reads and fills
-            ok = keep[child, tz.I_T]
+            ok = keep[child, t]
             peer = transfers / instances[child]
-            reads[child, tz.I_T] += np.where(ok, np.round(peer), 0)
-            fills[child, tz.I_T] = np.where(ok, np.floor(fills[child, tz.I_T] - share_cut + peer + 1e-9), 0)
+            reads[child, t] += np.where(ok, np.round(peer), 0)
+            fills[child, t] = np.where(ok, np.floor(fills[child, t] - share_cut + peer + 1e-9), 0)
     over = (fan_x > g.fan_x) | (fan_y > g.fan_y)  # [L, m]
     fanout_ok = ~over.any(axis=0)
 
@@ -467,9 +473,9 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     }
 
 
-def _input_link_transfers(g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels,
-                          key, cum, overlap, weight, active, n_p, first_pos) -> dict[int, tuple]:
-    """Timeloop's inter-PE link transfers of Inputs, per fan-out level.
+def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels,
+                    key, cum, overlap, weight, active, n_p, first_pos) -> dict[int, tuple]:
+    """Timeloop's inter-PE link transfers of a read-only tensor ``i_t``, per fan-out level.
 
     When, between consecutive visits, the child tiles of a fan-out move by exactly the
     offset between two neighbouring PEs (a spatial R/S fan-out meeting a temporal P/Q step
@@ -490,7 +496,6 @@ def _input_link_transfers(g, batch, lo, hi, sx, sy, spatial, ext, tile, distinct
     order_all = (np.broadcast_to(g.spatial_order[None], (m, n_lvl, N_DIMS)) if batch.spatial_perm is None
                  else batch.spatial_perm[lo:hi])
     out = {}
-    i_t = tz.I_T
     for lvl in fan_levels:
         child = lvl + 1
         if child < n_lvl and not keep[child, i_t].any():

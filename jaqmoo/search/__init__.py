@@ -1,0 +1,18 @@
+"""Joint search of per-layer bits, mappings and hardware parameters (pymoo).
+
+Modules, in data-flow order:
+
+* :mod:`~jaqmoo.search.spec` — experiment specs (``problems/*.yaml``), validated;
+* :mod:`~jaqmoo.search.genome` — genome <-> :class:`~jaqmoo.search.genome.Candidate`;
+* :mod:`~jaqmoo.search.accuracy` — supernet (load/train), estimators, caching;
+* :mod:`~jaqmoo.search.evaluation` — accuracy + cost model (inner mapper mode);
+* :mod:`~jaqmoo.search.mapping_genes` — outer mapping mode (evolved mapping genes, repair);
+* :mod:`~jaqmoo.search.problem` — the vectorized pymoo Problem (objectives, constraints);
+* :mod:`~jaqmoo.search.algorithms` — NSGA-II (default), NSGA-III, ... by name, seeded;
+* :mod:`~jaqmoo.search.runner` / :mod:`~jaqmoo.search.session` — generation loop, progress,
+  checkpoint / resume; :mod:`~jaqmoo.search.store` — the append-only results store;
+* :mod:`~jaqmoo.search.indicators`, :mod:`~jaqmoo.search.plots` — hypervolume, PNG plots.
+
+The user-facing entry points are :func:`jaqmoo.experiment.run_experiment` and
+:func:`jaqmoo.report.load_run` (CLI: ``jaqmoo run | export | plot``).
+"""
