@@ -33,12 +33,13 @@ updates - partition`` and ``fills = child-visible fills - partition`` (the first
 each partial sum needs no read and no fill), where ``partition`` is the number of distinct
 outputs an instance ever holds. The outermost level has no fills.
 
-*Link transfers* (Timeloop forwards data between neighbouring PEs): when the child tiles
-of a fan-out move between visits by exactly the offset of two mesh neighbours (the diagonal
-input reuse of row-stationary mappings), the parent does not send those Inputs again; the
-neighbours' extra reads and fills are charged to the child level. Modelled for the innermost
-X and Y spatial loops where the PEs' loop indices match their mesh positions (the mapping
-fills the X mesh, or uses only one mesh axis).
+*Link transfers* (Timeloop forwards data between neighbouring PEs): when a child's new
+delta equals what a mesh neighbour received on the previous visit (the diagonal input reuse
+of row-stationary mappings; operands shared by MACs that did not change), the parent does
+not send it again; the neighbours' extra reads and fills are charged to the child level.
+Modelled for Weights and Inputs, for the innermost X and Y spatial loops, where the PEs'
+loop indices match their mesh positions (the mapping fills the X mesh, or uses only one
+mesh axis). Partial sums are not forwarded.
 
 Not modelled (none of the reference runs uses them): imperfect factorization, network
 (wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
@@ -479,8 +480,8 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
 
     When, between consecutive visits, the child tiles of a fan-out move by exactly the
     offset between two neighbouring PEs (a spatial R/S fan-out meeting a temporal P/Q step
-    of one input row, Eyeriss' diagonal reuse), a PE receives its new inputs from its
-    neighbour instead of the parent. Timeloop uses that when it lowers the parent's accesses;
+    of one input row, Eyeriss' diagonal reuse; or no move at all for PEs/MACs sharing an
+    operand), a PE receives its new data from its neighbour instead of the parent. Timeloop uses that when it lowers the parent's accesses;
     the neighbour's extra reads and fills are charged to the child level (divided, as
     Timeloop does, by the child's total utilized instances). Only the innermost X and Y
     spatial loops form neighbours (no carries), and only visits whose deltas have equal
