@@ -14,6 +14,7 @@ from jaqmoo.quant.estimators import (
     PredictorEstimator,
     QATEstimator,
     SupernetEstimator,
+    policy_features,
     sample_policies,
 )
 from jaqmoo.quant.policy import QuantPolicy
@@ -76,6 +77,8 @@ def test_estimators_share_one_interface(trained):
     assert set(pred.fit_error) >= {"cv_mae", "cv_rmse", "cv_kendall_tau"}
     p_acc = pred.estimate(pols)
     assert p_acc.shape == (12,) and ((p_acc >= 0) & (p_acc <= 1)).all()
+    # the folded linear fast path equals the fitted scikit-learn pipeline
+    assert np.allclose(p_acc, np.clip(pred.model.predict(policy_features(pols)), 0, 1))
     qat = QATEstimator(net, splits, data, epochs=0.2, batch_size=64, device="cpu")
     q_acc = qat.estimate(pols[:2])
     assert q_acc.shape == (2,) and q_acc[0] > 0.5

@@ -271,6 +271,7 @@ class _Geometry:
         self.n_live = len(live)
         self.remap = np.full(N_DIMS, len(live))
         self.remap[live] = np.arange(len(live))
+        self.remap_pad = np.append(self.remap, len(live))  # index N_DIMS: the ones row
         pad = np.zeros((3, 1), dtype=np.int64)
         self.coef_l = np.concatenate([self.coef[:, live], pad], axis=1)
         self.axis_l = np.concatenate([self.axis[:, live], pad - 1], axis=1)
@@ -304,14 +305,22 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     n_live = g.n_live
 
     def load(a: np.ndarray) -> np.ndarray:  # [M, L, 8] -> float [L, live dims + ones row, m]
-        out = np.ones((n_lvl, n_live + 1, m))
-        out[:, :n_live] = np.take(a[lo:hi], g.live, axis=2).transpose(1, 2, 0)
+        out = np.empty((n_lvl, n_live + 1, m))
+        out[:, n_live] = 1.0
+        src = a[lo:hi].transpose(1, 2, 0)
+        for j, d in enumerate(g.live):  # one dim at a time: a strided gather per row is cache-friendlier
+            out[:, j] = src[:, d]
         return out
 
     # Counts are float64 holding exact integers (< 2**53): vectorized multiplies are faster.
     temporal, sx, sy = load(batch.temporal), load(batch.spatial_x), load(batch.spatial_y)
     spatial = sx * sy
-    perm = np.ascontiguousarray(g.remap[batch.perm[lo:hi]].transpose(1, 2, 0))  # [L, rank, m]: live dims
+    # [L, rank (+1), m]: live dims, innermost first, plus a padding rank holding the ones row
+    # (transposed as int8, then remapped: an int64 transpose is slow)
+    perm8 = np.empty((n_lvl, N_DIMS + 1, m), dtype=np.int8)
+    perm8[:, :N_DIMS] = batch.perm[lo:hi].astype(np.int8).transpose(1, 2, 0)
+    perm8[:, N_DIMS] = N_DIMS
+    perm = g.remap_pad[perm8]
     keep = batch.keep[lo:hi].transpose(1, 2, 0) & ~g.dummy[:, None, None]  # [L, 3, m]
     keep[0] = True
     col = np.arange(m)
@@ -324,26 +333,25 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
 
     # Temporal loops with a factor > 1, innermost first: per level, its non-trivial loops in
     # loop order (picked through a set-bit table), padded with trivial loops (n = 1).
-    blocks_dim, blocks_n, blocks_stride = [], [], []
+    stride_all = spatial * ext[1:]  # [L, dims, m]: dims one temporal step of a level covers
+    blocks_dim, blocks_lvl = [], []
     first_pos = np.zeros(n_lvl + 1, dtype=np.int64)  # first_pos[i]: first position above level i
+    has_loops = (temporal > 1).any(axis=(1, 2))
     for lvl in range(n_lvl - 1, -1, -1):
-        first_pos[lvl + 1] = len(blocks_n)
-        if not (temporal[lvl] > 1).any():
+        first_pos[lvl + 1] = len(blocks_dim)
+        if not has_loops[lvl]:
             continue
-        flat = perm[lvl] * m + col  # [rank, m] -> index into this level's [8, m] arrays
-        n_rank = np.take(temporal[lvl], flat)
-        stride_rank = np.take(spatial[lvl] * ext[lvl + 1], flat)  # dims one loop step covers
+        n_rank = np.take(temporal[lvl], perm[lvl, :N_DIMS] * m + col)
         bits = np.packbits(n_rank > 1, axis=0, bitorder="little")[0]  # non-trivial ranks
         for i in range(int(_POPCOUNT[bits].max())):
-            rank = _NTH_BIT[i][bits]
-            idx = np.minimum(rank, N_DIMS - 1) * m + col
-            blocks_n.append(np.where(rank < N_DIMS, np.take(n_rank, idx), 1))
-            blocks_dim.append(np.take(perm[lvl], idx))
-            blocks_stride.append(np.take(stride_rank, idx))
-    n_pos = len(blocks_n)
+            blocks_dim.append(np.take(perm[lvl], _NTH_BIT[i][bits] * m + col))  # rank 8: padding
+            blocks_lvl.append(lvl)
+    n_pos = len(blocks_dim)
     first_pos[0] = n_pos
     if n_pos:
-        dims_p, n_p, stride_p = np.stack(blocks_dim), np.stack(blocks_n), np.stack(blocks_stride)
+        dims_p = np.stack(blocks_dim)
+        flat_p = (np.array(blocks_lvl)[:, None] * (n_live + 1) + dims_p) * m + col
+        n_p, stride_p = np.take(temporal, flat_p), np.take(stride_all, flat_p)
     else:
         dims_p = np.zeros((0, m), dtype=np.int64)
         n_p = stride_p = np.zeros((0, m))
@@ -494,8 +502,6 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
     n_pos = weight.shape[0]
     if n_pos == 0:
         return {}
-    order_all = (np.broadcast_to(g.spatial_order[None], (m, n_lvl, N_DIMS)) if batch.spatial_perm is None
-                 else batch.spatial_perm[lo:hi])
     out = {}
     for lvl in fan_levels:
         child = lvl + 1
@@ -526,7 +532,10 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
         same_as_first = (key[p0:] == np.take(key, flat_first)) & (np.arange(p0, n_pos)[:, None] > first)
         w_b = np.take(n_p, flat_first) * (same_as_first * w_tail).sum(axis=0)
         delta = np.where(case_a, size, size - ovl)
-        order = g.remap[order_all[:, lvl, :]].T  # [8 ranks, m] live dims, innermost first
+        if batch.spatial_perm is None:  # the same order for every mapping: [8 ranks] live dims
+            order_rows, order = g.remap[g.spatial_order[lvl]], None
+        else:  # [8 ranks, m] live dims, innermost first
+            order_rows, order = None, g.remap[batch.spatial_perm[lo:hi, lvl, :]].T
         child_ext = ext[lvl + 1]
         saving = np.zeros(m)
         transfers = np.zeros(m)
@@ -537,13 +546,14 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
         h_size, _ = g.fanouts[lvl]
         seen: list[tuple[np.ndarray, np.ndarray]] = []  # (hash, used) of directions counted
         for axis_fan, valid in ((sx[lvl], (fy == 1) | (fx == h_size)), (sy[lvl], fx == h_size)):
-            factors = np.take(axis_fan, order * m + col)  # [8 ranks, m]
-            has = (factors > 1).any(axis=0)
-            ok = has & valid
+            # spatial factor > 1 per rank: [8 ranks, m]
+            split = (axis_fan[order_rows] if order is None else np.take(axis_fan, order * m + col)) > 1
+            ok = split.any(axis=0) & valid
             if not ok.any():
                 continue
-            rank = np.argmax(factors > 1, axis=0)
-            d = np.take(order, rank * m + col)  # innermost spatial dim on this mesh axis
+            rank = np.argmax(split, axis=0)
+            # innermost spatial dim on this mesh axis
+            d = order_rows[rank] if order is None else np.take(order, rank * m + col)
             n_d = np.take(axis_fan, d * m + col)
             step = np.take(g.hash_l[i_t], d) * np.take(child_ext, d * m + col).astype(np.int64)
             weights = []

@@ -150,12 +150,11 @@ class SupernetEstimator:
 
 def policy_features(policies: Sequence[QuantPolicy]) -> np.ndarray:
     """Per layer: weight and activation bits and their quantization-noise proxies 4^-bits."""
-    rows = []
-    for p in policies:
-        w = np.array([16 if b == FLOAT_BITS else b for b in p.weight_bits], dtype=float)
-        a = np.array([16 if b == FLOAT_BITS else b for b in p.act_bits], dtype=float)
-        rows.append(np.concatenate([w / 8.0, a / 8.0, 4.0 ** (2 - w), 4.0 ** (2 - a)]))
-    return np.stack(rows)
+    w = np.array([p.weight_bits for p in policies], dtype=float)
+    a = np.array([p.act_bits for p in policies], dtype=float)
+    w[w == FLOAT_BITS] = 16.0
+    a[a == FLOAT_BITS] = 16.0
+    return np.concatenate([w / 8.0, a / 8.0, 4.0 ** (2 - w), 4.0 ** (2 - a)], axis=1)
 
 
 class PredictorEstimator:
@@ -206,6 +205,11 @@ class PredictorEstimator:
             "n_samples": float(len(y)),
         }
         self.model = self._new_model().fit(x, y)
+        self._linear = None
+        if self.kind == "ridge":  # fold scaler + ridge into one weight vector: a dot product per estimate
+            scaler, ridge = self.model[0], self.model[-1]
+            coef = ridge.coef_ / scaler.scale_
+            self._linear = (coef, float(ridge.intercept_ - scaler.mean_ @ coef))
         return self
 
     def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
@@ -217,7 +221,11 @@ class PredictorEstimator:
                 raise JaqmooError(
                     f"predictor was fitted on {len(self.layer_names)} layers; policy has {len(p)} "
                     "(or other layer names)")
-        return np.clip(self.model.predict(policy_features(policies)), 0.0, 1.0)
+        x = policy_features(policies)
+        if getattr(self, "_linear", None) is not None:
+            coef, intercept = self._linear
+            return np.clip(x @ coef + intercept, 0.0, 1.0)
+        return np.clip(self.model.predict(x), 0.0, 1.0)
 
     @classmethod
     def from_estimator(cls, estimator: AccuracyEstimator, policies: Sequence[QuantPolicy],
