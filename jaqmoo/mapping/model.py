@@ -227,9 +227,13 @@ _POPCOUNT = np.array([bin(b).count("1") for b in range(256)])
 _NTH_BIT = np.array([[([r for r in range(N_DIMS) if b >> r & 1] + [N_DIMS] * N_DIMS)[i] for b in range(256)]
                      for i in range(N_DIMS)])
 """_NTH_BIT[i][b]: the i-th lowest set bit of b (8 if b has fewer): the i-th non-trivial loop."""
+_LOWEST_BIT = np.where(_NTH_BIT[0] < N_DIMS, _NTH_BIT[0], 0)
+"""_LOWEST_BIT[b]: the lowest set bit of b (0 if none, as np.argmax of an all-False row)."""
 
-_CHUNK = 4096
+_CHUNK = 8192
 """Mappings analyzed per chunk: keeps the working arrays in cache (several times faster)."""
+_COST_CHUNK = 4096
+"""Mappings costed per chunk (stage B's arrays are wider per mapping)."""
 
 _FIELDS = ("rfu", "tile_f", "partition_f", "keep", "used_f", "instances_f", "compute_instances_f", "compute_cycles_f",
            "fanout_ok", "fanout_fail_level")
@@ -263,7 +267,6 @@ class _Geometry:
         self.coef = tz.coefficients(layer)  # [3, 8]
         self.axis = np.stack([tz.axis_of(t) for t in range(3)])  # [3, 8]
         self.hash = np.where(self.axis >= 0, _AXIS_HASH[np.maximum(self.axis, 0)] * self.coef, 0)
-        self.rw = np.array(tz.READ_WRITE)[:, None]  # [3, 1]
         # Only dims with a bound > 1 are worked on ("live"); the others map to a sentinel row
         # of ones, so arrays are [level, live dim (+1), mapping].
         live = [d for d in range(N_DIMS) if getattr(layer, DIMS[d]) > 1] or [0]
@@ -271,7 +274,8 @@ class _Geometry:
         self.n_live = len(live)
         self.remap = np.full(N_DIMS, len(live))
         self.remap[live] = np.arange(len(live))
-        self.remap_pad = np.append(self.remap, len(live))  # index N_DIMS: the ones row
+        self.remap8 = self.remap.astype(np.int8)
+        self.pair_axes = [any(len(dims) > 1 for dims in tz.AXES[t]) for t in range(3)]
         pad = np.zeros((3, 1), dtype=np.int64)
         self.coef_l = np.concatenate([self.coef[:, live], pad], axis=1)
         self.axis_l = np.concatenate([self.axis[:, live], pad - 1], axis=1)
@@ -316,11 +320,11 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     temporal, sx, sy = load(batch.temporal), load(batch.spatial_x), load(batch.spatial_y)
     spatial = sx * sy
     # [L, rank (+1), m]: live dims, innermost first, plus a padding rank holding the ones row
-    # (transposed as int8, then remapped: an int64 transpose is slow)
+    # (remapped and transposed as int8, then widened: an int64 transpose is slow)
     perm8 = np.empty((n_lvl, N_DIMS + 1, m), dtype=np.int8)
-    perm8[:, :N_DIMS] = batch.perm[lo:hi].astype(np.int8).transpose(1, 2, 0)
-    perm8[:, N_DIMS] = N_DIMS
-    perm = g.remap_pad[perm8]
+    perm8[:, :N_DIMS] = g.remap8[batch.perm[lo:hi]].transpose(1, 2, 0)
+    perm8[:, N_DIMS] = n_live
+    perm = perm8.astype(np.int64)
     keep = batch.keep[lo:hi].transpose(1, 2, 0) & ~g.dummy[:, None, None]  # [L, 3, m]
     keep[0] = True
     col = np.arange(m)
@@ -342,7 +346,8 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         if not has_loops[lvl]:
             continue
         n_rank = np.take(temporal[lvl], perm[lvl, :N_DIMS] * m + col)
-        bits = np.packbits(n_rank > 1, axis=0, bitorder="little")[0]  # non-trivial ranks
+        # bit r set: rank r is non-trivial (an OR-reduce is much faster than np.packbits here)
+        bits = np.bitwise_or.reduce((n_rank > 1).view(np.uint8) * _RANK_BITS[:, None], axis=0)
         for i in range(int(_POPCOUNT[bits].max())):
             blocks_dim.append(np.take(perm[lvl], _NTH_BIT[i][bits] * m + col))  # rank 8: padding
             blocks_lvl.append(lvl)
@@ -360,18 +365,28 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     for p in range(n_pos - 1, -1, -1):  # row loop: numpy's axis-0 accumulate is slow
         np.multiply(suffix[p + 1], n_p[p], out=suffix[p])
     weight = (n_p - 1) * suffix[1:]  # Timeloop's iteration-#1 weights
+    # next_active[p]: the first non-trivial position >= p (n_pos if none); a row loop is
+    # much faster than argmax over axis 0 (which copies the array transposed)
+    next_active = np.empty((n_pos + 1, m), dtype=np.int64)
+    next_active[n_pos] = n_pos
+    for p in range(n_pos - 1, -1, -1):
+        next_active[p] = np.where(active[p], p, next_active[p + 1])
+    first_at = {}  # p0 -> position of the innermost non-trivial loop from p0 on (p0 if none)
+    for p0 in set(int(x) for x in first_pos) | {0}:
+        if p0 < n_pos:
+            row = next_active[p0]
+            first_at[p0] = np.where(row < n_pos, row, p0)
     first = {}  # level -> flat index of the innermost non-trivial loop above it
     for i in range(1, n_lvl):
         p0 = first_pos[i]
         if p0 < n_pos:
-            first[i] = (p0 + np.argmax(active[p0:], axis=0)) * m + col
+            first[i] = first_at[p0] * m + col
     dim_first = {i: np.take(dims_p, f) for i, f in first.items()}
     stride_first = {i: np.take(stride_p, f) for i, f in first.items()}
 
     tile = np.empty((n_lvl, 3, m))
     fills_raw = np.empty((n_lvl, 3, m))
     distinct = np.ones((n_lvl, 3, m))
-    partition = np.zeros((n_lvl, 3, m))
     fan_levels = [lvl for lvl in range(n_lvl) if (spatial[lvl] > 1).any()]  # levels with a fan-out
     kept_anywhere = keep.any(axis=2)  # [L, 3]: fills are only needed where some mapping stores
     stride_int = stride_p.astype(np.int64) * active
@@ -384,7 +399,9 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         for a in axis_ext[1:]:
             size = size * a
         tile[:, t] = size[:n_lvl]
-        axis_flat = np.stack(axis_ext)  # [A, L+1, m]: flat index (axis * (L+1) + level) * m + col
+        # [A, L+1, m]: flat index (axis * (L+1) + level) * m + col; only needed where an axis
+        # spans two dims (elsewhere a dim's axis extent is the dim's own extent)
+        axis_flat = np.stack(axis_ext) if g.pair_axes[t] else None
         h = np.take(g.hash_l[t], dims_p) * stride_int
         key = 2 * h  # becomes hash of (this loop's move - moves of all inner loops)
         inner = np.zeros(m, dtype=np.int64)
@@ -406,7 +423,10 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
             w_eq = (eq * weight[p0:]).sum(axis=0)
             dim_f = dim_first[i]
             ax = np.take(g.axis_l[t], dim_f)
-            span = np.take(axis_flat, (np.maximum(ax, 0) * (n_lvl + 1) + i) * m + col)
+            if axis_flat is None:
+                span = np.take(ext[i], dim_f * m + col)
+            else:
+                span = np.take(axis_flat, (np.maximum(ax, 0) * (n_lvl + 1) + i) * m + col)
             move = np.take(g.coef_l[t], dim_f) * stride_first[i]
             overlap = np.where(ax < 0, tile[i, t], tile[i, t] / span * np.maximum(0, span - move))
             if t != tz.O_T:
@@ -419,13 +439,14 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     # Partition sizes of the Outputs (Timeloop: parent partition * tile / union of the sibling
     # tiles); they set the first-update elision. Read-only tensors do not need them.
     o = tz.O_T
-    partition[0, o] = tile[0, o]
+    partition = np.empty((n_lvl, m))  # of the Outputs (0 for the read-only tensors)
+    partition[0] = tile[0, o]
     for i in range(1, n_lvl):
         if i - 1 in fan_levels:
             union = tz.tile_size_dm(_Dims(ext[i] * spatial[i - 1], g.remap), o, layer)
-            partition[i, o] = np.floor(partition[i - 1, o] * tile[i, o] / union)
+            partition[i] = np.floor(partition[i - 1] * tile[i, o] / union)
         else:  # no fan-out above: the union of sibling tiles is the tile itself
-            partition[i, o] = partition[i - 1, o]
+            partition[i] = partition[i - 1]
 
     # Reads served by each level: the kept child's fills (through bypassed levels: what the
     # bypassed level would have served), summed over the distinct child tiles of the fan-out.
@@ -434,7 +455,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     for t in (tz.W_T, tz.I_T):
         for lvl, value in _link_transfers(
                 g, t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels, link_key[t],
-                link_cum[t], link_overlap[t], weight, active, n_p, first_pos).items():
+                link_cum[t], link_overlap[t], weight, active, n_p, first_pos, first_at).items():
             links[lvl, t] = value
     served = np.empty((n_lvl, 3, m))
     below = np.broadcast_to(compute_cycles, (3, m))
@@ -445,11 +466,12 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
                 served[lvl, t] -= links[lvl, t][0]
         below = np.where(keep[lvl], fills_raw[lvl], served[lvl])
 
-    rw = g.rw
-    reads = np.where(keep, np.where(rw, served - partition, served), 0)
-    fills = np.where(keep, np.where(rw, fills_raw - partition, fills_raw), 0)
+    reads = np.where(keep, served, 0)
+    reads[:, o] = np.where(keep[:, o], served[:, o] - partition, 0)
+    fills = np.where(keep, fills_raw, 0)
+    fills[:, o] = np.where(keep[:, o], fills_raw[:, o] - partition, 0)
     fills[0] = 0
-    updates = np.where(keep & rw, served, 0)
+    updates = np.where(keep[:, o], served[:, o], 0)  # [L, m]: only the Outputs are updated
 
     fan_x, fan_y = _dim_product(sx), _dim_product(sy)  # [L, m]
     fan_total = fan_x * fan_y
@@ -470,10 +492,14 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         return np.ascontiguousarray(a.transpose(2, 0, 1))
 
     rfu = np.empty((m, n_lvl, 3, 3))
-    for k, a in enumerate((reads, fills, updates)):
-        rfu[:, :, :, k] = a.transpose(2, 0, 1)
+    rfu[:, :, :, 0] = reads.transpose(2, 0, 1)
+    rfu[:, :, :, 1] = fills.transpose(2, 0, 1)
+    rfu[:, :, :o, 2] = 0
+    rfu[:, :, o, 2] = updates.T
+    partition_f = np.zeros((m, n_lvl, 3))
+    partition_f[:, :, o] = partition.T
     return {
-        "rfu": rfu, "tile_f": out(tile), "partition_f": out(partition),
+        "rfu": rfu, "tile_f": out(tile), "partition_f": partition_f,
         "keep": np.ascontiguousarray(keep.transpose(2, 0, 1)),
         "used_f": (keep[:, 0] | keep[:, 1] | keep[:, 2]).T.astype(np.float64),
         "instances_f": np.ascontiguousarray(instances.T),
@@ -483,7 +509,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
 
 
 def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels,
-                    key, cum, overlap, weight, active, n_p, first_pos) -> dict[int, tuple]:
+                    key, cum, overlap, weight, active, n_p, first_pos, first_at) -> dict[int, tuple]:
     """Timeloop's inter-PE link transfers of a read-only tensor ``i_t``, per fan-out level.
 
     When, between consecutive visits, the child tiles of a fan-out move by exactly the
@@ -510,7 +536,7 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
         p0 = first_pos[child] if child < n_lvl else 0
         if p0 >= n_pos:
             continue
-        first = p0 + np.argmax(active[p0:], axis=0)
+        first = first_at[p0]
         flat_first = first * m + col
         # hash of the moves of all loops below the child: translations are relative to it
         base = np.take(cum, (p0 - 1) * m + col) if p0 > 0 else np.zeros(m, dtype=np.int64)
@@ -551,7 +577,8 @@ def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct,
             ok = split.any(axis=0) & valid
             if not ok.any():
                 continue
-            rank = np.argmax(split, axis=0)
+            # innermost rank with a split (0 if none, like argmax; the set-bit table is faster)
+            rank = _LOWEST_BIT[np.bitwise_or.reduce(split.view(np.uint8) * _RANK_BITS[:, None], axis=0)]
             # innermost spatial dim on this mesh axis
             d = order_rows[rank] if order is None else np.take(order, rank * m + col)
             n_d = np.take(axis_fan, d * m + col)
@@ -664,8 +691,8 @@ def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | No
         "energy": np.empty(n_map), "cycles": np.empty(n_map, dtype=np.int64),
     }
     vpw = values_per_word(accel, bits)  # [L, 3]
-    for lo in range(0, n_map, _CHUNK):
-        _cost_chunk(accesses, accel, vpw, slice(lo, min(lo + _CHUNK, n_map)), out)
+    for lo in range(0, n_map, _COST_CHUNK):
+        _cost_chunk(accesses, accel, vpw, slice(lo, min(lo + _COST_CHUNK, n_map)), out)
     comp = accel.compute
     mac_scale = 1.0 if bits is None else (bits[0] * bits[1]) / float(comp.operand_bits ** 2)
     mac_energy = np.full(n_map, accesses.macs * comp.energy * mac_scale)
@@ -705,13 +732,11 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     width_ok = ~width_bad.any(axis=1)
     feasible = capacity_ok & width_ok & accesses.fanout_ok[sl]
     out["capacity_ok"][sl], out["width_ok"][sl], out["feasible"][sl] = capacity_ok, width_ok, feasible
-    fail = out["fail_level"][sl]
-    fail[:] = -1
-    bad = np.nonzero(~feasible)[0]
-    if len(bad):
-        fanout_fail = accesses.fanout_fail_level[sl][bad]
-        level_bad = cap_bad[bad] | width_bad[bad] | (np.arange(len(vpw)) == fanout_fail[:, None])
-        fail[bad] = np.argmax(level_bad, axis=1)
+    if not feasible.all():
+        level_bad = cap_bad | width_bad | (np.arange(len(vpw)) == accesses.fanout_fail_level[sl][:, None])
+        out["fail_level"][sl] = np.where(feasible, -1, np.argmax(level_bad, axis=1))
+    else:
+        out["fail_level"][sl] = -1
 
     # Access energy: vector accesses per action = ceil(values / values per word).
     rfu = accesses.rfu[sl]  # [m, L, 3 tensors, 3 actions]
