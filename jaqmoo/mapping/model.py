@@ -325,20 +325,23 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     perm8[:, :N_DIMS] = g.remap8[batch.perm[lo:hi]].transpose(1, 2, 0)
     perm8[:, N_DIMS] = n_live
     perm = perm8.astype(np.int64)
-    keep = batch.keep[lo:hi].transpose(1, 2, 0) & ~g.dummy[:, None, None]  # [L, 3, m]
-    keep[0] = True
+    keep_out = batch.keep[lo:hi] & ~g.dummy[None, :, None]  # [m, L, 3] (the output layout)
+    keep_out[:, 0] = True
+    keep = np.ascontiguousarray(keep_out.transpose(1, 2, 0))  # [L, 3, m]; rows contiguous
     col = np.arange(m)
 
     ext = np.empty((n_lvl + 1, n_live + 1, m))  # per-dim tile extents; ext[L] = one MAC
     ext[n_lvl] = 1
     for lvl in range(n_lvl - 1, -1, -1):
-        ext[lvl] = ext[lvl + 1] * temporal[lvl] * spatial[lvl]
+        np.multiply(ext[lvl + 1], temporal[lvl], out=ext[lvl])
+        ext[lvl] *= spatial[lvl]
     ext_dm = _Dims(ext.swapaxes(0, 1), g.remap)  # ext_dm[d] -> [L+1, m]
 
     # Temporal loops with a factor > 1, innermost first: per level, its non-trivial loops in
     # loop order (picked through a set-bit table), padded with trivial loops (n = 1).
     stride_all = spatial * ext[1:]  # [L, dims, m]: dims one temporal step of a level covers
     blocks_dim, blocks_lvl = [], []
+    nth_flat = _NTH_BIT * m  # flat offsets of the i-th non-trivial rank's row
     first_pos = np.zeros(n_lvl + 1, dtype=np.int64)  # first_pos[i]: first position above level i
     has_loops = (temporal > 1).any(axis=(1, 2))
     for lvl in range(n_lvl - 1, -1, -1):
@@ -349,12 +352,13 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
         # bit r set: rank r is non-trivial (an OR-reduce is much faster than np.packbits here)
         bits = np.bitwise_or.reduce((n_rank > 1).view(np.uint8) * _RANK_BITS[:, None], axis=0)
         for i in range(int(_POPCOUNT[bits].max())):
-            blocks_dim.append(np.take(perm[lvl], _NTH_BIT[i][bits] * m + col))  # rank 8: padding
+            # (gathered from the int8 copy: a smaller source, fewer cache misses)
+            blocks_dim.append(np.take(perm8[lvl], nth_flat[i][bits] + col))  # rank 8: padding
             blocks_lvl.append(lvl)
     n_pos = len(blocks_dim)
     first_pos[0] = n_pos
     if n_pos:
-        dims_p = np.stack(blocks_dim)
+        dims_p = np.stack(blocks_dim).astype(np.int64)
         flat_p = (np.array(blocks_lvl)[:, None] * (n_live + 1) + dims_p) * m + col
         n_p, stride_p = np.take(temporal, flat_p), np.take(stride_all, flat_p)
     else:
@@ -387,7 +391,7 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     tile = np.empty((n_lvl, 3, m))
     fills_raw = np.empty((n_lvl, 3, m))
     distinct = np.ones((n_lvl, 3, m))
-    fan_levels = [lvl for lvl in range(n_lvl) if (spatial[lvl] > 1).any()]  # levels with a fan-out
+    fan_levels = np.flatnonzero((spatial > 1).any(axis=(1, 2))).tolist()  # levels with a fan-out
     kept_anywhere = keep.any(axis=2)  # [L, 3]: fills are only needed where some mapping stores
     stride_int = stride_p.astype(np.int64) * active
     link_key: dict[int, np.ndarray] = {}
@@ -500,8 +504,8 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     partition_f[:, :, o] = partition.T
     return {
         "rfu": rfu, "tile_f": out(tile), "partition_f": partition_f,
-        "keep": np.ascontiguousarray(keep.transpose(2, 0, 1)),
-        "used_f": (keep[:, 0] | keep[:, 1] | keep[:, 2]).T.astype(np.float64),
+        "keep": keep_out,
+        "used_f": (keep_out[:, :, 0] | keep_out[:, :, 1] | keep_out[:, :, 2]).astype(np.float64),
         "instances_f": np.ascontiguousarray(instances.T),
         "compute_instances_f": instances[-1] * fan_total[-1], "compute_cycles_f": compute_cycles,
         "fanout_ok": fanout_ok, "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
@@ -765,8 +769,9 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     if hw["limits"]:
         scale = hw["block"][:, None] / vpw_f  # [L, 3]
         for i, read_bw, write_bw, shared_bw in hw["limits"]:
-            reads = sum(rfu[:, i, t, 0] * scale[i, t] for t in range(3)) / compute_cycles
-            writes = sum((rfu[:, i, t, 1] + rfu[:, i, t, 2]) * scale[i, t] for t in range(3)) / compute_cycles
+            lvl_rfu = rfu[:, i].reshape(-1, 9).T.copy().reshape(3, 3, -1)  # [3 tensors, 3 actions, m]
+            reads = sum(lvl_rfu[t, 0] * scale[i, t] for t in range(3)) / compute_cycles
+            writes = sum((lvl_rfu[t, 1] + lvl_rfu[t, 2]) * scale[i, t] for t in range(3)) / compute_cycles
             slowdown = np.ones(len(compute_cycles))
             for limit, need in ((read_bw, reads), (write_bw, writes), (shared_bw, reads + writes)):
                 if limit is not None:
