@@ -182,6 +182,30 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
     return sn.load_supernet(path, expect_model=spec.model.name), time.perf_counter() - t0, True
 
 
+def _load_predictor(path: Path, key: dict) -> Any | None:
+    import pickle
+
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            saved = pickle.load(fh)
+    except Exception:  # stale or damaged cache: refit
+        return None
+    return saved.get("predictor") if saved.get("key") == key else None
+
+
+def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
+    import os
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump({"key": key, "predictor": predictor}, fh)
+    os.replace(tmp, path)
+
+
 def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                     progress: bool = True) -> AccuracySetup:
     """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
@@ -198,8 +222,17 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
     if spec.accuracy.estimator == "supernet":
         return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
     t0 = time.perf_counter()
-    predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
-                                            choices=supernet_bits(spec), seed=spec.seed, progress=progress)
+    # the fitted predictor is kept next to the run, so --resume does not refit it
+    cache = default_checkpoint.parent / "predictor.pkl"
+    key = {"checkpoint": str(Path(spec.accuracy.checkpoint or default_checkpoint).resolve()),
+           "checkpoint_mtime": Path(spec.accuracy.checkpoint or default_checkpoint).stat().st_mtime,
+           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
+           "seed": spec.seed, "val_images": spec.accuracy.val_images}
+    predictor = _load_predictor(cache, key)
+    if predictor is None:
+        predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
+                                                choices=supernet_bits(spec), seed=spec.seed, progress=progress)
+        _save_predictor(cache, key, predictor)
     timings["predictor_fit"] = time.perf_counter() - t0
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(CachedEstimator(predictor), CachedEstimator(supernet_est), fixed, timings, meta)
