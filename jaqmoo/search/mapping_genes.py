@@ -70,7 +70,7 @@ class OuterMapping:
             return hit
         space = ms.Mapspace(layer, spec, ms.envelope_for(accel, self.min_bits))
         seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
-        batch = space.materialize(space.sample_rows(self.budget, seed))
+        batch = space.materialize(*space.sample(self.budget, seed))
         if len(batch) == 0:
             self._candidates[key] = (batch, None)
             return self._candidates[key]
