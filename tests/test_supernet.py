@@ -139,3 +139,29 @@ def test_csq_saves_activation_memory():
     sn.set_policy(sn.uniform_policy(4))
     csq = saved_activation_bytes(sn, step)
     assert csq.activation_bytes < 0.6 * full.activation_bytes
+
+
+def test_batch_norm_folding_for_evaluation_matches_the_unfolded_model():
+    from jaqmoo.quant.supernet import _fold_batch_norms, _unfold_batch_norms
+
+    torch.manual_seed(0)
+    net = build_supernet("mobilenet_v2", 10, 1, 28, dataset="fashion-mnist", width_mult=0.25)
+    names = net.layer_names
+    net.set_policy(QuantPolicy(names, tuple(4 + i % 5 for i in range(len(names))),
+                               tuple(3 + i % 6 for i in range(len(names)))))
+    x = torch.randn(16, 1, 28, 28)
+    net.model.train()
+    with torch.no_grad():
+        net.model(x)  # give the batch-norms non-trivial running statistics
+    net.model.eval()
+    with torch.no_grad():
+        reference = net.model(x)
+        before = [m for m in net.model.modules()]
+        folded = _fold_batch_norms(net.model)
+        assert len(folded) >= len(names) - 1  # every conv but the classifier has its BN
+        out = net.model(x)
+        _unfold_batch_norms(folded)
+        assert [m for m in net.model.modules()] == before  # the model is put back as it was
+    # equal up to float rounding (a value on a rounding boundary may move by one step)
+    assert torch.allclose(out, reference, rtol=1e-3, atol=1e-3 * reference.abs().max().item())
+    assert (out.argmax(1) == reference.argmax(1)).float().mean() >= 0.9

@@ -209,4 +209,45 @@ def n_sensitive(channels: int, fraction: float) -> int:
     return max(1, min(channels, int(math.ceil(fraction * channels))))
 
 
-__all__ = ["QuantConv2d", "QuantLinear", "QuantLayer", "QuantMixin", "n_sensitive"]
+
+
+class FoldedConvBN(nn.Module):
+    """Eval-only fusion of a :class:`QuantConv2d` and the ``BatchNorm2d`` right after it.
+
+    The batch-norm's affine map (running statistics) is folded into the layer's *quantized*
+    weights and a bias, and those are computed once: ``BN(conv(q(x), q(W)))`` equals
+    ``conv(q(x), q(W) * a) + b`` up to float rounding. Used by
+    :meth:`jaqmoo.quant.supernet.Supernet.accuracy` to skip the separate batch-norm pass and
+    the per-batch weight quantization.
+    """
+
+    def __init__(self, conv: QuantConv2d, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.conv = conv
+        with torch.no_grad():
+            inv_std = torch.rsqrt(bn.running_var + bn.eps)
+            scale = inv_std * bn.weight if bn.affine else inv_std
+            shift = -bn.running_mean * scale
+            if bn.affine:
+                shift = shift + bn.bias
+            if conv.bias is not None:
+                shift = shift + conv.bias * scale
+            self.weight = conv.quant_weight() * scale.view(-1, 1, 1, 1)
+            self.bias = shift
+
+    @staticmethod
+    def can_fold(conv: nn.Module, bn: nn.Module) -> bool:
+        return (
+            isinstance(conv, QuantConv2d)
+            and isinstance(bn, nn.BatchNorm2d)
+            and conv.padding_mode == "zeros"
+            and bn.running_var is not None
+            and bn.num_features == conv.out_channels
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.conv
+        return F.conv2d(c.quant_input(x), self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups)
+
+
+__all__ = ["FoldedConvBN", "QuantConv2d", "QuantLinear", "QuantLayer", "QuantMixin", "n_sensitive"]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import build_model
-from jaqmoo.quant.layers import QuantConv2d, QuantLinear, n_sensitive
+from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.workload import quantizable_layers
 
@@ -238,11 +238,13 @@ class Supernet(nn.Module):
         was_training = self.training
         self.eval()
         correct = 0
+        folded = _fold_batch_norms(self.model)
         try:
             for i in range(0, len(images), batch_size):
                 out = self.model(images[i : i + batch_size])
                 correct += int((out.argmax(1) == labels[i : i + batch_size]).sum())
         finally:
+            _unfold_batch_norms(folded)
             self.train(was_training)
         return correct / max(1, len(images))
 
@@ -359,3 +361,25 @@ __all__ = [
     "save_checkpoint",
     "wrap_model",
 ]
+
+
+def _fold_batch_norms(model: nn.Module) -> list[tuple[nn.Sequential, int, nn.Module, nn.Module]]:
+    """Replace every (QuantConv2d, BatchNorm2d) pair inside an ``nn.Sequential`` by a
+    :class:`FoldedConvBN` and an identity, for evaluation; returns what to put back."""
+    folded = []
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if FoldedConvBN.can_fold(conv, bn):
+                folded.append((seq, i, conv, bn))
+    for seq, i, conv, bn in folded:
+        seq[i] = FoldedConvBN(conv, bn)
+        seq[i + 1] = nn.Identity()
+    return folded
+
+
+def _unfold_batch_norms(folded: list[tuple[nn.Sequential, int, nn.Module, nn.Module]]) -> None:
+    """Undo :func:`_fold_batch_norms`."""
+    for seq, i, conv, bn in folded:
+        seq[i] = conv
+        seq[i + 1] = bn
