@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.spec import Accelerator
 from jaqmoo.mapping.mapper import METRICS, Mapper, MappingResult
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.workload import Layer, Workload
@@ -68,6 +69,31 @@ class NetworkCost:
     feasible: bool = True
     reason: str = ""
     """Why the point is infeasible ('' when feasible)."""
+
+    @classmethod
+    def start(cls, workload_name: str, accel: Accelerator, metric: str) -> NetworkCost:
+        """An empty total for ``workload_name`` on ``accel``, to :meth:`add` layers to."""
+        return cls(workload_name, accel.name, metric, area_mm2=accel.area_um2 * 1e-6,
+                   energy_source=accel.energy_source)
+
+    def add(self, lc: LayerCost, accel: Accelerator) -> None:
+        """Append one layer's cost and update every total."""
+        self.layers.append(lc)
+        self.energy_pj += lc.energy_pj
+        self.cycles += lc.cycles
+        self.weight_memory_bits += lc.weight_bits_packed
+        self.activation_memory_bits = max(self.activation_memory_bits,
+                                          lc.input_bits_packed + lc.output_bits_packed)
+        self.latency_s = self.cycles * accel.cycle_seconds
+        self.edp = self.energy_pj * self.cycles
+
+    def mark_infeasible(self, reason: str) -> NetworkCost:
+        """Flag the point infeasible with ``reason`` and infinite totals."""
+        self.feasible = False
+        self.reason = reason
+        self.energy_pj = self.edp = self.latency_s = math.inf
+        self.cycles = 2**62
+        return self
 
     @property
     def memory_bits(self) -> int:
@@ -121,6 +147,25 @@ def layer_shape(layer: Layer) -> str:
     return " ".join(parts) or "1"
 
 
+def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | None, costs,
+               j: int, mapping: str, evaluated: int) -> LayerCost:
+    """The :class:`LayerCost` of row ``j`` of a :class:`~jaqmoo.mapping.model.Costs`."""
+    names = tuple(lvl.name for lvl in accel.levels)
+    word = accel.levels[0].width
+    wb, ib, ob = bits if bits is not None else (accel.levels[0].datawidth,) * 3
+    return LayerCost(
+        name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=bits, mapping=mapping,
+        energy_pj=float(costs.energy[j]),
+        energy_by_level={**{n: float(e) for n, e in zip(names, costs.energy_by_level[j], strict=True)},
+                         "mac": float(costs.mac_energy[j])},
+        cycles=int(costs.cycles[j]), utilization=float(costs.utilization[j]), macs=layer.macs,
+        weight_bits_packed=packed_bits(layer.weight_count, wb, word),
+        input_bits_packed=packed_bits(layer.input_count, ib, word),
+        output_bits_packed=packed_bits(layer.output_count, ob, word),
+        evaluated=evaluated,
+    )
+
+
 def packed_bits(values: int, bits: int, word_bits: int) -> int:
     """Bits that ``values`` values of ``bits`` bits take when packed into ``word_bits``-bit words."""
     per_word = word_bits // bits
@@ -167,49 +212,21 @@ def network_cost(workload: Workload, accel, policy: QuantPolicy | None = None,
         raise JaqmooError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
     mapper = mapper if mapper is not None else Mapper(metric=metric)
     layer_bits = _layer_bits(policy, bits, workload)
-    word = accel.levels[0].width
-    names = tuple(lvl.name for lvl in accel.levels)
-    out = NetworkCost(workload.name, accel.name, metric, area_mm2=accel.area_um2 * 1e-6,
-                      energy_source=accel.energy_source)
+    out = NetworkCost.start(workload.name, accel, metric)
     layers = workload.layers
     if progress:
         from tqdm import tqdm
 
         layers = tqdm(layers, desc=f"mapping {workload.name}", unit="layer")
-    peak_act = 0
     for layer, lb in zip(layers, layer_bits, strict=True):
         try:
             result: MappingResult = mapper.best(layer, accel, lb, metric=metric)
         except JaqmooError as exc:
             if raise_on_infeasible:
                 raise
-            out.feasible = False
-            out.reason = str(exc)
-            out.energy_pj = out.edp = out.latency_s = math.inf
-            out.cycles = 2**62
-            return out
-        c = result.costs
-        wb, ib, ob = lb if lb is not None else (accel.levels[0].datawidth,) * 3
-        lc = LayerCost(
-            name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=lb, mapping=result.description,
-            energy_pj=float(c.energy[0]),
-            energy_by_level={**{n: float(e) for n, e in zip(names, c.energy_by_level[0], strict=True)},
-                             "mac": float(c.mac_energy[0])},
-            cycles=int(c.cycles[0]), utilization=float(c.utilization[0]), macs=layer.macs,
-            weight_bits_packed=packed_bits(layer.weight_count, wb, word),
-            input_bits_packed=packed_bits(layer.input_count, ib, word),
-            output_bits_packed=packed_bits(layer.output_count, ob, word),
-            evaluated=result.evaluated,
-        )
-        out.layers.append(lc)
-        out.energy_pj += lc.energy_pj
-        out.cycles += lc.cycles
-        out.weight_memory_bits += lc.weight_bits_packed
-        peak_act = max(peak_act, lc.input_bits_packed + lc.output_bits_packed)
-    out.activation_memory_bits = peak_act
-    out.latency_s = out.cycles * accel.cycle_seconds
-    out.edp = out.energy_pj * out.cycles
+            return out.mark_infeasible(str(exc))
+        out.add(layer_cost(layer, accel, lb, result.costs, 0, result.description, result.evaluated), accel)
     return out
 
 
-__all__ = ["LayerCost", "NetworkCost", "layer_shape", "network_cost", "packed_bits"]
+__all__ = ["LayerCost", "NetworkCost", "layer_cost", "layer_shape", "network_cost", "packed_bits"]

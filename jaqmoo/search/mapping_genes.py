@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from jaqmoo.cost import LayerCost, NetworkCost, layer_shape, packed_bits
+from jaqmoo.cost import NetworkCost, layer_cost
 from jaqmoo.mapping import mapspace as ms
 from jaqmoo.mapping.mapper import metric_values
 from jaqmoo.mapping.mapping import MappingBatch, describe
@@ -96,39 +96,14 @@ class OuterMapping:
     def network_cost(self, accel: Any, policy: QuantPolicy, genes: Sequence[int]) -> NetworkCost:
         """Like :func:`jaqmoo.cost.network_cost`, with each layer's mapping chosen by its gene."""
         names = tuple(lvl.name for lvl in accel.levels)
-        word = accel.levels[0].width
-        out = NetworkCost(self.workload.name, accel.name, self.metric, area_mm2=accel.area_um2 * 1e-6,
-                          energy_source=accel.energy_source)
-        peak = 0
+        out = NetworkCost.start(self.workload.name, accel, self.metric)
         policy = policy.with_layers([layer.name for layer in self.workload.layers])
         for i, (layer, gene) in enumerate(zip(self.workload.layers, genes, strict=True)):
             lb = policy.tensor_bits(i)
             j, costs, batch = self.layer_choice(layer, accel, lb, gene)
             if j is None:
                 why = costs.reason(min(int(gene), len(batch) - 1), names) if costs is not None and len(batch) else "no mapping fits the fan-out"
-                out.feasible = False
-                out.reason = f"layer {layer.name!r}: no candidate mapping fits at bits {lb}: {why}"
-                out.energy_pj = out.edp = out.latency_s = float("inf")
-                return out
-            wb, ib, ob = lb
-            lc = LayerCost(
-                name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=lb,
-                mapping=describe(batch, j, names) + (f" (gene {gene}->{j})" if j != gene else ""),
-                energy_pj=float(costs.energy[j]),
-                energy_by_level={**{n: float(e) for n, e in zip(names, costs.energy_by_level[j], strict=True)},
-                                 "mac": float(costs.mac_energy[j])},
-                cycles=int(costs.cycles[j]), utilization=float(costs.utilization[j]), macs=layer.macs,
-                weight_bits_packed=packed_bits(layer.weight_count, wb, word),
-                input_bits_packed=packed_bits(layer.input_count, ib, word),
-                output_bits_packed=packed_bits(layer.output_count, ob, word),
-                evaluated=len(batch),
-            )
-            out.layers.append(lc)
-            out.energy_pj += lc.energy_pj
-            out.cycles += lc.cycles
-            out.weight_memory_bits += lc.weight_bits_packed
-            peak = max(peak, lc.input_bits_packed + lc.output_bits_packed)
-        out.activation_memory_bits = peak
-        out.latency_s = out.cycles * accel.cycle_seconds
-        out.edp = out.energy_pj * out.cycles
+                return out.mark_infeasible(f"layer {layer.name!r}: no candidate mapping fits at bits {lb}: {why}")
+            mapping = describe(batch, j, names) + (f" (gene {gene}->{j})" if j != gene else "")
+            out.add(layer_cost(layer, accel, lb, costs, j, mapping, len(batch)), accel)
         return out
