@@ -11,14 +11,9 @@ jaqmoo's 28x28 small-input variant (stem stride 1), single-channel input, reduce
 * seconds per supernet estimate (``--val-images`` images, ``--threads`` threads) and per
   predictor estimate.
 
-Presets (``--preset``):
-
-* ``tiny``  — seconds-to-minutes smoke run (tiny data, numbers are not meaningful).
-* ``small`` — what fits a shared 2-core CPU in ~20-30 minutes: width 0.25, 6,000 training
-  images, 3 supernet epochs, 0.5-epoch QAT per policy, 20 policies, 2,000 val images.
-* ``full``  — the documented setting: width 0.35, all 54,000 training images,
-  15 supernet epochs, 1 QAT epoch per policy, 24 policies, 2,000 val images, 200 predictor
-  samples (hours on a CPU; use ``--device cuda``).
+The supernet starts from a float-trained network (``--float-epochs``, kept beside the
+checkpoint) and is then trained ``--epochs`` quantized sandwich epochs. Presets
+(``--preset tiny|small|full``) are described in ``fashion_setup.py``.
 
 Every preset value can be overridden on the command line. The last line is
 ``RESULT kendall_tau=.. mean_abs_gap=.. seconds_per_supernet_estimate=.. seconds_per_predictor_estimate=..``.
@@ -32,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import fashion_setup
 import numpy as np
 import torch
 
@@ -44,48 +40,16 @@ from jaqmoo.quant.estimators import (
     sample_policies,
 )
 from jaqmoo.quant.fidelity import compare, timed_estimates
-from jaqmoo.quant.supernet import load_supernet
-from jaqmoo.quant.train import TrainConfig, train_supernet
-
-PRESETS = {
-    "tiny": dict(width_mult=0.25, max_train=600, epochs=1, n_random=1, qat_epochs=0.2, policies=20,
-                 val_images=300, predictor_samples=20, batch_size=64),
-    "small": dict(width_mult=0.25, max_train=6000, epochs=3, n_random=1, qat_epochs=0.5, policies=20,
-                  val_images=2000, predictor_samples=40, batch_size=128),
-    "full": dict(width_mult=0.35, max_train=None, epochs=15, n_random=2, qat_epochs=1.0, policies=24,
-                 val_images=2000, predictor_samples=200, batch_size=128),
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--model", default="mobilenet_v2")
-    p.add_argument("--width-mult", type=float)
-    p.add_argument("--max-train", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--n-random", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--csq-fraction", type=float, default=0.25)
-    p.add_argument("--qat-epochs", type=float)
-    p.add_argument("--qat-lr", type=float, default=5e-4)
-    p.add_argument("--policies", type=int)
-    p.add_argument("--val-images", type=int)
+    p = fashion_setup.parser(__doc__)
     p.add_argument("--predictor-samples", type=int)
     p.add_argument("--checkpoint", default="bench_supernet_fashion.pt",
-                   help="supernet checkpoint: reused if it exists (and --retrain is not given)")
-    p.add_argument("--retrain", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+                   help="supernet checkpoint: reused if complete (and --retrain is not given); its float "
+                        "starting point is kept beside it as CHECKPOINT.float.pt")
     p.add_argument("--json-out", help="write all numbers to this JSON file")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fashion_setup.parse(p, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,17 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.model} (torchvision MobileNetV2, 28x28 small-input variant: stem stride 1), "
           f"width_mult={args.width_mult}, 1 input channel, 10 classes; CSQ fraction {args.csq_fraction}")
     ckpt = Path(args.checkpoint)
-    if args.retrain or not ckpt.is_file():
-        cfg = TrainConfig(model=args.model, dataset="fashion-mnist", out=str(ckpt), epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, width_mult=args.width_mult,
-                          csq_fraction=args.csq_fraction, n_random=args.n_random, seed=args.seed,
-                          device=args.device, progress=not args.quiet)
-        t0 = time.perf_counter()
-        train_supernet(cfg, splits=splits)
-        print(f"supernet trained: {args.epochs} epochs on {len(splits.train)} images in {time.perf_counter() - t0:.0f} s")
-    else:
-        print(f"supernet reused from {ckpt}")
-    net = load_supernet(ckpt, device=args.device)
+    start = fashion_setup.float_start(args, splits, ckpt.with_name(ckpt.name + ".float.pt"))
+    net = fashion_setup.supernet_from_float_start(args, splits, start, args.csq_fraction, ckpt)
     data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
     sup = SupernetEstimator(net, data)
 

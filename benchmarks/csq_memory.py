@@ -19,14 +19,15 @@ the rest through the straight-through path that stores nothing beyond the layer 
 For context also ``full-lean`` (every channel through the memory-lean LSQ function) and
 ``float`` (no quantization).
 
-Part 2 — fidelity: a full-path supernet and a CSQ supernet are trained with identical
-settings and seeds; both score the same random mixed policies and are compared with the
-same QAT ground truth (fine-tuned from the *full* supernet's weights — if anything this
-favours the full supernet). Last line:
+Part 2 — fidelity: one float-trained network (``--float-epochs``) is the common start of a
+full-path supernet and a CSQ supernet, trained on with identical settings and seeds
+(``--epochs`` quantized sandwich epochs); both score the same random mixed policies and are
+compared with the same QAT ground truth: each policy fine-tuned with full LSQ from the
+common float start (``--qat-epochs``), which favours neither supernet. Last line:
 ``RESULT peak_memory_ratio=.. tau_full=.. tau_csq=.. rss_peak_ratio=..``.
 
-Presets as in ``accuracy_fidelity.py`` (``tiny``, ``small``, ``full``); ``--memory-only``
-skips part 2.
+Presets (``tiny``, ``small``, ``full``) are described in ``fashion_setup.py``;
+``--memory-only`` skips part 2.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import fashion_setup
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,53 +48,24 @@ from jaqmoo.quant.estimators import EvalData, QATEstimator, SupernetEstimator, s
 from jaqmoo.quant.fidelity import compare
 from jaqmoo.quant.memory import cuda_peak_bytes, saved_activation_bytes, step_peak_rss_bytes
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import build_supernet, load_supernet, read_checkpoint
-from jaqmoo.quant.train import TrainConfig, iterate_batches, train_supernet
+from jaqmoo.quant.supernet import build_supernet, load_supernet
+from jaqmoo.quant.train import iterate_batches
 
-PRESETS = {
-    "tiny": dict(width_mult=0.25, max_train=600, epochs=1, n_random=1, qat_epochs=0.2, policies=20,
-                 val_images=300, batch_size=64),
-    "small": dict(width_mult=0.25, max_train=6000, epochs=3, n_random=1, qat_epochs=0.5, policies=20,
-                  val_images=2000, batch_size=128),
-    "full": dict(width_mult=0.35, max_train=None, epochs=15, n_random=2, qat_epochs=1.0, policies=24,
-                 val_images=2000, batch_size=128),
-}
 MiB = 1024 * 1024
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--model", default="mobilenet_v2")
-    p.add_argument("--width-mult", type=float)
-    p.add_argument("--max-train", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--n-random", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--csq-fraction", type=float, default=0.25)
+    p = fashion_setup.parser(__doc__)
     p.add_argument("--memory-batch", type=int, default=128, help="batch of the memory measurement")
     p.add_argument("--memory-bits", type=int, default=4, help="uniform bits during the memory measurement")
-    p.add_argument("--qat-epochs", type=float)
-    p.add_argument("--qat-lr", type=float, default=5e-4)
-    p.add_argument("--policies", type=int)
-    p.add_argument("--val-images", type=int)
+    p.add_argument("--float-checkpoint", default="bench_supernet_float.pt",
+                   help="the float-trained start both supernets (and the QAT ground truth) begin from")
     p.add_argument("--full-checkpoint", default="bench_supernet_full.pt",
                    help="full-path supernet: reused if complete, resumed if it has fewer epochs")
-    p.add_argument("--csq-checkpoint", default="bench_supernet_csq.pt",
-                   help="CSQ supernet (e.g. the one accuracy_fidelity.py trained with the same settings)")
-    p.add_argument("--retrain", action="store_true")
+    p.add_argument("--csq-checkpoint", default="bench_supernet_csq.pt", help="CSQ supernet (same settings)")
     p.add_argument("--memory-only", action="store_true")
     p.add_argument("--no-rss", action="store_true", help="skip the (slower) fresh-process RSS measurement")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fashion_setup.parse(p, argv)
 
 
 def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, float]]:
@@ -136,24 +109,6 @@ def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, floa
     return results
 
 
-def train_or_load(args: argparse.Namespace, splits, fraction: float, path: str):
-    ckpt = Path(path)
-    incomplete = ckpt.is_file() and int(read_checkpoint(ckpt).get("epoch", 0)) < args.epochs
-    if args.retrain or not ckpt.is_file() or incomplete:
-        cfg = TrainConfig(model=args.model, dataset="fashion-mnist", out=str(ckpt), epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, width_mult=args.width_mult, csq_fraction=fraction,
-                          n_random=args.n_random, seed=args.seed, device=args.device, progress=not args.quiet,
-                          resume=incomplete and not args.retrain)
-        t0 = time.perf_counter()
-        train_supernet(cfg, splits=splits)
-        print(f"trained {ckpt} (csq_fraction {fraction}) in {time.perf_counter() - t0:.0f} s")
-    net = load_supernet(ckpt, device=args.device)
-    if abs(net.meta.csq_fraction - fraction) > 1e-9 or abs(net.meta.width_mult - args.width_mult) > 1e-9:
-        raise SystemExit(f"{ckpt}: trained with csq_fraction {net.meta.csq_fraction}, width {net.meta.width_mult}; "
-                         "use --retrain or another path")
-    return net
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -177,13 +132,14 @@ def main(argv: list[str] | None = None) -> int:
 
     tau_full = tau_csq = float("nan")
     if not args.memory_only:
-        full_net = train_or_load(args, splits, 0.0, args.full_checkpoint)
-        csq_net = train_or_load(args, splits, args.csq_fraction, args.csq_checkpoint)
+        start = fashion_setup.float_start(args, splits, args.float_checkpoint)
+        full_net = fashion_setup.supernet_from_float_start(args, splits, start, 0.0, args.full_checkpoint)
+        csq_net = fashion_setup.supernet_from_float_start(args, splits, start, args.csq_fraction, args.csq_checkpoint)
         data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
         policies = sample_policies(full_net, args.policies, np.random.default_rng(args.seed + 1))
         est_full = SupernetEstimator(full_net, data).estimate(policies)
         est_csq = SupernetEstimator(csq_net, data).estimate(policies)
-        qat = QATEstimator(full_net, splits, data, epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size,
+        qat = QATEstimator(load_supernet(start, device=args.device), splits, data, epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size,
                            seed=args.seed, device=args.device, progress=not args.quiet)
         truth = qat.estimate(policies)
         f_full, f_csq = compare(policies, est_full, truth, "full"), compare(policies, est_csq, truth, "csq")

@@ -62,6 +62,23 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
         train_supernet(bad, splits=splits)
 
 
+def test_float_epochs_come_first_and_train_only_the_float_network(trained, tmp_path):
+    splits, _, cfg = trained
+    base = {**cfg.__dict__, "epochs": 1, "float_epochs": 1}
+    float_only = TrainConfig(**{**base, "out": str(tmp_path / "f.pt"), "epochs": 0})
+    train_supernet(float_only, splits=splits)
+    net = load_supernet(tmp_path / "f.pt")
+    # quantized steps are initialised lazily on the first quantized forward: none happened
+    assert not any(bool(m.a_step_ready.any()) for m in net.layers)
+    both = TrainConfig(**{**base, "out": str(tmp_path / "fq.pt")})
+    train_supernet(both, splits=splits)
+    payload = torch.load(tmp_path / "fq.pt", weights_only=True)
+    assert [h["phase"] for h in payload["history"]] == ["float", "quantized"]
+    assert payload["epoch"] == 2
+    with pytest.raises(JaqmooError, match="float_epochs"):
+        TrainConfig(float_epochs=-1).validate()
+
+
 def test_estimators_share_one_interface(trained):
     splits, out, _ = trained
     net = load_supernet(out)

@@ -33,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
 
     _threads(args.threads)
     cfg = TrainConfig(
-        model=args.model, dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        model=args.model, dataset=args.dataset, out=args.out, epochs=args.epochs, float_epochs=args.float_epochs, batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, width_mult=args.width_mult, bits=_bits_list(args.train_bits),
         per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
         n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
@@ -98,7 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = ss.add_parser("train", help="train a bit-switchable supernet (sandwich rule, optional CSQ)")
     t.add_argument("--model", default="mobilenet_v2", help="model name (see jaqmoo.models.MODELS)")
     t.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | cifar10 | imagefolder")
-    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--epochs", type=int, default=5, help="quantized (sandwich-rule) epochs")
+    t.add_argument("--float-epochs", type=int, default=0,
+                   help="plain float epochs before the quantized ones (a cheap pretrained start)")
     t.add_argument("--out", required=True, help="checkpoint file to write (updated after every epoch)")
     t.add_argument("--csq-fraction", type=float, default=0.0,
                    help="fraction of each layer's channels on the full LSQ path (CSQ); 0 = all (plain LSQ)")

@@ -233,7 +233,7 @@ class Supernet(nn.Module):
             self.train(was_training)
 
     @torch.no_grad()
-    def accuracy(self, images: Tensor, labels: Tensor, batch_size: int = 500) -> float:
+    def accuracy(self, images: Tensor, labels: Tensor, batch_size: int = 128) -> float:
         """Top-1 accuracy (fraction) on ``images`` in eval mode."""
         was_training = self.training
         self.eval()

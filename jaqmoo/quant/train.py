@@ -6,7 +6,10 @@ Every step trains the shared weights under several per-layer bit configurations 
 ``distill`` the non-largest configurations learn from the largest one's soft predictions
 (in-place distillation) instead of the labels. With ``csq_fraction`` in (0, 1) each
 epoch starts by measuring channel sensitivity (:mod:`jaqmoo.quant.sensitivity`) and only
-the top channels take the full LSQ path.
+the top channels take the full LSQ path. ``float_epochs`` plain float epochs may come
+first (one float forward/backward per step, several times cheaper than a sandwich step): a
+float-trained start lets the shared quantized weights converge in far fewer sandwich steps,
+as a pretrained checkpoint does.
 
 A checkpoint is written after every epoch (atomically); ``resume=True`` continues from
 it with the same optimizer, schedule and random state.
@@ -29,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.quant.policy import SUPPORTED_BITS, QuantPolicy
+from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
 
@@ -42,6 +45,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist"
     out: str = "supernet.pt"
     epochs: int = 5
+    float_epochs: int = 0
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -68,6 +72,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs < 0:
             raise JaqmooError(f"epochs must be >= 0 (got {self.epochs})")
+        if self.float_epochs < 0:
+            raise JaqmooError(f"float_epochs must be >= 0 (got {self.float_epochs})")
         if self.batch_size < 1:
             raise JaqmooError(f"batch_size must be >= 1 (got {self.batch_size})")
         if self.lr <= 0:
@@ -205,7 +211,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     supernet.set_csq_fraction(cfg.csq_fraction)
     opt = make_optimizer(supernet, cfg)
     steps_per_epoch = max(1, n_batches(splits.train, cfg.batch_size, drop_last=True))
-    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    n_epochs = cfg.float_epochs + cfg.epochs
+    total_steps = max(1, n_epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -222,22 +229,26 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     cfg_dict = asdict(cfg)
     cfg_dict["bits"] = list(cfg.bits)
 
+    float_policy = supernet.uniform_policy(FLOAT_BITS)
+
     def save(epoch: int) -> None:
         supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                       config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng)})
 
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, n_epochs):
         supernet.train()
-        if 0.0 < cfg.csq_fraction < 1.0:
+        float_phase = epoch < cfg.float_epochs
+        if 0.0 < cfg.csq_fraction < 1.0 and not float_phase:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
             rank_sensitive_channels(supernet, sens)
         bar = tqdm(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
                    leave=False)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for step, (x, y) in enumerate(bar):
             opt.zero_grad(set_to_none=True)
-            loss = train_step(supernet, x, y, sandwich_policies(supernet, rng, cfg.n_random), cfg.distill)
+            policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
+            loss = train_step(supernet, x, y, policies, cfg.distill)
             nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
             opt.step()
             sched.step()
@@ -250,6 +261,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         bar.close()
         record = {
             "epoch": epoch + 1,
+            "phase": "float" if float_phase else "quantized",
             "loss": loss_sum / steps_per_epoch,
             "seconds": time.perf_counter() - t0,
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
@@ -261,8 +273,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                        f"{record['acc_max_bits']:.3f}, {min(supernet.bits)}-bit {record['acc_min_bits']:.3f} "
                        f"({record['seconds']:.0f} s)")
         save(epoch + 1)
-    if cfg.epochs == 0 or start_epoch >= cfg.epochs:
-        save(max(start_epoch, cfg.epochs))
+    if n_epochs == 0 or start_epoch >= n_epochs:
+        save(max(start_epoch, n_epochs))
     supernet.set_policy(supernet.uniform_policy(max(supernet.bits)))
     return out
 

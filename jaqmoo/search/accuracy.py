@@ -140,7 +140,10 @@ def _training_finished(path: Path) -> bool:
     payload = read_checkpoint(path)
     config = payload.get("config") or {}
     epochs = config.get("epochs") if isinstance(config, dict) else None
-    return epochs is None or int(payload.get("epoch", epochs)) >= int(epochs)
+    if epochs is None:
+        return True
+    epochs = int(epochs) + int(config.get("float_epochs", 0))
+    return int(payload.get("epoch", epochs)) >= epochs
 
 
 def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
