@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor.estimate(many)
     sec_pred_batch = (time.perf_counter() - t0) / len(many)
     fe = predictor.fit_error
-    print(f"predictor (ridge on bit features) fitted on {args.predictor_samples} supernet samples in {fit_seconds:.0f} s; "
+    print(f"predictor (monotone ridge on bit features) fitted on {args.predictor_samples} supernet samples in {fit_seconds:.0f} s; "
           f"cross-validated fit error vs supernet: MAE {fe['cv_mae'] * 100:.2f} pts, RMSE {fe['cv_rmse'] * 100:.2f} pts, "
           f"tau {fe['cv_kendall_tau']:.3f}")
     print(f"predictor estimate: {sec_pred_single * 1e3:.3f} ms per policy one at a time, "

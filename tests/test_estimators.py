@@ -128,3 +128,33 @@ def test_cli_train_and_eval(tmp_path, capsys):
     policy.write_text("layers:\n  features.0: {w: 8, a: 8}\n")
     assert main(["supernet", "eval", "--checkpoint", str(out), "--bits-file", str(policy)]) == 2
     assert "no bits" in capsys.readouterr().err
+
+
+def _synthetic_samples(n: int, n_layers: int, seed: int):
+    """Policies and a noisy accuracy that falls with every layer's quantization noise."""
+    rng = np.random.default_rng(seed)
+    names = tuple(f"l{i}" for i in range(n_layers))
+    sens = rng.uniform(0.0, 0.05, n_layers)
+    pols, acc = [], []
+    for _ in range(n):
+        w, a = rng.integers(2, 9, n_layers), rng.integers(2, 9, n_layers)
+        pols.append(QuantPolicy(names, tuple(int(b) for b in w), tuple(int(b) for b in a)))
+        acc.append(0.9 - float(sens @ (4.0 ** (2 - w) + 4.0 ** (2 - a))) + rng.normal(0, 0.02))
+    return pols, np.clip(acc, 0, 1)
+
+
+def test_monotone_predictor_never_rewards_fewer_bits():
+    pols, acc = _synthetic_samples(60, 30, 0)  # fewer samples than features: ridge has spurious signs
+    mono = PredictorEstimator("monotone").fit(pols, acc)
+    free = PredictorEstimator("ridge").fit(pols, acc)
+    coef_mono, coef_free = mono._linear[0], free._linear[0]
+    assert (coef_mono >= -1e-12).all()  # every feature grows with the bits
+    assert (coef_free < -1e-6).any()  # the unconstrained fit has "fewer bits is better" terms
+    rng = np.random.default_rng(1)
+    for p in rng.choice(len(pols), 10, replace=False):
+        pol = pols[p]
+        for i in range(len(pol)):
+            if pol.weight_bits[i] > 2:
+                lower = QuantPolicy(pol.layer_names, pol.weight_bits[:i] + (pol.weight_bits[i] - 1,)
+                                    + pol.weight_bits[i + 1:], pol.act_bits)
+                assert mono.estimate([lower])[0] <= mono.estimate([pol])[0] + 1e-12

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from jaqmoo.commands import add_threads_option, set_threads
+
 
 def _run(args: argparse.Namespace) -> int:
     from jaqmoo.experiment import run_experiment
 
+    set_threads(args.threads)
     result = run_experiment(args.spec, out=args.out, resume=args.resume, generations=args.generations,
                             population=args.pop, progress=not args.quiet)
     print(result.summary())
@@ -43,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generations", type=int, help="override search.generations")
     p.add_argument("--pop", type=int, help="override search.population")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("export", help="export a run's Pareto front (or every evaluation) as CSV / Parquet")

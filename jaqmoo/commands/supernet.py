@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from jaqmoo.commands import add_threads_option, set_threads
 from jaqmoo.errors import JaqmooError
 
 
@@ -19,19 +20,10 @@ def _bits_list(text: str) -> tuple[int, ...]:
     return tuple(check_bits(v, "--train-bits") for v in values)
 
 
-def _threads(n: int | None) -> None:
-    if n is not None:
-        import torch
-
-        if n < 1:
-            raise JaqmooError(f"--threads must be >= 1 (got {n})")
-        torch.set_num_threads(n)
-
-
 def _train(args: argparse.Namespace) -> int:
     from jaqmoo.quant.train import TrainConfig, train_supernet
 
-    _threads(args.threads)
+    set_threads(args.threads)
     cfg = TrainConfig(
         model=args.model, dataset=args.dataset, out=args.out, epochs=args.epochs, float_epochs=args.float_epochs, batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, width_mult=args.width_mult, bits=_bits_list(args.train_bits),
@@ -54,7 +46,7 @@ def _eval(args: argparse.Namespace) -> int:
     from jaqmoo.quant.supernet import load_supernet
     from jaqmoo.quant.train import resolve_device
 
-    _threads(args.threads)
+    set_threads(args.threads)
     if (args.bits is None) == (args.bits_file is None):
         raise JaqmooError("give exactly one of --bits W/A (e.g. 4/8) or --bits-file policy.yaml")
     device = resolve_device(args.device)
@@ -138,5 +130,5 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset if missing")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -2,8 +2,9 @@
 
 * :class:`SupernetEstimator` — switch the supernet to the policy, recalibrate batch-norm
   statistics on a few fixed training batches, evaluate a fixed validation subset.
-* :class:`PredictorEstimator` — a small regression model (ridge on bit features, or a
-  small MLP) fitted on ``(policy, accuracy)`` samples; microseconds per estimate. Its
+* :class:`PredictorEstimator` — a small regression model (ridge on bit features, monotone
+  in every layer's bits by default, or a small MLP) fitted on ``(policy, accuracy)``
+  samples; microseconds per estimate. Its
   cross-validated error is in :attr:`PredictorEstimator.fit_error`.
 * :class:`QATEstimator` — the ground truth: fine-tune a copy of the supernet under one
   fixed policy for a few epochs (full LSQ quantization-aware training), then evaluate.
@@ -149,20 +150,36 @@ class SupernetEstimator:
 
 
 def policy_features(policies: Sequence[QuantPolicy]) -> np.ndarray:
-    """Per layer: weight and activation bits and their quantization-noise proxies 4^-bits."""
+    """Per layer: weight and activation bits and minus their quantization-noise proxies 4^-bits.
+
+    Every feature grows with the bits, so a model whose coefficients are all >= 0 never
+    predicts that removing bits raises accuracy.
+    """
     w = np.array([p.weight_bits for p in policies], dtype=float)
     a = np.array([p.act_bits for p in policies], dtype=float)
     w[w == FLOAT_BITS] = 16.0
     a[a == FLOAT_BITS] = 16.0
-    return np.concatenate([w / 8.0, a / 8.0, 4.0 ** (2 - w), 4.0 ** (2 - a)], axis=1)
+    return np.concatenate([w / 8.0, a / 8.0, -(4.0 ** (2 - w)), -(4.0 ** (2 - a))], axis=1)
+
+
+PREDICTOR_KINDS = ("monotone", "ridge", "mlp")
 
 
 class PredictorEstimator:
-    """A learned ``bits -> accuracy`` model fitted on (policy, accuracy) samples."""
+    """A learned ``bits -> accuracy`` model fitted on (policy, accuracy) samples.
 
-    def __init__(self, kind: str = "ridge", seed: int = 0) -> None:
-        if kind not in ("ridge", "mlp"):
-            raise JaqmooError(f"predictor kind must be 'ridge' or 'mlp' (got {kind!r})")
+    ``kind``: ``monotone`` (default) — ridge regression on :func:`policy_features` with
+    every coefficient constrained to be >= 0, so predicted accuracy never rises when a
+    layer loses bits. An unconstrained fit on a few hundred samples of a 50-layer network
+    has many small spurious "fewer bits is better" coefficients, and a search that
+    maximises the prediction adds all of them up: it finds policies predicted far above
+    what the supernet then measures. ``ridge`` is that unconstrained fit; ``mlp`` a small
+    neural network.
+    """
+
+    def __init__(self, kind: str = "monotone", seed: int = 0) -> None:
+        if kind not in PREDICTOR_KINDS:
+            raise JaqmooError(f"predictor kind must be one of {', '.join(PREDICTOR_KINDS)} (got {kind!r})")
         self.kind = kind
         self.seed = seed
         self.model = None
@@ -170,11 +187,15 @@ class PredictorEstimator:
         self.fit_error: dict[str, float] = {}
 
     def _new_model(self):
-        from sklearn.linear_model import RidgeCV
+        from sklearn.linear_model import Ridge, RidgeCV
+        from sklearn.model_selection import GridSearchCV
         from sklearn.neural_network import MLPRegressor
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        if self.kind == "monotone":  # the scaler divides by positive std: signs are kept
+            return make_pipeline(StandardScaler(), GridSearchCV(
+                Ridge(positive=True), {"alpha": np.logspace(-3, 2, 6)}, cv=4, scoring="neg_mean_squared_error"))
         if self.kind == "ridge":
             return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
         return make_pipeline(StandardScaler(), MLPRegressor((64, 32), alpha=1e-3, max_iter=3000,
@@ -206,8 +227,9 @@ class PredictorEstimator:
         }
         self.model = self._new_model().fit(x, y)
         self._linear = None
-        if self.kind == "ridge":  # fold scaler + ridge into one weight vector: a dot product per estimate
+        if self.kind in ("monotone", "ridge"):  # fold scaler + ridge into one weight vector: a dot product
             scaler, ridge = self.model[0], self.model[-1]
+            ridge = getattr(ridge, "best_estimator_", ridge)
             coef = ridge.coef_ / scaler.scale_
             self._linear = (coef, float(ridge.intercept_ - scaler.mean_ @ coef))
         return self
@@ -229,7 +251,7 @@ class PredictorEstimator:
 
     @classmethod
     def from_estimator(cls, estimator: AccuracyEstimator, policies: Sequence[QuantPolicy],
-                       kind: str = "ridge", seed: int = 0) -> PredictorEstimator:
+                       kind: str = "monotone", seed: int = 0) -> PredictorEstimator:
         """Fit on ``estimator``'s scores of ``policies`` (typically a SupernetEstimator)."""
         policies = _as_list(policies)
         acc = estimator.estimate(policies)
@@ -237,7 +259,7 @@ class PredictorEstimator:
 
     @classmethod
     def fit_from(cls, estimator: SupernetEstimator, n_samples: int = 200, choices: Sequence[int] | None = None,
-                 seed: int = 0, kind: str = "ridge", progress: bool = False) -> PredictorEstimator:
+                 seed: int = 0, kind: str = "monotone", progress: bool = False) -> PredictorEstimator:
         """Fit on ``n_samples`` policies from :func:`sample_policies`, scored by a SupernetEstimator."""
         if n_samples < 5:
             raise JaqmooError(f"predictor: n_samples must be >= 5 (got {n_samples})")

@@ -209,6 +209,9 @@ def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
     os.replace(tmp, path)
 
 
+PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
+
+
 def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                     progress: bool = True) -> AccuracySetup:
     """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
@@ -230,11 +233,12 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
     key = {"checkpoint": str(Path(spec.accuracy.checkpoint or default_checkpoint).resolve()),
            "checkpoint_mtime": Path(spec.accuracy.checkpoint or default_checkpoint).stat().st_mtime,
            "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
-           "seed": spec.seed, "val_images": spec.accuracy.val_images}
+           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": PREDICTOR_KIND}
     predictor = _load_predictor(cache, key)
     if predictor is None:
         predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
-                                                choices=supernet_bits(spec), seed=spec.seed, progress=progress)
+                                                choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
+                                                progress=progress)
         _save_predictor(cache, key, predictor)
     timings["predictor_fit"] = time.perf_counter() - t0
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
