@@ -239,7 +239,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     run = load_run(prep.out_dir)
     if accuracy.rescore_estimator is not None and spec.accuracy.rescore_front:
         t2 = time.perf_counter()
-        _rescore_front(run, space, accuracy.rescore_estimator, progress)
+        _rescore_front(run, space, accuracy.rescore_estimator, 2 * spec.search.population, progress)
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run)
@@ -248,11 +248,16 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
-def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, progress: bool = True) -> None:
-    """Score the front's (and the baselines') policies with the supernet; write ``rescored.json``."""
+def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, progress: bool = True) -> None:
+    """Score the baselines and the best predicted non-dominated ranks (at least ``pool``
+    individuals, not only the predicted front: a predictor's errors move points across
+    ranks) with the supernet; write ``rescored.json``. :func:`jaqmoo.report.load_run` then
+    marks the front under the re-scored accuracy."""
     import numpy as np
 
-    rows = run.evaluations[run.evaluations["on_front"]]
+    from jaqmoo.report import nondominated_ranks
+
+    rows = nondominated_ranks(run.evaluations, run.objectives, pool)
     base = run.baselines
     genes = list(dict.fromkeys(list(rows["genes"]) + (list(base["genes"]) if len(base) else [])))
     policies = [space.decode_one(np.array([int(v) for v in g.split()])).policy for g in genes]

@@ -16,6 +16,10 @@ Columns: ``gen``/``idx`` (when it was evaluated), ``w.<layer>`` / ``a.<layer>`` 
 ``weight_memory_bits``, ``activation_memory_bits``, ``area_mm2``), ``energy.<level>`` (pJ per
 storage level / compute), ``feasible``, ``valid`` (feasible and within the constraints),
 ``on_front`` and, when the front was re-scored, ``accuracy_rescored``.
+
+When the front was re-scored (a predictor inside the loop, the supernet afterwards),
+``on_front`` is the Pareto front under the re-scored accuracy among the re-scored
+individuals, and ``on_search_front`` the front the search itself saw (predicted accuracy).
 """
 
 from __future__ import annotations
@@ -58,6 +62,22 @@ def objective_values(df: pd.DataFrame, objectives: list[str], accuracy_column: s
         v = pd.to_numeric(df[key], errors="coerce").to_numpy(dtype=float)
         cols.append(1.0 - v if OBJECTIVES[o] == "max" else v)
     return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
+
+
+def nondominated_ranks(df: pd.DataFrame, objectives: list[str], size: int) -> pd.DataFrame:
+    """The valid rows (one per genome) of the best non-dominated ranks, rank by rank, until at
+    least ``size`` rows are taken (all of them if there are fewer)."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    rows = df[df["valid"]].drop_duplicates("genes") if "genes" in df else df[df["valid"]]
+    if rows.empty:
+        return rows
+    taken: list[int] = []
+    for rank in NonDominatedSorting().do(objective_values(rows, objectives)):
+        taken.extend(int(i) for i in rank)
+        if len(taken) >= size:
+            break
+    return rows.iloc[taken]
 
 
 def mark_front(df: pd.DataFrame, objectives: list[str], constraints: dict, accuracy_column: str = "accuracy") -> pd.DataFrame:
@@ -194,12 +214,14 @@ def load_run(run_dir: str | Path) -> Run:
     if df.empty:
         raise JaqmooError(f"{run_dir}: no evaluations stored yet; run `jaqmoo run SPEC --resume` to continue it")
     rescored_path = run_dir / RESCORED
-    acc_col = "accuracy"
+    objectives, constraints = list(meta["objectives"]), meta.get("constraints", {})
+    df = mark_front(df, objectives, constraints, "accuracy")
     if rescored_path.exists():
         rescored: dict[str, Any] = json.loads(rescored_path.read_text())
         keys = df["genes"].to_numpy()
         df["accuracy_rescored"] = [rescored.get(k, np.nan) for k in keys]
-    df = mark_front(df, list(meta["objectives"]), meta.get("constraints", {}), acc_col)
+        df["on_search_front"] = df["on_front"]
+        df["on_front"] = mark_front(df, objectives, constraints, "accuracy_rescored")["on_front"].to_numpy()
     hist_path = run_dir / HISTORY
     history = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
     return Run(run_dir, meta, df, history)

@@ -9,7 +9,7 @@ from search_fakes import FakeEvaluator, fake_space
 
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
-from jaqmoo.report import load_run, mark_front
+from jaqmoo.report import load_run, mark_front, nondominated_ranks
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
 
@@ -92,3 +92,29 @@ def test_mark_front_dedupes_genomes():
     assert out["on_front"].tolist() == [True, False, True]
     out = mark_front(df, ["accuracy", "energy"], {"min_accuracy": 0.85})
     assert out["valid"].tolist() == [True, True, False]
+
+
+def test_rescored_front_replaces_the_predicted_one(tmp_path):
+    import json
+    import shutil
+
+    src = tmp_path / "src"
+    settings = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(),
+                              population=12, generations=3, seed=2, batch_size=6)
+    search_in_directory(src, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
+    run = load_run(src)
+    pool = nondominated_ranks(run.evaluations, run.objectives, 20)
+    assert len(pool) >= min(20, run.evaluations["genes"].nunique()) and pool["valid"].all()
+    assert set(run.front["genes"]) <= set(pool["genes"])  # rank 0 comes first
+    # the re-scoring reverses the predicted order of accuracy: the front must follow it
+    rescored = {g: 1.0 - a for g, a in zip(pool["genes"], pool["accuracy"], strict=True)}
+    dst = tmp_path / "dst"
+    shutil.copytree(src, dst)
+    (dst / "rescored.json").write_text(json.dumps(rescored))
+    again = load_run(dst)
+    front = again.front
+    assert front["accuracy_rescored"].notna().all() and set(front["genes"]) <= set(rescored)
+    assert again.evaluations["on_search_front"].sum() == len(run.front)
+    F = np.stack([1 - front["accuracy_rescored"], front["energy_pj"], front["memory_bits"]], axis=1)
+    for i in range(len(F)):
+        assert not (np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1)).any()
