@@ -22,20 +22,11 @@ import numpy as np
 
 from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
 from jaqmoo.mapping.mapping import MappingBatch
-from jaqmoo.mapping.model import analyze, cost
+from jaqmoo.mapping.mapspace import prime_list
+from jaqmoo.mapping.model import analyze, cost, resolve_backend
 from jaqmoo.workload import DIMS, Layer
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "timeloop_reference" / "mapper-eyeriss-like-conv"
-
-
-def _primes(n: int) -> list[int]:
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
 
 
 def random_mappings(layer: Layer, accel, n: int, seed: int = 0) -> MappingBatch:
@@ -51,7 +42,7 @@ def random_mappings(layer: Layer, accel, n: int, seed: int = 0) -> MappingBatch:
         t = np.ones((m, n_lvl, 8), dtype=np.int64)
         s = np.ones((2, m, n_lvl, 8), dtype=np.int64)
         for d, dim in enumerate(DIMS):
-            for p in _primes(getattr(layer, dim)):
+            for p in prime_list(getattr(layer, dim)):
                 slot = rng.integers(0, len(temporal_slots) + len(spatial_slots), m)
                 for j, lvl in enumerate(temporal_slots):
                     t[slot == j, lvl, d] *= p
@@ -97,6 +88,7 @@ def main() -> None:
     shapes = [workload.layers[idx[0]] for idx in workload.unique_shapes().values()]
     pointwise = next(lay for lay in workload.layers if lay.R == 1 and lay.K * lay.C >= 24 * 144 and lay.P == 56)
     depthwise = next(lay for lay in workload.layers if lay.kind == "depthwise" and lay.P == 56)
+    print(f"backend: {resolve_backend()} (JAQMOO_NO_NUMBA=1 for the numpy reference); CPU seconds of all threads")
     results = {}
     for tag, layer in (("pointwise", pointwise), ("depthwise", depthwise)):
         batch = random_mappings(layer, accel, args.mappings)

@@ -323,6 +323,11 @@ def _prime_factors(n: int) -> list[tuple[int, int]]:
     return out
 
 
+def prime_list(n: int) -> list[int]:
+    """Prime factors of ``n`` with multiplicity, ascending (``12 -> [2, 2, 3]``)."""
+    return [p for p, e in _prime_factors(n) for _ in range(e)]
+
+
 def _compositions(total: int, parts: int) -> list[tuple[int, ...]]:
     """All tuples of ``parts`` non-negative ints summing to ``total``."""
     if parts == 0:

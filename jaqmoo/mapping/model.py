@@ -9,6 +9,11 @@
     on the cached :class:`Accesses`, so the mapper can re-cost for new hardware parameters
     or new bit-widths without re-analyzing.
 
+Two implementations (``backend=``): the vectorized numpy code in this module (the
+reference; chunks of mappings, one array pass per step) and compiled per-mapping loops in
+:mod:`jaqmoo.mapping.kernel` (numba; the default when numba imports, several times faster,
+the same numbers: ``tests/test_model_kernel.py``). ``JAQMOO_NO_NUMBA=1`` forces numpy.
+
 Semantics (what Timeloop 0.4's nest analysis computes, in closed form)
 ----------------------------------------------------------------------
 *Fills* of a level's tile (per instance) come from the temporal loops of all outer levels.
@@ -49,6 +54,7 @@ v0.4 ERTs), sparsity.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,24 +245,77 @@ _FIELDS = ("rfu", "tile_f", "partition_f", "keep", "used_f", "instances_f", "com
            "fanout_ok", "fanout_fail_level")
 
 
-def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch) -> Accesses:
-    """Access counts of every mapping in ``batch`` (see the module docstring)."""
+BACKENDS: tuple[str, ...] = ("numba", "numpy")
+"""Implementations of both stages: ``numba`` (compiled per-mapping loops,
+:mod:`jaqmoo.mapping.kernel`; the default when numba imports) and ``numpy`` (the
+vectorized reference in this module; the fallback, forced by ``JAQMOO_NO_NUMBA=1``)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _import_kernel():
+    """The compiled backend module, or None when numba cannot be imported."""
+    try:
+        from jaqmoo.mapping import kernel
+    except ImportError:
+        return None
+    return kernel
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend ``analyze``/``cost`` use: ``backend``, or the default (see :data:`BACKENDS`)."""
+    if backend is None:
+        if os.environ.get("JAQMOO_NO_NUMBA", "") not in ("", "0"):
+            return "numpy"
+        return "numba" if _import_kernel() is not None else "numpy"
+    if backend not in BACKENDS:
+        raise JaqmooError(f"model backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if backend == "numba" and _import_kernel() is None:
+        raise JaqmooError("model backend 'numba' needs the numba package: pip install numba "
+                          "(or use backend='numpy')")
+    return backend
+
+
+def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch, backend: str | None = None) -> Accesses:
+    """Access counts of every mapping in ``batch`` (see the module docstring).
+
+    ``backend``: ``"numba"`` or ``"numpy"`` (None: :func:`resolve_backend`'s default); both
+    give the same counts.
+    """
     n_map, n_lvl = len(batch), batch.n_levels
     if n_lvl != accel.n_levels:
         raise JaqmooError(f"mapping batch has {n_lvl} levels but accelerator {accel.name!r} has "
                           f"{accel.n_levels}")
-    geometry = _Geometry(layer, accel)
-    chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
-              for lo in range(0, max(n_map, 1), _CHUNK)]
-    def merge(name: str) -> np.ndarray:
-        return np.concatenate([c[name] for c in chunks]) if len(chunks) > 1 else chunks[0][name]
-
+    geometry = _geometry(layer, accel)
+    if resolve_backend(backend) == "numba":
+        fields = _empty_fields(n_map, n_lvl)
+        _import_kernel().analyze_into(batch, geometry.kernel_args, fields)
+    else:
+        chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
+                  for lo in range(0, max(n_map, 1), _CHUNK)]
+        fields = {f: np.concatenate([c[f] for c in chunks]) if len(chunks) > 1 else chunks[0][f] for f in _FIELDS}
     return Accesses(layer=layer, level_names=tuple(lvl.name for lvl in accel.levels),
-                    topology=accel.topology_key, macs=layer.macs, **{f: merge(f) for f in _FIELDS})
+                    topology=accel.topology_key, macs=layer.macs, **fields)
+
+
+def _empty_fields(n_map: int, n_lvl: int) -> dict[str, np.ndarray]:
+    """Uninitialized stage-A output arrays (the :class:`Accesses` array fields)."""
+    return {
+        "rfu": np.empty((n_map, n_lvl, 3, 3)), "tile_f": np.empty((n_map, n_lvl, 3)),
+        "partition_f": np.empty((n_map, n_lvl, 3)), "keep": np.empty((n_map, n_lvl, 3), dtype=bool),
+        "used_f": np.empty((n_map, n_lvl)), "instances_f": np.empty((n_map, n_lvl)),
+        "compute_instances_f": np.empty(n_map), "compute_cycles_f": np.empty(n_map),
+        "fanout_ok": np.empty(n_map, dtype=bool), "fanout_fail_level": np.empty(n_map, dtype=np.int64),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _geometry(layer: Layer, accel: Accelerator) -> _Geometry:
+    """The (cached, read-only) :class:`_Geometry` of ``layer`` on ``accel``."""
+    return _Geometry(layer, accel)
 
 
 class _Geometry:
-    """Per (layer, accelerator) constants of the analysis."""
+    """Per (layer, accelerator) constants of the analysis (read-only once built)."""
 
     def __init__(self, layer: Layer, accel: Accelerator) -> None:
         self.layer = layer
@@ -290,6 +349,20 @@ class _Geometry:
             order.append(dims)
         self.spatial_order = np.array(order, dtype=np.int64)  # [L, 8] original dim indices
         self.fanouts = accel.fanouts
+
+    @functools.cached_property
+    def kernel_args(self) -> dict[str, np.ndarray]:
+        """The constants :func:`jaqmoo.mapping.kernel.analyze_into` needs (indexed by original dim)."""
+        live = np.zeros(N_DIMS, dtype=bool)
+        live[self.live] = True
+        singles, pairs, pair_mult, pair_of = tz.axis_table(self.layer, live)
+        return {
+            "spatial_order": self.spatial_order, "live": live, "dummy": self.dummy,
+            "fan_cap_x": np.ascontiguousarray(self.fan_x[:, 0], dtype=np.int64),
+            "fan_cap_y": np.ascontiguousarray(self.fan_y[:, 0], dtype=np.int64),
+            "coef": self.coef, "axis": self.axis, "hash": np.ascontiguousarray(self.hash, dtype=np.int64),
+            "singles": singles, "pairs": pairs, "pair_mult": pair_mult, "pair_of": pair_of,
+        }
 
 
 class _Dims:
@@ -662,32 +735,39 @@ def _hardware(accel: Accelerator) -> dict[str, np.ndarray]:
     levels = accel.levels
     return {
         "depth": np.array([np.inf if (lvl.depth is None or lvl.is_dummy) else lvl.effective_depth
-                           for lvl in levels]),
-        "action_energy": np.array([[lvl.read_energy, lvl.write_energy, lvl.update_energy] for lvl in levels]),
-        "leak": np.array([lvl.leak_energy for lvl in levels]),
+                           for lvl in levels], dtype=np.float64),
+        "action_energy": np.array([[lvl.read_energy, lvl.write_energy, lvl.update_energy] for lvl in levels],
+                                  dtype=np.float64),
+        "leak": np.array([lvl.leak_energy for lvl in levels], dtype=np.float64),
         "block": np.array([float(lvl.block_size) for lvl in levels]),
         "limits": tuple((i, lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth)
                         for i, lvl in enumerate(levels)
                         if (lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth) != (None,) * 3),
+        "limit_array": np.array([[np.nan if bw is None else bw
+                                  for bw in (lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth)]
+                                 for lvl in levels], dtype=np.float64).reshape(len(levels), 3),
     }
 
 
-def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | None = None) -> Costs:
+def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | None = None,
+         backend: str | None = None) -> Costs:
     """Energy, cycles and feasibility of analyzed mappings on ``accel`` at ``bits``.
 
     ``bits=None`` stores every tensor at each level's own ``datawidth`` (Timeloop's
     behaviour). Otherwise a word of ``width`` bits packs ``floor(width / b)`` values of a
     ``b``-bit tensor; capacity, access energy and bandwidth are counted in packed words
     (per action, ``ceil(values / values_per_word)`` vector accesses, like Timeloop's
-    block-size rounding).
+    block-size rounding). ``backend`` as for :func:`analyze`.
     """
     if accesses.topology != accel.topology_key:
         raise JaqmooError(f"accesses were analyzed for a different accelerator topology than "
                           f"{accel.name!r}; run analyze() again")
     bits = check_bits(bits)
     n_map, n_lvl = len(accesses), accel.n_levels
+    compiled = resolve_backend(backend) == "numba"
+    counts = np.int64 if compiled else np.float64  # the numpy path counts in floats, then converts
     out = {
-        "tile_words": np.empty((n_map, n_lvl, 3)), "occupancy_words": np.empty((n_map, n_lvl)),
+        "tile_words": np.empty((n_map, n_lvl, 3), dtype=counts), "occupancy_words": np.empty((n_map, n_lvl), dtype=counts),
         "capacity_ok": np.empty(n_map, dtype=bool), "width_ok": np.empty(n_map, dtype=bool),
         "feasible": np.empty(n_map, dtype=bool), "fail_level": np.empty(n_map, dtype=np.int64),
         "energy_by_tensor": np.empty((n_map, n_lvl, 3)), "energy_by_action": np.empty((n_map, n_lvl, 3)),
@@ -695,14 +775,17 @@ def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | No
         "energy": np.empty(n_map), "cycles": np.empty(n_map, dtype=np.int64),
     }
     vpw = values_per_word(accel, bits)  # [L, 3]
-    for lo in range(0, n_map, _COST_CHUNK):
-        _cost_chunk(accesses, accel, vpw, slice(lo, min(lo + _COST_CHUNK, n_map)), out)
     comp = accel.compute
     mac_scale = 1.0 if bits is None else (bits[0] * bits[1]) / float(comp.operand_bits ** 2)
     mac_energy = np.full(n_map, accesses.macs * comp.energy * mac_scale)
-    out["energy"] += mac_energy
-    out["tile_words"] = out["tile_words"].astype(np.int64)
-    out["occupancy_words"] = out["occupancy_words"].astype(np.int64)
+    if compiled:  # the kernel adds the MAC energy itself
+        _import_kernel().cost_into(accesses, vpw, _hardware(accel), accesses.macs * comp.energy * mac_scale, out)
+    else:
+        for lo in range(0, n_map, _COST_CHUNK):
+            _cost_chunk(accesses, accel, vpw, slice(lo, min(lo + _COST_CHUNK, n_map)), out)
+        out["energy"] += mac_energy
+        out["tile_words"] = out["tile_words"].astype(np.int64)
+        out["occupancy_words"] = out["occupancy_words"].astype(np.int64)
     utilization = accesses.macs / (out["cycles"] * float(comp.instances)) if n_map else np.zeros(0)
     return Costs(accesses=accesses, bits=bits, values_per_word=vpw, mac_energy=mac_energy,
                  utilization=utilization, depth_words=_hardware(accel)["depth"], **out)
@@ -790,9 +873,9 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
 
 
 def evaluate(layer: Layer, accel: Accelerator, batch: MappingBatch,
-             bits: tuple[int, int, int] | None = None) -> Costs:
+             bits: tuple[int, int, int] | None = None, backend: str | None = None) -> Costs:
     """``cost(analyze(layer, accel, batch), accel, bits)``."""
-    return cost(analyze(layer, accel, batch), accel, bits)
+    return cost(analyze(layer, accel, batch, backend), accel, bits, backend)
 
 
-__all__ = ["Accesses", "Costs", "analyze", "cost", "evaluate", "values_per_word", "DIMS"]
+__all__ = ["BACKENDS", "Accesses", "Costs", "analyze", "cost", "evaluate", "resolve_backend", "values_per_word", "DIMS"]

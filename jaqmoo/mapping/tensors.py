@@ -145,3 +145,28 @@ def distinct_children_dm(child_ext, fan, tensor: int, layer: Layer) -> np.ndarra
 def distinct_children(child_ext: np.ndarray, fan: np.ndarray, tensor: int, layer: Layer) -> np.ndarray:
     """:func:`distinct_children_dm` with dims LAST (``[..., 8]`` arrays)."""
     return distinct_children_dm(np.moveaxis(child_ext, -1, 0), np.moveaxis(fan, -1, 0), tensor, layer)
+
+
+def axis_table(layer: Layer, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:data:`AXES` as compact arrays for compiled code: ``(singles, pairs, pair_mult, pair_of)``.
+
+    Per tensor ``t``: ``singles[t]`` lists the ``live`` dims (bool [8]; the others have
+    extent 1) that form a single-dim axis, padded with -1 (int64 [3, 5]);
+    ``pairs[t, k]`` the (dim, dim) of its k-th sliding-window axis, padded with -1 (int64
+    [3, 2, 2]), which spans ``(e[d0] - 1) * pair_mult[t, k, 0] + (e[d1] - 1) *
+    pair_mult[t, k, 1] + 1`` values; ``pair_of[t, d]`` the pair holding dim ``d`` (-1: none).
+    A box's size is the product of the single extents and the pair extents.
+    """
+    singles = np.full((3, max(len(axes) for axes in AXES)), -1, dtype=np.int64)
+    pairs = np.full((3, 2, 2), -1, dtype=np.int64)
+    pair_mult = np.zeros((3, 2, 2), dtype=np.int64)
+    pair_of = np.full((3, len(DIMS)), -1, dtype=np.int64)
+    window = {P: (layer.stride_h, layer.dilation_h), Q: (layer.stride_w, layer.dilation_w)}
+    for t, axes in enumerate(AXES):
+        single = [ds[0] for ds in axes if len(ds) == 1 and live[ds[0]]]
+        singles[t, :len(single)] = single
+        for k, ds in enumerate(ds for ds in axes if len(ds) > 1):
+            pairs[t, k] = ds
+            pair_mult[t, k] = window[ds[0]]
+            pair_of[t, list(ds)] = k
+    return singles, pairs, pair_mult, pair_of
