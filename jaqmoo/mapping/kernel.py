@@ -25,11 +25,37 @@ import threading
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.mapping.tensors import I_T, O_T, W_T
 
 _N_DIMS = 8
+_PREFETCH_AHEAD = 4
+"""Mappings ahead whose input and output rows are prefetched (the batch arrays are far larger
+than the caches and each mapping touches ~3 kB in a dozen streams)."""
+
+
+@intrinsic
+def _prefetch_row(typingctx, arr, m):
+    """Hint the CPU to fetch the cache lines of row ``arr[m]`` of a C-contiguous array, ``m < len(arr)``
+    (llvm.prefetch, which never faults; an intrinsic, so no reference counting per call)."""
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8")
+        rows = builder.extract_value(ary.shape, 0)
+        row_bytes = builder.mul(builder.sdiv(ary.nitems, rows), ary.itemsize)
+        start = builder.gep(builder.bitcast(ary.data, i8.as_pointer()), [builder.mul(args[1], row_bytes)])
+        n_lines = builder.add(builder.sdiv(row_bytes, i64(64)), i64(2))  # rows need not be line-aligned
+        with cgutils.for_range(builder, n_lines) as loop:
+            ptr = builder.gep(start, [builder.mul(loop.index, i64(64))])
+            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, m), codegen
 
 
 # ---------------------------------------------------------------------------------------
@@ -43,28 +69,6 @@ def _pair_extent(ext: np.ndarray, i: int, t: int, k: int, pairs: np.ndarray, pai
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _single_product(a: np.ndarray, i: int, t: int, singles: np.ndarray) -> float:
-    """Product of ``a[i, d]`` over the single-dim axes ``d`` of tensor ``t``."""
-    out = 1.0
-    for k in range(singles.shape[1]):
-        if singles[t, k] < 0:
-            break
-        out *= a[i, singles[t, k]]
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _tile_size(ext: np.ndarray, i: int, t: int, singles: np.ndarray, pairs: np.ndarray, pair_mult: np.ndarray) -> float:
-    """Values of tensor ``t`` in the box spanned by ``ext[i]`` (product of its axis extents)."""
-    size = _single_product(ext, i, t, singles)
-    for k in range(pairs.shape[1]):
-        if pairs[t, k, 0] < 0:
-            break
-        size *= _pair_extent(ext, i, t, k, pairs, pair_mult)
-    return size
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _gcd(a: int, b: int) -> int:
     while b:
         a, b = b, a % b
@@ -72,26 +76,42 @@ def _gcd(a: int, b: int) -> int:
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _distinct_children(ext: np.ndarray, i: int, fan: np.ndarray, j: int, t: int, singles: np.ndarray,
-                       pairs: np.ndarray, pair_mult: np.ndarray) -> float:
-    """Distinct tiles of tensor ``t`` among the children (extents ``ext[i]``) of fan-out ``fan[j]``.
+def _axis_products(ext: np.ndarray, e0: int, fan: np.ndarray, f0: int, n_rows: int, distinct: bool,
+                   singles: np.ndarray, pairs: np.ndarray, pair_mult: np.ndarray, out: np.ndarray, o: int) -> None:
+    """Per tensor ``t``, products over its axes for ``i < n_rows`` into ``out[o + i, t]``.
 
-    Scalar ``tensors.distinct_children_dm`` (with ``tensors.distinct_pairs``).
+    ``distinct=False``: values of ``t`` in the box spanned by the extents ``ext[e0 + i]`` (``fan``
+    unused). ``distinct=True``: distinct tiles of ``t`` among the children (extents ``ext[e0 + i]``)
+    of the fan-out ``fan[f0 + i]`` (scalar ``tensors.distinct_children_dm`` with
+    ``tensors.distinct_pairs``).
+    One call per batch of rows on purpose: an inlined call costs atomic reference counting of
+    its array arguments (it used to be one call per value, a fifth of the run time).
     """
-    count = _single_product(fan, j, t, singles)
-    for k in range(pairs.shape[1]):
-        big, small = pairs[t, k, 0], pairs[t, k, 1]
-        if big < 0:
-            break
-        n1, n2 = fan[j, big], fan[j, small]
-        term = n1 * n2
-        if n1 > 1 and n2 > 1:
-            ai = np.int64(ext[i, big] * pair_mult[t, k, 0])
-            bi = np.int64(ext[i, small] * pair_mult[t, k, 1])
-            g = _gcd(ai, bi)
-            term = term - max(0.0, n1 - bi // g) * max(0.0, n2 - ai // g)
-        count *= term
-    return count
+    for r in range(n_rows):
+        i, j = e0 + r, f0 + r
+        for t in range(3):
+            size = 1.0
+            for k in range(singles.shape[1]):
+                d = singles[t, k]
+                if d < 0:
+                    break
+                size *= fan[j, d] if distinct else ext[i, d]
+            for k in range(pairs.shape[1]):
+                big, small = pairs[t, k, 0], pairs[t, k, 1]
+                if big < 0:
+                    break
+                if not distinct:
+                    size *= (ext[i, big] - 1) * pair_mult[t, k, 0] + (ext[i, small] - 1) * pair_mult[t, k, 1] + 1
+                    continue
+                n1, n2 = fan[j, big], fan[j, small]
+                term = n1 * n2
+                if n1 > 1 and n2 > 1:
+                    ai = np.int64(ext[i, big] * pair_mult[t, k, 0])
+                    bi = np.int64(ext[i, small] * pair_mult[t, k, 1])
+                    g = _gcd(ai, bi)
+                    term = term - max(0.0, n1 - bi // g) * max(0.0, n2 - ai // g)
+                size *= term
+            out[o + r, t] = size
 
 
 # ---------------------------------------------------------------------------------------
@@ -123,8 +143,12 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
     link = np.empty((n_lvl, 2, 3))
     has_link = np.zeros((n_lvl, 2), dtype=np.bool_)
     row = np.empty((1, n))
+    union = np.empty((1, 3))
     seen_h = np.empty(4, dtype=np.int64)
     seen_used = np.empty(4, dtype=np.bool_)
+    mesh_ok = np.empty((n_lvl, 2), dtype=np.bool_)
+    unserved_dim = np.empty(2 * n_lvl, dtype=np.int64)  # d of the cached unserved_c rows (-1: none)
+    unserved_c = np.empty((2 * n_lvl, 3))  # row 2 * lvl + mesh
     has_sp = spatial_perm.shape[0] > 0
     fail = -1  # first level whose fan-out is exceeded (factor-dependent)
     live_idx = np.flatnonzero(live)
@@ -133,19 +157,31 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
         a[:] = 1.0
 
     for m in range(lo, hi):
+        ahead = m + _PREFETCH_AHEAD
+        if ahead < hi:
+            _prefetch_row(temporal, ahead)
+            _prefetch_row(spatial_x, ahead)
+            _prefetch_row(spatial_y, ahead)
+            _prefetch_row(perm, ahead)
+            _prefetch_row(rfu, ahead)
+            _prefetch_row(tile_f, ahead)
+            _prefetch_row(partition_f, ahead)
+            _prefetch_row(keep, ahead)
+            _prefetch_row(keep_out, ahead)
+            _prefetch_row(used_f, ahead)
+            _prefetch_row(instances_f, ahead)
         # Factor-dependent quantities (tile extents and sizes, fan-outs, distinct child tiles,
         # Outputs' partition sizes): a mapper batch lists each factor split with all its loop
         # orders and bypass choices in a row, so they are only recomputed when factors change.
         same = m > lo
-        for lvl in range(n_lvl):
-            if not same:
-                break
-            for j in range(n_live):
-                d = live_idx[j]
-                if (temporal[m, lvl, d] != temporal[m - 1, lvl, d] or spatial_x[m, lvl, d] != spatial_x[m - 1, lvl, d]
-                        or spatial_y[m, lvl, d] != spatial_y[m - 1, lvl, d]):
-                    same = False
-                    break
+        if same:  # branch-free compare of the factor rows (vectorizes)
+            diff = False
+            for lvl in range(n_lvl):
+                for d in range(n):
+                    diff |= ((temporal[m, lvl, d] != temporal[m - 1, lvl, d])
+                             | (spatial_x[m, lvl, d] != spatial_x[m - 1, lvl, d])
+                             | (spatial_y[m, lvl, d] != spatial_y[m - 1, lvl, d]))
+            same = not diff
         if not same:
             for lvl in range(n_lvl):
                 for j in range(n_live):
@@ -161,9 +197,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     ext[lvl, d] = ext[lvl + 1, d] * tf[lvl, d] * sp[lvl, d]
                     if tf[lvl, d] > 1:
                         n_loops[lvl] += 1
-            for lvl in range(n_lvl):
-                for t in range(3):
-                    tile[lvl, t] = _tile_size(ext, lvl, t, singles, pairs, pair_mult)
+            _axis_products(ext, 0, ext, 0, n_lvl, False, singles, pairs, pair_mult, tile, 0)
             for lvl in range(n_lvl):
                 fx = 1.0
                 fy = 1.0
@@ -172,13 +206,18 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     fy *= yf[lvl, live_idx[j]]
                 fan_x[lvl] = fx
                 fan_y[lvl] = fy
-                for t in range(3):
-                    distinct[lvl, t] = 1.0
-                    if fx * fy > 1:
-                        distinct[lvl, t] = _distinct_children(ext, lvl + 1, sp, lvl, t, singles, pairs, pair_mult)
+                if fx * fy > 1:
+                    _axis_products(ext, lvl + 1, sp, lvl, 1, True, singles, pairs, pair_mult, distinct, lvl)
+                else:
+                    for t in range(3):
+                        distinct[lvl, t] = 1.0
             instances[0] = 1.0
             for lvl in range(1, n_lvl):
                 instances[lvl] = instances[lvl - 1] * (fan_x[lvl - 1] * fan_y[lvl - 1])
+            for lvl in range(n_lvl):
+                mesh_ok[lvl, 0] = fan_y[lvl] == 1 or fan_x[lvl] == fan_cap_x[lvl]
+                mesh_ok[lvl, 1] = fan_x[lvl] == fan_cap_x[lvl]
+            unserved_dim[:] = -1
             fail = -1
             for lvl in range(n_lvl - 1, -1, -1):
                 if fan_x[lvl] > fan_cap_x[lvl] or fan_y[lvl] > fan_cap_y[lvl]:
@@ -190,8 +229,8 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     for j in range(n_live):
                         d = live_idx[j]
                         row[0, d] = ext[i, d] * sp[i - 1, d]
-                    union = _tile_size(row, 0, O_T, singles, pairs, pair_mult)
-                    partition[i] = np.floor(partition[i - 1] * tile[i, O_T] / union)
+                    _axis_products(row, 0, row, 0, 1, False, singles, pairs, pair_mult, union, 0)
+                    partition[i] = np.floor(partition[i - 1] * tile[i, O_T] / union[0, O_T])
         for lvl in range(n_lvl):
             for t in range(3):
                 kp[lvl, t] = lvl == 0 or (keep[m, lvl, t] and not dummy[lvl])
@@ -279,11 +318,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                 share_cut = 0.0
                 n_seen = 0
                 for mesh in range(2):
-                    if mesh == 0:
-                        valid = fan_y[lvl] == 1 or fan_x[lvl] == fan_cap_x[lvl]
-                    else:
-                        valid = fan_x[lvl] == fan_cap_x[lvl]
-                    if not valid:
+                    if not mesh_ok[lvl, mesh]:
                         continue
                     d = -1
                     n_d = 1.0
@@ -299,23 +334,35 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     step = hash_[t, d] * np.int64(ext[child, d])
                     # A step along an input-relevant dim serves every PE but the last of the chain;
                     # along an irrelevant dim (identical tiles) every PE has a neighbour with its data.
-                    unserved = 0.0
-                    if step != 0:
+                    # (factor-dependent: cached per factor split and innermost dim d)
+                    o = 2 * lvl + mesh
+                    if unserved_dim[o] != d:
+                        unserved_dim[o] = d
                         for j in range(n_live):
                             row[0, live_idx[j]] = sp[lvl, live_idx[j]]
                         row[0, d] = row[0, d] / n_d
-                        unserved = _distinct_children(ext, child, row, 0, t, singles, pairs, pair_mult)
+                        _axis_products(ext, child, row, 0, 1, True, singles, pairs, pair_mult, unserved_c, o)
+                    unserved = unserved_c[o, t] if step != 0 else 0.0
                     use = unserved < dist
                     served_n = n_children if step == 0 else n_children * (n_d - 1) / n_d
-                    for sign in (1, -1):  # visits whose translation is one neighbour step
-                        h = sign * step
-                        w = 0.0
-                        if case_a:
-                            for q in range(p0, n_pos):
-                                if key[t, q] + base == h:
-                                    w += weight[q]
-                        elif case_b and t1 == h:
-                            w = w_b
+                    # visits whose translation is one neighbour step (+step, then -step)
+                    w_pos = 0.0
+                    w_neg = 0.0
+                    if case_a:
+                        for q in range(p0, n_pos):
+                            kq = key[t, q] + base
+                            if kq == step:
+                                w_pos += weight[q]
+                            if kq == -step:
+                                w_neg += weight[q]
+                    elif case_b:
+                        if t1 == step:
+                            w_pos = w_b
+                        if t1 == -step:
+                            w_neg = w_b
+                    for sign in range(2):
+                        h = step if sign == 0 else -step
+                        w = w_pos if sign == 0 else w_neg
                         fresh = True
                         for j in range(n_seen):
                             if seen_used[j] and seen_h[j] == h:
