@@ -4,8 +4,8 @@ Both train MobileNetV2 supernets on Fashion-MNIST (28x28 small-input variant, on
 channel, reduced ``width_mult``) under the same presets and command-line options:
 
 * ``tiny``  — a seconds-to-minutes smoke run (tiny data; the numbers are not meaningful).
-* ``small`` — what fits a 2-core CPU in well under an hour: width 0.25, 12,000 training
-  images, 2 float epochs then 1 quantized (sandwich) epoch, 0.5-epoch QAT per policy,
+* ``small`` — what fits a 2-core CPU in about half an hour: width 0.25, 12,000 training
+  images, 3 float epochs then 3 quantized (sandwich) epochs, 0.5-epoch QAT per policy,
   20 policies, 2,000 validation images.
 * ``full``  — width 0.35, all 54,000 training images, 3 float + 10 quantized epochs,
   1 QAT epoch per policy, 24 policies (hours on a CPU; use ``--device cuda``).
@@ -26,7 +26,7 @@ from jaqmoo.quant.train import TrainConfig, train_supernet
 PRESETS = {
     "tiny": dict(width_mult=0.25, max_train=600, float_epochs=1, epochs=1, n_random=1, qat_epochs=0.2,
                  policies=20, val_images=300, predictor_samples=20, batch_size=64),
-    "small": dict(width_mult=0.25, max_train=12000, float_epochs=2, epochs=1, n_random=1, qat_epochs=0.5,
+    "small": dict(width_mult=0.25, max_train=12000, float_epochs=3, epochs=3, n_random=1, qat_epochs=0.5,
                   policies=20, val_images=2000, predictor_samples=40, batch_size=128),
     "full": dict(width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
                  policies=24, val_images=2000, predictor_samples=200, batch_size=128),
