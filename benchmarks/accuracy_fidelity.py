@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.model} (torchvision MobileNetV2, 28x28 small-input variant: stem stride 1), "
           f"width_mult={args.width_mult}, 1 input channel, 10 classes; CSQ fraction {args.csq_fraction}")
     ckpt = Path(args.checkpoint)
-    start = fashion_setup.float_start(args, splits, ckpt.with_name(ckpt.name + ".float.pt"))
-    net = fashion_setup.supernet_from_float_start(args, splits, start, args.csq_fraction, ckpt)
+    net = fashion_setup.supernet_from_float_start(args, splits, ckpt.with_name(ckpt.name + ".float.pt"),
+                                                  args.csq_fraction, ckpt)
     data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
     sup = SupernetEstimator(net, data)
 

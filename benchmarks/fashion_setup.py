@@ -92,12 +92,13 @@ def float_start(args: argparse.Namespace, splits, path: str | Path) -> Path:
 
 def supernet_from_float_start(args: argparse.Namespace, splits, start: Path, fraction: float,
                               path: str | Path) -> Supernet:
-    """A supernet trained ``epochs`` quantized epochs on from ``start`` (reused when complete)."""
+    """A supernet trained ``epochs`` quantized epochs on from the float start at ``start``
+    (trained first if missing); reused when complete, without touching ``start``."""
     path = Path(path)
     total = args.float_epochs + args.epochs
     if args.retrain or _epochs_done(path) < total:
         if args.retrain or _epochs_done(path) < args.float_epochs:
-            shutil.copyfile(start, path)
+            shutil.copyfile(float_start(args, splits, start), path)
         t0 = time.perf_counter()
         train_supernet(train_config(args, path, fraction, args.float_epochs, args.epochs, resume=True), splits=splits)
         print(f"supernet (csq_fraction {fraction}): {args.epochs} quantized epochs in "
