@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.report import RESCORED, Run, load_run
+from jaqmoo.report import RESCORED, Run, load_run, read_rescored
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
@@ -252,20 +252,21 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     """Score the baselines and the best predicted non-dominated ranks (at least ``pool``
     individuals, not only the predicted front: a predictor's errors move points across
     ranks) with the supernet; write ``rescored.json``. :func:`jaqmoo.report.load_run` then
-    marks the front under the re-scored accuracy."""
+    marks the front under the re-scored accuracy. Genomes already in ``rescored.json`` (a
+    resumed or re-opened run) keep their score and are not estimated again."""
     import numpy as np
+    from tqdm.auto import tqdm
 
     from jaqmoo.report import nondominated_ranks
 
     rows = nondominated_ranks(run.evaluations, run.objectives, pool)
     base = run.baselines
     genes = list(dict.fromkeys(list(rows["genes"]) + (list(base["genes"]) if len(base) else [])))
-    policies = [space.decode_one(np.array([int(v) for v in g.split()])).policy for g in genes]
-    from tqdm.auto import tqdm
-
-    acc = [float(estimator.estimate([p])[0])
-           for p in tqdm(policies, desc="re-scoring the front (supernet)", disable=not progress, leave=False)]
-    (run.dir / RESCORED).write_text(json.dumps({g: float(a) for g, a in zip(genes, acc, strict=True)}, indent=1))
+    scores = read_rescored(run.dir)
+    todo = [g for g in genes if g not in scores]
+    for g in tqdm(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
+        scores[g] = float(estimator.estimate([space.decode_one(np.array([int(v) for v in g.split()])).policy])[0])
+    (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
 
 
 def write_outputs(run: Run) -> list[Path]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,6 +202,21 @@ class Run:
         return out
 
 
+def read_rescored(run_dir: str | Path) -> dict[str, float]:
+    """The supernet re-scores of a run (``rescored.json``: genome string -> accuracy); empty if absent."""
+    path = Path(run_dir) / RESCORED
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as exc:
+        raise JaqmooError(f"{path} is corrupt ({exc}); delete it and run `jaqmoo run SPEC --resume` "
+                          "to re-score the front") from None
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory written by ``jaqmoo run`` (complete or interrupted)."""
     run_dir = Path(run_dir)
@@ -217,7 +231,7 @@ def load_run(run_dir: str | Path) -> Run:
     objectives, constraints = list(meta["objectives"]), meta.get("constraints", {})
     df = mark_front(df, objectives, constraints, "accuracy")
     if rescored_path.exists():
-        rescored: dict[str, Any] = json.loads(rescored_path.read_text())
+        rescored = read_rescored(run_dir)
         keys = df["genes"].to_numpy()
         df["accuracy_rescored"] = [rescored.get(k, np.nan) for k in keys]
         df["on_search_front"] = df["on_front"]

@@ -118,3 +118,31 @@ def test_rescored_front_replaces_the_predicted_one(tmp_path):
     F = np.stack([1 - front["accuracy_rescored"], front["energy_pj"], front["memory_bits"]], axis=1)
     for i in range(len(F)):
         assert not (np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1)).any()
+
+
+class CountingEstimator:
+    """Accuracy = mean weight bits / 10; counts the policies it scores."""
+
+    def __init__(self) -> None:
+        self.scored = 0
+
+    def estimate(self, policies):
+        self.scored += len(policies)
+        return np.array([np.mean(p.weight_bits) / 10 for p in policies])
+
+
+def test_rescoring_reuses_stored_scores_and_rejects_a_corrupt_file(tmp_path):
+    from jaqmoo.experiment import _rescore_front
+
+    settings = SearchSettings(objectives=("accuracy", "energy"), constraints=Constraints(),
+                              population=8, generations=2, seed=3, batch_size=4)
+    search_in_directory(tmp_path, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
+    run, est = load_run(tmp_path), CountingEstimator()
+    _rescore_front(run, fake_space(), est, 8)
+    first = est.scored
+    assert first >= 8 and load_run(tmp_path).evaluations["accuracy_rescored"].notna().sum() == first
+    _rescore_front(load_run(tmp_path), fake_space(), est, 8)  # a re-opened run: nothing new to score
+    assert est.scored == first
+    (tmp_path / "rescored.json").write_text("{not json")
+    with pytest.raises(JaqmooError, match="rescored.json is corrupt.*delete it"):
+        load_run(tmp_path)
