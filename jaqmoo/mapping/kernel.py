@@ -101,7 +101,7 @@ def _axis_products(ext: np.ndarray, e0: int, fan: np.ndarray, f0: int, n_rows: i
                 if big < 0:
                     break
                 if not distinct:
-                    size *= (ext[i, big] - 1) * pair_mult[t, k, 0] + (ext[i, small] - 1) * pair_mult[t, k, 1] + 1
+                    size *= _pair_extent(ext, i, t, k, pairs, pair_mult)
                     continue
                 n1, n2 = fan[j, big], fan[j, small]
                 term = n1 * n2
