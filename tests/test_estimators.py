@@ -158,3 +158,17 @@ def test_monotone_predictor_never_rewards_fewer_bits():
                 lower = QuantPolicy(pol.layer_names, pol.weight_bits[:i] + (pol.weight_bits[i] - 1,)
                                     + pol.weight_bits[i + 1:], pol.act_bits)
                 assert mono.estimate([lower])[0] <= mono.estimate([pol])[0] + 1e-12
+
+
+def test_cli_eval_uniform_bits_follow_the_first_last_rule(tmp_path, capsys):
+    from jaqmoo.cli import main
+
+    out = tmp_path / "ruled.pt"
+    train_supernet(TrainConfig(model="simple_cnn", dataset="digits", out=str(out), epochs=1, batch_size=64,
+                               n_random=0, progress=False, fixed_first_last=8))
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits", "4/8"]) == 0
+    assert "held by the supernet's first/last-layer rule" in capsys.readouterr().out
+    policy = tmp_path / "p.yaml"
+    policy.write_text("default: 4/8\n")  # an explicit per-layer policy must respect the rule itself
+    assert main(["supernet", "eval", "--checkpoint", str(out), "--bits-file", str(policy)]) == 2
+    assert "first and last layers at 8 bits" in capsys.readouterr().err

@@ -53,9 +53,11 @@ def _eval(args: argparse.Namespace) -> int:
     net = load_supernet(args.checkpoint, device=device)
     if args.bits is not None:
         w, a = parse_bits_spec(args.bits)
-        policy = QuantPolicy.uniform(net.layer_names, w, a)
-        if args.keep_rules:
-            policy = net.apply_rules(policy)
+        policy = net.apply_rules(QuantPolicy.uniform(net.layer_names, w, a))
+        held = sorted(net.fixed_layers().items())
+        if held and not args.json:
+            print("held by the supernet's first/last-layer rule: "
+                  + ", ".join(f"{net.layer_names[i]} at {b}/{b}" for i, b in held))
     else:
         policy = QuantPolicy.load(args.bits_file, net.layer_names)
     net.check_policy(policy)
@@ -115,8 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = ss.add_parser("eval", help="accuracy of one policy on a trained supernet (BN recalibrated)")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--bits", help="uniform W/A bits, e.g. 4/8 or 6")
-    e.add_argument("--bits-file", help="policy YAML (per-layer bits; see jaqmoo.quant.policy)")
-    e.add_argument("--keep-rules", action="store_true", help="apply the supernet's first/last-layer rule to --bits")
+    e.add_argument("--bits-file", help="policy YAML (per-layer bits; see jaqmoo.quant.policy); unlike --bits, layers held by the "
+                   "supernet's first/last-layer rule must be given at their fixed bits")
     e.add_argument("--images", type=int, default=2000, help="validation images to evaluate")
     e.add_argument("--calib-batches", type=int, default=2, help="BN recalibration batches (128 images each)")
     e.add_argument("--split", choices=["val", "test"], default="val")
