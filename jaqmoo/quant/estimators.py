@@ -289,6 +289,11 @@ class QATEstimator:
 
     def finetune(self, policy: QuantPolicy) -> Supernet:
         """A copy of the supernet fine-tuned under ``policy`` (full LSQ path, no CSQ)."""
+        with torch.random.fork_rng(devices=[]):  # dropout & co. draw from torch's global RNG: seed it,
+            torch.manual_seed(self.seed)          # so the truth does not depend on what ran before
+            return self._finetune(policy)
+
+    def _finetune(self, policy: QuantPolicy) -> Supernet:
         net = copy.deepcopy(self.supernet).to(self.device)
         net.set_csq_fraction(0.0)
         net.set_policy(policy)
