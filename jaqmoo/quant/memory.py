@@ -79,8 +79,10 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
     import gc
     import resource
     import threading
+    from contextlib import nullcontext
 
     torch.set_num_threads(1)
+    from jaqmoo.quant.csq import csq_blocks
     from jaqmoo.quant.supernet import load_supernet
 
     net = load_supernet(ckpt)
@@ -104,7 +106,8 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    torch.nn.functional.cross_entropy(net(x), y).backward()
+    with csq_blocks(net.model) if csq_fraction > 0 else nullcontext():
+        torch.nn.functional.cross_entropy(net(x), y).backward()
     done.set()
     th.join()
     high_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
