@@ -82,9 +82,10 @@ def encode_input(x: Tensor, s: float, qmin: int, qmax: int) -> tuple[Tensor, Ten
     """
     v = x / s
     r = v.round()
-    resid = (r - v).mul_(RESID_SCALE).round_().clamp_(-127, 127).to(torch.int8)
-    r.clamp_(qmin, qmax)
-    r.masked_fill_(v < qmin, qmin - 1).masked_fill_(v > qmax, qmax + 1)
+    below, above = v < qmin, v > qmax
+    resid = v.sub_(r).mul_(-RESID_SCALE).round_().clamp_(-127, 127).to(torch.int8)  # in place: one float less
+    del v
+    r.clamp_(qmin, qmax).masked_fill_(below, qmin - 1).masked_fill_(above, qmax + 1)
     return r.to(_code_dtype(qmin, qmax)), resid
 
 
@@ -117,11 +118,12 @@ class _CSQConvBNAct(torch.autograd.Function):
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
         sv, qmin, qmax, g, x_shape, z_shape, stride, padding, dilation, groups = ctx.conf
-        gz = grad_out if mask is None else grad_out * unpack_bits(mask, z_shape)
+        gz = grad_out.clone() if mask is None else grad_out * unpack_bits(mask, z_shape)
         scale = (gamma * invstd).view(1, -1, 1, 1)
-        gy = gz * scale  # batch statistics treated as constants (not-trained channels)
         m = gz.numel() // gz.shape[1]
         gz_s = gz.index_select(1, idx)
+        gy = gz.mul_(scale)  # in place; batch statistics treated as constants (not-trained channels)
+        del gz
         xhat_s = (y_s - mean[idx].view(1, -1, 1, 1)) * invstd[idx].view(1, -1, 1, 1)
         dbeta_s = gz_s.sum(dim=(0, 2, 3))
         dgamma_s = (gz_s * xhat_s).sum(dim=(0, 2, 3))
@@ -130,7 +132,7 @@ class _CSQConvBNAct(torch.autograd.Function):
         grad_gamma = torch.zeros_like(gamma).index_copy_(0, idx, dgamma_s)
         grad_beta = torch.zeros_like(gamma).index_copy_(0, idx, dbeta_s)
 
-        xq = codes.clamp(qmin, qmax).to(gz.dtype).mul_(sv)
+        xq = codes.clamp(qmin, qmax).to(gy.dtype).mul_(sv)
         grad_w = torch.zeros_like(wq)
         gy_sel = gy.index_select(1, idx)
         if groups == 1:
