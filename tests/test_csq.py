@@ -45,8 +45,8 @@ def _grads(conv, bn, act, x, up, fused: bool):
 @pytest.mark.parametrize("act", [nn.ReLU6(), nn.ReLU(), None])
 def test_all_channels_trained_gives_the_lsq_values_and_gradients(groups, act):
     conv, bn, act = _block(groups, act)
-    x = torch.randn(4, 8, 6, 6).abs() + 0.01  # non-negative input (after a ReLU): unsigned codes
-    up = torch.randn(4, 8, 6, 6)
+    x = torch.randn(40, 8, 6, 6).abs() + 0.01  # non-negative (after a ReLU): unsigned codes; 2 batch slices
+    up = torch.randn(40, 8, 6, 6)
     conv.lean_lsq = True
     conv(x)  # initialise the activation step
     conv.sensitive = torch.arange(8)
@@ -55,7 +55,7 @@ def test_all_channels_trained_gives_the_lsq_values_and_gradients(groups, act):
     for i in (0, 1, 2, 4, 5, 6):  # output; input, weight, weight-step and batch-norm gradients
         assert torch.allclose(ref[i], got[i], rtol=1e-3, atol=2e-4), (i, (ref[i] - got[i]).abs().max())
     # the activation step's gradient comes from the int8 rounding residual (resolution 1/254)
-    assert torch.allclose(ref[3], got[3], rtol=0.1, atol=1e-4)
+    assert torch.allclose(ref[3], got[3], rtol=0.1, atol=2e-3)  # typical magnitude here: ~0.1
     assert torch.allclose(ref[-1].running_mean, got[-1].running_mean, atol=1e-6)
     assert torch.allclose(ref[-1].running_var, got[-1].running_var, atol=1e-5)
 
@@ -91,7 +91,7 @@ def test_block_stores_codes_residual_mask_and_sensitive_outputs_only():
         block(x.requires_grad_())
     big = sorted((str(t.dtype), tuple(t.shape)) for t in saved if t.numel() >= 16 * 8 * 10 * 10 // 8)
     assert big == sorted([("torch.int8", (16, 8, 10, 10)), ("torch.int8", (16, 8, 10, 10)),
-                          ("torch.uint8", (16 * 8 * 10 * 10 // 8,)), ("torch.float32", (16, 2, 10, 10))])
+                          ("torch.uint8", (16, 8 * 10 * 10 // 8)), ("torch.float32", (16, 2, 10, 10))])
 
 
 def test_encode_input_marks_lsq_clipping_exactly():
@@ -103,7 +103,10 @@ def test_encode_input_marks_lsq_clipping_exactly():
 
 def test_pack_bits_round_trip():
     m = torch.rand(3, 5, 7) > 0.5
-    assert torch.equal(unpack_bits(pack_bits(m), m.shape), m)
+    packed = pack_bits(m)
+    assert packed.shape == (3, 5) and packed.dtype == torch.uint8  # 35 bits per sample -> 5 bytes
+    assert torch.equal(unpack_bits(packed, m.shape), m)
+    assert torch.equal(unpack_bits(packed[1:], m[1:].shape), m[1:])  # rows unpack on their own
 
 
 def _mnv2(fraction: float):

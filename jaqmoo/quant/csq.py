@@ -53,20 +53,26 @@ ACTIVATIONS = {nn.ReLU: (0.0, math.inf), nn.ReLU6: (0.0, 6.0)}
 
 
 def pack_bits(mask: Tensor) -> Tensor:
-    """A bool tensor packed 8 values per uint8 (flattened; see :func:`unpack_bits`)."""
-    flat = mask.reshape(-1)
-    pad = (-flat.numel()) % 8
+    """A bool tensor packed 8 values per uint8, one row per sample: ``[N, ceil(M / 8)]``
+    (``M`` values per sample; see :func:`unpack_bits`)."""
+    rows = mask.reshape(mask.shape[0], -1)
+    pad = (-rows.shape[1]) % 8
     if pad:
-        flat = torch.cat([flat, flat.new_zeros(pad)])
+        rows = torch.cat([rows, rows.new_zeros(rows.shape[0], pad)], dim=1)
     weights = (2 ** torch.arange(8, device=mask.device, dtype=torch.int16)).to(torch.uint8)
-    return (flat.view(-1, 8).to(torch.uint8) * weights).sum(1, dtype=torch.uint8)
+    return (rows.view(rows.shape[0], -1, 8).to(torch.uint8) * weights).sum(2, dtype=torch.uint8)
 
 
 def unpack_bits(packed: Tensor, shape: torch.Size) -> Tensor:
-    """Inverse of :func:`pack_bits`: a bool tensor of ``shape``."""
+    """Inverse of :func:`pack_bits`: a bool tensor of ``shape`` (``shape[0]`` rows of ``packed``)."""
     shifts = torch.arange(8, device=packed.device, dtype=torch.uint8)
-    bits = (packed.unsqueeze(1) >> shifts).bitwise_and_(1).to(torch.bool).reshape(-1)
-    return bits[: math.prod(shape)].view(shape)
+    bits = (packed.unsqueeze(2) >> shifts).bitwise_and_(1).to(torch.bool).reshape(packed.shape[0], -1)
+    return bits[:, : math.prod(shape[1:])].reshape(shape)
+
+
+def _chunks(n: int, size: int = 32) -> list[slice]:
+    """Slices of the batch processed together (bounds the temporaries of a block to ``size`` samples)."""
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
 def _code_dtype(qmin: int, qmax: int) -> torch.dtype:
@@ -90,16 +96,30 @@ def encode_input(x: Tensor, s: float, qmin: int, qmax: int) -> tuple[Tensor, Ten
 
 
 class _CSQConvBNAct(torch.autograd.Function):
-    """``act(BN_train(conv(Q(x), wq)))`` storing codes, residual, mask and the sensitive outputs."""
+    """``act(BN_train(conv(Q(x), wq)))`` storing codes, residual, mask and the sensitive outputs.
+
+    Forward and backward run over slices of the batch (:func:`_chunks`), so the float
+    temporaries (quantized input, convolution workspace, gradients) exist for a slice at a
+    time; only the block's output (forward) and the input gradient (backward) are whole.
+    """
 
     @staticmethod
     def forward(ctx, x, wq, s, gamma, beta, block, sensitive, qmin, qmax, g):  # noqa: D401
         conv, bn = block.conv, block.bn
         sv = float(s)
-        codes, resid = encode_input(x, sv, qmin, qmax)
-        xq = codes.clamp(qmin, qmax).to(x.dtype).mul_(sv)
-        y = F.conv2d(xq, wq, None, conv.stride, conv.padding, conv.dilation, conv.groups)
-        del xq
+        n = x.shape[0]
+        codes = torch.empty(x.shape, dtype=_code_dtype(qmin, qmax), device=x.device)
+        resid = torch.empty(x.shape, dtype=torch.int8, device=x.device)
+        y = None
+        for sl in _chunks(n):
+            c, r = encode_input(x[sl], sv, qmin, qmax)
+            codes[sl], resid[sl] = c, r
+            xq = c.clamp(qmin, qmax).to(x.dtype).mul_(sv)
+            yc = F.conv2d(xq, wq, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+            if y is None:
+                y = yc.new_empty((n, *yc.shape[1:]))
+            y[sl] = yc
+            del c, r, xq, yc
         var, mean = torch.var_mean(y, dim=(0, 2, 3), unbiased=False)
         _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
         invstd = torch.rsqrt(var + bn.eps)
@@ -108,53 +128,70 @@ class _CSQConvBNAct(torch.autograd.Function):
         lo, hi = block.act_range
         mask = None
         if lo > -math.inf or hi < math.inf:
-            mask = pack_bits((z > lo) & (z < hi))
+            mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
             z.clamp_(lo, hi)
-        ctx.conf = (sv, qmin, qmax, g, x.shape, z.shape, conv.stride, conv.padding, conv.dilation, conv.groups)
+        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups)
         ctx.save_for_backward(codes, resid, mask, y_s, wq, gamma, mean, invstd, sensitive)
         return z
 
     @staticmethod
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
-        sv, qmin, qmax, g, x_shape, z_shape, stride, padding, dilation, groups = ctx.conf
-        gz = grad_out.clone() if mask is None else grad_out * unpack_bits(mask, z_shape)
+        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups = ctx.conf
+        dtype = grad_out.dtype
+        m = grad_out.numel() // grad_out.shape[1]
         scale = (gamma * invstd).view(1, -1, 1, 1)
-        m = gz.numel() // gz.shape[1]
-        gz_s = gz.index_select(1, idx)
-        gy = gz.mul_(scale)  # in place; batch statistics treated as constants (not-trained channels)
-        del gz
-        xhat_s = (y_s - mean[idx].view(1, -1, 1, 1)) * invstd[idx].view(1, -1, 1, 1)
-        dbeta_s = gz_s.sum(dim=(0, 2, 3))
-        dgamma_s = (gz_s * xhat_s).sum(dim=(0, 2, 3))
-        gy_s = (gz_s - dbeta_s.view(1, -1, 1, 1) / m - xhat_s * (dgamma_s / m).view(1, -1, 1, 1)) * scale[:, idx]
-        gy.index_copy_(1, idx, gy_s)
+        scale_s, mean_s, inv_s = scale[:, idx], mean[idx].view(1, -1, 1, 1), invstd[idx].view(1, -1, 1, 1)
+        depthwise = groups > 1 and groups == wq.shape[0] == x_shape[1]
+
+        def grad_z(sl: slice) -> Tensor:
+            go = grad_out[sl]
+            return go.clone() if mask is None else go * unpack_bits(mask[sl], go.shape)
+
+        # pass 1: the trained channels' batch-norm reductions over the whole batch
+        dbeta_s = torch.zeros_like(mean_s).view(-1)
+        dgamma_s = torch.zeros_like(dbeta_s)
+        for sl in _chunks(grad_out.shape[0]):
+            gz_s = grad_z(sl).index_select(1, idx)
+            dbeta_s += gz_s.sum(dim=(0, 2, 3))
+            dgamma_s += (gz_s * ((y_s[sl] - mean_s) * inv_s)).sum(dim=(0, 2, 3))
+        # pass 2, per slice: dy (exact for trained channels, batch statistics held constant for the
+        # others), the trained channels' weight gradient, the input gradient and the step gradient
+        grad_x = grad_out.new_empty(x_shape)
+        gw = torch.zeros((idx.numel(), *wq.shape[1:]), dtype=wq.dtype, device=wq.device)
+        grad_s = torch.zeros((), dtype=dtype, device=grad_out.device)
+        for sl in _chunks(grad_out.shape[0]):
+            gz = grad_z(sl)
+            gz_s = gz.index_select(1, idx)
+            gy = gz.mul_(scale)
+            xhat_s = (y_s[sl] - mean_s).mul_(inv_s)
+            gy_s = (gz_s - (dbeta_s / m).view(1, -1, 1, 1) - xhat_s * (dgamma_s / m).view(1, -1, 1, 1)).mul_(scale_s)
+            gy.index_copy_(1, idx, gy_s)
+            del gz_s, xhat_s
+            c = codes[sl]
+            xq = c.clamp(qmin, qmax).to(dtype).mul_(sv)
+            if groups == 1:
+                gw += torch.nn.grad.conv2d_weight(xq, gw.shape, gy_s, stride, padding, dilation, 1)
+            elif depthwise:  # output channel c reads input channel c
+                gw += torch.nn.grad.conv2d_weight(xq.index_select(1, idx), gw.shape, gy_s, stride, padding,
+                                                  dilation, idx.numel())
+            else:
+                gw += torch.nn.grad.conv2d_weight(xq, wq.shape, gy, stride, padding, dilation, groups).index_select(0, idx)
+            del xq, gy_s
+            gxq = torch.nn.grad.conv2d_input(c.shape, wq, gy, stride, padding, dilation, groups)
+            del gy
+            below, above = c < qmin, c > qmax
+            if ctx.needs_input_grad[2]:
+                ds = resid[sl].to(dtype).div_(RESID_SCALE)
+                ds.masked_fill_(below, float(qmin)).masked_fill_(above, float(qmax))
+                grad_s += ds.mul_(gxq).sum()
+                del ds
+            grad_x[sl] = gxq.masked_fill_(below.logical_or_(above), 0.0)
+            del gxq, below, above
+        grad_w = torch.zeros_like(wq).index_copy_(0, idx, gw)
         grad_gamma = torch.zeros_like(gamma).index_copy_(0, idx, dgamma_s)
         grad_beta = torch.zeros_like(gamma).index_copy_(0, idx, dbeta_s)
-
-        xq = codes.clamp(qmin, qmax).to(gy.dtype).mul_(sv)
-        grad_w = torch.zeros_like(wq)
-        gy_sel = gy.index_select(1, idx)
-        if groups == 1:
-            gw = torch.nn.grad.conv2d_weight(xq, (idx.numel(), *wq.shape[1:]), gy_sel, stride, padding, dilation, 1)
-        elif groups == wq.shape[0] == x_shape[1]:  # depthwise: output channel c reads input channel c
-            gw = torch.nn.grad.conv2d_weight(xq.index_select(1, idx), (idx.numel(), *wq.shape[1:]), gy_sel,
-                                             stride, padding, dilation, idx.numel())
-        else:
-            gw = torch.nn.grad.conv2d_weight(xq, wq.shape, gy, stride, padding, dilation, groups).index_select(0, idx)
-        grad_w.index_copy_(0, idx, gw)
-        del xq, gy_sel
-        grad_xq = torch.nn.grad.conv2d_input(x_shape, wq, gy, stride, padding, dilation, groups)
-        del gy
-        clipped_lo, clipped_hi = codes < qmin, codes > qmax
-        inside = ~(clipped_lo | clipped_hi)
-        grad_s = None
-        if ctx.needs_input_grad[2]:
-            ds = resid.to(grad_xq.dtype).div_(RESID_SCALE)
-            ds.masked_fill_(clipped_lo, float(qmin)).masked_fill_(clipped_hi, float(qmax))
-            grad_s = (ds.mul_(grad_xq).sum() * g).reshape(1)
-        grad_x = grad_xq.mul_(inside)
-        return grad_x, grad_w, grad_s, grad_gamma, grad_beta, None, None, None, None, None
+        return grad_x, grad_w, (grad_s * g).reshape(1), grad_gamma, grad_beta, None, None, None, None, None
 
 
 def _update_running_stats(bn: nn.BatchNorm2d, mean: Tensor, var: Tensor, n: int) -> None:
