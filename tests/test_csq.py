@@ -148,3 +148,13 @@ def test_sensitivity_scores_output_channels_and_marks_the_top_fraction():
     k = conv.sensitive.numel()
     assert k == -(-conv.out_channels // 4)
     assert set(conv.sensitive.tolist()) == set(torch.topk(scores[1], k).indices.tolist())
+
+
+def test_policies_switch_while_blocks_are_installed():
+    sn, x, y = _mnv2(0.25)
+    rank_sensitive_channels(sn, [(x, y)])
+    with csq_blocks(sn.model):
+        sn.set_policy(sn.uniform_policy(3))
+        assert all(m.w_bits == 3 for m in sn.layers)
+        F.cross_entropy(sn(x), y).backward()
+    assert sn.layers[0] is sn.model.get_submodule(sn.layer_names[0])

@@ -103,13 +103,15 @@ class Supernet(nn.Module):
         self.model = model
         self.meta = meta
         self.layer_names: tuple[str, ...] = tuple(names)
+        self._layers = tuple(model.get_submodule(n) for n in names)  # a plain tuple: not registered twice
         self.set_csq_fraction(meta.csq_fraction)
         self.set_policy(QuantPolicy.uniform(names, max(meta.bits)))
 
     # ----------------------------------------------------------------- layers and policies
     @property
     def layers(self) -> list[QuantConv2d | QuantLinear]:
-        return [self.model.get_submodule(n) for n in self.layer_names]
+        """The quantized layers in policy order (also while CSQ blocks or folded batch-norms wrap them)."""
+        return list(self._layers)
 
     @property
     def bits(self) -> tuple[int, ...]:
