@@ -220,6 +220,8 @@ def read_rescored(run_dir: str | Path) -> dict[str, float]:
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory written by ``jaqmoo run`` (complete or interrupted)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise JaqmooError(f"{run_dir} is a file, not a run directory; give the folder `jaqmoo run` wrote (--out)")
     if not run_dir.is_dir():
         raise JaqmooError(f"run directory {run_dir} does not exist; give the --out folder of `jaqmoo run`")
     store = ResultsStore(run_dir)
