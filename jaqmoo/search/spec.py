@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
-from jaqmoo.errors import JaqmooError
+from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.quant.policy import SUPPORTED_BITS
+from jaqmoo.textfile import read_utf8
 
 #: objective name -> "max" or "min"
 OBJECTIVES: dict[str, str] = {
@@ -187,8 +188,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
+    return did_you_mean(key, allowed)
 
 
 def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
@@ -509,14 +509,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             close = difflib.get_close_matches(path.name, names, n=1)
             hint = f"; did you mean {str(folder / close[0])!r}?" if close else ""
         raise JaqmooError(f"experiment spec {path} does not exist{hint}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise JaqmooError(f"{path}: not a UTF-8 text file (byte {exc.start} is 0x{raw[exc.start]:02x}); "
-                          "an experiment spec is YAML text: save it as UTF-8 or give the right file") from None
-    if "\x00" in text:
-        raise JaqmooError(f"{path}: a binary file (it contains NUL bytes), not a YAML experiment spec; give the right file")
+    text = read_utf8(path, "a YAML experiment spec")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
