@@ -17,7 +17,7 @@ Example (``problems/quickstart.yaml``)::
     accelerator: {template: eyeriss, search: [pe_x, glb_depth]}
     quantization: {weight_bits: [2, 3, 4, 5, 6, 8], act_bits: [4, 5, 6, 8]}
     mapping: {mode: inner, metric: energy}
-    accuracy: {estimator: supernet, checkpoint: runs/cache/quickstart-supernet.pt,
+    accuracy: {estimator: supernet, cache_dir: runs/cache,
                train: {epochs: 3}}
     objectives: [accuracy, energy, memory]
     constraints: {max_accuracy_drop: 0.05}
