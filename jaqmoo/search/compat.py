@@ -18,7 +18,7 @@ from jaqmoo.errors import JaqmooError
 SPEC_MAY_CHANGE = ("search.generations", "output.dir", "dataset.root", "name", "source", "base_dir")
 #: meta.json keys compared on --resume (search layer), and the settings that may change
 META_KEYS = ("objectives", "constraints", "layer_names", "gene_names", "mapping_mode", "hardware_genes",
-             "hardware_fixed", "settings")
+             "hardware_fixed", "space", "settings")
 SETTINGS_MAY_CHANGE = ("generations",)
 
 
@@ -77,7 +77,7 @@ def check_resume_meta(run_dir: object, stored: dict, new: dict) -> None:
     """Refuse a resume whose search layout / settings (meta.json) differ (see the module doc)."""
     old = {k: stored.get(k) for k in META_KEYS if k in stored}
     now = {k: new.get(k) for k in META_KEYS if k in stored}
-    may = tuple(f"settings.{k}" for k in SETTINGS_MAY_CHANGE)
+    may = tuple(f"settings.{k}" for k in SETTINGS_MAY_CHANGE) + ("settings.constraints",)  # listed once, above
     diffs = differences(old, now, may)
     if diffs:
         raise _refuse(run_dir, diffs, "search space or settings")

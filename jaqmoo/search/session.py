@@ -46,6 +46,9 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
         "mapping_mode": space.mapping_mode,
         "hardware_genes": [{"name": g.name, "choices": list(g.choices), "default": g.default} for g in space.hardware_genes],
         "hardware_fixed": dict(space.hardware_fixed),
+        "space": {"weight_choices": list(space.weight_choices), "act_choices": list(space.act_choices),
+                  "fixed_layers": {space.layer_names[i]: list(b) for i, b in sorted(space.fixed_layers.items())},
+                  "mapping_candidates": space.mapping_candidates},
         "settings": asdict(settings),
         # the uniform-bit seeds are the first individuals of generation 1
         "baselines": [{"label": f"uniform {b}-bit", "bits": b, "gen": 1, "idx": i} for i, b in enumerate(settings.seed_bits)],
