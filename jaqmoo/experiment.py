@@ -198,10 +198,6 @@ def check_paths(spec: ExperimentSpec, out_dir: Path) -> None:
     """Every path of the spec is of the right kind (file vs folder) and writable where it is written."""
     src = spec.source
     _check_writable_folder(out_dir, "output folder (output.dir / --out)")
-    if spec.model.checkpoint is not None:
-        p = Path(spec.model.checkpoint).expanduser()
-        if p.is_dir():
-            raise JaqmooError(f"{src}: model.checkpoint {p} is a folder; give the path of a state_dict file")
     if spec.accuracy.checkpoint is not None:
         p = Path(spec.accuracy.checkpoint).expanduser()
         if p.is_dir():
@@ -230,8 +226,9 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     spec = coerce_spec(spec_or_path).with_overrides(generations, population)
     template, genes, fixed = _hardware(spec)
     if spec.model.checkpoint is not None and not Path(spec.model.checkpoint).expanduser().is_file():
-        raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} does not exist; "
-                          "give the path of a pretrained state_dict or remove the key")
+        state = "is a folder" if Path(spec.model.checkpoint).expanduser().is_dir() else "does not exist"
+        raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} {state}; "
+                          "give the path of a pretrained state_dict file or remove the key")
     splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed, input_size=spec.dataset.input_size)
     model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
