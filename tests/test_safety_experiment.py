@@ -178,7 +178,7 @@ def test_binary_or_non_utf8_spec_files(tmp_path, data, message, capsys):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("layers: {conv1: {w: 4, x: 4}}\ndefault: 8\n", "layers.conv1: unknown key 'x'"),
+    ("layers: {conv1: {w: 4, x: 4}}\ndefault: 8\n", r"layers.conv1: unknown keys \['x'\]"),
     ("layers: {conv1: {w: 4, ab: 4}}\ndefault: 8\n", "did you mean 'a'?"),
     ("defualt: 4/8\n", "did you mean 'default'?"),
     ("layers: {conv2: 4}\ndefault: 8\n", "did you mean 'conv1'?"),

@@ -57,10 +57,10 @@ def parse_bits_spec(text: str, what: str = "--bits") -> tuple[int, int]:
 
 def _check_policy_keys(data: dict, allowed: Sequence[str], where: str) -> None:
     """Unknown keys of a policy mapping are errors (with "did you mean")."""
-    for key in data:
-        if key not in allowed:
-            raise JaqmooError(f"{where}: unknown key {key!r}; {did_you_mean(str(key), allowed)}"
-                              f"allowed keys: {', '.join(allowed)}")
+    unknown = [str(k) for k in data if k not in allowed]
+    if unknown:
+        raise JaqmooError(f"{where}: unknown keys {unknown}; {did_you_mean(unknown[0], allowed)}"
+                          f"allowed keys: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
