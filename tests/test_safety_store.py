@@ -336,3 +336,14 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, tm
         assert len(set(_keys(stored))) == len(stored)
     assert kills >= 10
     assert ResultsStore(tmp_path).read_records() == ref_records
+
+
+def test_a_different_record_under_a_stored_key_is_an_error_not_a_duplicate(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.create()
+    rec = {"gen": 1, "idx": 0, "genes": [1, 2], "accuracy": 0.5}
+    store.append([rec])
+    store.append([rec])  # the same record handed back on resume: written once
+    with pytest.raises(JaqmooError, match="gen 1 idx 0 is already stored with other values"):
+        ResultsStore(tmp_path).append([{**rec, "accuracy": 0.6}])
+    assert ResultsStore(tmp_path).read_records() == [rec]

@@ -186,7 +186,7 @@ class ResultsStore:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir)
-        self._keys: set[tuple[int, int]] | None = None  # (gen, idx) already in the file
+        self._keys: dict[tuple[int, int], str] | None = None  # (gen, idx) in the file -> its JSON line
         self._last: tuple[int, int] = (0, -1)
         self.out_of_order = False
 
@@ -216,7 +216,7 @@ class ResultsStore:
         for name in (EVALUATIONS, CHECKPOINT, HISTORY):
             (self.dir / name).unlink(missing_ok=True)
         self.evaluations_path.touch()
-        self._keys, self._last, self.out_of_order = set(), (0, -1), False
+        self._keys, self._last, self.out_of_order = {}, (0, -1), False
 
     # ------------------------------------------------------------------ records
     def _damaged(self, scan: ScanResult) -> DamagedRunError:
@@ -239,30 +239,37 @@ class ResultsStore:
             raise self._damaged(scan)
         return scan.records
 
-    def _load_keys(self) -> set[tuple[int, int]]:
-        if self._keys is None:
-            records = self.read_records()
-            self._keys = {(r["gen"], r["idx"]) for r in records}
-            self._last = max(self._keys, default=(0, -1))
-        return self._keys
+    def _index(self, records: list[dict]) -> None:
+        self._keys = {(r["gen"], r["idx"]): encode_record(r) for r in records}
+        self._last = max(self._keys, default=(0, -1))
 
     def append(self, records: Iterable[dict]) -> None:
         """Append records and force them to disk (one call per evaluated batch).
 
-        A record whose (gen, idx) is already stored is not written again (a resumed run re-runs
-        the interrupted generation and hands its stored records back).
+        A record already stored under its (gen, idx) with the same content is not written again
+        (a resumed run re-runs the interrupted generation and hands its stored records back); a
+        *different* record under a stored (gen, idx) is an error, never a silent duplicate.
         """
-        keys = self._load_keys()
+        if self._keys is None:
+            self._index(self.read_records())
+        keys = self._keys
+        assert keys is not None
         lines = []
         for r in records:
             key = (int(r["gen"]), int(r["idx"]))
+            line = encode_record(r)
             if key in keys:
+                if keys[key] != line:
+                    raise JaqmooError(
+                        f"{self.evaluations_path}: gen {key[0]} idx {key[1]} is already stored with other values; "
+                        "each (gen, idx) is evaluated once: a second writer or a non-deterministic evaluator? "
+                        "Nothing was written")
                 continue
-            keys.add(key)
+            keys[key] = line
             if key < self._last:
                 self.out_of_order = True
             self._last = max(self._last, key)
-            lines.append(encode_record(r))
+            lines.append(line)
         if not lines:
             return
         with open(self.evaluations_path, "a", encoding="utf-8") as fh:
@@ -276,8 +283,7 @@ class ResultsStore:
         if len(records) < held:
             raise JaqmooError(f"{self.evaluations_path}: refusing to replace {held} records by {len(records)}")
         _atomic_write(self.evaluations_path, "".join(encode_record(r) for r in records).encode())
-        self._keys = {(r["gen"], r["idx"]) for r in records}
-        self._last = max(self._keys, default=(0, -1))
+        self._index(records)
         self.out_of_order = False
 
     def sort_records(self) -> None:
@@ -394,8 +400,7 @@ class ResultsStore:
         self.drop_torn_tail()
         checkpoint = self.load_checkpoint()
         records = self.read_records()
-        self._keys = None
-        self._load_keys()
+        self._index(records)
         done = checkpoint.generation if checkpoint else 0
         if checkpoint is None or missing_keys(records, expected_counts(checkpoint.history)):
             return None, {(r["gen"], r["idx"]): r for r in records}
