@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. re-score on the whole test split, same recalibration for every policy
     t1 = time.perf_counter()
-    ckpt = Path(spec.accuracy.checkpoint).expanduser() if spec.accuracy.checkpoint else Path(out) / "supernet.pt"
+    from jaqmoo.search.accuracy import supernet_path
+
+    ckpt = supernet_path(spec, prep.splits, Path(out) / "supernet.pt")
     net = load_supernet(ckpt, expect_model=spec.model.name)
     n_test = args.test_images or len(prep.splits.test)
     data = EvalData.from_splits(prep.splits, n_test, 2, 128, spec.seed, "cpu", use_test=True)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from jaqmoo.quant.fidelity import bootstrap_kendall_tau, heterogeneous_policies, near_uniform, stratify_by_energy
+from jaqmoo.quant.fidelity import (
+    bootstrap_kendall_tau,
+    heterogeneous_policies,
+    near_uniform,
+    stratify_by_energy,
+)
 from jaqmoo.quant.policy import QuantPolicy
 
 NAMES = tuple(f"l{i}" for i in range(12))
