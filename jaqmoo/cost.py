@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.hardware.spec import Accelerator
+from jaqmoo.hardware.spec import TENSORS, Accelerator
 from jaqmoo.mapping.mapper import METRICS, Mapper, MappingResult
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.workload import Layer, Workload
@@ -46,6 +46,9 @@ class LayerCost:
     output_bits_packed: int
     evaluated: int
     """Mappings evaluated to find it (0: served from the mapper's cache)."""
+    energy_by_tensor: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Access energy (pJ) per storage level and tensor: ``{level: {Weights, Inputs, Outputs}}``
+    (leakage and MAC energy are not per tensor: they are in ``energy_by_level`` only)."""
 
 
 @dataclass
@@ -163,6 +166,8 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
         input_bits_packed=packed_bits(layer.input_count, ib, word),
         output_bits_packed=packed_bits(layer.output_count, ob, word),
         evaluated=evaluated,
+        energy_by_tensor={n: {t: float(e) for t, e in zip(TENSORS, costs.energy_by_tensor[j, lvl], strict=True)}
+                          for lvl, n in enumerate(names)},
     )
 
 

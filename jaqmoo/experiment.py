@@ -18,6 +18,9 @@ training or search):
 4. Search (:func:`jaqmoo.search.session.search_in_directory`), resumable.
 5. Re-score the front with the supernet (predictor runs), export ``front.csv``/``.parquet``,
    ``evaluations.csv``/``.parquet``, plot ``front.png`` and ``hypervolume.png``.
+
+``report.html`` (:mod:`jaqmoo.reporting.html`) is rewritten after every generation through the
+search's ``on_generation`` callback, and once more at the end.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.report import RESCORED, Run, load_run, read_rescored
+from jaqmoo.reporting.run import RESCORED, Run, load_run, read_rescored
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
@@ -232,8 +235,11 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
+    from jaqmoo.reporting.html import ReportWriter
+
+    report = ReportWriter(prep.out_dir)
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
-                        meta_extra=meta_extra)
+                        meta_extra=meta_extra, on_generation=report)
     seconds["search"] = time.perf_counter() - t1
 
     run = load_run(prep.out_dir)
@@ -243,6 +249,8 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run)
+    if (path := report()) is not None:
+        files.append(path)
     seconds["total"] = time.perf_counter() - t0
     (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
     return ExperimentResult(run, prep.out_dir, seconds, files)
@@ -257,7 +265,7 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     import numpy as np
     from tqdm.auto import tqdm
 
-    from jaqmoo.report import nondominated_ranks
+    from jaqmoo.reporting.run import nondominated_ranks
 
     rows = nondominated_ranks(run.evaluations, run.objectives, pool)
     base = run.baselines

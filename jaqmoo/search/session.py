@@ -14,7 +14,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.search.algorithms import make_algorithm
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
-from jaqmoo.search.runner import SearchOutcome, run_search
+from jaqmoo.search.runner import OnGeneration, SearchOutcome, run_search
 from jaqmoo.search.store import ResultsStore
 
 
@@ -52,8 +52,10 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
 
 def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
                         settings: SearchSettings, resume: bool = False, progress: bool = True,
-                        meta_extra: dict | None = None, overwrite: bool = False) -> SearchOutcome:
-    """Run (or with ``resume`` continue) a search whose results go to ``run_dir``."""
+                        meta_extra: dict | None = None, overwrite: bool = False,
+                        on_generation: OnGeneration | None = None) -> SearchOutcome:
+    """Run (or with ``resume`` continue) a search whose results go to ``run_dir``;
+    ``on_generation`` is called after every completed generation (see :func:`run_search`)."""
     store = ResultsStore(run_dir)
     meta = search_meta(name, space, settings, meta_extra)
     if resume:
@@ -72,7 +74,8 @@ def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, eval
     problem = JointProblem(space, evaluator, settings.objectives, settings.constraints, store, settings.batch_size)
     seeds = space.uniform_seeds(settings.seed_bits)
     algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives), seeds)
-    return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress)
+    return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
+                      on_generation=on_generation)
 
 
 __all__: Sequence[str] = ["SearchSettings", "search_in_directory", "search_meta"]
