@@ -142,9 +142,13 @@ class CostBreakdown:
             lay["utilization"] = _jsonable(lc.utilization)
             lay["recomputed_mapping"] = lc.mapping
         stored = float(row.get("energy_pj", float("nan")))
-        ok = math.isfinite(stored) and math.isclose(cost.energy_pj, stored, rel_tol=1e-6)
-        out["check"] = {"ok": bool(ok), "energy_pj_stored": _jsonable(stored), "energy_pj_recomputed": _jsonable(cost.energy_pj),
-                        "why": "" if ok else "the recomputed total energy differs from the stored one"}
+        why = ""
+        if not (math.isfinite(stored) and math.isclose(cost.energy_pj, stored, rel_tol=1e-6)):
+            why = "the recomputed total energy differs from the stored one"
+        elif any(lay.get("recomputed_mapping", lay["mapping"]) != lay["mapping"] for lay in out["layers"]):
+            why = "a recomputed mapping differs from the stored one"
+        out["check"] = {"ok": not why, "energy_pj_stored": _jsonable(stored),
+                        "energy_pj_recomputed": _jsonable(cost.energy_pj), "why": why}
         return out
 
 
