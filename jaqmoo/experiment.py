@@ -249,7 +249,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run)
-    if (path := report()) is not None:
+    if (path := report(force=True)) is not None:
         files.append(path)
     seconds["total"] = time.perf_counter() - t0
     (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))

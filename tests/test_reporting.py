@@ -146,3 +146,13 @@ def test_run_writes_the_report_with_recomputed_per_layer_costs(tmp_path, monkeyp
                 assert sum(tensors.values()) <= lay["energy_by_level"][level] * (1 + 1e-9) + 1e-9
         levels = pd.Series({k: sum(lay["energy_by_level"][k] for lay in det["layers"]) for k in det["energy_by_level"]})
         assert levels.to_dict() == pytest.approx(det["energy_by_level"], rel=1e-6)
+
+
+def test_report_writer_throttles_only_slow_writes(fake_run, tmp_path, monkeypatch):
+    out = tmp_path / "r.html"
+    writer = ReportWriter(fake_run, out)
+    assert writer() == out and writer() == out  # a quick write: every generation
+    monkeypatch.setattr("jaqmoo.reporting.html.SLOW_WRITE_S", 0.0)  # now every write counts as slow
+    assert writer() == out
+    assert writer() is None  # skipped: within 4x the last write's time
+    assert writer(force=True) == out  # the final write always happens

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from jaqmoo.reporting.run import Run, load_run
 
 REPORT_HTML = "report.html"
 SWEEP_JSON = "sweep.json"
+SLOW_WRITE_S = 10.0
 
 
 def _static(name: str) -> str:
@@ -204,15 +206,27 @@ class ReportWriter:
     :func:`jaqmoo.search.runner.run_search`); a report that cannot be written is a warning,
     never a reason to lose the search."""
 
-    def __init__(self, run_dir: str | Path, out: str | Path | None = None) -> None:
+    def __init__(self, run_dir: str | Path, out: str | Path | None = None, budget: float = 0.2) -> None:
         self.run_dir = Path(run_dir)
         self.out = out
         self.cache = DetailCache()
         self.errors: list[str] = []
+        self.budget = budget
+        self._next = 0.0
 
-    def __call__(self, row: dict | None = None) -> Path | None:
+    def __call__(self, row: dict | None = None, force: bool = False) -> Path | None:
+        """Rewrite the report. When a write takes more than ``SLOW_WRITE_S`` (runs of tens of
+        thousands of evaluations), the generations that end within ``(1 / budget - 1)`` x that
+        time are skipped, so that reports cost at most ~``budget`` of the search's time;
+        ``force`` (the final write) always writes."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return None
         try:
-            return write_report(self.run_dir, self.out, cache=self.cache)
+            path = write_report(self.run_dir, self.out, cache=self.cache)
+            took = time.monotonic() - now
+            self._next = time.monotonic() + took * (1.0 / self.budget - 1.0) if took > SLOW_WRITE_S else 0.0
+            return path
         except (JaqmooError, OSError, ValueError) as exc:
             import warnings
 

@@ -7,7 +7,6 @@ sampled (every front point and baseline is kept) and the page says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -24,16 +23,18 @@ TABLE_FIRST = ("gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "late
                "area_mm2", "mean_w_bits", "mean_a_bits")
 
 
-def _round(values: np.ndarray) -> list:
-    """Floats to 7 significant digits (None for NaN/inf); ints stay ints."""
-    out = []
-    for v in values.tolist():
-        if isinstance(v, float):
-            out.append(float(f"{v:.7g}") if math.isfinite(v) else None)
-        elif isinstance(v, (bool, np.bool_)):
-            out.append(int(v))
-        else:
-            out.append(v)
+def _values(values: np.ndarray, digits: int = 7) -> list:
+    """A float column as a JSON-ready list (None for NaN / inf), rounded to at least ``digits``
+    significant digits (one number of decimals per column, from its smallest magnitude: short
+    JSON for 50,000 points, vectorized)."""
+    finite = np.isfinite(values)
+    nonzero = np.abs(values[finite & (values != 0)])
+    if len(nonzero):
+        decimals = int(np.clip(digits - 1 - np.floor(np.log10(nonzero.min())), 0, 15))
+        values = np.round(values, decimals)
+    out = values.tolist()
+    for i in np.flatnonzero(~finite).tolist():
+        out[i] = None
     return out
 
 
@@ -60,7 +61,7 @@ def with_mean_bits(df: pd.DataFrame, layer_names: list[str]) -> pd.DataFrame:
 
 def columnar(df: pd.DataFrame, cols: list[str]) -> dict[str, list]:
     """``{column: values}`` for the columns of ``df`` among ``cols``."""
-    return {c: _round(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)) for c in cols if c in df}
+    return {c: _values(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)) for c in cols if c in df}
 
 
 def sample_dominated(dominated: pd.DataFrame, room: int, seed: int = 0) -> pd.DataFrame:

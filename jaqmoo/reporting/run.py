@@ -48,7 +48,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     if df.empty:
         return df
     if "genes" in df:
-        df["genes"] = df["genes"].map(lambda g: " ".join(str(v) for v in g))
+        df["genes"] = [" ".join(map(str, g)) for g in df["genes"]]
     df["feasible"] = df["feasible"].fillna(False).astype(bool)
     return df
 

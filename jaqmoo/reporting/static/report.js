@@ -1,7 +1,9 @@
 /* jaqmoo report: renders the JSON payload in #jaqmoo-data with plotly (embedded, offline). */
 (function () {
   "use strict";
+  performance.mark("jaqmoo-start");
   var DATA = JSON.parse(document.getElementById("jaqmoo-data").textContent);
+  performance.mark("jaqmoo-parsed");
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
   var state = { run: null, pinned: null, current: null, sortCol: null, sortDir: 1 };
   var pending = [];
@@ -134,10 +136,12 @@
     return lo <= hi ? [lo, hi] : [undefined, undefined];
   }
 
+  /* WebGL 3-D scenes are slow to set up without a GPU (seconds in a software renderer), so the
+     3-D view is drawn when its box is opened, not at page load. */
   function draw3d(run) {
-    var div = $("view3d");
-    if (run.objectives.length < 3) { $("view3d-controls").hidden = true; div.hidden = true; return null; }
-    $("view3d-controls").hidden = false; div.hidden = false;
+    var div = $("view3d"), box = $("view3d-box");
+    box.hidden = run.objectives.length < 3;
+    if (box.hidden || !box.open) { Plotly.purge(div); return null; }
     var ax = [$("x3d").value, $("y3d").value, $("z3d").value].map(function (o) { return run.metric_of[o]; });
     var colorBy = $("color-by").value, range = colorRange(run, colorBy);
     var nFront = count(run.front);
@@ -397,7 +401,9 @@
     $("details").innerHTML = "";
     ["projections", "view3d", "hypervolume"].forEach(function (id) { Plotly.purge($(id)); $(id).__jaqmooBound = false; });
     $("download-csv").onclick = function () { download(run); };
-    drawProjections(run); draw3d(run); drawHypervolume(run); drawTable(run);
+    drawProjections(run); performance.mark("jaqmoo-projections");
+    draw3d(run); performance.mark("jaqmoo-3d");
+    drawHypervolume(run); drawTable(run); performance.mark("jaqmoo-table");
   }
 
   /* ------------------------------------------------------------------ sweep grid */
@@ -499,6 +505,7 @@
       });
     };
     ["x3d", "y3d", "z3d"].forEach(function (id) { $(id).onchange = function () { draw3d(state.run); }; });
+    $("view3d-box").addEventListener("toggle", function () { draw3d(state.run); });
     showRun(runs[0]);
   }
 
