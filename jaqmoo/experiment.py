@@ -235,9 +235,10 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
+    from jaqmoo.reporting.breakdown import CostBreakdown
     from jaqmoo.reporting.html import ReportWriter
 
-    report = ReportWriter(prep.out_dir)
+    report = ReportWriter(prep.out_dir, breakdown=CostBreakdown.of(evaluator, space, prep.workload))
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
                         meta_extra=meta_extra, on_generation=report)
     seconds["search"] = time.perf_counter() - t1
@@ -251,6 +252,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     files = write_outputs(run)
     if (path := report(force=True)) is not None:
         files.append(path)
+    seconds["reports"] = report.seconds  # report.html after every generation and at the end (part of search + total)
     seconds["total"] = time.perf_counter() - t0
     (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
     return ExperimentResult(run, prep.out_dir, seconds, files)

@@ -54,13 +54,7 @@ def test_run_report_points_click_and_download(run_dir, browser):
     from selenium.webdriver.common.action_chains import ActionChains
 
     k = len(front) // 2
-    point = browser.execute_script(
-        "var gd = document.getElementById('projections');"
-        "var i = gd._fullData.findIndex(function (t) { return t.meta && t.meta.kind === 'front' && t.xaxis === 'x'; });"
-        "var g = Array.prototype.find.call(gd.querySelectorAll('.subplot.xy .scatterlayer .trace'),"
-        "  function (g) { return g.__data__[0].trace.index === i; });"
-        "return g.querySelectorAll('path.point')[arguments[0]];", k)
-    ActionChains(browser).move_to_element(point).pause(0.3).click().perform()
+    ActionChains(browser).move_to_element(_front_point(browser, k)).pause(0.3).click().perform()
     panel = _wait(browser, "return document.querySelector('#details .detail')")
     kind, index = panel.get_attribute("data-kind"), int(panel.get_attribute("data-index"))
     assert kind == "front"
@@ -74,8 +68,12 @@ def test_run_report_points_click_and_download(run_dir, browser):
                                                      for n in layers]
     acc = browser.execute_script("return document.querySelector('#details .detail td[data-col=accuracy]').textContent")
     assert float(acc) == pytest.approx(front.iloc[index]["accuracy"], rel=1e-4)
-    # clicking the same point again pins it; a second point then shows beside it
-    browser.execute_script("window.jaqmoo.select({kind: 'front', index: arguments[0]});", index)
+    # recolouring redraws the plots; clicks still work: clicking the same point again pins it
+    browser.execute_script("var s = document.getElementById('color-by'); s.value = 'gen'; s.onchange();")
+    _wait(browser, "return window.jaqmoo.drawnFrontPoints() === arguments[0]", args=(len(front),))
+    ActionChains(browser).move_to_element(_front_point(browser, k)).pause(0.3).click().perform()
+    _wait(browser, "return document.querySelector('#details .detail.pinned')")
+    # a second point then shows beside the pinned one
     browser.execute_script("window.jaqmoo.select({kind: 'front', index: arguments[0]});", (index + 1) % len(front))
     kinds = browser.execute_script("return Array.from(document.querySelectorAll('#details .detail')).map("
                                    "function (d) { return [d.className, Number(d.dataset.index)]; })")
@@ -118,10 +116,20 @@ def test_sweep_report_shows_one_panel_per_run(run_dir, browser, tmp_path):
     assert console_errors(browser) == []
 
 
-def _wait(driver, script, timeout=10.0):
+def _front_point(driver, k):
+    """The SVG marker of front point ``k`` in the first projection."""
+    return driver.execute_script(
+        "var gd = document.getElementById('projections');"
+        "var i = gd._fullData.findIndex(function (t) { return t.meta && t.meta.kind === 'front' && t.xaxis === 'x'; });"
+        "var g = Array.prototype.find.call(gd.querySelectorAll('.subplot.xy .scatterlayer .trace'),"
+        "  function (g) { return g.__data__[0].trace.index === i; });"
+        "return g.querySelectorAll('path.point')[arguments[0]];", k)
+
+
+def _wait(driver, script, timeout=10.0, args=()):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        got = driver.execute_script(script)
+        got = driver.execute_script(script, *args)
         if got:
             return got
         time.sleep(0.1)

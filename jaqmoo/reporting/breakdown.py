@@ -100,7 +100,6 @@ class CostBreakdown:
         if missing:
             raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
                               "`jaqmoo run`, so its per-layer costs cannot be recomputed")
-        from jaqmoo.cost import layer_shape
         from jaqmoo.hardware.templates import get_template
         from jaqmoo.models import build_model
         from jaqmoo.search.evaluation import JointEvaluator
@@ -116,6 +115,14 @@ class CostBreakdown:
                               "the model code changed since the run")
         evaluator = JointEvaluator(workload, get_template(meta["template"]), None, space,
                                    metric=spec.get("mapping", {}).get("metric", "energy"))
+        return cls.of(evaluator, space, workload)
+
+    @classmethod
+    def of(cls, evaluator: Any, space: Any, workload: Any) -> CostBreakdown:
+        """The breakdown of a search's own :class:`~jaqmoo.search.evaluation.JointEvaluator`
+        (``jaqmoo run`` passes it: the front points are cache hits of its mapper)."""
+        from jaqmoo.cost import layer_shape
+
         shapes = {layer.name: {"kind": layer.kind, "shape": layer_shape(layer), "macs": int(layer.macs)}
                   for layer in workload.layers}
         return cls(lambda genes: evaluator.network_cost(space.decode_one(np.asarray(genes, dtype=int))), shapes)

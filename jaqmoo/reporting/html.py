@@ -204,14 +204,17 @@ def write_report(target: str | Path, out: str | Path | None = None, max_points: 
 class ReportWriter:
     """A search's per-generation callback that rewrites the run's report (see
     :func:`jaqmoo.search.runner.run_search`); a report that cannot be written is a warning,
-    never a reason to lose the search."""
+    never a reason to lose the search. ``breakdown``: recompute per-layer costs with the
+    search's own evaluator (else one is rebuilt from ``meta.json`` on the first write)."""
 
-    def __init__(self, run_dir: str | Path, out: str | Path | None = None, budget: float = 0.2) -> None:
+    def __init__(self, run_dir: str | Path, out: str | Path | None = None, budget: float = 0.2,
+                 breakdown: CostBreakdown | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.out = out
-        self.cache = DetailCache()
+        self.cache = DetailCache(breakdown, tried=breakdown is not None)
         self.errors: list[str] = []
         self.budget = budget
+        self.seconds = 0.0  # spent writing reports
         self._next = 0.0
 
     def __call__(self, row: dict | None = None, force: bool = False) -> Path | None:
@@ -225,6 +228,7 @@ class ReportWriter:
         try:
             path = write_report(self.run_dir, self.out, cache=self.cache)
             took = time.monotonic() - now
+            self.seconds += took
             self._next = time.monotonic() + took * (1.0 / self.budget - 1.0) if took > SLOW_WRITE_S else 0.0
             return path
         except (JaqmooError, OSError, ValueError) as exc:

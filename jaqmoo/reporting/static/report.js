@@ -124,7 +124,7 @@
       layout["yaxis" + (k === 0 ? "" : k + 1)] = { title: { text: label(run, cy) } };
     });
     var div = $("projections");
-    return plot(div, traces, layout).then(function () { bindClicks(div, run); });
+    return plot(div, traces, layout).then(function () { bindClicks(div); });
   }
 
   function colorRange(run, col) {
@@ -164,13 +164,12 @@
     var layout = { height: 520, margin: { t: 10, l: 0, r: 0, b: 0 }, uirevision: run.name,
       scene: { xaxis: { title: { text: label(run, ax[0]) } }, yaxis: { title: { text: label(run, ax[1]) } },
                zaxis: { title: { text: label(run, ax[2]) } } } };
-    return plot(div, traces, layout).then(function () { bindClicks(div, run); });
+    return plot(div, traces, layout).then(function () { bindClicks(div); });
   }
 
   /* ------------------------------------------------------------------ details, pinning */
-  function bindClicks(div, run) {
-    if (div.__jaqmooBound) return;
-    div.__jaqmooBound = true;
+  /* Plotly.newPlot drops a div's listeners, so every (re)draw binds its own. */
+  function bindClicks(div) {
     div.on("plotly_click", function (ev) {
       if (!ev || !ev.points || !ev.points.length) return;
       var p = ev.points[0], kind = p.data.meta && p.data.meta.kind;
@@ -399,7 +398,7 @@
     var objs = run.objectives;
     fillSelect($("x3d"), objs, objs[0]); fillSelect($("y3d"), objs, objs[1]); fillSelect($("z3d"), objs, objs[2]);
     $("details").innerHTML = "";
-    ["projections", "view3d", "hypervolume"].forEach(function (id) { Plotly.purge($(id)); $(id).__jaqmooBound = false; });
+    ["projections", "view3d", "hypervolume"].forEach(function (id) { Plotly.purge($(id)); });
     $("download-csv").onclick = function () { download(run); };
     drawProjections(run); performance.mark("jaqmoo-projections");
     draw3d(run); performance.mark("jaqmoo-3d");
