@@ -5,6 +5,7 @@
   var DATA = JSON.parse(document.getElementById("jaqmoo-data").textContent);
   performance.mark("jaqmoo-parsed");
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
+  var SMALL = { displayModeBar: false };
   var state = { run: null, pinned: null, current: null, sortCol: null, sortDir: 1 };
   var pending = [];
 
@@ -31,8 +32,8 @@
     box.textContent = "report error: " + (err && err.message ? err.message : err);
     throw err;
   }
-  function plot(div, traces, layout) {
-    var p = Plotly.newPlot(div, traces, layout, PLOT_CONFIG);
+  function plot(div, traces, layout, config) {
+    var p = Plotly.newPlot(div, traces, layout, Object.assign({}, PLOT_CONFIG, config || {}));
     pending.push(p);
     return p;
   }
@@ -112,7 +113,7 @@
         traces.push({
           type: "scatter", mode: "markers+text", name: "uniform-bit baselines", legendgroup: "base",
           showlegend: first, x: run.baselines[cx], y: run.baselines[cy], xaxis: xa, yaxis: ya,
-          text: run.baselines.labels.map(function (s) { return s.replace("uniform ", ""); }), textposition: "top right",
+          text: run.baselines.labels.map(function (s) { return s.replace("uniform ", ""); }), textposition: "top center",
           textfont: { color: "#d62728", size: 10 }, hovertext: baseHover, hoverinfo: "text",
           marker: { symbol: "star", size: 15, color: "#d62728", line: { width: 1, color: "#000" } },
           meta: { kind: "baseline" }
@@ -280,7 +281,7 @@
       { type: "bar", name: "weight bits", x: names, y: det.layers.map(function (l) { return l.w; }), hovertext: shapes },
       { type: "bar", name: "activation bits", x: names, y: det.layers.map(function (l) { return l.a; }), hovertext: shapes }
     ], { barmode: "group", height: 260, margin: { t: 30, b: 80, l: 40, r: 10 }, title: { text: "bits per layer", font: { size: 13 } },
-         yaxis: { dtick: 1 } });
+         yaxis: { dtick: 1 } }, SMALL);
   }
 
   function energyLayersChart(div, det) {
@@ -288,7 +289,7 @@
     if (!withLevels.length) {
       var lv = Object.keys(det.energy_by_level);
       plot(div, [{ type: "bar", x: lv, y: lv.map(function (k) { return det.energy_by_level[k]; }), name: "stored" }],
-        { height: 240, margin: { t: 30, b: 60, l: 60, r: 10 }, title: { text: "energy per level (pJ, whole network)", font: { size: 13 } } });
+        { height: 240, margin: { t: 30, b: 60, l: 60, r: 10 }, title: { text: "energy per level (pJ, whole network)", font: { size: 13 } } }, SMALL);
       return;
     }
     var levels = Object.keys(withLevels[0].energy_by_level);
@@ -296,7 +297,7 @@
     plot(div, levels.map(function (lv) {
       return { type: "bar", name: lv, x: names, y: withLevels.map(function (l) { return l.energy_by_level[lv]; }) };
     }), { barmode: "stack", height: 280, margin: { t: 30, b: 80, l: 60, r: 10 },
-          title: { text: "energy per layer and memory level (pJ)", font: { size: 13 } } });
+          title: { text: "energy per layer and memory level (pJ)", font: { size: 13 } } }, SMALL);
   }
 
   function energyTensorChart(div, det) {
@@ -316,7 +317,7 @@
       });
     }) });
     plot(div, traces, { barmode: "stack", height: 280, margin: { t: 30, b: 80, l: 60, r: 10 },
-                        title: { text: "energy per memory level and tensor (pJ, all layers)", font: { size: 13 } } });
+                        title: { text: "energy per memory level and tensor (pJ, all layers)", font: { size: 13 } } }, SMALL);
   }
 
   /* ------------------------------------------------------------------ hypervolume, table */
