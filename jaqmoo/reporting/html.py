@@ -80,27 +80,26 @@ class DetailCache:
     recomputed."""
 
     breakdown: CostBreakdown | None = None
-    unavailable: str = ""
     tried: bool = False
+    unavailable: str = ""
     details: dict[str, dict] = field(default_factory=dict)
 
     def get(self, run: Run, rows: pd.DataFrame, recompute: bool = True) -> list[dict]:
-        if recompute and not self.tried:
+        """The details of ``rows`` (recomputed per-layer costs unless ``recompute`` is False)."""
+        if not recompute:
+            return point_details(rows, run.layer_names, None, "per-layer costs not recomputed (--no-recompute)")
+        if not self.tried:
             self.tried = True
             try:
                 self.breakdown = CostBreakdown.from_meta(run.meta, run.evaluations)
             except JaqmooError as exc:
                 self.unavailable = str(exc)
-        elif not recompute:
-            self.unavailable = "per-layer costs not recomputed (--no-recompute)"
-        out: list[dict | None] = [self.details.get(str(g)) for g in rows["genes"]] if "genes" in rows else [None] * len(rows)
-        todo = [i for i, d in enumerate(out) if d is None]
-        fresh = point_details(rows.iloc[todo], run.layer_names, self.breakdown if recompute else None, self.unavailable)
+        keys = [str(g) for g in rows["genes"]]
+        todo = [i for i, k in enumerate(keys) if k not in self.details]
+        fresh = point_details(rows.iloc[todo], run.layer_names, self.breakdown, self.unavailable)
         for i, d in zip(todo, fresh, strict=True):
-            out[i] = d
-            if "genes" in rows and self.breakdown is not None:
-                self.details[str(rows.iloc[i]["genes"])] = d
-        return [d for d in out if d is not None]
+            self.details[keys[i]] = d
+        return [self.details[k] for k in keys]
 
     @property
     def shapes(self) -> dict[str, dict] | None:
@@ -112,11 +111,11 @@ def payload_of_run(run: Run, cache: DetailCache | None = None, axes: dict | None
     """The payload of one loaded run (see :func:`jaqmoo.reporting.payload.run_payload`)."""
     cache = cache if cache is not None else DetailCache()
     table = run.table()
-    front = run.front
-    # shapes come with the breakdown, so ask for the details first
-    details = cache.get(run, pd.concat([front, run.baselines], ignore_index=True), recompute) if len(front) else []
-    return run_payload(run.meta.get("name", run.dir.name), run.meta, run.evaluations, front, run.baselines,
-                       run.history, table.to_csv(index=False), table, lambda _rows: details,
+    front, baselines = run.front, run.baselines
+    rows = pd.concat([front, baselines], ignore_index=True)
+    details = cache.get(run, rows, recompute) if len(rows) else []
+    return run_payload(run.meta.get("name", run.dir.name), run.meta, run.evaluations, front, baselines,
+                       run.history, table.to_csv(index=False), table, details,
                        shapes=cache.shapes, axes=axes, max_points=max_points)
 
 

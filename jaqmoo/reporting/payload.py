@@ -7,8 +7,6 @@ sampled (every front point and baseline is kept) and the page says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 
@@ -75,12 +73,13 @@ def sample_dominated(dominated: pd.DataFrame, room: int, seed: int = 0) -> pd.Da
 
 def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame,
                 history: pd.DataFrame, front_csv: str, table: pd.DataFrame,
-                details: Callable[[pd.DataFrame], list[dict]], shapes: dict[str, dict] | None = None,
+                details: list[dict], shapes: dict[str, dict] | None = None,
                 axes: dict | None = None, max_points: int = MAX_POINTS) -> dict:
     """Everything the page shows of one run (see the module doc).
 
-    ``front`` and ``table`` are the front in the CSV's row order; ``details`` returns the
-    per-point details of a frame of rows (front, then baselines)."""
+    ``front`` and ``table`` are the front in the CSV's row order; ``details`` are the
+    per-point details of the front rows, then of the baselines
+    (:mod:`jaqmoo.reporting.breakdown`)."""
     layer_names = list(meta.get("layer_names", []))
     objectives = list(meta["objectives"])
     ev = with_mean_bits(evaluations, layer_names)
@@ -103,7 +102,6 @@ def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.Data
     if "accuracy_rescored" in front and front["accuracy_rescored"].notna().any():
         notes.append("The front is chosen under the supernet re-scored accuracy (accuracy_rescored); "
                      "accuracy is the estimate the search used.")
-    det = details(pd.concat([front, base], ignore_index=True)) if len(front) + len(base) else []
     table_cols = [c for c in TABLE_FIRST if c in front] + sorted(c for c in front if c.startswith("hw."))
     return {
         "name": name,
@@ -125,7 +123,7 @@ def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.Data
         "front": columnar(front, cols),
         "front_table": {"columns": table_cols, "rows": columnar(front[table_cols], table_cols) if table_cols else {}},
         "baselines": {"labels": [str(v) for v in base["baseline"]] if len(base) else [], **columnar(base, cols)},
-        "details": det,
+        "details": details,
         "layers": [{"name": n, **(shapes or {}).get(n, {})} for n in layer_names],
         "history": columnar(history, [c for c in ("generation", "evaluations", "hypervolume", "front_size") if c in history]),
         "front_csv": front_csv,
