@@ -6,6 +6,7 @@
   performance.mark("jaqmoo-parsed");
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
   var SMALL = { displayModeBar: false };
+  var COLOR_AT_LOAD_MAX = 10000;
   var state = { run: null, pinned: null, current: null, sortCol: null, sortDir: 1 };
   var pending = [];
 
@@ -394,8 +395,10 @@
     (run.notes || []).forEach(function (n) { notes.appendChild(el("p", {}, n)); });
     $("counts").textContent = run.n_evaluations + " evaluations, " + run.n_valid + " valid, " + count(run.front) + " on the front";
     var colorCols = [""].concat(run.numeric);
-    fillSelect($("color-by"), colorCols, "mean_w_bits" in run.front ? "mean_w_bits" : "",
-      colorCols.map(function (c) { return c || "(none)"; }));
+    // colouring tens of thousands of WebGL markers costs seconds without a GPU: big runs
+    // start uncoloured (any column can still be chosen)
+    var colorDefault = "mean_w_bits" in run.front && count(run.dominated) <= COLOR_AT_LOAD_MAX ? "mean_w_bits" : "";
+    fillSelect($("color-by"), colorCols, colorDefault, colorCols.map(function (c) { return c || "(none)"; }));
     var objs = run.objectives;
     fillSelect($("x3d"), objs, objs[0]); fillSelect($("y3d"), objs, objs[1]); fillSelect($("z3d"), objs, objs[2]);
     $("details").innerHTML = "";
