@@ -181,8 +181,8 @@ def main() -> int:
             cpu[n] = statistics.median(c for _, c in loads)
             errors = console_errors(driver)
             drawn = driver.execute_script("return window.jaqmoo.drawnFrontPoints()")
-            front = len(driver.execute_script("return window.jaqmoo.data.runs[0].front.accuracy"))
-            dominated = len(driver.execute_script("return window.jaqmoo.data.runs[0].dominated.accuracy"))
+            front = driver.execute_script("return window.jaqmoo.data.runs[0].front.accuracy.length")
+            dominated = driver.execute_script("return window.jaqmoo.data.runs[0].dominated.accuracy.length")
             results[n] = statistics.median(times)
             print(f"{n:>6} evaluations: load {results[n]:.2f} s (median of {len(times)}: "
                   f"{', '.join(f'{t:.2f}' for t in times)}), browser CPU {cpu[n]:.2f} s; "

@@ -1,11 +1,13 @@
 """The data an HTML report carries: plain DataFrames of a run -> one JSON-ready dict.
 
-Columnar arrays (one list per column) keep the page small and quick to parse: 50,000
-evaluations make a few MB. Beyond ``max_points`` valid evaluations the dominated ones are
+Columnar arrays (one list per column) keep the page small and quick to parse; the dominated
+points (most of a big run) travel as base64 float32 columns: 50,000 evaluations make ~6 MB. Beyond ``max_points`` valid evaluations the dominated ones are
 sampled (every front point and baseline is kept) and the page says so.
 """
 
 from __future__ import annotations
+
+import base64
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,14 @@ def _values(values: np.ndarray, digits: int = 7) -> list:
     for i in np.flatnonzero(~finite).tolist():
         out[i] = None
     return out
+
+
+def packed(df: pd.DataFrame, cols: list[str]) -> dict[str, str]:
+    """``{column: base64 of little-endian float32 values}`` (NaN for missing): the dominated
+    points, 4 bytes a value instead of ~12 characters of JSON; the page decodes them into
+    Float32Arrays, which plotly draws directly."""
+    return {c: base64.b64encode(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="<f4").tobytes()).decode("ascii")
+            for c in cols if c in df}
 
 
 def numeric_columns(df: pd.DataFrame, layer_names: list[str]) -> list[str]:
@@ -119,7 +129,7 @@ def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.Data
         "n_evaluations": len(ev),
         "n_valid": len(valid),
         "n_dominated": len(dominated),
-        "dominated": columnar(shown, cols),
+        "dominated": packed(shown, cols),
         "front": columnar(front, cols),
         "front_table": {"columns": table_cols, "rows": columnar(front[table_cols], table_cols) if table_cols else {}},
         "baselines": {"labels": [str(v) for v in base["baseline"]] if len(base) else [], **columnar(base, cols)},

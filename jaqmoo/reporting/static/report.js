@@ -3,7 +3,17 @@
   "use strict";
   performance.mark("jaqmoo-start");
   var DATA = JSON.parse(document.getElementById("jaqmoo-data").textContent);
+  DATA.runs.forEach(function (run) { if (run.dominated) unpack(run.dominated); });
   performance.mark("jaqmoo-parsed");
+
+  /** Dominated points come as base64 little-endian float32 columns: decode to Float32Arrays. */
+  function unpack(cols) {
+    Object.keys(cols).forEach(function (k) {
+      var bin = atob(cols[k]), bytes = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      cols[k] = new Float32Array(bytes.buffer);
+    });
+  }
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
   var SMALL = { displayModeBar: false };
   var COLOR_AT_LOAD_MAX = 10000;
@@ -18,7 +28,7 @@
     return e;
   }
   function fmt(v) {
-    if (v === null || v === undefined) return "";
+    if (v === null || v === undefined || Number.isNaN(v)) return "";
     if (typeof v !== "number") return String(v);
     if (Number.isInteger(v) && Math.abs(v) < 1e7) return String(v);
     return Number(v.toPrecision(5)).toString();
@@ -51,8 +61,11 @@
     }
     return out;
   }
-  function positive(values) {
-    for (var i = 0; i < values.length; i++) if (values[i] !== null && values[i] <= 0) return false;
+  function positive() {
+    for (var a = 0; a < arguments.length; a++) {
+      var values = arguments[a] || [];
+      for (var i = 0; i < values.length; i++) if (values[i] !== null && values[i] <= 0) return false;
+    }
     return true;
   }
   function hoverTexts(run, cols, n, prefix) {
@@ -120,9 +133,8 @@
           meta: { kind: "baseline" }
         });
       }
-      var allx = run.front[cx].concat(run.dominated[cx] || []);
       layout["xaxis" + (k === 0 ? "" : k + 1)] = { title: { text: label(run, cx) },
-        type: p[0] !== "accuracy" && positive(allx) ? "log" : "linear" };
+        type: p[0] !== "accuracy" && positive(run.front[cx], run.dominated[cx]) ? "log" : "linear" };
       layout["yaxis" + (k === 0 ? "" : k + 1)] = { title: { text: label(run, cy) } };
     });
     var div = $("projections");
@@ -133,7 +145,8 @@
     if (!col) return [undefined, undefined];
     var lo = Infinity, hi = -Infinity;
     [run.front[col], run.dominated[col], run.baselines[col]].forEach(function (arr) {
-      (arr || []).forEach(function (v) { if (v !== null) { if (v < lo) lo = v; if (v > hi) hi = v; } });
+      arr = arr || [];
+      for (var i = 0; i < arr.length; i++) { var v = arr[i]; if (v !== null && !Number.isNaN(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
     });
     return lo <= hi ? [lo, hi] : [undefined, undefined];
   }
