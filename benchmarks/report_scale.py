@@ -8,8 +8,9 @@ per level), writes its report with :func:`jaqmoo.reporting.html.write_report`, a
 time is navigation start -> every plot drawn (the page's ready mark: HTML + plotly.js parsed,
 data parsed, all 2-D projections, hypervolume and table drawn; the 3-D view is drawn when the
 user opens it); the median is reported, with the CPU time the browser's processes used
-meanwhile (on a machine shared with other jobs the wall time is inflated by waiting for a
-CPU, the CPU time much less). The objective values come from a smooth stand-in (accuracy rises with the bits,
+meanwhile, split into the page's renderer process and the gpu-process (WebGL, rendered in
+software by SwiftShader where there is no GPU). On a machine shared with other jobs the wall
+time is inflated by waiting for a CPU, the CPU time much less. The objective values come from a smooth stand-in (accuracy rises with the bits,
 energy with w x a x MACs and the PE array) so that the run has a realistic front of a few
 hundred points: this measures the page, not the search. Timings on a shared machine are
 noisy (the spread of the repeats is printed).
@@ -17,7 +18,7 @@ noisy (the spread of the repeats is printed).
     python benchmarks/report_scale.py [--sizes 1000 10000 50000] [--repeats 3] [--out DIR]
 
 Last line: ``RESULT load_seconds_50k=.. load_seconds_10k=.. load_seconds_1k=.. browser_cpu_seconds_50k=..
-... html_mb_50k=..``
+... renderer_cpu_seconds_50k=.. ... html_mb_50k=..``
 (the size keys follow ``--sizes``).
 """
 
@@ -111,34 +112,43 @@ def write_run(path: Path, n: int, layers: list[tuple[str, int, str]], seed: int 
                          for g, v in enumerate(hv)])
 
 
-def browser_cpu_seconds(root_pid: int) -> float:
+def browser_cpu_seconds(root_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by every live process under ``root_pid``
-    (chromedriver -> chromium browser, renderer, GPU processes), from /proc."""
+    (chromedriver -> chromium), by Chromium process type (``renderer``: the page's parsing,
+    JavaScript and layout; ``gpu-process``: WebGL, rendered in software by SwiftShader on a
+    machine without a GPU; ``browser`` and the rest), from /proc."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
+    kinds: dict[int, str] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            # chromium rewrites its command line as one space-separated title
+            cmd = (stat.parent / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
         except OSError:
             continue
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
         times[pid] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [root_pid]
+        kind = next((a[len("--type="):] for a in cmd if a.startswith("--type=")), "browser")
+        kinds[pid] = kind if kind in ("renderer", "gpu-process") else "other"
+    total: dict[str, float] = {"renderer": 0.0, "gpu-process": 0.0, "other": 0.0}
+    todo = [root_pid]
     while todo:
         pid = todo.pop()
-        total += times.get(pid, 0.0)
+        total[kinds.get(pid, "other")] += times.get(pid, 0.0)
         todo += [c for c, p in parents.items() if p == pid]
     return total
 
 
-def timed_load(driver, report: Path) -> tuple[float, float]:
-    """(wall seconds to the ready mark, browser CPU seconds spent meanwhile)."""
+def timed_load(driver, report: Path) -> tuple[float, dict[str, float]]:
+    """(wall seconds to the ready mark, browser CPU seconds per process type spent meanwhile)."""
     pid = driver.service.process.pid
     cpu0 = browser_cpu_seconds(pid)
     wall = load_report(driver, report)
-    return wall, browser_cpu_seconds(pid) - cpu0
+    cpu1 = browser_cpu_seconds(pid)
+    return wall, {k: cpu1[k] - cpu0[k] for k in cpu1}
 
 
 def label(n: int) -> str:
@@ -173,19 +183,23 @@ def main() -> int:
     driver = start_chromium()
     results: dict[int, float] = {}
     cpu: dict[int, float] = {}
+    renderer: dict[int, float] = {}
     try:
         load_report(driver, reports[200])  # warm-up: browser start, GPU process, first plotly compile
         for n in args.sizes:
             loads = [timed_load(driver, reports[n]) for _ in range(args.repeats)]
             times = [w for w, _ in loads]
-            cpu[n] = statistics.median(c for _, c in loads)
+            cpu[n] = statistics.median(sum(c.values()) for _, c in loads)
+            renderer[n] = statistics.median(c["renderer"] for _, c in loads)
+            gpu = statistics.median(c["gpu-process"] for _, c in loads)
             errors = console_errors(driver)
             drawn = driver.execute_script("return window.jaqmoo.drawnFrontPoints()")
             front = driver.execute_script("return window.jaqmoo.data.runs[0].front.accuracy.length")
             dominated = driver.execute_script("return window.jaqmoo.data.runs[0].dominated.accuracy.length")
             results[n] = statistics.median(times)
             print(f"{n:>6} evaluations: load {results[n]:.2f} s (median of {len(times)}: "
-                  f"{', '.join(f'{t:.2f}' for t in times)}), browser CPU {cpu[n]:.2f} s; "
+                  f"{', '.join(f'{t:.2f}' for t in times)}), browser CPU {cpu[n]:.2f} s (page renderer "
+                  f"{renderer[n]:.2f} s, software WebGL gpu-process {gpu:.2f} s); "
                   f"drawn {drawn} front + {dominated} dominated points "
                   f"(front {front}); console errors: {len(errors)}")
             if errors:
@@ -194,6 +208,7 @@ def main() -> int:
         driver.quit()
     parts = [f"load_seconds_{label(n)}={results[n]:.2f}" for n in sorted(results, reverse=True)]
     parts += [f"browser_cpu_seconds_{label(n)}={cpu[n]:.2f}" for n in sorted(cpu, reverse=True)]
+    parts += [f"renderer_cpu_seconds_{label(n)}={renderer[n]:.2f}" for n in sorted(renderer, reverse=True)]
     big = max(results)
     parts.append(f"html_mb_{label(big)}={reports[big].stat().st_size / 1e6:.1f}")
     print(f"load average (1/5/15 min) at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
