@@ -15,11 +15,12 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import TENSORS
-from jaqmoo.hardware.timeloop_yaml import TimeloopInput, find_input_file, load_timeloop_input
+from jaqmoo.hardware.timeloop_yaml import find_input_file
 from jaqmoo.hardware.yaml_io import load_yaml
 from jaqmoo.mapping.mapping import MappingBatch, describe
 from jaqmoo.mapping.model import Costs, evaluate
 from jaqmoo.mapping.timeloop_map import parse_map_txt, parse_mapping
+from jaqmoo.timeloop.inputs import TimeloopInput, load_timeloop_input
 from jaqmoo.timeloop.stats import TimeloopStats, parse_stats
 
 
