@@ -23,6 +23,19 @@ TENSORS: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
 
 TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
 
+CONVENTIONS: tuple[str, ...] = ("jaqmoo", "fork")
+"""Counting conventions of the cost model (see :attr:`Accelerator.convention`):
+
+``jaqmoo``
+    Timeloop v0.4 counting; a ``b``-bit tensor packs ``floor(width / b)`` values into one
+    physical word (vector) of the level; MAC energy scales with ``b_w * b_a``.
+``fork``
+    the Klhufek et al. mixed-precision Timeloop fork: values never straddle the level's
+    ``word-bits`` words (``floor(datawidth / b)`` operands per word, ``block size`` words per
+    vector); MAC energy does not depend on the bits; the first fill of every partial-sum
+    tile is counted (v0.4 elides it, as it elides the first read).
+"""
+
 
 @dataclass(frozen=True)
 class Level:
@@ -100,6 +113,13 @@ class Level:
         """Capacity in values at ``datawidth`` (Timeloop's "Size"), or None if unbounded."""
         return None if self.depth is None else self.depth * self.block_size
 
+    def values_per_word(self, bits: int, convention: str = "jaqmoo") -> int:
+        """Values of a ``bits``-wide tensor per physical word (vector) under ``convention``;
+        0 when one value does not fit (the tensor cannot be stored here)."""
+        if convention == "fork":
+            return self.block_size * (self.datawidth // bits)
+        return self.width // bits
+
     @property
     def effective_depth(self) -> float | None:
         """Words available to one tile (depth / multiple_buffering)."""
@@ -163,10 +183,17 @@ class Accelerator:
     """Where the energies came from: ``ERT <file>``, ``built-in <template> table``..."""
     extra: tuple[tuple[str, str], ...] = field(default=())
     """Free-form provenance notes ``((key, value), ...)``."""
+    convention: str = "jaqmoo"
+    """Counting convention of the cost model, one of :data:`CONVENTIONS`. jaqmoo's search uses
+    ``jaqmoo``; ``fork`` reproduces the Klhufek et al. Timeloop fork (``jaqmoo timeloop
+    check`` picks it from the stats file's dialect)."""
 
     def __post_init__(self) -> None:
         if not self.levels:
             raise JaqmooError(f"accelerator {self.name!r} has no storage levels")
+        if self.convention not in CONVENTIONS:
+            raise JaqmooError(f"accelerator {self.name!r}: convention {self.convention!r} is not one of "
+                              f"{', '.join(CONVENTIONS)}")
         names = [lvl.name for lvl in self.levels]
         if len(set(names)) != len(names):
             raise JaqmooError(f"accelerator {self.name!r}: duplicate level names {names}")
@@ -204,6 +231,6 @@ class Accelerator:
 
     @property
     def topology_key(self) -> tuple:
-        """What :func:`jaqmoo.mapping.model.analyze` depends on (names, meshes)."""
+        """What :func:`jaqmoo.mapping.model.analyze` depends on (names, meshes, convention)."""
         return tuple((lvl.name, lvl.mesh_x, lvl.mesh_y, lvl.is_dummy) for lvl in self.levels) + (
-            (self.compute.name, self.compute.mesh_x, self.compute.mesh_y),)
+            (self.compute.name, self.compute.mesh_x, self.compute.mesh_y), self.convention)

@@ -205,6 +205,8 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
     width = _first(a, ("width", "memory_width"))
     if width is None and a.get("block-size") is not None:
         width = datawidth * as_number(a["block-size"], label, f"{where}.block-size", int)
+    if width is None and a.get("word-bits") is not None:  # v0.3: block-size defaults to 1
+        width = datawidth
     if width is None:
         raise JaqmooError(f"{label}: {where}: missing required field 'attributes.width' "
                           f"(bits per word); add it")
@@ -278,7 +280,7 @@ def _to_map_constraint(c: dict, label: str, index: int) -> MapConstraint:
         kind = "bypass"
     if kind not in ("temporal", "spatial", "bypass"):
         raise JaqmooError(f"{label}: {where}: type {c.get('type')!r} is not temporal, spatial or bypass")
-    factors = parse_factors(c.get("factors"), label, where + ".factors")
+    factors = parse_factors(c.get("factors"), label, where + ".factors", allow_zero=True)
     perm = parse_permutation(c.get("permutation"), label, where + ".permutation") if c.get("permutation") else None
     split = c.get("split")
     return MapConstraint(

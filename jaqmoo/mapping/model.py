@@ -293,6 +293,9 @@ def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch, backend: str 
         chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
                   for lo in range(0, max(n_map, 1), _CHUNK)]
         fields = {f: np.concatenate([c[f] for c in chunks]) if len(chunks) > 1 else chunks[0][f] for f in _FIELDS}
+    if accel.convention == "fork":  # the fork also counts the first fill of each partial sum
+        kept_out = fields["keep"][:, 1:, 2]
+        fields["rfu"][:, 1:, 2, 1] += fields["partition_f"][:, 1:, 2] * kept_out
     return Accesses(layer=layer, level_names=tuple(lvl.name for lvl in accel.levels),
                     topology=accel.topology_key, macs=layer.macs, **fields)
 
@@ -702,7 +705,8 @@ def _dim_product(a: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np.ndarray:
-    """int64 [L, 3]: floor(width / bits) per level and tensor (bits=None: the level's block size).
+    """int64 [L, 3]: values per physical word per level and tensor (bits=None: the level's
+    block size), packed as ``accel.convention`` says (:meth:`Level.values_per_word`).
 
     0 marks a tensor wider than the level's word (it cannot be stored there); dummy levels,
     which store nothing, get 1.
@@ -713,8 +717,16 @@ def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np
             continue
         for t in range(3):
             b = lvl.datawidth if bits is None else int(bits[t])
-            out[i, t] = lvl.width // b
+            out[i, t] = lvl.values_per_word(b, accel.convention)
     return out
+
+
+def mac_energy_scale(accel: Accelerator, bits: tuple[int, int, int] | None) -> float:
+    """MAC energy relative to the compute's reference operands: ``b_w * b_a / operand_bits^2``
+    (a bit-flexible MAC); 1 at the datawidths and under the fork's convention."""
+    if bits is None or accel.convention == "fork":
+        return 1.0
+    return (bits[0] * bits[1]) / float(accel.compute.operand_bits ** 2)
 
 
 def check_bits(bits: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
@@ -776,7 +788,7 @@ def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | No
     }
     vpw = values_per_word(accel, bits)  # [L, 3]
     comp = accel.compute
-    mac_scale = 1.0 if bits is None else (bits[0] * bits[1]) / float(comp.operand_bits ** 2)
+    mac_scale = mac_energy_scale(accel, bits)
     mac_energy = np.full(n_map, accesses.macs * comp.energy * mac_scale)
     if compiled:  # the kernel adds the MAC energy itself
         _import_kernel().cost_into(accesses, vpw, _hardware(accel), accesses.macs * comp.energy * mac_scale, out)
