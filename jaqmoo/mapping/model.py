@@ -46,6 +46,13 @@ Modelled for Weights and Inputs, for the innermost X and Y spatial loops, where 
 loop indices match their mesh positions (the mapping fills the X mesh, or uses only one
 mesh axis). Partial sums are not forwarded.
 
+*Conventions* (``Accelerator.convention``, :data:`jaqmoo.hardware.spec.CONVENTIONS`): the
+search uses ``jaqmoo`` (the above, Timeloop v0.4's counting). ``fork`` reproduces the
+Klhufek et al. mixed-precision Timeloop fork: it also counts the first fill of every
+partial-sum tile (Outputs ``fills`` without the ``- partition``), packs values within the
+level's word-bits words (:meth:`~jaqmoo.hardware.spec.Level.values_per_word`) and does not
+scale the MAC energy with the bits.
+
 Not modelled (none of the reference runs uses them): imperfect factorization, network
 (wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
 v0.4 ERTs), sparsity.

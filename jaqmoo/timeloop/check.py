@@ -6,6 +6,14 @@ mapping of ``*.map.yaml`` (else the input's ``mapping:``, else ``*.map.txt``) wi
 updates (must be equal), energy per level and in total (within ``rel_tol``) and cycles
 (equal). Energies are taken from Timeloop's ``fJ/Compute`` breakdown, which includes
 leakage, and its printed precision (two decimals of fJ/compute) sets a small absolute slack.
+
+Two stats dialects are recognised (``TimeloopStats.dialect``): Timeloop v0.4, and the
+Klhufek et al. mixed-precision fork (``pJ/Compute`` summary, per-tensor ``Data operands per
+word``). A fork run is costed under the fork's counting convention (``convention="fork"``)
+at the problem's ``commonBitwidth`` / ``bitwidths``; its counts are in packed words, and the
+operands per word, wasted bits per word, utilized capacity (words) and wasted bits of that
+capacity are compared too. Its per-level energies are the sums of the exact per-tensor
+``Energy (total)`` lines (the pJ/Compute summary has two decimals).
 """
 
 from __future__ import annotations
