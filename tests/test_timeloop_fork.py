@@ -69,6 +69,8 @@ def test_fork_bits_and_packing_read_from_the_folders():
     assert simba.bits == (2, 8, 8)
     accu = simba.accelerator.levels[simba.accelerator.level_index("PEAccuBuffer")]
     assert (accu.width, accu.datawidth, accu.depth) == (16, 16, 128)  # no width, no block-size: 1 word
+    regs = simba.accelerator.levels[simba.accelerator.level_index("PEWeightRegs")]
+    assert (regs.cluster_size, regs.width, regs.block_size, regs.size) == (64, 1024, 1, 1)  # Timeloop's Size 1
     glb = simba.accelerator.levels[simba.accelerator.level_index("GlobalBuffer")]
     assert (glb.width, glb.datawidth, glb.block_size) == (256, 16, 16)
 
