@@ -14,6 +14,7 @@ bits, Accelergy's ERT convention); areas are in um^2.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from jaqmoo.errors import JaqmooError
@@ -235,6 +236,14 @@ class Accelerator:
     @property
     def n_levels(self) -> int:
         return len(self.levels)
+
+    def with_accumulator_bits(self, bits: int | None, what: str = "accumulator_bits") -> Accelerator:
+        """This accelerator with partial sums at ``bits`` (None: keep its own setting)."""
+        if bits is None:
+            return self
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64:
+            raise JaqmooError(f"{what}: partial-sum width must be an integer in 1..64 bits (got {bits!r})")
+        return dataclasses.replace(self, accumulator_bits=bits)
 
     def psum_bits(self, level: int) -> int:
         """Bits of a partial sum stored at ``level`` (:attr:`accumulator_bits` or its datawidth)."""

@@ -46,6 +46,18 @@ Modelled for Weights and Inputs, for the innermost X and Y spatial loops, where 
 loop indices match their mesh positions (the mapping fills the X mesh, or uses only one
 mesh axis). Partial sums are not forwarded.
 
+*Partial sums* (``Accesses.psum_f``): a level's Outputs are partial sums when a reduction loop
+(C, R, S) with a factor > 1 lies outside the tile of the next inner level keeping Outputs (the
+MACs if none): the level adds up unfinished sums. Stage B stores and moves them at the
+accelerator's accumulator width; a level that only ever receives completed outputs holds
+them at the output (next layer's activation) bits. Bit-packing applies to both.
+
+*Clusters and leakage* (Timeloop v0.4): ``cluster_size`` instances share one ``width``-bit
+word, so an instance's word is ``width / cluster_size`` bits (block size ``width /
+(datawidth * cluster_size)``, capacity ``depth * block size``) and access energy is charged per
+utilized cluster; every level leaks in each utilized instance on every cycle, whether or not
+the mapping keeps a tensor there.
+
 *Conventions* (``Accelerator.convention``, :data:`jaqmoo.hardware.spec.CONVENTIONS`): the
 search uses ``jaqmoo`` (the above, Timeloop v0.4's counting). ``fork`` reproduces the
 Klhufek et al. mixed-precision Timeloop fork: it also counts the first fill of every
