@@ -68,6 +68,18 @@ def test_simba_template_weight_registers_hold_one_weight():
     assert loaded.levels[loaded.level_index("PEWeightRegs")].cluster_size == 64
 
 
+def test_loader_reads_cluster_size_with_entries():
+    """Timeloop's ``entries`` is the capacity in values: with cluster_size 64 (block size 1)
+    4 entries are 4 one-value words, not one 64-value word."""
+    tl = get_template("simba").to_timeloop()
+    regs_node = next(c for c in tl["architecture"]["subtree"][0]["local"] if c["name"].startswith("PEWeightRegs"))
+    del regs_node["attributes"]["depth"]
+    regs_node["attributes"]["entries"] = 4
+    accel = load_timeloop_input(tl).accelerator
+    lvl = accel.levels[accel.level_index("PEWeightRegs")]
+    assert (lvl.cluster_size, lvl.depth, lvl.size) == (64, 4, 4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cluster_size_capacity_and_energy_by_hand(backend):
     """fc K=8 on DRAM -> 4 weight registers (depth 1, 32-bit words) -> 4 MACs, K split 4

@@ -215,7 +215,7 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
     width = as_number(width, label, f"{where}.width", int)
     depth = _first(a, ("depth", "memory_depth"))
     if depth is None and a.get("entries") is not None:
-        depth = -(-as_number(a["entries"], label, f"{where}.entries", int) // max(1, width // datawidth))
+        depth = -(-as_number(a["entries"], label, f"{where}.entries", int) // max(1, width // (datawidth * cluster)))
     if depth is None and a.get("sizeKB") is not None:
         depth = int(as_number(a["sizeKB"], label, f"{where}.sizeKB") * 8192 // width)
     is_dram = "dram" in elem.cls.lower() or str(a.get("technology", "")).upper() == "DRAM"
