@@ -178,7 +178,8 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
                j: int, mapping: str, evaluated: int) -> LayerCost:
     """The :class:`LayerCost` of row ``j`` of a :class:`~jaqmoo.mapping.model.Costs`."""
     names = tuple(lvl.name for lvl in accel.levels)
-    word = accel.levels[0].width
+    # packed into the outermost level's words: whole vectors (jaqmoo), word-bits words (the fork)
+    word = accel.levels[0].datawidth if accel.convention == "fork" else accel.levels[0].width
     wb, ib, ob = bits if bits is not None else (accel.levels[0].datawidth,) * 3
     return LayerCost(
         name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=bits, mapping=mapping,
