@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     splits = load_dataset("fashion-mnist", seed=args.seed, max_train=args.max_train)
     print(f"dataset: {splits.describe()}")
-    print(f"model: {args.model} (torchvision MobileNetV2, 28x28 small-input variant: stem stride 1), "
+    print(f"model: {args.model} (28x28 input; MobileNetV2 in its small-input variant: stem stride 1), "
           f"width_mult={args.width_mult}, 1 input channel, 10 classes; CSQ fraction {args.csq_fraction}")
     net = fashion_setup.trained_supernet(args, splits, args.csq_fraction)
     data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
