@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat-lr", type=float, default=5e-4)
     p.add_argument("--float-epochs", type=int, default=None,
                    help="epochs of the float start the fine-tunes begin from (default: the spec's, else 3)")
+    p.add_argument("--float-start", help="a float-trained checkpoint to fine-tune from (default: train one "
+                                         "with the spec's settings, cached in the run directory)")
     p.add_argument("--no-qat", action="store_true", help="skip step 4 (qat_accuracy_drop_points=nan)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         t2 = time.perf_counter()
         epochs = args.float_epochs if args.float_epochs is not None else \
             int(spec.accuracy.train_kwargs.get("float_epochs", 0) or 3)
-        start = float_start(prep, Path(out) / f"qat-float-start-f{epochs}.pt", epochs, sys.stderr.isatty())
+        start = Path(args.float_start) if args.float_start else \
+            float_start(prep, Path(out) / f"qat-float-start-f{epochs}.pt", epochs, sys.stderr.isatty())
         start_net = load_supernet(start, expect_model=spec.model.name)
         train_splits = prep.splits
         max_train = spec.accuracy.train_kwargs.get("max_train")
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                            batch_size=int(spec.accuracy.train_kwargs.get("batch_size", 128)), seed=spec.seed)
         q8, qp = qat.estimate([start_net.apply_rules(policy_of(b8, names)), start_net.apply_rules(point_policy)])
         qat_drop = (q8 - qp) * 100
-        print(f"QAT ({args.qat_epochs:g} epoch(s), lr {args.qat_lr:g}, from a {epochs}-epoch float start, "
+        print(f"QAT ({args.qat_epochs:g} epoch(s) of {len(train_splits.train)} images, lr {args.qat_lr:g}, "
+              f"from the float start {start}, "
               f"{time.perf_counter() - t2:.0f} s): uniform 8-bit {q8 * 100:.2f} %, chosen point {qp * 100:.2f} % "
               f"(drop {qat_drop:.2f} pts)")
     print(f"RESULT energy_ratio_vs_8bit={e_ratio:.3f} memory_ratio_vs_8bit={m_ratio:.3f} "
