@@ -1,0 +1,159 @@
+"""BatchTile: one layer shape's tiling modes, encoded once, re-fitted to any PE array in one pass.
+
+JAQ's BatchTile evaluates all tiling modes of a layer at once and re-uses them for every
+hardware point of the search. Here a :class:`TileSet` holds the retained mappings of one
+layer shape on one accelerator *family* (the same storage levels, keep/bypass rules and
+mapspace constraints; any PE array size, buffer depth, word width, energy table and bit
+width) together with their stage-A access counts, analyzed once. Re-fitting it to a
+design (:func:`fit`) is a handful of array operations:
+
+* **fan-out fit**: a mapping fits a PE array when, at every level, the product of its X
+  (Y) spatial factors is at most the level's X (Y) fan-out -- a mask over the set;
+* **link signature**: the access counts of a mapping depend on the PE array only through
+  whether a level whose fan-out is split on both mesh axes is filled exactly along X
+  (that decides which neighbour-forwarding links Timeloop models, see
+  :mod:`jaqmoo.mapping.model`); rows whose signature differs from the one they were
+  analyzed under are analyzed again (exact; none on the ``eyeriss`` template, whose Y
+  fan-out level has no X fan-out);
+* **capacity, bit-packing, energy, cycles**: stage B (:func:`jaqmoo.mapping.model.cost`)
+  on the fitted rows, which also drops the mappings that overflow a buffer.
+
+The result is exact for every mapping in the set (the model's own numbers); what the set
+holds is decided by the searches that encoded it (:meth:`jaqmoo.mapping.mapper.Mapper.prepare`
+on corner designs of a hardware search space).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jaqmoo.mapping.mapping import MappingBatch
+from jaqmoo.mapping.mapspace import CapacityEnvelope, row_hash
+from jaqmoo.mapping.model import Accesses, analyze
+from jaqmoo.workload import Layer
+
+
+def family_key(accel) -> tuple:
+    """What a :class:`TileSet` may be shared across: everything but meshes, depths, widths, energies."""
+    return (tuple((lvl.name, lvl.is_dummy, lvl.keep, lvl.bypass) for lvl in accel.levels),
+            accel.compute.name, accel.constraints)
+
+
+def fanout_products(batch: MappingBatch) -> np.ndarray:
+    """int64 [M, L, 2]: per mapping and level, the product of its X and of its Y spatial factors."""
+    return np.stack([batch.spatial_x.prod(axis=2), batch.spatial_y.prod(axis=2)], axis=2)
+
+
+def fanout_caps(accel) -> np.ndarray:
+    """int64 [L, 2]: the (X, Y) fan-out below every level of ``accel``."""
+    return np.asarray(accel.fanouts, dtype=np.int64).reshape(accel.n_levels, 2)
+
+
+def link_signature(fan: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """bool [M, L]: levels split on the Y mesh whose X split fills the X fan-out exactly.
+
+    The only way the PE array enters stage A besides the fan-out check (the kernel's
+    ``mesh_ok``): for a level with a Y split, neighbour links are modelled only when its X
+    split fills the X mesh; a level without a Y split does not depend on the mesh at all.
+    """
+    return (fan[:, :, 1] > 1) & (fan[:, :, 0] == caps[None, :, 0])
+
+
+def take_rows(acc: Accesses, index) -> Accesses:
+    """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
+    changes = {}
+    for f in dataclasses.fields(acc):
+        value = getattr(acc, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = value[index]
+        elif isinstance(value, dict) and f.name.startswith("_"):
+            changes[f.name] = {}  # private caches of full-size derived arrays
+    return dataclasses.replace(acc, **changes)
+
+
+def _put_rows(acc: Accesses, index: np.ndarray, part: Accesses) -> None:
+    """Overwrite rows ``index`` of ``acc`` (fresh arrays, from :func:`take_rows`) with ``part``."""
+    for f in dataclasses.fields(acc):
+        value = getattr(acc, f.name)
+        if isinstance(value, np.ndarray):
+            value[index] = getattr(part, f.name)
+
+
+@dataclass
+class TileSet:
+    """Retained mappings of one layer shape on one accelerator family, analyzed once."""
+
+    envelope: CapacityEnvelope
+    """Union of the capacity envelopes the encoding searches pruned with."""
+    batch: MappingBatch
+    accesses: Accesses
+    """Stage-A counts of ``batch`` under the topology ``caps`` belongs to."""
+    caps: np.ndarray
+    """int64 [L, 2]: fan-outs of the design ``accesses`` was analyzed on."""
+    topologies: set = field(default_factory=set)
+    """``Accelerator.topology_key`` of every design a full search encoded into this set."""
+    fan: np.ndarray = field(init=False, repr=False)
+    _fitted: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fan = fanout_products(self.batch)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    @classmethod
+    def encode(cls, layer: Layer, accel, batch: MappingBatch, envelope: CapacityEnvelope,
+               previous: TileSet | None = None) -> TileSet:
+        """A set holding ``batch`` (and ``previous``'s rows), analyzed on ``accel``."""
+        topologies = {accel.topology_key}
+        if previous is not None:
+            batch = MappingBatch.concat([previous.batch, batch])
+            _, first = np.unique(row_keys(batch), return_index=True)
+            batch = batch.take(np.sort(first))
+            envelope = previous.envelope.union(envelope)
+            topologies |= previous.topologies
+        return cls(envelope, batch, analyze(layer, accel, batch), fanout_caps(accel), topologies)
+
+    def fit(self, layer: Layer, accel, max_fitted: int = 64) -> tuple[np.ndarray, MappingBatch, Accesses]:
+        """The rows that fit ``accel``'s PE array, their mappings and their exact stage-A counts.
+
+        Cached per topology (``max_fitted`` most recent): a hardware search revisits PE arrays.
+        """
+        key = accel.topology_key
+        hit = self._fitted.pop(key, None)
+        if hit is None:
+            hit = self._fit(layer, accel)
+        self._fitted[key] = hit  # most recent last
+        while len(self._fitted) > max_fitted:
+            self._fitted.pop(next(iter(self._fitted)))
+        return hit
+
+    def _fit(self, layer: Layer, accel) -> tuple[np.ndarray, MappingBatch, Accesses]:
+        caps = fanout_caps(accel)
+        rows = np.flatnonzero((self.fan <= caps[None]).all(axis=(1, 2)))
+        acc = take_rows(self.accesses, rows)
+        batch = self.batch.take(rows)
+        if accel.topology_key != self.accesses.topology:
+            n = len(rows)
+            acc = dataclasses.replace(acc, topology=accel.topology_key, fanout_ok=np.ones(n, dtype=bool),
+                                      fanout_fail_level=np.full(n, -1, dtype=np.int64))
+            fan = self.fan[rows]
+            stale = np.flatnonzero((link_signature(fan, self.caps) != link_signature(fan, caps)).any(axis=1))
+            if len(stale):
+                _put_rows(acc, stale, analyze(layer, accel, batch.take(stale)))
+        return rows, batch, acc
+
+
+def row_keys(batch: MappingBatch) -> np.ndarray:
+    """int64 [M]: a hash of every mapping (factors, order, keeps)."""
+    return row_hash(np.concatenate([
+        batch.temporal.reshape(len(batch), -1), batch.spatial_x.reshape(len(batch), -1),
+        batch.spatial_y.reshape(len(batch), -1), batch.perm.reshape(len(batch), -1),
+        batch.keep.reshape(len(batch), -1),
+    ], axis=1))
+
+
+__all__ = ["TileSet", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]
