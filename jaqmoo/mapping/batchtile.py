@@ -25,12 +25,13 @@ on corner designs of a hardware search space).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaqmoo.mapping.mapping import MappingBatch
+from jaqmoo.mapping.mapping import MappingBatch, describe
 from jaqmoo.mapping.mapspace import CapacityEnvelope, row_hash
 from jaqmoo.mapping.model import Accesses, analyze
 from jaqmoo.workload import Layer
@@ -64,22 +65,20 @@ def link_signature(fan: np.ndarray, caps: np.ndarray) -> np.ndarray:
 
 def take_rows(acc: Accesses, index) -> Accesses:
     """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
-    changes = {}
-    for f in dataclasses.fields(acc):
-        value = getattr(acc, f.name)
+    out = copy.copy(acc)
+    for name, value in vars(acc).items():
         if isinstance(value, np.ndarray):
-            changes[f.name] = value[index]
-        elif isinstance(value, dict) and f.name.startswith("_"):
-            changes[f.name] = {}  # private caches of full-size derived arrays
-    return dataclasses.replace(acc, **changes)
+            setattr(out, name, value[index])
+        elif isinstance(value, dict) and name.startswith("_"):
+            setattr(out, name, {})  # private caches of full-size derived arrays
+    return out
 
 
 def _put_rows(acc: Accesses, index: np.ndarray, part: Accesses) -> None:
     """Overwrite rows ``index`` of ``acc`` (fresh arrays, from :func:`take_rows`) with ``part``."""
-    for f in dataclasses.fields(acc):
-        value = getattr(acc, f.name)
+    for name, value in vars(acc).items():
         if isinstance(value, np.ndarray):
-            value[index] = getattr(part, f.name)
+            value[index] = getattr(part, name)
 
 
 @dataclass
@@ -95,14 +94,24 @@ class TileSet:
     """int64 [L, 2]: fan-outs of the design ``accesses`` was analyzed on."""
     topologies: set = field(default_factory=set)
     """``Accelerator.topology_key`` of every design a full search encoded into this set."""
+    level_names: tuple[str, ...] = ()
+    """Names the mapping descriptions use."""
     fan: np.ndarray = field(init=False, repr=False)
     _fitted: dict = field(default_factory=dict, repr=False)
+    _described: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.fan = fanout_products(self.batch)
 
     def __len__(self) -> int:
         return len(self.batch)
+
+    def describe(self, row: int) -> str:
+        """The one-line description of mapping ``row`` (cached: a tile set's rows never change)."""
+        text = self._described.get(row)
+        if text is None:
+            text = self._described[row] = describe(self.batch, row, self.level_names)
+        return text
 
     @classmethod
     def encode(cls, layer: Layer, accel, batch: MappingBatch, envelope: CapacityEnvelope,
@@ -115,7 +124,8 @@ class TileSet:
             batch = batch.take(np.sort(first))
             envelope = previous.envelope.union(envelope)
             topologies |= previous.topologies
-        return cls(envelope, batch, analyze(layer, accel, batch), fanout_caps(accel), topologies)
+        return cls(envelope, batch, analyze(layer, accel, batch), fanout_caps(accel), topologies,
+                   tuple(lvl.name for lvl in accel.levels))
 
     def fit(self, layer: Layer, accel, max_fitted: int = 64) -> tuple[np.ndarray, MappingBatch, Accesses]:
         """The rows that fit ``accel``'s PE array, their mappings and their exact stage-A counts.

@@ -42,6 +42,7 @@ random-pruned mapper. On the Timeloop reference ``mapper-eyeriss-like-conv`` it 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import zlib
 from collections import OrderedDict
@@ -185,6 +186,7 @@ class Mapper:
     _specs: dict = field(default_factory=dict, repr=False)
     _tokens: dict = field(default_factory=dict, repr=False)
     _token_of: dict = field(default_factory=dict, repr=False)
+    _derived: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -221,18 +223,17 @@ class Mapper:
         if hit is not None:
             self.stats.result_hits += 1
             return hit if hit.layer is layer or hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
-        spec = self.spec(accel)
-        env = ms.envelope_for(accel, bits)
-        ckey = (skey, family_key(accel))
+        topology, family = self._keys(rkey[2], accel)
+        env = self._envelope(rkey[2], accel, bits)
+        ckey = (skey, family)
         cand = self._candidates.get(ckey)
         result = None
-        if cand is not None and cand.envelope.covers(env) and (
-                self.refit_topologies or accel.topology_key in cand.topologies):
+        if cand is not None and (self.refit_topologies or topology in cand.topologies) and cand.envelope.covers(env):
             result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
             if result is not None:
                 self.stats.candidate_hits += 1
         if result is None:
-            result = self._search(layer, accel, bits, metric, pareto, spec, env, ckey)
+            result = self._search(layer, accel, bits, metric, pareto, self.spec(accel), env, ckey)
         self._results[rkey] = result
         while len(self._results) > self.max_results:  # least recently used first
             self._results.popitem(last=False)
@@ -269,6 +270,23 @@ class Mapper:
         self._results.clear()
         self._candidates.clear()
         self._tokens.clear()
+        self._derived.clear()
+
+    def _keys(self, token: int, accel) -> tuple[tuple, tuple]:
+        """``(topology_key, family_key)`` of ``accel`` (computed once per accelerator)."""
+        hit = self._derived.get(("keys", token))
+        if hit is None:
+            hit = self._derived[("keys", token)] = (accel.topology_key, family_key(accel))
+        return hit
+
+    def _envelope(self, token: int, accel, bits) -> ms.CapacityEnvelope:
+        """``envelope_for(accel, bits)``, computed once per (accelerator, bits)."""
+        hit = self._derived.get(("env", token, bits))
+        if hit is None:
+            if len(self._derived) > self.max_results:
+                self._derived.clear()
+            hit = self._derived[("env", token, bits)] = ms.envelope_for(accel, bits)
+        return hit
 
     def _token(self, accel) -> int:
         """A small int standing for ``accel`` (equal accelerators share it; hashed once per object)."""
@@ -281,7 +299,8 @@ class Mapper:
 
     # ------------------------------------------------------------------ internals
     def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch, costs: Costs,
-                evaluated: int) -> MappingResult | None:
+                evaluated: int, describe_row=None) -> MappingResult | None:
+        """The best row of ``costs`` as a result (``describe_row(i)``: its description, if cached)."""
         values = metric_values(costs, metric)
         if not np.isfinite(values).any():
             return None
@@ -294,16 +313,20 @@ class Mapper:
             sel = f[pareto_indices(costs.energy[f], costs.cycles[f].astype(np.float64))]
             par = batch.take(sel)
             par_costs = take_costs(costs, sel, accel, bits)
-        names = tuple(lvl.name for lvl in accel.levels)
-        return MappingResult(layer, metric, best, best_costs, describe(best, 0, names), evaluated, par, par_costs)
+        if describe_row is None:
+            text = describe(best, 0, tuple(lvl.name for lvl in accel.levels))
+        else:
+            text = describe_row(i)
+        return MappingResult(layer, metric, best, best_costs, text, evaluated, par, par_costs)
 
     def _from_candidates(self, layer, accel, bits, metric, pareto, cand: TileSet) -> MappingResult | None:
-        _, batch, acc = cand.fit(layer, accel)
+        rows, batch, acc = cand.fit(layer, accel)
         if len(batch) == 0:
             return None
         costs = cost(acc, accel, bits)
         self.stats.recosted += len(batch)
-        return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch))
+        return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
+                            lambda i: cand.describe(int(rows[i])))
 
     def _retain(self, acc: Accesses, batch: MappingBatch, accel, bits, metric: str) -> np.ndarray:
         """Indices worth keeping for re-costing under other hardware parameters.
@@ -402,12 +425,12 @@ def take_costs(costs: Costs, index, accel, bits) -> Costs:
     n = len(costs)
     if n == costs.accesses.tile.shape[1]:
         return cost(take_rows(costs.accesses, index), accel, bits)
-    changes = {"accesses": take_rows(costs.accesses, index)}
-    for f in dataclasses.fields(costs):
-        value = getattr(costs, f.name)
+    out = copy.copy(costs)
+    out.accesses = take_rows(costs.accesses, index)
+    for name, value in vars(costs).items():
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-            changes[f.name] = value[index]
-    return dataclasses.replace(costs, **changes)
+            setattr(out, name, value[index])
+    return out
 
 
 _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer) if f.name != "name")

@@ -7,10 +7,20 @@ parameters (cached per parameter set). In ``inner`` mapping mode the mapper pick
 layer's best mapping for the decoded bits and hardware; in ``outer`` mode each layer's
 mapping gene indexes its candidate list (:mod:`jaqmoo.search.mapping_genes`). A candidate
 with a layer that fits no buffer is returned ``feasible=False`` with the reason.
+
+Inner mode pays a one-time warm-up (:meth:`JointEvaluator.prepare`, run before the first
+cost): every layer shape is searched on corner designs of the hardware space -- each PE
+array the genes allow (a grid of them when there are more than ``max_corners``), at the
+largest buffers and word widths and the smallest bits -- and the retained mappings form one
+BatchTile set per shape (:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
+whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
+mask and the stage-B cost, no search.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,7 +71,7 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy") -> None:
+                 metric: str = "energy", max_corners: int = 64) -> None:
         self.workload = workload
         self.template = template
         self.accuracy = accuracy
@@ -71,7 +81,9 @@ class JointEvaluator:
         self._costs: dict[tuple, dict] = {}
         self.mapper = self._make_mapper()
         self._loose = self._capacity_genes()
-        self._warmed: set = set()
+        self.max_corners = int(max_corners)
+        self.warmup_seconds: float | None = None
+        """Seconds :meth:`prepare` took (None until it ran)."""
         self.outer = None
         if space.mapping_mode == "outer":
             from jaqmoo.search.mapping_genes import OuterMapping
@@ -109,27 +121,40 @@ class JointEvaluator:
         a = min(list(self.space.act_choices) + [b[1] for b in fixed])
         return (w, a, min(a, 8))
 
-    def _warm(self, hardware: dict[str, int]) -> None:
-        """Search each layer once per topology at the loosest capacity (largest buffers, smallest bits).
+    def corner_designs(self) -> list[dict[str, int]]:
+        """Hardware parameter sets :meth:`prepare` searches: PE arrays x loosest capacity.
 
-        The mapper keeps a candidate set per (layer shape, topology) whose capacity envelope
-        covers every later request of this search, so all further bit-widths and buffer sizes
-        are only re-costed (stage B), never searched again.
+        Every combination of the genes that change the topology (PE array sizes...), or,
+        when there are more than ``max_corners``, of their smallest, middle and largest
+        choices (seeded sample of ``max_corners`` if still too many); each with the
+        capacity genes at their largest value.
         """
-        loose = {**hardware, **self._loose}
-        try:
-            accel = self.accelerator(loose)
-        except JaqmooError:
-            return
-        key = accel.topology_key
-        if key in self._warmed:
-            return
-        self._warmed.add(key)
-        for layer in self.workload.layers:
+        topo = [g for g in self.space.hardware_genes if g.name not in self._loose]
+        grids = [list(g.choices) for g in topo]
+        if int(np.prod([len(c) for c in grids], dtype=float)) > self.max_corners:
+            grids = [sorted({c[0], c[len(c) // 2], c[-1]}) for c in grids]
+        combos = list(itertools.product(*grids))
+        if len(combos) > self.max_corners:
+            rng = np.random.default_rng(0)
+            combos = [combos[i] for i in sorted(rng.choice(len(combos), self.max_corners, replace=False))]
+        base = {**dict(self.space.hardware_fixed), **self._loose}
+        return [{**base, **{g.name: v for g, v in zip(topo, combo, strict=True)}} for combo in combos]
+
+    def prepare(self) -> float:
+        """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
+        if self.warmup_seconds is not None:
+            return self.warmup_seconds
+        t0 = time.perf_counter()
+        accels = []
+        for design in self.corner_designs():
             try:
-                self.mapper.best(layer, accel, self.min_bits, metric=self.metric)
+                accels.append(self.accelerator(design))
             except JaqmooError:
-                pass  # the real request reports the infeasibility
+                continue  # an impossible corner; the real request reports it
+        self.mapper.prepare(self.workload.layers, accels, bits=self.min_bits, metric=self.metric)
+        self.mapper.refit_topologies = True
+        self.warmup_seconds = time.perf_counter() - t0
+        return self.warmup_seconds
 
     @property
     def energy_source(self) -> str:
@@ -156,7 +181,7 @@ class JointEvaluator:
             else:
                 from jaqmoo.cost import network_cost
 
-                self._warm(dict(cand.hardware))
+                self.prepare()
                 try:
                     rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
                                                    mapper=self.mapper, raise_on_infeasible=False))
