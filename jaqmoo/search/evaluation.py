@@ -107,7 +107,7 @@ class JointEvaluator:
         out = {}
         for g in self.space.hardware_genes:
             try:
-                same = self.template.build(**base, **{g.name: g.choices[-1]}).topology_key == ref
+                same = all(self.template.build(**base, **{g.name: v}).topology_key == ref for v in g.choices)
             except JaqmooError:
                 same = False
             if same:
