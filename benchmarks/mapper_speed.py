@@ -11,9 +11,10 @@ Measured in one run:
 
 * warm-up the search pays once, timed separately: loading (or compiling) the numba model
   kernels, and :meth:`~jaqmoo.search.evaluation.JointEvaluator.prepare`, which searches every
-  layer shape on the corner designs of the space (every PE array the genes allow, at the
-  loosest capacity and the smallest bits) and encodes the retained mappings as one BatchTile
-  set per shape (:mod:`jaqmoo.mapping.batchtile`);
+  layer shape on the corner designs of the space (a grid of PE arrays, each at the loosest
+  capacity with the smallest bits and at the tightest with the largest bits) and encodes the
+  retained mappings as one BatchTile set per shape, pruned of dominated rows
+  (:mod:`jaqmoo.mapping.batchtile`);
 * seconds per iteration (median and mean over ``--iterations`` random candidates), and the
   amortized seconds per evaluation of a 3,200-evaluation search (warm-up / 3200 + mean);
 * quality: each feasible iteration's network energy against a fresh full search (a new
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accelerator", default="eyeriss")
     ap.add_argument("--iterations", type=int, default=40, help="random candidates timed")
     ap.add_argument("--check", type=int, default=10, help="feasible candidates also searched fresh (quality)")
-    ap.add_argument("--max-corners", type=int, default=64, help="PE arrays encoded in the warm-up (at most)")
+    ap.add_argument("--max-pe-arrays", type=int, default=16, help="PE arrays encoded in the warm-up (at most)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
     args = ap.parse_args(argv)
@@ -126,15 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     tiny, base = Layer("tiny", "conv", K=4, C=4, P=4, Q=4, R=3, S=3), template.build()
     cost(analyze(tiny, base, Mapper().best(tiny, base, (8, 8, 8)).mapping), base, (8, 8, 8))
     kernel_s = time.perf_counter() - t
-    evaluator = JointEvaluator(wl, template, None, space, max_corners=args.max_corners)
+    evaluator = JointEvaluator(wl, template, None, space, max_pe_arrays=args.max_pe_arrays)
     corners = evaluator.corner_designs()
+    pe_arrays = evaluator.pe_arrays()
     encode_s = evaluator.prepare()
     warmup_s = kernel_s + encode_s
     sizes = evaluator.mapper.retained_sizes()
+    kept = [int((~t.dominated).sum()) for t in evaluator.mapper.tile_sets()]
     print(f"warm-up: {kernel_s:.2f} s loading the {backend} kernels + {encode_s:.2f} s encoding "
-          f"{len(sizes)} shapes on {len(corners)} corner designs (PE arrays "
-          f"{sorted({(c.get('pe_x'), c.get('pe_y')) for c in corners})}) = {warmup_s:.2f} s; "
-          f"tile-set size per shape: mean {np.mean(sizes):.0f}, max {max(sizes)}")
+          f"{len(sizes)} shapes on {len(corners)} corner designs ({len(pe_arrays)} PE arrays "
+          f"{[tuple(p.values()) for p in pe_arrays]} x (largest buffers, {evaluator.min_bits} bits | smallest "
+          f"buffers, {evaluator.max_bits} bits)) = {warmup_s:.2f} s; tile-set size per shape: mean "
+          f"{np.mean(sizes):.0f}, max {max(sizes)}, not dominated: mean {np.mean(kept):.0f}")
     searches_at_warmup = evaluator.mapper.stats.searches
     gc.collect()  # the warm-up's garbage is not charged to the first iteration
 

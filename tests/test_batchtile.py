@@ -51,9 +51,11 @@ def test_refit_equals_analysis_on_the_new_pe_array(template, ref_hw, new_hw):
     rows, batch, acc = tiles.fit(SMALL, new)
     assert 0 < len(rows) <= len(tiles)
     _assert_same_accesses(acc, analyze(SMALL, new, batch))
-    # the mask keeps exactly the rows whose spatial factors fit the new fan-outs
+    # the mask keeps exactly the rows whose spatial factors fit the new fan-outs (less dominated
+    # ones when no row's counts change with the PE array)
     fits = evaluate(SMALL, new, tiles.batch).accesses.fanout_ok
-    assert np.array_equal(np.flatnonzero(fits), rows)
+    assert fits[rows].all()
+    assert set(np.flatnonzero(fits)) - set(rows) <= set(np.flatnonzero(tiles.dominated))
 
 
 def test_link_signature_rows_are_reanalyzed():
@@ -138,8 +140,13 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
     space = GenomeSpace(("small", "dw"), (4, 8), (4, 8), hardware_genes=genes)
     ev = JointEvaluator(wl, template, None, space)
     corners = ev.corner_designs()
-    assert sorted((c["pe_x"], c["pe_y"]) for c in corners) == [(4, 4), (4, 12), (14, 4), (14, 12)]
-    assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 for c in corners)
+    assert sorted((c["pe_x"], c["pe_y"]) for c, _ in corners) == [(4, 4), (4, 4), (4, 12), (4, 12), (14, 4),
+                                                                   (14, 4), (14, 12), (14, 12)]
+    loose = [c for c, bits in corners if bits == (4, 4, 4)]
+    tight = [c for c, bits in corners if bits == (8, 8, 8)]
+    assert len(loose) == len(tight) == 4
+    assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 for c in loose)
+    assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 for c in tight)
     ev.mapper = Mapper(**FAST)
     assert ev.prepare() >= 0
     searches = ev.mapper.stats.searches
@@ -155,3 +162,26 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
                 total += float(cost(analyze(layer, accel, r.mapping), accel, cand.policy.tensor_bits(i)).energy[0])
             assert rec["energy_pj"] == pytest.approx(total, rel=1e-12)
     assert ev.mapper.stats.searches == searches
+
+
+def test_dominance_pruning_never_changes_the_best():
+    """Dropping dominated rows gives the same best energy / EDP / cycles on any design and bits."""
+    rng = np.random.default_rng(1)
+    template = get_template("eyeriss")
+    corners = [load_accelerator_spec("eyeriss", pe_x=x, pe_y=y) for x, y in ((14, 12), (4, 8))]
+    for layer in (SMALL, DEPTHWISE):
+        mapper = Mapper(**FAST)
+        mapper.prepare([layer], corners, bits=(4, 4, 4))
+        (tiles,) = mapper.tile_sets()
+        assert tiles.dominated.any() and not tiles.dominated.all()
+        genes = {p.name: p.choices for p in template.searchable_params}
+        for _ in range(12):
+            accel = template.build(**{k: int(rng.choice(v)) for k, v in genes.items()})
+            bits = tuple(int(b) for b in rng.choice([2, 4, 6, 8], size=3))
+            full = cost(analyze(layer, accel, tiles.batch), accel, bits)
+            rows, _, acc = tiles.fit(layer, accel)
+            pruned = cost(acc, accel, bits)
+            for metric in ("energy", "edp", "cycles"):
+                want = metric_values(full, metric).min()
+                got = metric_values(pruned, metric).min() if len(rows) else np.inf
+                assert got == want or got == pytest.approx(want, rel=1e-12), metric

@@ -15,6 +15,11 @@ design (:func:`fit`) is a handful of array operations:
   :mod:`jaqmoo.mapping.model`); rows whose signature differs from the one they were
   analyzed under are analyzed again (exact; none on the ``eyeriss`` template, whose Y
   fan-out level has no X fan-out);
+* **dominance**: a row whose every stage-A count (reads, fills, updates, tiles, kept
+  tensors, used instances, compute cycles) and spatial factor product is at least another
+  row's can never cost less, fit where the other does not, or be faster, on any design of
+  the family at any bits (stage B is monotone in each), so it is dropped once per set
+  (:func:`dominated`); counts whose effect is not monotone must be equal;
 * **capacity, bit-packing, energy, cycles**: stage B (:func:`jaqmoo.mapping.model.cost`)
   on the fitted rows, which also drops the mappings that overflow a buffer.
 
@@ -63,6 +68,52 @@ def link_signature(fan: np.ndarray, caps: np.ndarray) -> np.ndarray:
     return (fan[:, :, 1] > 1) & (fan[:, :, 0] == caps[None, :, 0])
 
 
+MONOTONE_FIELDS: tuple[str, ...] = ("rfu", "tile_f", "keep", "used_f", "instances_f", "compute_instances_f",
+                                     "compute_cycles_f")
+"""Stage-A arrays stage B is non-decreasing in (more accesses, larger tiles, more kept tensors,
+more utilized instances, more cycles never lower energy, cycles or feasibility)."""
+IGNORED_FIELDS: tuple[str, ...] = ("fanout_ok", "fanout_fail_level", "partition_f")
+"""Stage-A arrays stage B does not read (fan-out fit is compared through the factor products)."""
+
+
+def dominance_matrix(acc: Accesses, fan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 [M, k] monotone columns and int64 [M] group ids (rows must share a group to compare).
+
+    Every other (unknown) stage-A array must be equal between two rows for one to dominate
+    the other, so a new count whose effect stage B does not make monotone stays exact.
+    """
+    n = len(acc)
+    cols = [fan.reshape(n, -1).astype(np.float64)]
+    exact = []
+    for name, value in vars(acc).items():
+        if not isinstance(value, np.ndarray) or name in IGNORED_FIELDS:
+            continue
+        (cols if name in MONOTONE_FIELDS else exact).append(value.reshape(n, -1).astype(np.float64))
+    x = np.concatenate(cols, axis=1)
+    x = x[:, x.min(axis=0) < x.max(axis=0)]  # constant columns decide nothing
+    if exact:
+        _, group = np.unique(np.concatenate(exact, axis=1), axis=0, return_inverse=True)
+    else:
+        group = np.zeros(n, dtype=np.int64)
+    return x, group.reshape(-1)
+
+
+def dominated(acc: Accesses, fan: np.ndarray) -> np.ndarray:
+    """bool [M]: rows another row dominates (ties: all but the first of equal rows)."""
+    x, group = dominance_matrix(acc, fan)
+    out = np.zeros(len(acc), dtype=bool)
+    for g in np.unique(group):
+        idx = np.flatnonzero(group == g)
+        order = idx[np.argsort(x[idx].sum(axis=1), kind="stable")]  # a dominator sorts first
+        front: list[int] = []  # non-dominated so far (dominance is transitive: enough to check)
+        for i in order:
+            if front and (x[front] <= x[i]).all(axis=1).any():
+                out[i] = True
+            else:
+                front.append(int(i))
+    return out
+
+
 def take_rows(acc: Accesses, index) -> Accesses:
     """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
     out = copy.copy(acc)
@@ -99,6 +150,7 @@ class TileSet:
     fan: np.ndarray = field(init=False, repr=False)
     _fitted: dict = field(default_factory=dict, repr=False)
     _described: dict = field(default_factory=dict, repr=False)
+    _dominated: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.fan = fanout_products(self.batch)
@@ -141,19 +193,29 @@ class TileSet:
             self._fitted.pop(next(iter(self._fitted)))
         return hit
 
+    @property
+    def dominated(self) -> np.ndarray:
+        """bool [M]: rows another row of the set dominates (:func:`dominated`, computed once)."""
+        if self._dominated is None:
+            self._dominated = dominated(self.accesses, self.fan)
+        return self._dominated
+
     def _fit(self, layer: Layer, accel) -> tuple[np.ndarray, MappingBatch, Accesses]:
         caps = fanout_caps(accel)
-        rows = np.flatnonzero((self.fan <= caps[None]).all(axis=(1, 2)))
+        fits = (self.fan <= caps[None]).all(axis=(1, 2))
+        stale = (link_signature(self.fan, self.caps) != link_signature(self.fan, caps)).any(axis=1) & fits
+        if not stale.any():  # the reference counts hold for every fitting row: so does dominance
+            fits &= ~self.dominated
+        rows = np.flatnonzero(fits)
         acc = take_rows(self.accesses, rows)
         batch = self.batch.take(rows)
         if accel.topology_key != self.accesses.topology:
             n = len(rows)
             acc = dataclasses.replace(acc, topology=accel.topology_key, fanout_ok=np.ones(n, dtype=bool),
                                       fanout_fail_level=np.full(n, -1, dtype=np.int64))
-            fan = self.fan[rows]
-            stale = np.flatnonzero((link_signature(fan, self.caps) != link_signature(fan, caps)).any(axis=1))
-            if len(stale):
-                _put_rows(acc, stale, analyze(layer, accel, batch.take(stale)))
+            patch = np.flatnonzero(stale[rows])
+            if len(patch):
+                _put_rows(acc, patch, analyze(layer, accel, batch.take(patch)))
         return rows, batch, acc
 
 
@@ -166,4 +228,4 @@ def row_keys(batch: MappingBatch) -> np.ndarray:
     ], axis=1))
 
 
-__all__ = ["TileSet", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]
+__all__ = ["IGNORED_FIELDS", "MONOTONE_FIELDS", "TileSet", "dominance_matrix", "dominated", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]

@@ -261,6 +261,14 @@ class Mapper:
                 except JaqmooError:
                     continue  # nothing fits this corner; other corners may still do
 
+    def tile_sets(self) -> list[TileSet]:
+        """Every cached tile set (one per layer shape and accelerator family)."""
+        return list(self._candidates.values())
+
+    def prune_tile_sets(self) -> int:
+        """Compute the dominance pruning of every tile set now (else on first use); rows kept."""
+        return sum(int((~t.dominated).sum()) for t in self._candidates.values())
+
     def retained_sizes(self) -> list[int]:
         """Number of retained candidates of every cached (shape, accelerator family)."""
         return [len(c.batch) for c in self._candidates.values()]

@@ -10,9 +10,10 @@ with a layer that fits no buffer is returned ``feasible=False`` with the reason.
 
 Inner mode pays a one-time warm-up (:meth:`JointEvaluator.prepare`, run before the first
 cost): every layer shape is searched on corner designs of the hardware space -- each PE
-array the genes allow (a grid of them when there are more than ``max_corners``), at the
-largest buffers and word widths and the smallest bits -- and the retained mappings form one
-BatchTile set per shape (:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
+array the genes allow (a grid of them when there are more than ``max_pe_arrays``), once at
+the largest buffers and word widths with the smallest bits and once at the smallest with the
+largest bits -- and the retained mappings form one BatchTile set per shape
+(:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
 whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
 mask and the stage-B cost, no search.
 """
@@ -71,7 +72,7 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy", max_corners: int = 64) -> None:
+                 metric: str = "energy", max_pe_arrays: int = 16) -> None:
         self.workload = workload
         self.template = template
         self.accuracy = accuracy
@@ -81,7 +82,7 @@ class JointEvaluator:
         self._costs: dict[tuple, dict] = {}
         self.mapper = self._make_mapper()
         self._loose = self._capacity_genes()
-        self.max_corners = int(max_corners)
+        self.max_pe_arrays = int(max_pe_arrays)
         self.warmup_seconds: float | None = None
         """Seconds :meth:`prepare` took (None until it ran)."""
         self.outer = None
@@ -121,37 +122,52 @@ class JointEvaluator:
         a = min(list(self.space.act_choices) + [b[1] for b in fixed])
         return (w, a, min(a, 8))
 
-    def corner_designs(self) -> list[dict[str, int]]:
-        """Hardware parameter sets :meth:`prepare` searches: PE arrays x loosest capacity.
+    @property
+    def max_bits(self) -> tuple[int, int, int]:
+        fixed = list(self.space.fixed_layers.values())
+        w = max(list(self.space.weight_choices) + [b[0] for b in fixed])
+        a = max(list(self.space.act_choices) + [b[1] for b in fixed])
+        return (w, a, max(a, self.space.last_output_bits))
 
-        Every combination of the genes that change the topology (PE array sizes...), or,
-        when there are more than ``max_corners``, of their smallest, middle and largest
-        choices (seeded sample of ``max_corners`` if still too many); each with the
-        capacity genes at their largest value.
+    def pe_arrays(self) -> list[dict[str, int]]:
+        """Values of the genes that change the topology (PE array sizes...) that :meth:`prepare` encodes.
+
+        Every combination of their choices, or, when there are more than ``max_pe_arrays``,
+        of their smallest, middle and largest choices (a seeded sample of ``max_pe_arrays``
+        if still too many).
         """
         topo = [g for g in self.space.hardware_genes if g.name not in self._loose]
         grids = [list(g.choices) for g in topo]
-        if int(np.prod([len(c) for c in grids], dtype=float)) > self.max_corners:
+        if int(np.prod([len(c) for c in grids], dtype=float)) > self.max_pe_arrays:
             grids = [sorted({c[0], c[len(c) // 2], c[-1]}) for c in grids]
         combos = list(itertools.product(*grids))
-        if len(combos) > self.max_corners:
+        if len(combos) > self.max_pe_arrays:
             rng = np.random.default_rng(0)
-            combos = [combos[i] for i in sorted(rng.choice(len(combos), self.max_corners, replace=False))]
-        base = {**dict(self.space.hardware_fixed), **self._loose}
-        return [{**base, **{g.name: v for g, v in zip(topo, combo, strict=True)}} for combo in combos]
+            combos = [combos[i] for i in sorted(rng.choice(len(combos), self.max_pe_arrays, replace=False))]
+        return [{g.name: v for g, v in zip(topo, combo, strict=True)} for combo in combos]
+
+    def corner_designs(self) -> list[tuple[dict[str, int], tuple[int, int, int]]]:
+        """``(hardware, bits)`` corners :meth:`prepare` searches: each PE array of :meth:`pe_arrays`
+        with the capacity genes (buffer depths, word widths...) at their largest choice and the
+        smallest bits, and at their smallest choice and the largest bits."""
+        base = dict(self.space.hardware_fixed)
+        tight = {g.name: g.choices[0] for g in self.space.hardware_genes if g.name in self._loose}
+        return [({**base, **capacity, **pe}, bits) for capacity, bits in ((self._loose, self.min_bits),
+                                                                          (tight, self.max_bits))
+                for pe in self.pe_arrays()]
 
     def prepare(self) -> float:
         """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
         if self.warmup_seconds is not None:
             return self.warmup_seconds
         t0 = time.perf_counter()
-        accels = []
-        for design in self.corner_designs():
+        for design, bits in self.corner_designs():
             try:
-                accels.append(self.accelerator(design))
+                accel = self.accelerator(design)
             except JaqmooError:
                 continue  # an impossible corner; the real request reports it
-        self.mapper.prepare(self.workload.layers, accels, bits=self.min_bits, metric=self.metric)
+            self.mapper.prepare(self.workload.layers, [accel], bits=bits, metric=self.metric)
+        self.mapper.prune_tile_sets()
         self.mapper.refit_topologies = True
         self.warmup_seconds = time.perf_counter() - t0
         return self.warmup_seconds
