@@ -11,8 +11,8 @@ Measured in one run:
 
 * warm-up the search pays once, timed separately: loading (or compiling) the numba model
   kernels, and :meth:`~jaqmoo.search.evaluation.JointEvaluator.prepare`, which searches every
-  layer shape on the corner designs of the space (a grid of PE arrays, each at the loosest
-  capacity with the smallest bits and at the tightest with the largest bits) and encodes the
+  layer shape on the corner designs of the space (every PE array at the loosest capacity with
+  the smallest bits, a coarse grid of them at the tightest with the largest bits) and encodes the
   retained mappings as one BatchTile set per shape, pruned of dominated rows
   (:mod:`jaqmoo.mapping.batchtile`);
 * seconds per iteration (median and mean over ``--iterations`` random candidates), and the
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accelerator", default="eyeriss")
     ap.add_argument("--iterations", type=int, default=40, help="random candidates timed")
     ap.add_argument("--check", type=int, default=10, help="feasible candidates also searched fresh (quality)")
-    ap.add_argument("--max-pe-arrays", type=int, default=16, help="PE arrays encoded in the warm-up (at most)")
+    ap.add_argument("--max-pe-arrays", type=int, default=36, help="PE arrays encoded in the warm-up (at most)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
     args = ap.parse_args(argv)
@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     kept = [int((~t.dominated).sum()) for t in evaluator.mapper.tile_sets()]
     print(f"warm-up: {kernel_s:.2f} s loading the {backend} kernels + {encode_s:.2f} s encoding "
           f"{len(sizes)} shapes on {len(corners)} corner designs ({len(pe_arrays)} PE arrays "
-          f"{[tuple(p.values()) for p in pe_arrays]} x (largest buffers, {evaluator.min_bits} bits | smallest "
-          f"buffers, {evaluator.max_bits} bits)) = {warmup_s:.2f} s; tile-set size per shape: mean "
+          f"{[tuple(p.values()) for p in pe_arrays]} at the largest buffers and {evaluator.min_bits} bits, "
+          f"{len(corners) - len(pe_arrays)} at the smallest buffers and {evaluator.max_bits} bits) = {warmup_s:.2f} s; "
+          f"tile-set size per shape: mean "
           f"{np.mean(sizes):.0f}, max {max(sizes)}, not dominated: mean {np.mean(kept):.0f}")
     searches_at_warmup = evaluator.mapper.stats.searches
     gc.collect()  # the warm-up's garbage is not charged to the first iteration

@@ -138,13 +138,13 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
     genes = (HardwareGene("pe_x", (4, 14), 14), HardwareGene("pe_y", (4, 12), 12),
              HardwareGene("glb_depth", (4096, 16384), 16384), HardwareGene("weights_spad_width", (16, 32), 16))
     space = GenomeSpace(("small", "dw"), (4, 8), (4, 8), hardware_genes=genes)
-    ev = JointEvaluator(wl, template, None, space)
+    ev = JointEvaluator(wl, template, None, space, max_pe_arrays=16)
     corners = ev.corner_designs()
-    assert sorted((c["pe_x"], c["pe_y"]) for c, _ in corners) == [(4, 4), (4, 4), (4, 12), (4, 12), (14, 4),
-                                                                   (14, 4), (14, 12), (14, 12)]
     loose = [c for c, bits in corners if bits == (4, 4, 4)]
     tight = [c for c, bits in corners if bits == (8, 8, 8)]
-    assert len(loose) == len(tight) == 4
+    assert sorted((c["pe_x"], c["pe_y"]) for c in loose) == [(4, 4), (4, 12), (14, 4), (14, 12)]
+    assert sorted((c["pe_x"], c["pe_y"]) for c in tight) == [(4, 4), (4, 12), (14, 4), (14, 12)]
+    assert len(corners) == 8
     assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 for c in loose)
     assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 for c in tight)
     ev.mapper = Mapper(**FAST)

@@ -10,9 +10,10 @@ with a layer that fits no buffer is returned ``feasible=False`` with the reason.
 
 Inner mode pays a one-time warm-up (:meth:`JointEvaluator.prepare`, run before the first
 cost): every layer shape is searched on corner designs of the hardware space -- each PE
-array the genes allow (a grid of them when there are more than ``max_pe_arrays``), once at
-the largest buffers and word widths with the smallest bits and once at the smallest with the
-largest bits -- and the retained mappings form one BatchTile set per shape
+array the genes allow (a grid of them when there are more than ``max_pe_arrays``) at the
+largest buffers and word widths with the smallest bits, and a coarse grid of PE arrays at the
+smallest buffers and word widths with the largest bits -- and the retained mappings, pruned
+of dominated ones, form one BatchTile set per shape
 (:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
 whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
 mask and the stage-B cost, no search.
@@ -72,7 +73,7 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy", max_pe_arrays: int = 16) -> None:
+                 metric: str = "energy", max_pe_arrays: int = 36) -> None:
         self.workload = workload
         self.template = template
         self.accuracy = accuracy
@@ -129,32 +130,38 @@ class JointEvaluator:
         a = max(list(self.space.act_choices) + [b[1] for b in fixed])
         return (w, a, max(a, self.space.last_output_bits))
 
-    def pe_arrays(self) -> list[dict[str, int]]:
+    def pe_arrays(self, limit: int | None = None) -> list[dict[str, int]]:
         """Values of the genes that change the topology (PE array sizes...) that :meth:`prepare` encodes.
 
-        Every combination of their choices, or, when there are more than ``max_pe_arrays``,
-        of their smallest, middle and largest choices (a seeded sample of ``max_pe_arrays``
-        if still too many).
+        Every combination of their choices, or, when there are more than ``limit`` (default
+        ``max_pe_arrays``), of their smallest, middle and largest choices (a seeded sample of
+        ``limit`` if still too many).
         """
+        limit = self.max_pe_arrays if limit is None else limit
         topo = [g for g in self.space.hardware_genes if g.name not in self._loose]
         grids = [list(g.choices) for g in topo]
-        if int(np.prod([len(c) for c in grids], dtype=float)) > self.max_pe_arrays:
+        if int(np.prod([len(c) for c in grids], dtype=float)) > limit:
             grids = [sorted({c[0], c[len(c) // 2], c[-1]}) for c in grids]
         combos = list(itertools.product(*grids))
-        if len(combos) > self.max_pe_arrays:
+        if len(combos) > limit:
             rng = np.random.default_rng(0)
-            combos = [combos[i] for i in sorted(rng.choice(len(combos), self.max_pe_arrays, replace=False))]
+            combos = [combos[i] for i in sorted(rng.choice(len(combos), limit, replace=False))]
         return [{g.name: v for g, v in zip(topo, combo, strict=True)} for combo in combos]
 
     def corner_designs(self) -> list[tuple[dict[str, int], tuple[int, int, int]]]:
-        """``(hardware, bits)`` corners :meth:`prepare` searches: each PE array of :meth:`pe_arrays`
-        with the capacity genes (buffer depths, word widths...) at their largest choice and the
-        smallest bits, and at their smallest choice and the largest bits."""
+        """``(hardware, bits)`` corners :meth:`prepare` searches.
+
+        Each PE array of :meth:`pe_arrays` with the capacity genes (buffer depths, word
+        widths...) at their largest choice and the smallest bits (so the tile sets cover every
+        PE array of the space), then a coarse grid of PE arrays (smallest / middle / largest
+        choices, at most ``max_pe_arrays // 4``) with the capacity genes at their smallest
+        choice and the largest bits (so they hold mappings for small buffers too).
+        """
         base = dict(self.space.hardware_fixed)
         tight = {g.name: g.choices[0] for g in self.space.hardware_genes if g.name in self._loose}
-        return [({**base, **capacity, **pe}, bits) for capacity, bits in ((self._loose, self.min_bits),
-                                                                          (tight, self.max_bits))
-                for pe in self.pe_arrays()]
+        coarse = self.pe_arrays(max(1, min(self.max_pe_arrays // 4, 9)))
+        return ([({**base, **self._loose, **pe}, self.min_bits) for pe in self.pe_arrays()]
+                + [({**base, **tight, **pe}, self.max_bits) for pe in coarse])
 
     def prepare(self) -> float:
         """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
