@@ -140,13 +140,13 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
     space = GenomeSpace(("small", "dw"), (4, 8), (4, 8), hardware_genes=genes)
     ev = JointEvaluator(wl, template, None, space, max_pe_arrays=16)
     corners = ev.corner_designs()
-    loose = [c for c, bits in corners if bits == (4, 4, 4)]
-    tight = [c for c, bits in corners if bits == (8, 8, 8)]
-    assert sorted((c["pe_x"], c["pe_y"]) for c in loose) == [(4, 4), (4, 12), (14, 4), (14, 12)]
-    assert sorted((c["pe_x"], c["pe_y"]) for c in tight) == [(4, 4), (4, 12), (14, 4), (14, 12)]
-    assert len(corners) == 8
-    assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 for c in loose)
-    assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 for c in tight)
+    assert len(corners) == 12
+    loose, tight, lower = corners[:4], corners[4:8], corners[8:]
+    for group in (loose, tight, lower):
+        assert sorted((c["pe_x"], c["pe_y"]) for c, _ in group) == [(4, 4), (4, 12), (14, 4), (14, 12)]
+    assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 and b == (4, 4, 4) for c, b in loose)
+    assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 and b == (8, 8, 8) for c, b in tight)
+    assert all(c["glb_depth"] == 4096 and b == ev.mid_bits for c, b in lower)
     ev.mapper = Mapper(**FAST)
     assert ev.prepare() >= 0
     searches = ev.mapper.stats.searches

@@ -12,7 +12,8 @@ Inner mode pays a one-time warm-up (:meth:`JointEvaluator.prepare`, run before t
 cost): every layer shape is searched on corner designs of the hardware space -- each PE
 array the genes allow (a grid of them when there are more than ``max_pe_arrays``) at the
 largest buffers and word widths with the smallest bits, and a coarse grid of PE arrays at the
-smallest buffers and word widths with the largest bits -- and the retained mappings, pruned
+smallest buffers and word widths with the largest bits and at lower-third ones with the
+middle bits -- and the retained mappings, pruned
 of dominated ones, form one BatchTile set per shape
 (:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
 whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
@@ -132,6 +133,12 @@ class JointEvaluator:
         a = max(list(self.space.act_choices) + [b[1] for b in fixed])
         return (w, a, max(a, self.space.last_output_bits))
 
+    @property
+    def mid_bits(self) -> tuple[int, int, int]:
+        w = sorted(self.space.weight_choices)[len(self.space.weight_choices) // 2]
+        a = sorted(self.space.act_choices)[len(self.space.act_choices) // 2]
+        return (w, a, a)
+
     def pe_arrays(self, limit: int | None = None) -> list[dict[str, int]]:
         """Values of the genes that change the topology (PE array sizes...) that :meth:`prepare` encodes.
 
@@ -157,13 +164,17 @@ class JointEvaluator:
         widths...) at their largest choice and the smallest bits (so the tile sets cover every
         PE array of the space), then a coarse grid of PE arrays (smallest / middle / largest
         choices, at most ``max_pe_arrays // 4``) with the capacity genes at their smallest
-        choice and the largest bits (so they hold mappings for small buffers too).
+        choice and the largest bits, and at their lower-third choice and the middle bits (so
+        they hold mappings for small and middling buffers too).
         """
         base = dict(self.space.hardware_fixed)
-        tight = {g.name: g.choices[0] for g in self.space.hardware_genes if g.name in self._loose}
+        capacity = [g for g in self.space.hardware_genes if g.name in self._loose]
+        tight = {g.name: g.choices[0] for g in capacity}
+        lower = {g.name: g.choices[len(g.choices) // 3] for g in capacity}
         coarse = self.pe_arrays(max(1, min(self.max_pe_arrays // 4, 9)))
         return ([({**base, **self._loose, **pe}, self.min_bits) for pe in self.pe_arrays()]
-                + [({**base, **tight, **pe}, self.max_bits) for pe in coarse])
+                + [({**base, **tight, **pe}, self.max_bits) for pe in coarse]
+                + [({**base, **lower, **pe}, self.mid_bits) for pe in coarse])
 
     def prepare(self) -> float:
         """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
