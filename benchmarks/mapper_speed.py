@@ -12,7 +12,8 @@ Measured in one run:
 * warm-up the search pays once, timed separately: loading (or compiling) the numba model
   kernels, and :meth:`~jaqmoo.search.evaluation.JointEvaluator.prepare`, which searches every
   layer shape on the corner designs of the space (every PE array at the loosest capacity with
-  the smallest bits, a coarse grid of them at the tightest with the largest bits) and encodes the
+  the smallest bits; a coarse grid of them at the tightest capacity with the largest bits and
+  at lower-third capacity with the middle bits) and encodes the
   retained mappings as one BatchTile set per shape, pruned of dominated rows
   (:mod:`jaqmoo.mapping.batchtile`);
 * seconds per iteration (median and mean over ``--iterations`` random candidates), and the
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"warm-up: {kernel_s:.2f} s loading the {backend} kernels + {encode_s:.2f} s encoding "
           f"{len(sizes)} shapes on {len(corners)} corner designs ({len(pe_arrays)} PE arrays "
           f"{[tuple(p.values()) for p in pe_arrays]} at the largest buffers and {evaluator.min_bits} bits, "
-          f"{len(corners) - len(pe_arrays)} at the smallest buffers and {evaluator.max_bits} bits) = {warmup_s:.2f} s; "
+          f"{len(corners) - len(pe_arrays)} at smaller buffers and up to {evaluator.max_bits} bits) = {warmup_s:.2f} s; "
           f"tile-set size per shape: mean "
           f"{np.mean(sizes):.0f}, max {max(sizes)}, not dominated: mean {np.mean(kept):.0f}")
     searches_at_warmup = evaluator.mapper.stats.searches
