@@ -22,10 +22,10 @@ from jaqmoo.cost import network_cost
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import Accelerator, Level
 from jaqmoo.hardware.templates import get_template
-from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
 from jaqmoo.mapping.model import BACKENDS, analyze, cost, evaluate, values_per_word
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.spec import _quantization
+from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import Layer, Workload
 
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"
@@ -66,6 +66,18 @@ def test_simba_template_weight_registers_hold_one_weight():
     tl = get_template("simba").to_timeloop()
     loaded = load_timeloop_input(tl).accelerator
     assert loaded.levels[loaded.level_index("PEWeightRegs")].cluster_size == 64
+
+
+def test_loader_reads_cluster_size_with_entries():
+    """Timeloop's ``entries`` is the capacity in values: with cluster_size 64 (block size 1)
+    4 entries are 4 one-value words, not one 64-value word."""
+    tl = get_template("simba").to_timeloop()
+    regs_node = next(c for c in tl["architecture"]["subtree"][0]["local"] if c["name"].startswith("PEWeightRegs"))
+    del regs_node["attributes"]["depth"]
+    regs_node["attributes"]["entries"] = 4
+    accel = load_timeloop_input(tl).accelerator
+    lvl = accel.levels[accel.level_index("PEWeightRegs")]
+    assert (lvl.cluster_size, lvl.depth, lvl.size) == (64, 4, 4)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

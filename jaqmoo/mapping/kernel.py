@@ -520,21 +520,17 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, psum_f, compute_cycles_f
         for j in range(3):
             limited[lvl] = limited[lvl] or not np.isnan(limits[lvl, j])
     words = np.empty((n_lvl, 3, 3))
-    col = np.empty((n_lvl, 3), dtype=np.int64)  # vpw column per tensor (Outputs: completed or psum)
     for m in range(lo, hi):
-        for lvl in range(n_lvl):
-            col[lvl, 0] = 0
-            col[lvl, 1] = 1
-            col[lvl, 2] = _PSUM if psum_f[m, lvl] > 0 else 2
         cap_ok = True
         wid_ok = True
         first_bad = -1
         for lvl in range(n_lvl):
             occ = 0.0
             bad = lvl == fanout_fail_level[m]
+            out_col = _PSUM if psum_f[m, lvl] > 0 else 2  # Outputs: partial sums or completed
             for t in range(3):
                 tw = 0.0
-                c = col[lvl, t]
+                c = t if t < 2 else out_col
                 if keep[m, lvl, t]:
                     tw = np.ceil(tile_f[m, lvl, t] / vpw_f[lvl, c]) if vpw_f[lvl, c] > 1 else tile_f[m, lvl, t]
                     if vpw[lvl, c] == 0:
@@ -558,8 +554,9 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, psum_f, compute_cycles_f
         cyc = cc
         for lvl in range(n_lvl):
             inst = min(instances_f[m, lvl], clusters[lvl])
+            out_col = _PSUM if psum_f[m, lvl] > 0 else 2
             for t in range(3):
-                c = col[lvl, t]
+                c = t if t < 2 else out_col
                 for a in range(3):
                     v = rfu[m, lvl, t, a]
                     words[lvl, t, a] = np.ceil(v / vpw_f[lvl, c]) if vpw_f[lvl, c] > 1 else v  # ceil(v / 1) == v
@@ -574,8 +571,9 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, psum_f, compute_cycles_f
                 reads = 0.0
                 writes = 0.0
                 for t in range(3):
-                    reads = reads + rfu[m, lvl, t, 0] * scale[lvl, col[lvl, t]]
-                    writes = writes + (rfu[m, lvl, t, 1] + rfu[m, lvl, t, 2]) * scale[lvl, col[lvl, t]]
+                    c = t if t < 2 else out_col
+                    reads = reads + rfu[m, lvl, t, 0] * scale[lvl, c]
+                    writes = writes + (rfu[m, lvl, t, 1] + rfu[m, lvl, t, 2]) * scale[lvl, c]
                 reads = reads / cc
                 writes = writes / cc
                 slowdown = 1.0

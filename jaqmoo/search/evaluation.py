@@ -213,22 +213,29 @@ class JointEvaluator:
         except JaqmooError as exc:
             rec = infeasible_record(f"hardware: {exc}")
         else:
-            if self.outer is not None:
-                rec = cost_record(self.outer.network_cost(accel, cand.policy, cand.mapping_genes))
-            else:
-                from jaqmoo.cost import network_cost
-
-                self.prepare()
-                try:
-                    rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
-                                                   mapper=self.mapper, raise_on_infeasible=False))
-                except JaqmooError as exc:
-                    rec = infeasible_record(str(exc))
+            try:
+                rec = cost_record(self.network_cost(cand))
+            except JaqmooError as exc:
+                if self.outer is not None:
+                    raise
+                rec = infeasible_record(str(exc))
             if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):
                 area = accelerator_area_mm2(accel)
                 rec["area_mm2"] = area if area is not None else NAN
         self._costs[key] = rec
         return rec
+
+    def network_cost(self, cand: Candidate) -> Any:
+        """The per-layer :class:`~jaqmoo.cost.NetworkCost` of one candidate (mappings, energy per
+        level and tensor); raises :class:`JaqmooError` when its hardware cannot be built."""
+        accel = self.accelerator(dict(cand.hardware))
+        if self.outer is not None:
+            return self.outer.network_cost(accel, cand.policy, cand.mapping_genes)
+        from jaqmoo.cost import network_cost
+
+        self.prepare()
+        return network_cost(self.workload, accel, policy=cand.policy, metric=self.metric, mapper=self.mapper,
+                            raise_on_infeasible=False)
 
     def evaluate(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         acc = self.accuracy.estimate([c.policy for c in candidates])
