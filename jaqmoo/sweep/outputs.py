@@ -50,6 +50,12 @@ def axis_label(value: Any) -> Any:
     return value
 
 
+def _status(marker: dict) -> str:
+    """A run's status; a marker still saying ``running`` once the launch is over was interrupted."""
+    status = marker.get("status", "pending")
+    return "interrupted" if status == "running" else status
+
+
 def _accuracy_column(df: pd.DataFrame) -> str:
     return "accuracy_rescored" if "accuracy_rescored" in df and df["accuracy_rescored"].notna().any() else "accuracy"
 
@@ -141,37 +147,76 @@ def _parquet(df: pd.DataFrame, path: Path) -> None:
     out.to_parquet(path, index=False)
 
 
+def _axis_frame(sweep_dir: Path, plan: dict, all: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every finished run's front (or all evaluations) with run and axis columns first."""
+    from jaqmoo.report import load_run
+    from jaqmoo.sweep.tasks import read_marker
+
+    frames, loaded = [], {}
+    for r in plan["runs"]:
+        run_dir = sweep_dir / RUNS / r["name"]
+        if (read_marker(run_dir) or {}).get("status") != "done":
+            continue
+        run = loaded[r["name"]] = load_run(run_dir)
+        table = run.table(all)
+        for a in reversed(list(plan["axes"])):
+            table.insert(0, a, axis_label(r["values"].get(a)))
+        table.insert(0, "run", r["name"])
+        frames.append(table)
+    return (pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()), loaded
+
+
+def export_sweep(sweep_dir: str | Path, csv: str | Path | None = None, parquet: str | Path | None = None,
+                 all: bool = False) -> list[Path]:
+    """``jaqmoo export SWEEP_DIR``: the combined fronts (or every evaluation) of a sweep."""
+    if csv is None and parquet is None:
+        raise JaqmooError("export: give --csv FILE and/or --parquet FILE")
+    sweep_dir = Path(sweep_dir)
+    plan = load_sweep(sweep_dir).plan
+    df, _ = _axis_frame(sweep_dir, plan, all)
+    if df.empty:
+        raise JaqmooError(f"{sweep_dir}: no finished run yet; run `jaqmoo sweep SPEC --out {sweep_dir} --resume`")
+    written = []
+    if csv is not None:
+        df.to_csv(csv, index=False)
+        written.append(Path(csv))
+    if parquet is not None:
+        _parquet(df, Path(parquet))
+        written.append(Path(parquet))
+    return written
+
+
+def plot_sweep(sweep_dir: str | Path, path: str | Path | None = None) -> Path:
+    """``jaqmoo plot SWEEP_DIR``: the grid plot (default ``SWEEP_DIR/grid.png``)."""
+    from jaqmoo.sweep.plots import plot_grid
+
+    sweep_dir = Path(sweep_dir)
+    plan = load_sweep(sweep_dir).plan
+    _, loaded = _axis_frame(sweep_dir, plan, False)
+    if not loaded:
+        raise JaqmooError(f"{sweep_dir}: no finished run to plot yet")
+    return plot_grid(plan, loaded, Path(path) if path else sweep_dir / GRID_PNG)
+
+
 def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
     """Summary, combined fronts (CSV + Parquet) and the grid plot of a sweep folder; also
     stores the common reference point in ``sweep.json``. Runs that are not done appear in
     the summary with their status (and error) only."""
-    from jaqmoo.report import load_run
     from jaqmoo.sweep.tasks import read_marker
 
     sweep_dir = Path(sweep_dir)
     axes = list(plan["axes"])
     tol = float(plan.get("accuracy_tolerance", 0.005))
-    rows, loaded, fronts = [], {}, []
+    combined, loaded = _axis_frame(sweep_dir, plan, False)
+    rows = []
     for r in plan["runs"]:
-        run_dir = sweep_dir / RUNS / r["name"]
-        marker = read_marker(run_dir) or {}
+        marker = read_marker(sweep_dir / RUNS / r["name"]) or {}
         row: dict[str, Any] = {"run": r["name"], **{a: axis_label(r["values"].get(a)) for a in axes},
-                               "status": marker.get("status", "pending"), "error": marker.get("error"),
+                               "status": _status(marker), "error": marker.get("error"),
                                "wall_seconds": marker.get("wall_seconds"), "attempts": marker.get("attempts"),
                                "supernet": r.get("supernet")}
-        if row["status"] == "done":
-            try:
-                run = load_run(run_dir)
-            except JaqmooError as exc:
-                row.update(status="failed", error=f"unreadable run folder: {exc}")
-            else:
-                loaded[r["name"]] = run
-                row.update(_run_row(run, tol))
-                table = run.table()
-                for a in reversed(axes):
-                    table.insert(0, a, axis_label(r["values"].get(a)))
-                table.insert(0, "run", r["name"])
-                fronts.append(table)
+        if r["name"] in loaded:
+            row.update(_run_row(loaded[r["name"]], tol))
         row["run_dir"] = f"{RUNS}/{r['name']}"
         rows.append(row)
     hv, refs = common_hypervolumes(loaded)
@@ -185,8 +230,7 @@ def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
     summary.to_csv(sweep_dir / f"{SUMMARY}.csv", index=False)
     _parquet(summary, sweep_dir / f"{SUMMARY}.parquet")
     written += [sweep_dir / f"{SUMMARY}.csv", sweep_dir / f"{SUMMARY}.parquet"]
-    if fronts:
-        combined = pd.concat(fronts, ignore_index=True, sort=False)
+    if len(combined):
         combined.to_csv(sweep_dir / f"{FRONTS}.csv", index=False)
         _parquet(combined, sweep_dir / f"{FRONTS}.parquet")
         written += [sweep_dir / f"{FRONTS}.csv", sweep_dir / f"{FRONTS}.parquet"]

@@ -63,13 +63,12 @@ def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
                 base = run.baselines
                 if len(base):
                     bacc = base[_accuracy_column(base)].fillna(base["accuracy"])
-                    ax.scatter(base[kx], bacc, marker="*", s=90, c=color, edgecolors="k", zorder=5)
+                    ax.scatter(base[kx], bacc, marker="*", s=90, color=color, edgecolors="k", zorder=5)
                     for (_, b), a in zip(base.iterrows(), bacc, strict=True):
                         ax.annotate(str(b["baseline"]).replace("uniform ", ""), (b[kx], a), textcoords="offset points",
                                     xytext=(4, 3), fontsize=6)
                 ax.set_xlabel(LABELS.get(x, x))
-                if pd.to_numeric(proj[kx], errors="coerce").min() > 0:
-                    ax.set_xscale("log")
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
             ax.set_ylabel("accuracy")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6, loc="lower right")
