@@ -46,7 +46,11 @@ def axis_label(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+        head = value.get("name", value.get("template"))
+        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
+        if head is None:
+            return json.dumps(value, sort_keys=True)
+        return f"{head} {rest}".strip()
     return value
 
 
