@@ -19,9 +19,9 @@ import yaml
 
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
+from jaqmoo.locking import FolderLock
 from jaqmoo.sweep import expand_sweep, load_sweep, run_sweep
 from jaqmoo.sweep.executor import LocalPool, Task, run_graph
-from jaqmoo.sweep.locks import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +74,8 @@ def test_dependencies_and_a_lost_worker_is_retried(tmp_path):
 
 def test_second_sweep_into_a_locked_folder_is_refused(tmp_path):
     plan = expand_sweep(_sweep_data(tmp_path / "cache"), out_dir=tmp_path / "sw")
-    with file_lock(tmp_path / "sw" / "sweep.lock", "another jaqmoo sweep"):
-        with pytest.raises(JaqmooError, match=r"another sweep is writing to .*sw.*pid \d+ .*another jaqmoo sweep"):
+    with FolderLock(tmp_path / "sw", "sweep.lock", what="sweep"):
+        with pytest.raises(JaqmooError, match=r"sw is in use: another sweep is writing it \(.*pid \d+"):
             run_sweep(plan, workers=1, progress=False, echo=lambda s: None)
     assert not (tmp_path / "sw" / "sweep.json").exists()  # nothing written by the refused launch
     (tmp_path / "sw" / "sweep.json").write_text(json.dumps(plan.to_dict()))

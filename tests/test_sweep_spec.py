@@ -31,8 +31,8 @@ def test_cross_product_names_and_shared_supernets(tmp_path):
     plan = expand_sweep(_sweep(), out_dir=tmp_path / "sw")
     assert len(plan.runs) == 8
     assert [r.name for r in plan.runs][:3] == ["simple_cnn-eyeriss-s0", "simple_cnn-eyeriss-s1", "simple_cnn-simba-s0"]
-    # one supernet per (model, seed): the accelerator does not change it
-    assert len(plan.supernets) == 4
+    # one supernet per model: neither the accelerator nor the search seed changes it
+    assert len(plan.supernets) == 2
     by_key = {}
     for r in plan.runs:
         by_key.setdefault(r.supernet, set()).add(r.values["accelerator"])
@@ -42,6 +42,7 @@ def test_cross_product_names_and_shared_supernets(tmp_path):
         assert (spec.model.name, spec.accelerator.template, spec.seed) == (
             r.values["model"], r.values["accelerator"], r.values["seed"])
     assert all(v == {"eyeriss", "simba"} for v in by_key.values())
+    assert {r.supernet for r in plan.runs if r.values["model"] == "simple_cnn"} == {plan.runs[0].supernet}
     assert plan.grid == {"rows": "model", "cols": "accelerator"}
 
 
@@ -63,6 +64,7 @@ def test_checkpoint_template_is_formatted_and_clash_is_an_error(tmp_path):
     base = yaml.safe_load(yaml.safe_dump(BASE))
     base["accuracy"] = {"checkpoint": str(tmp_path / "cache" / "{model}-s{seed}.pt")}
     plan = expand_sweep(_sweep(base=base), out_dir=tmp_path)
+    assert sorted(plan.supernets) == ["mobilenet_v1-s0", "mobilenet_v1-s1", "simple_cnn-s0", "simple_cnn-s1"]
     assert sorted(set(plan.supernets.values())) == sorted(
         str(tmp_path / "cache" / f"{m}-s{s}.pt") for m in ("simple_cnn", "mobilenet_v1") for s in (0, 1))
     base["accuracy"] = {"checkpoint": str(tmp_path / "one.pt")}
@@ -93,7 +95,7 @@ def test_base_path_relative_to_the_sweep_file_and_dry_run(tmp_path, capsys):
     assert load_sweep_spec(path).output_dir == str(tmp_path / "out")
     assert main(["sweep", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "8 runs, 4 supernet(s)" in out and "mobilenet_v1-simba-s1" in out and "(2 runs)" in out
+    assert "8 runs, 2 supernet(s)" in out and "mobilenet_v1-simba-s1" in out and "(4 runs)" in out
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 

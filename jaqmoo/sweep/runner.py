@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.locking import FolderLock
 from jaqmoo.sweep.executor import Task, make_backend, run_graph
-from jaqmoo.sweep.locks import LockBusy, file_lock
 from jaqmoo.sweep.outputs import RUNS, SWEEP_JSON, write_outputs
 from jaqmoo.sweep.spec import SweepPlan
 from jaqmoo.sweep.tasks import read_marker, run_task, supernet_task, write_marker
@@ -50,10 +50,12 @@ def _check_resume(sweep_dir: Path, plan: SweepPlan) -> list[dict]:
 
 
 def _absolute(spec_data: dict) -> dict:
-    """The spec with its supernet checkpoint as an absolute path (workers may run elsewhere)."""
+    """The spec with its supernet location as an absolute path (workers may run elsewhere)."""
     data = copy.deepcopy(spec_data)
     acc = data.setdefault("accuracy", {})
-    acc["checkpoint"] = str(Path(acc["checkpoint"]).expanduser().resolve())
+    for key in ("checkpoint", "cache_dir"):
+        if acc.get(key):
+            acc[key] = str(Path(acc[key]).expanduser().resolve())
     return data
 
 
@@ -80,12 +82,8 @@ def run_sweep(plan: SweepPlan, workers: int = 2, scheduler: str | None = None, r
     sweep_dir = Path(plan.output_dir or Path("runs") / plan.name)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    try:
-        with file_lock(sweep_dir / LOCK, f"jaqmoo sweep {plan.source}"):
-            return _run_locked(plan, sweep_dir, workers, scheduler, resume, threads, progress, max_attempts, echo, t0)
-    except LockBusy as exc:
-        raise JaqmooError(f"another sweep is writing to {sweep_dir} ({exc}); wait for it to finish, or choose "
-                          "another --out folder") from None
+    with FolderLock(sweep_dir, LOCK, what="sweep"):  # a second launch into the folder gets LockHeld
+        return _run_locked(plan, sweep_dir, workers, scheduler, resume, threads, progress, max_attempts, echo, t0)
 
 
 def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str | None, resume: bool,

@@ -17,10 +17,12 @@ Example (``problems/sweep-quick.yaml``)::
 
 Every run is validated as an ordinary experiment spec (``jaqmoo.search.spec``) during the
 expansion, before anything runs. Runs that need the same supernet (same model, dataset,
-training recipe, bits and seed: the dataset split follows the seed) share one supernet
-task; its checkpoint is ``accuracy.checkpoint`` of the base formatted with ``{model}``,
+training recipe and bits; not the seed, as for ``jaqmoo run``'s supernet identity: the first
+run's seed trains it) share one supernet task; its checkpoint is ``accuracy.checkpoint`` of the base formatted with ``{model}``,
 ``{dataset}``, ``{seed}``, ``{width_mult}`` (an unformatted path shared by different
-supernets is an error), or ``<sweep dir>/supernets/<key>.pt`` when the base gives none.
+supernets is an error), else a file named by the supernet's identity hash in
+``accuracy.cache_dir`` (shared with ``jaqmoo run`` of the same settings), else
+``<sweep dir>/supernets/<key>.pt``.
 """
 
 from __future__ import annotations
@@ -201,9 +203,9 @@ def supernet_key(spec: ExperimentSpec) -> tuple[str, dict]:
     recipe = {"model": [spec.model.name, spec.model.width_mult, spec.model.checkpoint],
               "dataset": [spec.dataset.name, spec.dataset.root, spec.dataset.input_size],
               "train": [[k, v] for k, v in spec.accuracy.train], "bits": list(supernet_bits(spec)),
-              "first_last": _first_last(spec), "seed": spec.seed}
+              "first_last": _first_last(spec)}
     digest = hashlib.sha1(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{spec.model.name}-{spec.dataset.name}-s{spec.seed}-{digest}", recipe
+    return f"{spec.model.name}-{spec.dataset.name}-{digest}", recipe
 
 
 def _checkpoint_path(template: str | None, spec: ExperimentSpec, key: str, supernet_dir: str) -> str:
@@ -258,13 +260,19 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
         spec = parse_spec(copy.deepcopy(spec_data), source=f"{src} [run {run_name}]")
         validate_hardware(spec)
         key, _ = supernet_key(spec)
-        path = _checkpoint_path(ckpt_template, spec, key, supernet_dir)
-        if by_path.setdefault(path, key) != key:
-            raise JaqmooError(f"{src}: base accuracy.checkpoint {ckpt_template!r} would be shared by different "
-                              f"supernets ({by_path[path]} and {key}); put {{model}} / {{seed}} in it, or remove it "
-                              "to keep them in the sweep folder")
-        spec_data.setdefault("accuracy", {})["checkpoint"] = path
-        supernets[key] = path
+        if spec.accuracy.cache_dir is not None and ckpt_template is None:
+            # accuracy.cache_dir: the file is named by the supernet's identity hash at run time
+            supernets[key] = f"{spec.accuracy.cache_dir}/{spec.model.name}-{spec.dataset.name}-<identity hash>.pt"
+        else:
+            path = _checkpoint_path(ckpt_template, spec, key, supernet_dir)
+            if by_path.setdefault(path, key) != key:
+                raise JaqmooError(f"{src}: base accuracy.checkpoint {ckpt_template!r} would be shared by different "
+                                  f"supernets ({by_path[path]} and {key}); put {{model}} / {{seed}} in it, use "
+                                  "accuracy.cache_dir, or remove it to keep them in the sweep folder")
+            if ckpt_template is not None:  # one task per file (a {seed} placeholder: one per seed)
+                key = Path(path).stem
+            spec_data.setdefault("accuracy", {})["checkpoint"] = path
+            supernets[key] = path
         supernet_specs.setdefault(key, spec_data)
         if any(r.name == run_name for r in runs):
             raise JaqmooError(f"{src}: two combinations give the same run {run_name!r}; make them differ")

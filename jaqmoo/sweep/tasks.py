@@ -51,23 +51,38 @@ def write_marker(run_dir: str | Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _wait_for(folder: Path, name: str, what: str) -> Any:
+    """Hold ``folder/name`` (:class:`jaqmoo.locking.FolderLock`), waiting while another process has it."""
+    from jaqmoo.locking import FolderLock, LockHeld
+
+    lock = FolderLock(folder, name, what=what)
+    while True:
+        try:
+            return lock.acquire()
+        except LockHeld:
+            time.sleep(1.0)
+
+
 def supernet_task(key: str, spec_data: dict, source: str, threads: int | None = 1) -> dict[str, Any]:
     """Train (or load, when it is already finished) the supernet every run of ``key`` shares."""
     from jaqmoo.data import load_dataset
-    from jaqmoo.search.accuracy import obtain_supernet
+    from jaqmoo.search.accuracy import obtain_supernet, supernet_path
     from jaqmoo.search.spec import parse_spec
-    from jaqmoo.sweep.locks import file_lock
 
     t0 = time.perf_counter()
     record: dict[str, Any] = {"key": key, "host": socket.gethostname()}
     try:
         _set_threads(threads)
         spec = parse_spec(json.loads(json.dumps(spec_data)), source=source)
-        ckpt = Path(spec.accuracy.checkpoint)
-        with file_lock(ckpt.with_name(ckpt.name + ".lock"), f"supernet {key}", blocking=True):
-            splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
-                                  input_size=spec.dataset.input_size)
+        splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+                              input_size=spec.dataset.input_size)
+        # the sweep always sets accuracy.checkpoint or accuracy.cache_dir (hash-named files)
+        ckpt = supernet_path(spec, splits, Path(spec.accuracy.checkpoint or "supernet.pt"))
+        lock = _wait_for(ckpt.parent, ckpt.name + ".lock", f"supernet {key}")  # one trainer per file
+        try:
             _, _, trained = obtain_supernet(spec, splits, ckpt, progress=False)
+        finally:
+            lock.release()
         record.update(status="done", checkpoint=str(ckpt), trained=trained)
     except Exception as exc:  # reported in the sweep summary, the other supernets go on
         record.update(_failure(exc))
@@ -83,11 +98,10 @@ def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int
     """
     from jaqmoo.experiment import run_experiment
     from jaqmoo.search.spec import parse_spec
-    from jaqmoo.sweep.locks import file_lock
 
     run_path = Path(run_dir)
     t0 = time.perf_counter()
-    with file_lock(run_path / RUN_LOCK, f"sweep run {name}", blocking=True):
+    with _wait_for(run_path, RUN_LOCK, f"sweep run {name}"):
         previous = read_marker(run_path) or {}
         if previous.get("status") == "done":
             return previous | {"skipped": True}
