@@ -161,3 +161,23 @@ def test_sigkill_then_resume_runs_only_what_was_missing_and_a_raising_run_is_rep
     summary = load_sweep(out).summary.set_index("run")
     assert summary.loc[bad, "status"] == "failed" and "max_area_mm2" in summary.loc[bad, "error"]
     assert (summary.drop(index=bad)["front_size"] > 0).all()
+
+
+def test_run_task_records_done_skips_it_after_and_records_a_failure(tmp_path, monkeypatch):
+    from search_fakes import fake_accuracy_setup
+
+    import jaqmoo.search.accuracy as accuracy_module
+    from jaqmoo.sweep.tasks import read_marker, run_task
+
+    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)  # no supernet training here
+    spec = yaml.safe_load(yaml.safe_dump(BASE))
+    first = run_task("ok", spec, "test", str(tmp_path / "ok"), threads=1)
+    assert first["status"] == "done" and first["attempts"] == 1 and first["front_size"] >= 1
+    assert read_marker(tmp_path / "ok") == json.loads(json.dumps(first))
+    assert (tmp_path / "ok" / "front.csv").is_file() and not (tmp_path / "ok" / ".sweep-run.lock").exists()
+    again = run_task("ok", spec, "test", str(tmp_path / "ok"), threads=1)
+    assert again["skipped"] and again["finished_at"] == first["finished_at"]  # not run twice
+    spec["constraints"] = {"max_area_mm2": 1e-9}
+    bad = run_task("bad", spec, "test", str(tmp_path / "bad"), threads=1)
+    assert bad["status"] == "failed" and "max_area_mm2" in bad["error"] and "Traceback" in bad["traceback"]
+    assert read_marker(tmp_path / "bad")["status"] == "failed"

@@ -101,7 +101,8 @@ def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int
 
     run_path = Path(run_dir)
     t0 = time.perf_counter()
-    with _wait_for(run_path, RUN_LOCK, f"sweep run {name}"):
+    lock = _wait_for(run_path, RUN_LOCK, f"sweep run {name}")  # one writer per run folder
+    try:
         previous = read_marker(run_path) or {}
         if previous.get("status") == "done":
             return previous | {"skipped": True}
@@ -121,4 +122,6 @@ def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int
         record["wall_seconds"] = time.perf_counter() - t0
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_marker(run_path, record)
+    finally:
+        lock.release()
     return record
