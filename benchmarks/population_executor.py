@@ -39,6 +39,7 @@ def build(spec_data: dict, work: Path, mode: str):
     data = copy.deepcopy(spec_data)
     data.setdefault("mapping", {})["mode"] = mode
     data.setdefault("accuracy", {})["estimator"] = "supernet"
+    data["accuracy"].pop("cache_dir", None)
     data["accuracy"]["checkpoint"] = str(work / "supernet.pt")
     prep = prepare_experiment(data, out=work / "run")
     acc = obtain_accuracy(prep.spec, prep.splits, prep.layer_names, work / "supernet.pt", progress=False)
