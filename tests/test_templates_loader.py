@@ -9,6 +9,7 @@ import pytest
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.templates import TEMPLATES, get_template, load_accelerator_spec
+from jaqmoo.timeloop.inputs import load_timeloop_input
 
 timeloop_yaml = pytest.importorskip("jaqmoo.hardware.timeloop_yaml")
 
@@ -38,8 +39,8 @@ def _implied_by_dummy(constraint, dummies) -> bool:
 
 
 def structure(accel):
-    """The accelerator without its name, energies and areas; constraints as a sorted set
-    without the ones a dummy level implies."""
+    """The accelerator without its name, energies, areas and accumulator width; constraints
+    as a sorted set without the ones a dummy level implies."""
     dummies = {lvl.name for lvl in accel.levels if lvl.is_dummy}
     constraints = tuple(sorted({c for c in accel.constraints
                                 if not _implied_by_dummy(c, dummies)}, key=repr))
@@ -47,8 +48,9 @@ def structure(accel):
                                                _ENERGY_FIELDS}) for lvl in accel.levels)
     compute = dataclasses.replace(accel.compute, energy=0.0, leak_energy=0.0, area=0.0,
                                   energy_source="")
+    # a Timeloop file has no partial-sum width: the template's accumulator_bits is its own knowledge
     return dataclasses.replace(accel, name="", levels=levels, compute=compute,
-                               energy_source="", extra=(), constraints=constraints)
+                               energy_source="", extra=(), constraints=constraints, accumulator_bits=None)
 
 
 @needs_reference
@@ -128,7 +130,7 @@ def test_flattened_fixture_loads_to_the_template_defaults(template):
 @pytest.mark.parametrize("folder", sorted(FIXTURES.values()))
 def test_fixtures_are_complete_timeloop_inputs(folder):
     for path in sorted((DESIGNS / folder).glob("*.yaml")):
-        tl = timeloop_yaml.load_timeloop_input(path)
+        tl = load_timeloop_input(path)
         assert tl.problem.macs == 8 * 16 * 3 * 3 * 8 * 8
         assert tl.accelerator.compute.instances >= 1
 

@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from jaqmoo.report import load_run
+    from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
     if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: every run's front, axis columns first
@@ -31,7 +31,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from jaqmoo.report import load_run
+    from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import is_sweep_dir, plot_sweep
 
     if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: the grid of fronts

@@ -61,8 +61,10 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy") -> None:
+                 metric: str = "energy", accumulator_bits: int | None = None) -> None:
         self.workload = workload
+        self.accumulator_bits = accumulator_bits
+        """Partial-sum width given by the spec (None: the template's psum width)."""
         self.template = template
         self.accuracy = accuracy
         self.space = space
@@ -138,7 +140,8 @@ class JointEvaluator:
     def accelerator(self, hardware: dict[str, int]) -> Any:
         key = tuple(sorted(hardware.items()))
         if key not in self._accels:
-            self._accels[key] = self.template.build(**hardware)
+            self._accels[key] = self.template.build(**hardware).with_accumulator_bits(
+                self.accumulator_bits, "quantization.accumulator_bits")
         return self._accels[key]
 
     def cost(self, cand: Candidate) -> dict[str, Any]:
@@ -151,22 +154,29 @@ class JointEvaluator:
         except JaqmooError as exc:
             rec = infeasible_record(f"hardware: {exc}")
         else:
-            if self.outer is not None:
-                rec = cost_record(self.outer.network_cost(accel, cand.policy, cand.mapping_genes))
-            else:
-                from jaqmoo.cost import network_cost
-
-                self._warm(dict(cand.hardware))
-                try:
-                    rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
-                                                   mapper=self.mapper, raise_on_infeasible=False))
-                except JaqmooError as exc:
-                    rec = infeasible_record(str(exc))
+            try:
+                rec = cost_record(self.network_cost(cand))
+            except JaqmooError as exc:
+                if self.outer is not None:
+                    raise
+                rec = infeasible_record(str(exc))
             if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):
                 area = accelerator_area_mm2(accel)
                 rec["area_mm2"] = area if area is not None else NAN
         self._costs[key] = rec
         return rec
+
+    def network_cost(self, cand: Candidate) -> Any:
+        """The per-layer :class:`~jaqmoo.cost.NetworkCost` of one candidate (mappings, energy per
+        level and tensor); raises :class:`JaqmooError` when its hardware cannot be built."""
+        accel = self.accelerator(dict(cand.hardware))
+        if self.outer is not None:
+            return self.outer.network_cost(accel, cand.policy, cand.mapping_genes)
+        from jaqmoo.cost import network_cost
+
+        self._warm(dict(cand.hardware))
+        return network_cost(self.workload, accel, policy=cand.policy, metric=self.metric, mapper=self.mapper,
+                            raise_on_infeasible=False)
 
     def evaluate(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         acc = self.accuracy.estimate([c.policy for c in candidates])

@@ -102,7 +102,7 @@ def _run_row(run: Any, tolerance: float) -> dict[str, Any]:
 
 
 def _objective_matrix(df: pd.DataFrame, objectives: list[str]) -> np.ndarray:
-    from jaqmoo.report import objective_values
+    from jaqmoo.reporting.run import objective_values
 
     return objective_values(df, objectives, _accuracy_column(df))
 
@@ -153,7 +153,7 @@ def _parquet(df: pd.DataFrame, path: Path) -> None:
 
 def _axis_frame(sweep_dir: Path, plan: dict, all: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every finished run's front (or all evaluations) with run and axis columns first."""
-    from jaqmoo.report import load_run
+    from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.tasks import read_marker
 
     frames, loaded = [], {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from jaqmoo.search.plots import LABELS, _projected_front, _pyplot
+from jaqmoo.reporting.plots import LABELS, _projected_front, _pyplot
 from jaqmoo.search.problem import METRIC_OF
 from jaqmoo.sweep.outputs import _accuracy_column, axis_label
 
