@@ -18,11 +18,8 @@ COMMAND_MODULES = [
     "jaqmoo.commands.cost",
     "jaqmoo.commands.supernet",
     "jaqmoo.commands.search",
-<<<<<<< HEAD
     "jaqmoo.commands.sweep",
-=======
     "jaqmoo.commands.report",
->>>>>>> main
 ]
 
 
