@@ -33,25 +33,13 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.search.indicators import REFERENCE
+from jaqmoo.sweep.spec import axis_label
 
 SWEEP_JSON = "sweep.json"
 SUMMARY = "summary"
 FRONTS = "fronts"
 GRID_PNG = "grid.png"
 RUNS = "runs"
-
-
-def axis_label(value: Any) -> Any:
-    """An axis value as a table cell (lists joined, mappings as compact JSON)."""
-    if isinstance(value, (list, tuple)):
-        return " ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        head = value.get("name", value.get("template"))
-        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
-        if head is None:
-            return json.dumps(value, sort_keys=True)
-        return f"{head} {rest}".strip()
-    return value
 
 
 def _status(marker: dict) -> str:

@@ -11,7 +11,8 @@ import pandas as pd
 
 from jaqmoo.reporting.plots import LABELS, _projected_front, _pyplot
 from jaqmoo.search.problem import METRIC_OF
-from jaqmoo.sweep.outputs import _accuracy_column, axis_label
+from jaqmoo.sweep.outputs import _accuracy_column
+from jaqmoo.sweep.spec import axis_label
 
 
 def _cost_objective(run: Any) -> str:

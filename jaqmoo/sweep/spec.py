@@ -96,7 +96,7 @@ class SweepPlan:
         width = max((len(r.name) for r in self.runs), default=4)
         lines = [f"sweep {self.name}: {len(self.runs)} runs, {len(self.supernets)} supernet(s)"]
         for i, r in enumerate(self.runs, 1):
-            vals = ", ".join(f"{k}={_label(v)}" for k, v in r.values.items())
+            vals = ", ".join(f"{k}={axis_label(v)}" for k, v in r.values.items())
             lines.append(f"  {i:3d}. {r.name:<{width}}  {vals}  supernet {r.supernet}")
         lines.append("supernets (trained once, shared by the runs above):")
         for key, path in self.supernets.items():
@@ -106,6 +106,20 @@ class SweepPlan:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def axis_label(value: Any) -> Any:
+    """An axis value as a table cell or title: lists space-joined, a mapping with a name or
+    template as ``"name key=value ..."`` (other mappings as compact JSON), scalars as they are."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        head = value.get("name", value.get("template"))
+        if head is None:
+            return json.dumps(value, sort_keys=True)
+        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
+        return f"{head} {rest}".strip()
+    return value
 
 
 def _label(value: Any) -> str:
