@@ -133,6 +133,11 @@ def _hardware(spec: ExperimentSpec) -> tuple[Any, tuple[HardwareGene, ...], dict
     return template, tuple(genes), fixed
 
 
+def validate_hardware(spec: ExperimentSpec) -> None:
+    """Check the spec's accelerator section against its template (no dataset or model needed)."""
+    _hardware(spec)
+
+
 def _fixed_layers(spec: ExperimentSpec, layer_names: tuple[str, ...]) -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     for key, bits in spec.quantization.fixed_layers:
