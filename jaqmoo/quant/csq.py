@@ -30,6 +30,9 @@ norm is back-propagated exactly; through the other channels the batch statistics
 treated as constants (``dy = dz * gamma / sigma``), the usual frozen-batch-norm
 approximation, since their convolution output is not stored.
 
+CSQ assumes a trained start (``float_epochs`` first, or a pretrained model): channels that
+are never ranked sensitive keep the weights they start the quantized epochs with.
+
 :func:`csq_blocks` installs the fused blocks for the duration of a ``with`` block (the
 model's state-dict keys are unchanged outside it).
 """
