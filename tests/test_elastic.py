@@ -191,3 +191,26 @@ def test_fixed_checkpoint_is_not_elastic(tmp_path):
     path = build_supernet("simple_cnn", 10, 1, 8, 0.25, bits=(4, 8)).save(tmp_path / "f.pt")
     with pytest.raises(JaqmooError, match="--elastic"):
         load_elastic_supernet(path)
+
+
+def test_cli_train_elastic_writes_space_and_resume_refuses_another(tmp_path, capsys):
+    from jaqmoo.cli import main
+    from jaqmoo.quant.identity import identity_of_checkpoint
+    from jaqmoo.quant.supernet import read_checkpoint
+
+    out = tmp_path / "el.pt"
+    args = ["supernet", "train", "--elastic", "--depth", "1,2", "--expand", "3,6", "--kernel", "3,5", "--dataset",
+            "digits", "--width-mult", "0.25", "--epochs", "1", "--max-train", "64", "--batch-size", "32",
+            "--train-bits", "2,8", "--out", str(out), "--quiet", "--threads", "1"]
+    assert main(args) == 0
+    payload = read_checkpoint(out)
+    assert identity_of_checkpoint(payload)["elastic"] == {"model": "mobilenet_v2", "depth": [1, 2], "expand": [3, 6],
+                                                          "kernel": [3, 5], "width_mult": 0.25}
+    assert "acc_smallest_min_bits" in payload["history"][-1]
+    load_elastic_supernet(out, expect_space=ElasticSpace((1, 2), (3, 6), (3, 5), 0.25))
+    bad = [a if a != "3,5" else "3,7" for a in args] + ["--resume"]
+    capsys.readouterr()
+    assert main(bad) != 0
+    assert "another architecture space (kernel: [3, 5] -> [3, 7])" in capsys.readouterr().err
+    assert main([a for a in args if a != "--elastic"]) != 0
+    assert "need --elastic" in capsys.readouterr().err

@@ -122,8 +122,8 @@ class ElasticSpace:
     # ------------------------------------------------------------------ the largest network
     @property
     def stage_blocks(self) -> tuple[int, ...]:
-        """Blocks per stage in the largest network (MobileNetV2's)."""
-        return tuple(n for _, _, n, _ in MBV2_SETTINGS)
+        """Blocks per stage in the largest network: MobileNetV2's, capped at the largest depth choice."""
+        return tuple(min(n, max(self.depth)) for _, _, n, _ in MBV2_SETTINGS)
 
     @property
     def n_blocks(self) -> int:
@@ -198,9 +198,9 @@ class ElasticSpace:
         out: list[BlockShape | None] = []
         inp = make_divisible(32 * self.width_mult)
         b = 0
-        for s, (_, c, n, stride) in enumerate(MBV2_SETTINGS):
+        for s, (_, c, _, stride) in enumerate(MBV2_SETTINGS):
             oup = make_divisible(c * self.width_mult)
-            for i in range(n):
+            for i in range(self.stage_blocks[s]):
                 has_e = MBV2_SETTINGS[s][0] != 1
                 hidden = int(round(inp * (spec.expand[b] if has_e else 1)))
                 out.append(BlockShape(s, inp, hidden, oup, stride if i == 0 else 1, spec.kernel[b], has_e)

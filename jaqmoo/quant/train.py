@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.elastic import ElasticSupernet
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
@@ -198,11 +199,17 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     payload = None
     if cfg.resume and out.is_file():
         payload = read_checkpoint(out)
-        supernet = supernet_from_payload(payload, str(out), expect_model=cfg.model)
+        supernet = (supernet_from_payload(payload, str(out), expect_model=cfg.model) if _elastic_space(cfg) is None
+                    else _load_elastic(out, _elastic_space(cfg)))
         if payload["meta"].get("dataset") != splits.name:
             raise JaqmooError(f"--resume: checkpoint {out} was trained on {payload['meta'].get('dataset')!r}, not {splits.name!r}")
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
+    elif supernet is None and _elastic_space(cfg) is not None:
+        from jaqmoo.quant.elastic import build_elastic_supernet
+
+        supernet = build_elastic_supernet(_elastic_space(cfg), splits.num_classes, splits.in_channels, splits.input_size,
+                                          splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     elif supernet is None:
         supernet = build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size,
                                   cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
@@ -230,6 +237,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     cfg_dict["bits"] = list(cfg.bits)
 
     float_policy = supernet.uniform_policy(FLOAT_BITS)
+    elastic = isinstance(supernet, ElasticSupernet)
+    if elastic:  # the checkpoint's identity carries the (normalised) architecture space
+        cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
+        from jaqmoo.quant.elastic import elastic_train_step, sandwich_pairs, sort_hidden_channels
 
     def save(epoch: int) -> None:
         supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
@@ -238,6 +249,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     for epoch in range(start_epoch, n_epochs):
         supernet.train()
         float_phase = epoch < cfg.float_epochs
+        if elastic and not float_phase:
+            sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if 0.0 < cfg.csq_fraction < 1.0 and not float_phase:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
             rank_sensitive_channels(supernet, sens)
@@ -247,8 +260,11 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for step, (x, y) in enumerate(bar):
             opt.zero_grad(set_to_none=True)
-            policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
-            loss = train_step(supernet, x, y, policies, cfg.distill)
+            if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
+                loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
+            else:
+                policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
+                loss = train_step(supernet, x, y, policies, cfg.distill)
             nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
             opt.step()
             sched.step()
@@ -267,6 +283,11 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
+        if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
+            from jaqmoo.quant.elastic import evaluate_pair
+
+            record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
+                                                            supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
         history.append(record)
         if cfg.progress:
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
@@ -277,6 +298,22 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         save(max(start_epoch, n_epochs))
     supernet.set_policy(supernet.uniform_policy(max(supernet.bits)))
     return out
+
+
+def _elastic_space(cfg: TrainConfig):
+    """The :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace` of ``cfg.extra['elastic']`` (None: fixed network)."""
+    data = cfg.extra.get("elastic") if isinstance(cfg.extra, dict) else None
+    if data is None:
+        return None
+    from jaqmoo.models.elastic_mbv2 import ElasticSpace
+
+    return ElasticSpace.from_dict(data, width_mult=cfg.width_mult, model=cfg.model)
+
+
+def _load_elastic(out: Path, space) -> Supernet:
+    from jaqmoo.quant.elastic import load_elastic_supernet
+
+    return load_elastic_supernet(out, expect_space=space)
 
 
 def _np_state(rng: np.random.Generator) -> dict:
