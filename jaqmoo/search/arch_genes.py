@@ -186,7 +186,7 @@ class ArchEvaluator:
     """Accuracy of the (architecture, bits) pair + cost of the decoded sub-network's workload."""
 
     def __init__(self, genome: ArchGenomeSpace, template: Any, accuracy: PairEstimator, metric: str = "energy",
-                 batch: int = 1) -> None:
+                 batch: int = 1, mapper_options: Mapping[str, Any] | None = None) -> None:
         from jaqmoo.mapping.mapper import Mapper
 
         self.genome = genome
@@ -194,7 +194,7 @@ class ArchEvaluator:
         self.accuracy = accuracy
         self.metric = metric
         self.batch = batch
-        self.mapper = Mapper(metric=metric)
+        self.mapper = Mapper(metric=metric, **dict(mapper_options or {}))
         self._joint: dict[tuple, Any] = {}
         self._acc: dict[tuple, float] = {}
 
