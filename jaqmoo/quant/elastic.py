@@ -246,24 +246,18 @@ def sandwich_pairs(supernet: ElasticSupernet, rng: np.random.Generator, n_random
 
 def elastic_train_step(supernet: ElasticSupernet, x: Tensor, y: Tensor,
                        pairs: list[tuple[ArchSpec, QuantPolicy]], distill: bool) -> float:
-    """Forward/backward every (architecture, bits) pair, in-place distillation from the first."""
-    from jaqmoo.quant.train import distill_loss
+    """Forward/backward every (architecture, bits) pair, in-place distillation from the first;
+    the largest architecture is selected again afterwards."""
+    from jaqmoo.quant.train import sandwich_step
 
-    total, teacher = 0.0, None
-    for i, (spec, pol) in enumerate(pairs):
-        supernet.set_arch(spec)
-        supernet.set_policy(pol)
-        out = supernet(x)
-        if teacher is None or not distill:
-            loss = F.cross_entropy(out, y)
-            if i == 0:
-                teacher = F.softmax(out.detach(), dim=1)
-        else:
-            loss = distill_loss(out, teacher)
-        loss.backward()
-        total += float(loss.detach())
-    supernet.set_arch(supernet.space.largest())
-    return total / max(1, len(pairs))
+    def select(i: int) -> None:
+        supernet.set_arch(pairs[i][0])
+        supernet.set_policy(pairs[i][1])
+
+    try:
+        return sandwich_step(supernet, x, y, len(pairs), select, distill)
+    finally:
+        supernet.set_arch(supernet.space.largest())
 
 
 def evaluate_pair(supernet: ElasticSupernet, spec: ArchSpec, policy: QuantPolicy, calib: Sequence[Tensor],

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -146,10 +146,17 @@ def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
 
 def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
     """Forward/backward every policy (gradients accumulate); returns the mean loss."""
+    return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill)
+
+
+def sandwich_step(supernet: Supernet, x: Tensor, y: Tensor, n: int, select: Callable[[int], object],
+                  distill: bool) -> float:
+    """Forward/backward configurations ``0..n-1`` (``select(i)`` switches the supernet to the
+    i-th); with ``distill`` the first one's soft predictions teach the others. Mean loss."""
     total = 0.0
     teacher = None
-    for i, pol in enumerate(policies):
-        supernet.set_policy(pol)
+    for i in range(n):
+        select(i)
         out = supernet(x)
         if i == 0 or not distill or teacher is None:
             loss = F.cross_entropy(out, y)
@@ -159,7 +166,7 @@ def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPol
             loss = distill_loss(out, teacher)
         loss.backward()
         total += float(loss.detach())
-    return total / max(1, len(policies))
+    return total / max(1, n)
 
 
 def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
