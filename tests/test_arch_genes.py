@@ -62,15 +62,13 @@ def test_decode_is_deterministic_and_duplicate_aware():
     other = g.decode_one(y)
     assert g.phenotype_key(other) == g.phenotype_key(cand)
     assert other.full_policy == cand.full_policy  # inactive layers canonicalised too
-    # depth 3 and 4 on a 3-block stage are one network
-    s = g.gene_names().index("arch.depth.s2")
-    assert SPACE.depth_choices(2) == (2, 3)
+    # depth 3 and 4 on a 3-block stage are one network (a single choice "3")
+    assert SPACE.depth_choices(2) == (2, 3)  # the depth gene of a 3-block stage has no "4"
     # and a changed active gene is a different phenotype
     z = x.copy()
     j = next(j for j, n in enumerate(names) if n.startswith("w.") and n[2:] in active)
     z[j] = (z[j] + 1) % 3
     assert g.phenotype_key(g.decode_one(z)) != g.phenotype_key(cand)
-    del s
 
 
 def test_encode_decode_round_trip_and_fixed_arch():
