@@ -237,7 +237,7 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
         state = "is a folder" if Path(spec.model.checkpoint).expanduser().is_dir() else "does not exist"
         raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} {state}; "
                           "give the path of a pretrained state_dict file or remove the key")
-    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed, input_size=spec.dataset.input_size)
+    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed, input_size=spec.dataset.input_size)
     model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
     workload = extract_workload(model, splits.input_shape, name=spec.model.name)

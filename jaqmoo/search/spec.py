@@ -71,6 +71,9 @@ class DatasetSpec:
     name: str
     root: str | None = None
     input_size: int = 224  # image size for imagefolder (the other datasets have a fixed size)
+    #: seed of the train/validation split: fixed, NOT the search seed, so runs with other search
+    #: seeds that share a supernet never validate on images it trained on
+    split_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,8 @@ def _dataset(data: Any, src: str) -> DatasetSpec:
     if name == "imagefolder" and root is None:
         raise JaqmooError(f"{src}: dataset.root is required for imagefolder (a folder with train/ and val/)")
     size = _int_range(d.get("input_size", 224), "dataset.input_size", 8, 1024, src)
-    return DatasetSpec(name=name, root=root, input_size=size)
+    split_seed = _int_range(d.get("split_seed", 0), "dataset.split_seed", 0, 2**31 - 1, src)
+    return DatasetSpec(name=name, root=root, input_size=size, split_seed=split_seed)
 
 
 def _accelerator(data: Any, src: str) -> AcceleratorSpec:
