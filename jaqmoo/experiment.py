@@ -30,6 +30,7 @@ from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.report import RESCORED, Run, load_run, read_rescored
+from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
@@ -188,8 +189,13 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
                    resume: bool = False, generations: int | None = None, population: int | None = None,
-                   progress: bool = True) -> ExperimentResult:
-    """Run (or ``resume``) the experiment; returns the loaded run and timings."""
+                   progress: bool = True, accuracy: Any = None) -> ExperimentResult:
+    """Run (or ``resume``) the experiment; returns the loaded run and timings.
+
+    ``accuracy``: an :class:`~jaqmoo.search.accuracy.AccuracySetup` already obtained for this
+    spec's model and data (runs that compare searchers share one supernet and predictor);
+    by default it is loaded or trained from ``accuracy.checkpoint``.
+    """
     from jaqmoo.search.accuracy import obtain_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
 
@@ -203,9 +209,11 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     if not resume and (prep.out_dir / "evaluations.jsonl").exists():
         raise JaqmooError(f"{prep.out_dir} already holds a run; pass --resume to continue it or --out to choose another directory")
 
-    accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
-    seconds.update(accuracy.seconds)
-    space = prep.genome_space(accuracy.fixed_layers)
+    if accuracy is None:
+        accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
+        seconds.update(accuracy.seconds)
+    # haq / bits-nsga2 search bits only (hardware at its defaults, mapper inside)
+    space = searcher_space(spec.search.algorithm, prep.genome_space(accuracy.fixed_layers))
 
     min_acc = spec.constraints.min_accuracy
     baseline_acc = None
@@ -222,7 +230,8 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
                                metric=spec.mapping.metric)
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
-                              seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size)
+                              seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
+                              haq_resource=spec.search.haq_resource, haq_budgets=spec.search.haq_budgets)
     prep.out_dir.mkdir(parents=True, exist_ok=True)
     import yaml
 
