@@ -189,12 +189,13 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
                    resume: bool = False, generations: int | None = None, population: int | None = None,
-                   progress: bool = True, accuracy: Any = None) -> ExperimentResult:
+                   progress: bool = True, accuracy: Any = None, plots: bool = True) -> ExperimentResult:
     """Run (or ``resume``) the experiment; returns the loaded run and timings.
 
     ``accuracy``: an :class:`~jaqmoo.search.accuracy.AccuracySetup` already obtained for this
     spec's model and data (runs that compare searchers share one supernet and predictor);
-    by default it is loaded or trained from ``accuracy.checkpoint``.
+    by default it is loaded or trained from ``accuracy.checkpoint``. ``plots=False`` skips the
+    PNGs (``jaqmoo plot RUN_DIR`` draws them later).
     """
     from jaqmoo.search.accuracy import obtain_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
@@ -251,7 +252,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
         _rescore_front(run, space, accuracy.rescore_estimator, 2 * spec.search.population, progress)
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
-    files = write_outputs(run)
+    files = write_outputs(run, plots=plots)
     seconds["total"] = time.perf_counter() - t0
     (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
     return ExperimentResult(run, prep.out_dir, seconds, files)
@@ -278,9 +279,10 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
 
 
-def write_outputs(run: Run) -> list[Path]:
+def write_outputs(run: Run, plots: bool = True) -> list[Path]:
     """Front and all evaluations as CSV + Parquet, and the plots, in the run directory."""
     files = run.export(csv=run.dir / "front.csv", parquet=run.dir / "front.parquet")
     files += run.export(csv=run.dir / "evaluations.csv", parquet=run.dir / "evaluations.parquet", all=True)
-    files += run.plot()
+    if plots:
+        files += run.plot()
     return files

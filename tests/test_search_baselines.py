@@ -352,3 +352,32 @@ def test_meta_records_search_info_for_driven_searchers(tmp_path):
     _run(tmp_path, "random")
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["search_info"]["evaluations"] == 40 and meta["settings"]["algorithm"] == "random"
+
+
+# ----------------------------------------------------------------------------- comparison benchmark
+
+
+def test_compare_searchers_smoke(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_searchers.py"
+    spec = importlib.util.spec_from_file_location("compare_searchers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--smoke", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = dict(kv.split("=") for kv in lines[-1].split()[1:])
+    assert lines[-1].startswith("RESULT best_searcher=")
+    for key in ("hv_jaqmoo", "hv_haq", "hv_bits_nsga2", "hv_random", "hv_uniform"):
+        assert 0.0 < float(result[key]) < 1.1 ** 3
+    table = pd.read_csv(tmp_path / "compare_searchers.csv")
+    assert set(table["searcher"]) == set(module.SEARCHERS) and set(table["seed"]) == {0, 1}
+    budgeted = table[table["searcher"] != "uniform"]
+    assert (budgeted["evaluations"] == 16).all()  # the same budget for every searcher
+    assert (tmp_path / "fronts.png").stat().st_size > 0
+    assert result["best_searcher"] in module.SEARCHERS
+    # every run is a normal run folder
+    assert load_run(tmp_path / "haq-s1").meta["settings"]["algorithm"] == "haq"
