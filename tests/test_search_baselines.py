@@ -381,3 +381,53 @@ def test_compare_searchers_smoke(tmp_path, capsys):
     assert result["best_searcher"] in module.SEARCHERS
     # every run is a normal run folder
     assert load_run(tmp_path / "haq-s1").meta["settings"]["algorithm"] == "haq"
+
+
+# ----------------------------------------------------------------------------- spec and CLI
+
+
+@pytest.mark.parametrize("algorithm", ["uniform", "random", "haq", "bits-nsga2"])
+def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(tmp_path, monkeypatch, algorithm):
+    import yaml
+    from search_fakes import fake_accuracy_setup
+    from test_experiment import TINY
+
+    import jaqmoo.search.accuracy as accuracy_module
+    from jaqmoo.cli import main
+
+    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
+    data = yaml.safe_load(yaml.safe_dump(TINY))
+    data["search"].update({"algorithm": algorithm, "population": 6, "generations": 2, "haq_budgets": [0.6]})
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    assert main(["run", str(spec), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    run = load_run(tmp_path / "r")
+    assert run.meta["settings"]["algorithm"] == algorithm
+    n = len(run.evaluations)
+    assert n == (4 * 3 if algorithm == "uniform" else 12)
+    assert "uniform 8-bit" in set(run.baselines["baseline"])
+    if algorithm in ("haq", "bits-nsga2"):  # bits only: the hardware stays at the template's defaults
+        assert (run.evaluations["hw.pe_x"] == 14).all() and (run.evaluations["hw.glb_depth"] == 16384).all()
+        assert not any(g.startswith("hw.") for g in run.meta["gene_names"])
+    else:
+        assert any(g.startswith("hw.") for g in run.meta["gene_names"])
+    assert main(["export", str(tmp_path / "r"), "--csv", str(tmp_path / "f.csv"), "--all"]) == 0
+    assert len((tmp_path / "f.csv").read_text().splitlines()) == n + 1
+    assert main(["plot", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "front.png").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"algorithm": "hak"}, "did you mean 'haq'"),
+    ({"haq_resource": "power"}, "search.haq_resource"),
+    ({"haq_budgets": [0.5, 1.5]}, "haq_budgets\\[1\\]"),
+    ({"haq_budgets": []}, "haq_budgets"),
+    ({"haq_budgets": [0.5, 0.5]}, "twice"),
+])
+def test_searcher_options_are_validated(change, message):
+    from jaqmoo.search.spec import parse_spec
+
+    data = {"model": {"name": "simple_cnn"}, "dataset": {"name": "digits"}, "accelerator": {"template": "eyeriss"},
+            "search": change}
+    with pytest.raises(JaqmooError, match=message):
+        parse_spec(data)
