@@ -23,14 +23,17 @@ training or search):
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.locking import FolderLock
 from jaqmoo.report import RESCORED, Run, load_run, read_rescored
 from jaqmoo.search.baselines import searcher_space
+from jaqmoo.search.compat import check_resume_spec
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
@@ -161,6 +164,58 @@ def _check_area_budget(spec: ExperimentSpec, template: Any, genes: tuple[Hardwar
         )
 
 
+def default_out_dir(spec: ExperimentSpec) -> Path:
+    """``output.dir`` or ``runs/<name>``, refusing a ``..`` (or absolute name) that leaves that folder.
+
+    An explicit ``--out`` (the ``out`` argument) is taken as given and never comes here.
+    """
+    if spec.output_dir:
+        path = Path(spec.output_dir)
+        if ".." in path.parts:
+            raise JaqmooError(f"{spec.source}: output.dir {spec.output_dir!r} climbs out of its folder through '..'; "
+                              "give a path without '..', or pass --out DIR on the command line to write elsewhere")
+        return path
+    name = Path(spec.name)
+    if ".." in name.parts or name.is_absolute() or not spec.name.strip() or spec.name.strip() in (".",):
+        raise JaqmooError(f"{spec.source}: name {spec.name!r} would put the run outside runs/ (it becomes the folder "
+                          "runs/<name>); use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR")
+    return Path("runs") / name
+
+
+def _check_writable_folder(path: Path, what: str) -> None:
+    """``path`` is a folder (or can be created as one) that this process may write."""
+    if path.exists() and not path.is_dir():
+        raise JaqmooError(f"{what} {path} is a file, not a folder; give a folder path")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise JaqmooError(f"{what} {path}: {probe} is a file, so the folder cannot be created; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise JaqmooError(f"{what} {path}: {probe} is not writable by this user; choose a writable location")
+
+
+def check_paths(spec: ExperimentSpec, out_dir: Path) -> None:
+    """Every path of the spec is of the right kind (file vs folder) and writable where it is written."""
+    src = spec.source
+    _check_writable_folder(out_dir, "output folder (output.dir / --out)")
+    if spec.accuracy.checkpoint is not None:
+        p = Path(spec.accuracy.checkpoint).expanduser()
+        if p.is_dir():
+            raise JaqmooError(f"{src}: accuracy.checkpoint {p} is a folder; give a file path such as {p / 'supernet.pt'}, "
+                              f"or set accuracy.cache_dir: {p} to keep hash-named supernets there")
+        if not p.is_file():  # it will be trained and written there
+            _check_writable_folder(p.parent, f"{src}: accuracy.checkpoint's folder")
+        elif not os.access(p, os.R_OK):
+            raise JaqmooError(f"{src}: accuracy.checkpoint {p} is not readable by this user")
+    if spec.accuracy.cache_dir is not None:
+        _check_writable_folder(Path(spec.accuracy.cache_dir).expanduser(), f"{src}: accuracy.cache_dir")
+    if spec.dataset.root is not None:
+        p = Path(spec.dataset.root).expanduser()
+        if p.exists() and not p.is_dir():
+            raise JaqmooError(f"{src}: dataset.root {p} is a file; give the dataset's folder")
+
+
 def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
                        generations: int | None = None, population: int | None = None) -> Prepared:
     """Validate everything and build the dataset, model workload and hardware space."""
@@ -172,8 +227,9 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     spec = coerce_spec(spec_or_path).with_overrides(generations, population)
     template, genes, fixed = _hardware(spec)
     if spec.model.checkpoint is not None and not Path(spec.model.checkpoint).expanduser().is_file():
-        raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} does not exist; "
-                          "give the path of a pretrained state_dict or remove the key")
+        state = "is a folder" if Path(spec.model.checkpoint).expanduser().is_dir() else "does not exist"
+        raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} {state}; "
+                          "give the path of a pretrained state_dict file or remove the key")
     splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed, input_size=spec.dataset.input_size)
     model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
@@ -183,7 +239,8 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     fixed_layers = _fixed_layers(spec, layer_names)
     check_train_options(spec)
     _check_area_budget(spec, template, genes, fixed)
-    out_dir = Path(out) if out is not None else Path(spec.output_dir or Path("runs") / spec.name)
+    out_dir = Path(out) if out is not None else default_out_dir(spec)
+    check_paths(spec, out_dir)
     return Prepared(spec, out_dir, splits, workload, layer_names, template, genes, fixed, fixed_layers)
 
 
@@ -192,23 +249,54 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
                    progress: bool = True, accuracy: Any = None, plots: bool = True) -> ExperimentResult:
     """Run (or ``resume``) the experiment; returns the loaded run and timings.
 
+    The run folder is locked (:class:`jaqmoo.locking.FolderLock`) from before supernet
+    training to the last export; a second writer gets :class:`jaqmoo.locking.LockHeld`.
     ``accuracy``: an :class:`~jaqmoo.search.accuracy.AccuracySetup` already obtained for this
     spec's model and data (runs that compare searchers share one supernet and predictor);
     by default it is loaded or trained from ``accuracy.checkpoint``. ``plots=False`` skips the
     PNGs (``jaqmoo plot RUN_DIR`` draws them later).
     """
+    t0 = time.perf_counter()
+    prep = prepare_experiment(spec_or_path, out, generations, population)
+    with FolderLock(prep.out_dir, what="run"):  # one writer per run folder, for the whole run
+        return _run_locked(prep, resume, progress, t0, accuracy, plots)
+
+
+def _stored_spec(store: ResultsStore) -> dict | None:
+    """The spec a run folder was started with (``meta.json``, else ``spec.yaml``)."""
+    if store.meta_path.exists():
+        return store.read_meta().get("spec")  # a damaged meta.json is an error saying the fix
+    path = store.dir / "spec.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise JaqmooError(f"{path} is damaged ({exc}); resume cannot check the spec: restore it from "
+                          "the original spec file") from None
+    return data if isinstance(data, dict) else None
+
+
+def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accuracy: Any = None,
+                plots: bool = True) -> ExperimentResult:
     from jaqmoo.search.accuracy import obtain_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
 
-    t0 = time.perf_counter()
-    prep = prepare_experiment(spec_or_path, out, generations, population)
     spec = prep.spec
     seconds = {"prepare": time.perf_counter() - t0}
+    store = ResultsStore(prep.out_dir)
     # a run killed before its first evaluation (e.g. during supernet training) has nothing to
     # continue: --resume then starts it (the supernet checkpoint resumes on its own)
-    resume = resume and ResultsStore(prep.out_dir).exists()
-    if not resume and (prep.out_dir / "evaluations.jsonl").exists():
+    resume = resume and store.exists()
+    if not resume and store.evaluations_path.exists():
         raise JaqmooError(f"{prep.out_dir} already holds a run; pass --resume to continue it or --out to choose another directory")
+    if resume:  # before any training: the same search, and stored results intact
+        stored = _stored_spec(store)
+        if stored is not None:
+            check_resume_spec(prep.out_dir, stored, spec.to_dict())
+        store.read_records()
 
     if accuracy is None:
         accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
@@ -243,7 +331,7 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
-                        meta_extra=meta_extra)
+                        meta_extra=meta_extra, locked=True)
     seconds["search"] = time.perf_counter() - t1
 
     run = load_run(prep.out_dir)

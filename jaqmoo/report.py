@@ -220,11 +220,15 @@ def read_rescored(run_dir: str | Path) -> dict[str, float]:
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory written by ``jaqmoo run`` (complete or interrupted)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise JaqmooError(f"{run_dir} is a file, not a run directory; give the folder `jaqmoo run` wrote (--out)")
     if not run_dir.is_dir():
         raise JaqmooError(f"run directory {run_dir} does not exist; give the --out folder of `jaqmoo run`")
     store = ResultsStore(run_dir)
     meta = store.read_meta()
-    df = records_frame(store.read_records())
+    records = store.read_records()  # validated: a damaged line is an error naming file, line and fix
+    store.check_complete(records)
+    df = records_frame(records)
     if df.empty:
         raise JaqmooError(f"{run_dir}: no evaluations stored yet; run `jaqmoo run SPEC --resume` to continue it")
     rescored_path = run_dir / RESCORED

@@ -138,8 +138,25 @@ def test_random_kill_and_resume_equals_uninterrupted(tmp_path):
 def test_resume_with_another_seed_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "random", ResourceEvaluator(fail_after=23))
-    with pytest.raises(JaqmooError, match="another individual"):
+    with pytest.raises(JaqmooError, match="settings.seed"):
         _run(tmp_path, "random", resume=True, seed=2)
+
+
+def test_a_replay_that_asks_for_other_individuals_is_refused(tmp_path):
+    from jaqmoo.search.baselines.driver import EvaluationDriver
+    from jaqmoo.search.problem import JointProblem
+
+    _run(tmp_path, "random")
+    space = fake_space()
+    store = ResultsStore(tmp_path)
+    problem = JointProblem(space, ResourceEvaluator(), OBJ, Constraints(min_accuracy=0.5), store, 3)
+    driver = EvaluationDriver(problem, store, 10, 40, resume=True, progress=False)
+    stored = np.array([r["genes"] for r in store.read_records()[:10]])
+    driver.evaluate(stored)  # the same individuals: reused, nothing evaluated or stored twice
+    assert problem.n_reused == 10 and problem.n_evaluated == 0
+    with pytest.raises(JaqmooError, match="another individual"):
+        driver.evaluate(np.zeros((1, space.n_var), dtype=int))  # stored: a uniform seed
+    assert len(store.read_records()) == 40
 
 
 # ----------------------------------------------------------------------------- haq: state

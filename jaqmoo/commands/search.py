@@ -1,4 +1,4 @@
-"""CLI: ``jaqmoo run SPEC``, ``jaqmoo export RUN_DIR``, ``jaqmoo plot RUN_DIR``."""
+"""CLI: ``jaqmoo run SPEC``, ``jaqmoo export RUN_DIR``, ``jaqmoo plot RUN_DIR``, ``jaqmoo repair RUN_DIR``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from jaqmoo.search.repair import repair_report_json, repair_run
+
+    report = repair_run(args.run_dir)
+    print(repair_report_json(report) if args.json else report.summary())
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run``, ``export`` and ``plot`` sub-commands."""
     p = sub.add_parser("run", help="run a joint quantization/mapping/hardware search from a spec",
@@ -60,3 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
     p.add_argument("--out", help="front PNG path (default: RUN_DIR/front.png)")
     p.set_defaults(func=_plot)
+
+    p = sub.add_parser("repair", help="quarantine damaged result lines of a run folder so that it can be resumed",
+                       description="Move damaged, torn or duplicate lines of RUN_DIR/evaluations.jsonl to a "
+                                   "quarantine file (nothing is deleted), keep every intact record and list the "
+                                   "individuals that `jaqmoo run SPEC --out RUN_DIR --resume` will re-evaluate.")
+    p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_repair)

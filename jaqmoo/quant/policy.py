@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from jaqmoo.errors import JaqmooError
+from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.textfile import read_utf8
 
 SUPPORTED_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
 FLOAT_BITS = 32
@@ -52,6 +53,14 @@ def parse_bits_spec(text: str, what: str = "--bits") -> tuple[int, int]:
         p = p.strip()
         vals.append(check_bits(int(p) if p.isdigit() else p, what))
     return (vals[0], vals[-1])
+
+
+def _check_policy_keys(data: dict, allowed: Sequence[str], where: str) -> None:
+    """Unknown keys of a policy mapping are errors (with "did you mean")."""
+    unknown = [str(k) for k in data if k not in allowed]
+    if unknown:
+        raise JaqmooError(f"{where}: unknown keys {unknown}; {did_you_mean(unknown[0], allowed)}"
+                          f"allowed keys: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -120,17 +129,16 @@ class QuantPolicy:
         """Build a policy for ``layer_names`` from a parsed policy file (see module doc)."""
         if not isinstance(data, dict):
             raise JaqmooError(f"{source}: expected a mapping with 'layers' and/or 'default'")
-        unknown = set(data) - {"layers", "default", "last_output_bits"}
-        if unknown:
-            raise JaqmooError(f"{source}: unknown keys {sorted(unknown)}; allowed: layers, default, last_output_bits")
+        _check_policy_keys(data, ("layers", "default", "last_output_bits"), source)
         default = parse_bits_spec(str(data["default"]), f"{source}: default") if "default" in data else None
         layers = data.get("layers") or {}
         if not isinstance(layers, dict):
             raise JaqmooError(f"{source}: 'layers' must map layer names to {{w: .., a: ..}}")
         unknown_layers = [n for n in layers if n not in layer_names]
         if unknown_layers:
+            hint = did_you_mean(str(unknown_layers[0]), layer_names)
             raise JaqmooError(
-                f"{source}: layers {unknown_layers[:5]} are not in the model; its layers are "
+                f"{source}: layers {unknown_layers[:5]} are not in the model; {hint}its layers are "
                 f"{list(layer_names)[:5]}... ({len(layer_names)} in all)"
             )
         w_bits, a_bits = [], []
@@ -141,6 +149,7 @@ class QuantPolicy:
                     raise JaqmooError(f"{source}: layer {name!r} has no bits and there is no 'default'")
                 w, a = default
             elif isinstance(entry, dict):
+                _check_policy_keys(entry, ("w", "a"), f"{source}: layers.{name}")
                 w = check_bits(entry.get("w", default[0] if default else None), f"{source}: {name}.w")
                 a = check_bits(entry.get("a", default[1] if default else None), f"{source}: {name}.a")
             else:
@@ -155,9 +164,10 @@ class QuantPolicy:
         """Read a policy YAML file for a model with ``layer_names``."""
         path = Path(path)
         if not path.is_file():
-            raise JaqmooError(f"policy file {path} does not exist")
+            raise JaqmooError(f"policy file {path} {'is a folder' if path.is_dir() else 'does not exist'}; "
+                              "give a policy YAML file")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(read_utf8(path, "a YAML policy file"))
         except yaml.YAMLError as exc:
             raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
         return cls.from_dict(data, layer_names, source=str(path))

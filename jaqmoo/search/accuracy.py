@@ -73,13 +73,36 @@ def _train_kwargs(spec: ExperimentSpec) -> dict:
     from jaqmoo.quant.train import TrainConfig
     from jaqmoo.search.spec import _suggest
 
-    allowed = [f.name for f in fields(TrainConfig) if f.name not in _SPEC_OWNED]
-    kwargs = spec.accuracy.train_kwargs
-    for key in kwargs:
+    types = {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in _SPEC_OWNED}
+    allowed = list(types)
+    kwargs = {}
+    for key, value in spec.accuracy.train_kwargs.items():
         if key not in allowed:
             raise JaqmooError(f"{spec.source}: accuracy.train.{key}: unknown training option; "
                               f"{_suggest(key, allowed)}allowed: {', '.join(allowed)}")
+        kwargs[key] = _typed_option(value, types[key], f"{spec.source}: accuracy.train.{key}")
     return kwargs
+
+
+_OPTION_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _typed_option(value: Any, type_name: str, where: str) -> Any:
+    """``value`` checked against a TrainConfig annotation such as ``"int | None"`` (ints widen to float)."""
+    parts = [t.strip() for t in type_name.split("|")]
+    if value is None and "None" in parts:
+        return None
+    base = _OPTION_TYPES.get(parts[0])
+    if base is None:
+        return value
+    ok = isinstance(value, base) and (base is bool or not isinstance(value, bool))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        expected = " or ".join(["a number" if base is float else "an integer" if base is int else
+                                "true/false" if base is bool else "a string"] + (["null"] if "None" in parts else []))
+        raise JaqmooError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+    return value
 
 
 def check_train_options(spec: ExperimentSpec) -> None:
@@ -146,13 +169,67 @@ def _training_finished(path: Path) -> bool:
     return int(payload.get("epoch", epochs)) >= epochs
 
 
+def _train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool = True) -> Any:
+    """The :class:`TrainConfig` a spec trains its supernet with (``extra`` names the pretrained start)."""
+    from jaqmoo.quant.train import TrainConfig
+
+    pretrained = str(Path(spec.model.checkpoint).expanduser().resolve()) if spec.model.checkpoint else None
+    return TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
+                       bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
+                       progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
+                       extra={"pretrained": pretrained}, **_train_kwargs(spec))
+
+
+def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
+    """The supernet identity (:mod:`jaqmoo.quant.identity`) this spec needs."""
+    from dataclasses import asdict
+
+    from jaqmoo.quant.identity import make_identity
+
+    cfg = _train_config(spec, splits, Path("unused.pt"))
+    meta = {"model": cfg.model, "width_mult": cfg.width_mult, "in_channels": splits.in_channels,
+            "input_size": splits.input_size, "num_classes": splits.num_classes, "dataset": splits.name,
+            "bits": list(cfg.bits), "fixed_first_last": cfg.fixed_first_last, "per_channel": cfg.per_channel,
+            "csq_fraction": cfg.csq_fraction}
+    return make_identity(meta, asdict(cfg))
+
+
+def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -> Path:
+    """``accuracy.checkpoint``; else ``accuracy.cache_dir/<model>-<dataset>-<identity hash>.pt``; else the default."""
+    from jaqmoo.quant.identity import identity_hash
+
+    if spec.accuracy.checkpoint:
+        return Path(spec.accuracy.checkpoint).expanduser()
+    if spec.accuracy.cache_dir:
+        name = f"{spec.model.name}-{splits.name}-{identity_hash(expected_identity(spec, splits))}.pt"
+        return Path(spec.accuracy.cache_dir).expanduser() / name
+    return default_checkpoint
+
+
+def check_identity(spec: ExperimentSpec, splits: Any, ckpt: Path) -> None:
+    """Refuse a supernet checkpoint whose identity differs from what ``spec`` needs (listing the keys)."""
+    from jaqmoo.quant.identity import identity_differences, identity_of_checkpoint
+    from jaqmoo.quant.supernet import read_checkpoint
+
+    diffs = identity_differences(identity_of_checkpoint(read_checkpoint(ckpt)), expected_identity(spec, splits))
+    if diffs:
+        listed = "\n  ".join(diffs)
+        raise JaqmooError(
+            f"{spec.source}: accuracy.checkpoint {ckpt} is a supernet for a different network or training; "
+            f"these keys differ (checkpoint -> spec):\n  {listed}\nIts accuracies would not belong to this network. "
+            "Point accuracy.checkpoint at another file, or use accuracy.cache_dir (cache file names derive from "
+            "a hash of these keys) to train a matching supernet")
+
+
 def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                     progress: bool = True) -> tuple[Any, float, bool]:
-    """Load ``accuracy.checkpoint`` if it exists, else train a supernet (and save it there)."""
+    """Load the supernet checkpoint if it exists (after checking its identity), else train it."""
     from jaqmoo.quant import supernet as sn
 
-    ckpt = Path(spec.accuracy.checkpoint).expanduser() if spec.accuracy.checkpoint else default_checkpoint
+    ckpt = supernet_path(spec, splits, default_checkpoint)
     t0 = time.perf_counter()
+    if ckpt.is_file():
+        check_identity(spec, splits, ckpt)
     if ckpt.is_file() and _training_finished(ckpt):
         net = sn.load_supernet(ckpt, expect_model=spec.model.name)
         missing = set(supernet_bits(spec)) - set(net.bits)
@@ -163,12 +240,9 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
             raise JaqmooError(f"{spec.source}: accuracy.checkpoint {ckpt} was trained on {net.meta.dataset!r}, "
                               f"not {splits.name!r}; point accuracy.checkpoint elsewhere to train a new one")
         return net, time.perf_counter() - t0, False
-    from jaqmoo.quant.train import TrainConfig, train_supernet
+    from jaqmoo.quant.train import train_supernet
 
-    cfg = TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
-                      bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
-                      progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
-                      **_train_kwargs(spec))
+    cfg = _train_config(spec, splits, ckpt, progress)
     train_splits = splits
     if cfg.max_train is not None:  # a seeded subset of the training images (same validation split)
         from jaqmoo.data import load_dataset
@@ -224,14 +298,15 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
     timings = {"supernet_train" if trained else "supernet_load": seconds}
     fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
     supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
-    meta = {"supernet_checkpoint": spec.accuracy.checkpoint, "supernet_trained_now": trained}
+    ckpt = supernet_path(spec, splits, default_checkpoint)
+    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
+            "supernet_identity": expected_identity(spec, splits)}
     if spec.accuracy.estimator == "supernet":
         return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
     t0 = time.perf_counter()
     # the fitted predictor is kept next to the run, so --resume does not refit it
     cache = default_checkpoint.parent / "predictor.pkl"
-    key = {"checkpoint": str(Path(spec.accuracy.checkpoint or default_checkpoint).resolve()),
-           "checkpoint_mtime": Path(spec.accuracy.checkpoint or default_checkpoint).stat().st_mtime,
+    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
            "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
            "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": PREDICTOR_KIND}
     predictor = _load_predictor(cache, key)

@@ -5,7 +5,11 @@ after every completed generation the whole algorithm (population, random generat
 generation counter) is checkpointed in the run directory. ``resume=True`` restores the last
 checkpoint and re-asks the interrupted generation: the restored random generator produces
 exactly the same offspring, whose already stored evaluations are reused, so a killed and
-resumed run evaluates, stores and returns exactly what an uninterrupted run would.
+resumed run evaluates, stores and returns exactly what an uninterrupted run would. When the
+stored records of the checkpoint's generations are incomplete (a repaired or partly deleted
+evaluations file, a lost checkpoint) the search is *replayed* from its seed: every stored
+record is reused, only the missing individuals are evaluated, and the file ends up in the
+uninterrupted run's order.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
             history, scale, n_evals = list(checkpoint.history), checkpoint.hv_scale, checkpoint.n_evaluations
             done = checkpoint.generation
             algorithm.termination = MaximumGenerationTermination(generations)
+        elif pending:
+            history, scale, n_evals = [], None, 0  # replay from the seed (see the module doc)
     if done == 0:
         algorithm.setup(problem, termination=("n_gen", generations), seed=seed, verbose=False)
     if done >= generations:
@@ -99,6 +105,7 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
             row = {"generation": gen, "evaluations": n_evals, "front_size": len(front),
                    "hypervolume": hypervolume(front, scale), **best_values(front, problem.objectives)}
             history.append(row)
+            store.sort_records()
             store.save_checkpoint(Checkpoint(gen, algorithm, history, n_evals, scale))
             store.write_history(history)
             bar.update(1)

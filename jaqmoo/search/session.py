@@ -6,15 +6,18 @@ model, hardware and estimators are built; tests call it with a fake evaluator.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.locking import FolderLock
 from jaqmoo.search.algorithms import make_algorithm
 from jaqmoo.search.baselines import DRIVEN, baseline_entries, searcher_space
 from jaqmoo.search.baselines.bits_nsga2 import make_bits_nsga2
 from jaqmoo.search.baselines.run import run_driven
+from jaqmoo.search.compat import check_resume_meta
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
 from jaqmoo.search.runner import SearchOutcome, run_search
@@ -49,6 +52,9 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
         "mapping_mode": space.mapping_mode,
         "hardware_genes": [{"name": g.name, "choices": list(g.choices), "default": g.default} for g in space.hardware_genes],
         "hardware_fixed": dict(space.hardware_fixed),
+        "space": {"weight_choices": list(space.weight_choices), "act_choices": list(space.act_choices),
+                  "fixed_layers": {space.layer_names[i]: list(b) for i, b in sorted(space.fixed_layers.items())},
+                  "mapping_candidates": space.mapping_candidates},
         "settings": asdict(settings),
         # where the uniform-bit policies are stored (the joint search: its seeds, generation 1)
         "baselines": baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits),
@@ -58,27 +64,41 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
 
 def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
                         settings: SearchSettings, resume: bool = False, progress: bool = True,
-                        meta_extra: dict | None = None, overwrite: bool = False,
+                        meta_extra: dict | None = None, overwrite: bool = False, locked: bool = False,
                         workload: Workload | None = None) -> SearchOutcome:
     """Run (or with ``resume`` continue) a search whose results go to ``run_dir``.
 
     ``settings.algorithm`` is a pymoo algorithm (``nsga2``...) or one of the seed papers'
     searchers (:data:`jaqmoo.search.baselines.SEARCHERS`); ``haq`` also needs the layer shapes
     (``workload``, by default the evaluator's ``workload``).
+    The run folder's lock (:class:`jaqmoo.locking.FolderLock`) is held for the whole search
+    unless ``locked`` says the caller already holds it. On resume the stored layout and
+    settings must match (:func:`jaqmoo.search.compat.check_resume_meta`); ``meta.json`` then
+    records the settings actually used and a ``resumes`` entry per resume.
     """
     space = searcher_space(settings.algorithm, space)
+    if locked:
+        return _search(run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, workload)
+    with FolderLock(run_dir, what="run"):
+        return _search(run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, workload)
+
+
+def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
+            settings: SearchSettings, resume: bool, progress: bool, meta_extra: dict | None,
+            overwrite: bool, workload: Workload | None = None) -> SearchOutcome:
     store = ResultsStore(run_dir)
     meta = search_meta(name, space, settings, meta_extra)
     if resume:
         if not store.exists():
             raise JaqmooError(f"--resume: {run_dir} holds no run to resume; run without --resume first")
-        old = store.read_meta()
-        for key in ("objectives", "gene_names", "constraints"):
-            if old.get(key) != meta[key]:
-                raise JaqmooError(
-                    f"--resume: {run_dir} was started with a different {key} ({old.get(key)} vs {meta[key]}); "
-                    "resume with the same spec or start a new run with --out"
-                )
+        if store.meta_path.exists():  # a damaged one moved aside by `jaqmoo repair` is rewritten
+            old = store.read_meta()
+            check_resume_meta(run_dir, old, meta)
+            meta["resumes"] = list(old.get("resumes", []))
+        checkpoint = store.load_checkpoint()
+        meta.setdefault("resumes", []).append({
+            "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "from_generation": checkpoint.generation if checkpoint else 0, "generations": settings.generations})
     else:
         store.create(overwrite=overwrite)
     store.write_meta(meta)

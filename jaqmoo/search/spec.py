@@ -17,7 +17,7 @@ Example (``problems/quickstart.yaml``)::
     accelerator: {template: eyeriss, search: [pe_x, glb_depth]}
     quantization: {weight_bits: [2, 3, 4, 5, 6, 8], act_bits: [4, 5, 6, 8]}
     mapping: {mode: inner, metric: energy}
-    accuracy: {estimator: supernet, checkpoint: runs/cache/quickstart-supernet.pt,
+    accuracy: {estimator: supernet, cache_dir: runs/cache,
                train: {epochs: 3}}
     objectives: [accuracy, energy, memory]
     constraints: {max_accuracy_drop: 0.05}
@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
-from jaqmoo.errors import JaqmooError
+from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.quant.policy import SUPPORTED_BITS
+from jaqmoo.textfile import read_utf8
 
 #: objective name -> "max" or "min"
 OBJECTIVES: dict[str, str] = {
@@ -110,6 +111,8 @@ class AccuracySpec:
 
     estimator: str = "supernet"
     checkpoint: str | None = None  # supernet checkpoint: loaded if present, else trained and saved
+    #: folder of supernets named by a hash of their identity (used when checkpoint is not given)
+    cache_dir: str | None = None
     train: tuple[tuple[str, Any], ...] = ()  # keyword arguments of jaqmoo.quant.supernet.train_supernet
     val_images: int = 500
     predictor_samples: int = 200
@@ -191,8 +194,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
+    return did_you_mean(key, allowed)
 
 
 def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
@@ -377,6 +379,7 @@ def _accuracy(data: Any, src: str) -> AccuracySpec:
     return AccuracySpec(
         estimator=_choice(d.get("estimator", "supernet"), "accuracy.estimator", ESTIMATORS, src),
         checkpoint=_path(d.get("checkpoint"), "accuracy.checkpoint", src),
+        cache_dir=_path(d.get("cache_dir"), "accuracy.cache_dir", src),
         train=tuple(sorted((str(k), v) for k, v in train.items())),
         val_images=_int_range(d.get("val_images", 500), "accuracy.val_images", 10, None, src),
         predictor_samples=_int_range(d.get("predictor_samples", 200), "accuracy.predictor_samples", 8, None, src),
@@ -496,6 +499,9 @@ def _cross_checks(spec: ExperimentSpec) -> None:
                 f"{src}: search.seed_bits: the uniform {b}-bit seed is not in quantization.weight_bits "
                 f"{list(spec.quantization.weight_bits)} / act_bits {list(spec.quantization.act_bits)}; add it or drop the seed"
             )
+    if spec.accuracy.checkpoint is not None and spec.accuracy.cache_dir is not None:
+        raise JaqmooError(f"{src}: accuracy: give checkpoint (one file) or cache_dir (a folder of hash-named "
+                          "supernets), not both")
     if spec.accuracy.estimator == "predictor" and spec.accuracy.predictor_samples < 8:
         raise JaqmooError(f"{src}: accuracy.predictor_samples must be >= 8 to fit a predictor")
     c = spec.constraints
@@ -511,6 +517,8 @@ def _cross_checks(spec: ExperimentSpec) -> None:
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file (relative paths inside resolve against the working directory)."""
     path = Path(path)
+    if path.is_dir():
+        raise JaqmooError(f"experiment spec {path} is a folder; give a spec file such as problems/quickstart.yaml")
     if not path.is_file():
         hint = ""
         folder = path.parent if str(path.parent) else Path(".")
@@ -519,8 +527,9 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             close = difflib.get_close_matches(path.name, names, n=1)
             hint = f"; did you mean {str(folder / close[0])!r}?" if close else ""
         raise JaqmooError(f"experiment spec {path} does not exist{hint}")
+    text = read_utf8(path, "a YAML experiment spec")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
     return parse_spec(data, source=str(path))
