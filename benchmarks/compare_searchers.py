@@ -26,9 +26,12 @@ re-scored fronts of every searcher, seeds pooled, accuracy vs energy).
 
     python benchmarks/compare_searchers.py [--spec problems/mobilenetv2-eyeriss.yaml]
         [--out runs/compare-searchers] [--evaluations 640] [--population 64] [--seeds 0 1 2]
-        [--searchers uniform random haq bits-nsga2 jaqmoo jaqmoo-outer jaqmoo-hw] [--smoke]
+        [--searchers uniform random haq bits-nsga2 jaqmoo jaqmoo-outer jaqmoo-hw] [--jobs 2]
+        [--threads 1] [--smoke]
 
-Re-running with the same ``--out`` reuses finished runs and resumes interrupted ones.
+Runs go to ``--jobs`` worker processes (default 2, one per core of a 2-core machine; each
+loads the shared supernet and predictor from their caches); ``--jobs 1`` runs them in this
+process. Re-running with the same ``--out`` reuses finished runs and resumes interrupted ones.
 Last line: ``RESULT best_searcher=<name> hv_jaqmoo=.. hv_haq=.. hv_bits_nsga2=.. hv_random=..
 hv_uniform=..`` (then the other jaqmoo variants).
 """
@@ -111,6 +114,51 @@ def run_one(spec, out_dir: Path, accuracy) -> tuple[object, dict]:
     return result.run, result.seconds
 
 
+def run_in_worker(base_spec, spec, out_dir: str, shared_dir: str, threads: int | None) -> dict:
+    """A worker process's run: the shared supernet and predictor from their caches, then one search."""
+    from jaqmoo.commands import set_threads
+    from jaqmoo.experiment import prepare_experiment
+    from jaqmoo.search.accuracy import obtain_accuracy
+
+    if threads:
+        set_threads(threads)
+    if (Path(out_dir) / "timings.json").is_file():
+        return json.loads((Path(out_dir) / "timings.json").read_text())
+    prep = prepare_experiment(base_spec, out=shared_dir)
+    accuracy = obtain_accuracy(base_spec, prep.splits, prep.layer_names, Path(shared_dir) / "supernet.pt", progress=False)
+    return run_one(spec, Path(out_dir), accuracy)[1]
+
+
+def run_all(tasks: list[tuple[str, int, object]], base_spec, out: Path, accuracy, jobs: int,
+            threads: int | None) -> dict[tuple[str, int], tuple[object, dict]]:
+    """Every (searcher, seed, spec) task, in this process (``jobs`` 1) or in ``jobs`` worker processes."""
+    from jaqmoo.report import load_run
+
+    def report(name: str, seed: int, r, sec: dict) -> None:
+        print(f"  {name:13s} seed {seed}: {len(r.evaluations)} evaluations, search {sec.get('search', 0):.1f}s, "
+              f"re-score {sec.get('rescore', 0):.1f}s", flush=True)
+
+    runs: dict[tuple[str, int], tuple[object, dict]] = {}
+    if jobs <= 1:
+        for name, seed, spec in tasks:
+            runs[(name, seed)] = run_one(spec, out / f"{name}-s{seed}", accuracy)
+            report(name, seed, *runs[(name, seed)])
+        return runs
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # the agent's runs take longest: start them first
+    ordered = sorted(tasks, key=lambda t: t[0] != "haq")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_in_worker, base_spec, spec, str(out / f"{name}-s{seed}"), str(out / "shared"),
+                               threads): (name, seed) for name, seed, spec in ordered}
+        for fut in as_completed(futures):
+            name, seed = futures[fut]
+            runs[(name, seed)] = (load_run(out / f"{name}-s{seed}"), fut.result())
+            report(name, seed, *runs[(name, seed)])
+    return {(n, s): runs[(n, s)] for n, s, _ in tasks}
+
+
 def summarise(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     g = rows.groupby("searcher", sort=False)
     table = pd.DataFrame({
@@ -159,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=SEARCHERS)
     p.add_argument("--hw-genes", default="pe_x,pe_y,glb_depth", help="hardware genes of jaqmoo-hw")
     p.add_argument("--tolerance", type=float, default=0.005, help="accuracy drop allowed vs uniform 8-bit")
-    p.add_argument("--threads", type=int, default=None, help="torch / numba threads")
+    p.add_argument("--threads", type=int, default=None, help="torch / numba threads (per process)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once, each in its own process (1: all in this one)")
     p.add_argument("--smoke", action="store_true",
                    help="a tiny problem (small CNN on 8x8 digits), 16 evaluations, seeds 0 and 1 (for the tests)")
     args = p.parse_args(argv)
@@ -196,14 +245,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{generations} generations), seeds {args.seeds}")
     print(f"shared accuracy set-up: {shared_s:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in accuracy.seconds.items())})")
 
-    runs: dict[tuple[str, int], tuple[object, dict]] = {}
-    for name in searchers:
-        for seed in args.seeds:
-            s = variant(spec, name, args.population, generations, seed, hw_genes)
-            runs[(name, seed)] = run_one(s, out / f"{name}-s{seed}", accuracy)
-            r, sec = runs[(name, seed)]
-            print(f"  {name:13s} seed {seed}: {len(r.evaluations)} evaluations, search {sec.get('search', 0):.1f}s, "
-                  f"re-score {sec.get('rescore', 0):.1f}s", flush=True)
+    tasks = [(name, seed, variant(spec, name, args.population, generations, seed, hw_genes))
+             for name in searchers for seed in args.seeds]
+    runs = run_all(tasks, spec, out, accuracy, args.jobs, args.threads)
 
     objectives = list(spec.objectives)
     points = {k: scored_points(r) for k, (r, _) in runs.items()}

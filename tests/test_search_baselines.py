@@ -384,7 +384,7 @@ def test_compare_searchers_smoke(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("compare_searchers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--smoke", "--out", str(tmp_path)]) == 0
+    assert module.main(["--smoke", "--out", str(tmp_path), "--jobs", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = dict(kv.split("=") for kv in lines[-1].split()[1:])
     assert lines[-1].startswith("RESULT best_searcher=")
