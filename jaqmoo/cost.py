@@ -46,6 +46,9 @@ class LayerCost:
     output_bits_packed: int
     evaluated: int
     """Mappings evaluated to find it (0: served from the mapper's cache)."""
+    psum_energy_by_level: dict[str, float] = field(default_factory=dict)
+    """Access energy of partial sums per level (Outputs at levels still reducing them, moved at
+    accumulator bits); part of ``energy_by_level``."""
 
 
 @dataclass
@@ -108,6 +111,26 @@ class NetworkCost:
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    def level_energy(self) -> list[tuple[str, float, float]]:
+        """``(level, energy pJ, partial-sum access energy pJ)`` summed over the layers (plus ``mac``)."""
+        totals: dict[str, list[float]] = {}
+        for lc in self.layers:
+            for name, e in lc.energy_by_level.items():
+                row = totals.setdefault(name, [0.0, 0.0])
+                row[0] += e
+                row[1] += lc.psum_energy_by_level.get(name, 0.0)
+        return [(name, e, p) for name, (e, p) in totals.items()]
+
+    def level_table(self) -> str:
+        """Energy per level with the partial-sum share, one line per level."""
+        lines = [f"  {'level':28s} {'energy uJ':>11s} {'psum uJ':>10s} {'psum share':>10s}"]
+        for name, e, p in self.level_energy():
+            if e == 0 and p == 0:  # dummy levels (fan-outs only) and idle ones
+                continue
+            share = f"{100 * p / e:9.1f}%" if e > 0 else f"{'-':>10s}"
+            lines.append(f"  {name:28s} {e * 1e-6:11.3f} {p * 1e-6:10.3f} {share}")
+        return "\n".join(lines)
+
     def to_dataframe(self):
         """The per-layer table as a pandas DataFrame (one row per layer)."""
         import pandas as pd
@@ -121,6 +144,7 @@ class NetworkCost:
                 "utilization": lc.utilization, "macs": lc.macs, "weight_kib_packed": lc.weight_bits_packed / 8192,
                 "input_kib_packed": lc.input_bits_packed / 8192, "output_kib_packed": lc.output_bits_packed / 8192,
                 **{f"energy_uj_{k}": v * 1e-6 for k, v in lc.energy_by_level.items()},
+                **{f"psum_energy_uj_{k}": v * 1e-6 for k, v in lc.psum_energy_by_level.items()},
             })
         return pd.DataFrame(rows)
 
@@ -163,6 +187,7 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
         input_bits_packed=packed_bits(layer.input_count, ib, word),
         output_bits_packed=packed_bits(layer.output_count, ob, word),
         evaluated=evaluated,
+        psum_energy_by_level={n: float(e) for n, e in zip(names, costs.psum_energy[j], strict=True)},
     )
 
 

@@ -316,7 +316,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     constraints = Constraints(min_accuracy=min_acc, max_area_mm2=spec.constraints.max_area_mm2)
 
     evaluator = JointEvaluator(prep.workload, prep.template, accuracy.search_estimator, space,
-                               metric=spec.mapping.metric)
+                               metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits)
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
                               seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,

@@ -192,7 +192,9 @@ def test_no_feasible_mapping_error_names_layer_level_and_words(eyeriss):
         find_best_mapping(layer, pinned, (8, 8, 8), mapper=Mapper(**FAST))
     msg = str(info.value)
     assert "'too_big'" in msg and "'psum_spad'" in msg
-    assert "needs at least 32 words" in msg and "only 16 fit" in msg
+    # 64 partial sums (C=4 is reduced in the spad) at the template's 16-bit psum width, one per
+    # 16-bit word (they packed two per word when partial sums were costed at 8-bit activations)
+    assert "needs at least 64 words" in msg and "only 16 fit" in msg and "partial sums at 16 bits" in msg
 
 
 def test_too_wide_operand_error(eyeriss):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -148,9 +149,10 @@ def test_values_per_word():
     tl, _ = eyeriss()
     vpw = values_per_word(tl.accelerator, (4, 2, 8))
     names = [lvl.name for lvl in tl.accelerator.levels]
-    assert vpw[names.index("shared_glb")].tolist() == [16, 32, 8]  # 64-bit words
-    assert vpw[names.index("psum_spad")].tolist() == [4, 8, 2]  # 16-bit words
-    assert values_per_word(tl.accelerator, None)[names.index("psum_spad")].tolist() == [1, 1, 1]
+    # columns: weights, inputs, completed outputs, partial sums (at the level's datawidth here)
+    assert vpw[names.index("shared_glb")].tolist() == [16, 32, 8, 8]  # 64-bit words, 8-bit datawidth
+    assert vpw[names.index("psum_spad")].tolist() == [4, 8, 2, 1]  # 16-bit words, 16-bit datawidth
+    assert values_per_word(tl.accelerator, None)[names.index("psum_spad")].tolist() == [1, 1, 1, 1]
 
 
 def test_bits_equal_to_datawidth_reproduce_timeloop():
@@ -235,6 +237,11 @@ def test_bandwidth_throttles_cycles_by_hand():
     assert c.utilization[0] == pytest.approx(48 / 128)
     unlimited = Accelerator("bw", (buffer("Buffer", 64),), mac())
     assert evaluate(layer, unlimited, one_mapping(1, {0: {"P": 16, "R": 3}})).cycles[0] == 48
-    # packed 4-bit values need half the 8-bit word bandwidth
+    # packed 4-bit weights and inputs need half the 8-bit word bandwidth, but the buffer
+    # still reduces the outputs (R loop), so the partial sums stay at the 8-bit datawidth:
+    # reads 24 + 24 + 32 = 80 (80 cycles at 1/cycle), writes 48 updates at 0.5/cycle = 96
     packed = evaluate(layer, accel, one_mapping(1, {0: {"P": 16, "R": 3}}), bits=(4, 4, 4))
-    assert packed.cycles[0] == 64
+    assert packed.cycles[0] == 96
+    # with 4-bit accumulators everything packs two per word: reads 64, writes 24 / 0.5 = 48
+    narrow = dataclasses.replace(accel, accumulator_bits=4)
+    assert evaluate(layer, narrow, one_mapping(1, {0: {"P": 16, "R": 3}}), bits=(4, 4, 4)).cycles[0] == 64

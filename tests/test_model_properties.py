@@ -145,9 +145,11 @@ def test_capacity_mask_consistent_with_tiles(case, bits, glb_depth, rf_depth):
         for t in range(3):
             if not a.keep[0, lvl, t]:
                 assert c.tile_words[0, lvl, t] == 0
-            elif vpw[lvl, t] > 0:
-                words = c.tile_words[0, lvl, t]
-                assert words * vpw[lvl, t] >= a.tile[0, lvl, t] > (words - 1) * vpw[lvl, t]
+            else:
+                col = 3 if t == 2 and a.psum_f[0, lvl] else t  # partial sums: accumulator column
+                if vpw[lvl, col] > 0:
+                    words = c.tile_words[0, lvl, t]
+                    assert words * vpw[lvl, col] >= a.tile[0, lvl, t] > (words - 1) * vpw[lvl, col]
         fits = level.depth is None or level.is_dummy or c.occupancy_words[0, lvl] <= level.effective_depth
         if not fits:
             assert not c.capacity_ok[0]

@@ -38,8 +38,8 @@ def _implied_by_dummy(constraint, dummies) -> bool:
 
 
 def structure(accel):
-    """The accelerator without its name, energies and areas; constraints as a sorted set
-    without the ones a dummy level implies."""
+    """The accelerator without its name, energies, areas and accumulator width; constraints
+    as a sorted set without the ones a dummy level implies."""
     dummies = {lvl.name for lvl in accel.levels if lvl.is_dummy}
     constraints = tuple(sorted({c for c in accel.constraints
                                 if not _implied_by_dummy(c, dummies)}, key=repr))
@@ -47,8 +47,9 @@ def structure(accel):
                                                _ENERGY_FIELDS}) for lvl in accel.levels)
     compute = dataclasses.replace(accel.compute, energy=0.0, leak_energy=0.0, area=0.0,
                                   energy_source="")
+    # a Timeloop file has no partial-sum width: the template's accumulator_bits is its own knowledge
     return dataclasses.replace(accel, name="", levels=levels, compute=compute,
-                               energy_source="", extra=(), constraints=constraints)
+                               energy_source="", extra=(), constraints=constraints, accumulator_bits=None)
 
 
 @needs_reference

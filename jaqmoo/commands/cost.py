@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                    help="template parameter override, e.g. --set pe_x=16 (repeatable)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--budget", type=int, default=None, help="factor splits the mapper samples per layer")
+    p.add_argument("--accumulator-bits", type=int, default=None, metavar="BITS",
+                   help="partial-sum width at every level still reducing outputs (default: the template's "
+                        "psum width, else each level's datawidth)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -39,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     shape = parse_input_shape(args.input)
     accel = load_accelerator_spec(args.accelerator, **parse_overrides(args.overrides))
+    if args.accumulator_bits is not None:
+        accel = accel.with_accumulator_bits(args.accumulator_bits, "--accumulator-bits")
     model = build_model(args.model, num_classes=args.num_classes, in_channels=shape[0], input_size=shape[1])
     workload = extract_workload(model, shape, name=args.model)
     names = [layer.name for layer in workload.layers]
@@ -60,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                            "display.max_colwidth", 90, "display.float_format", "{:.4g}".format):
         print(df[cols].to_string(index=False))
     print(result.summary())
+    if result.feasible:
+        print("  energy per level (psum: partial-sum accesses, at accumulator bits):")
+        print(result.level_table())
     print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
           f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
     if args.csv is not None:

@@ -14,6 +14,7 @@ bits, Accelergy's ERT convention); areas are in um^2.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from jaqmoo.errors import JaqmooError
@@ -62,9 +63,12 @@ class Level:
     area: float = 0.0
     """um^2 per instance."""
     energy_source: str = ""
+    cluster_size: int = 1
+    """Instances sharing one physical word (Timeloop's ``cluster_size``): each instance owns
+    ``width / cluster_size`` bits of it, and one vector access serves the whole cluster."""
 
     def __post_init__(self) -> None:
-        for attr in ("instances", "mesh_x", "mesh_y", "width", "datawidth"):
+        for attr in ("instances", "mesh_x", "mesh_y", "width", "datawidth", "cluster_size"):
             value = getattr(self, attr)
             if not isinstance(value, int) or value < 1:
                 raise JaqmooError(f"level {self.name!r}: {attr} must be a positive integer (got {value!r})")
@@ -76,6 +80,10 @@ class Level:
         if not self.is_dummy and self.width < self.datawidth:
             raise JaqmooError(f"level {self.name!r}: word width {self.width} bits is smaller than "
                               f"its datawidth {self.datawidth} bits")
+        if not self.is_dummy and self.cluster_size > 1 and self.width < self.datawidth * self.cluster_size:
+            raise JaqmooError(f"level {self.name!r}: cluster_size {self.cluster_size} needs a word of at least "
+                              f"{self.datawidth * self.cluster_size} bits (datawidth {self.datawidth} x cluster_size; "
+                              f"width is {self.width}); lower cluster_size or widen the word")
         if self.multiple_buffering <= 0:
             raise JaqmooError(f"level {self.name!r}: multiple_buffering must be > 0")
         overlap = set(self.keep) & set(self.bypass)
@@ -91,9 +99,20 @@ class Level:
         return self.cls == "dummy_storage"
 
     @property
+    def instance_word_bits(self) -> int:
+        """Bits of a word one instance owns: ``width / cluster_size``."""
+        return max(1, self.width // self.cluster_size)
+
+    @property
     def block_size(self) -> int:
-        """Values per word at the level's own datawidth (Timeloop's block size)."""
-        return max(1, self.width // self.datawidth)
+        """Values per instance word at the level's own datawidth (Timeloop's block size,
+        ``width / (datawidth * cluster_size)``)."""
+        return max(1, self.instance_word_bits // self.datawidth)
+
+    @property
+    def clusters(self) -> int:
+        """Physical word groups: ``instances / cluster_size`` (Timeloop's cluster count, at least 1)."""
+        return max(1, self.instances // self.cluster_size)
 
     @property
     def size(self) -> int | None:
@@ -163,8 +182,16 @@ class Accelerator:
     """Where the energies came from: ``ERT <file>``, ``built-in <template> table``..."""
     extra: tuple[tuple[str, str], ...] = field(default=())
     """Free-form provenance notes ``((key, value), ...)``."""
+    accumulator_bits: int | None = None
+    """Bits of a partial sum at every level that holds outputs still being reduced (a
+    template's psum width, or ``quantization.accumulator_bits``); None = each level's own
+    ``datawidth`` (Timeloop's convention)."""
 
     def __post_init__(self) -> None:
+        if self.accumulator_bits is not None and (
+                not isinstance(self.accumulator_bits, int) or self.accumulator_bits < 1):
+            raise JaqmooError(f"accelerator {self.name!r}: accumulator_bits must be a positive integer "
+                              f"(got {self.accumulator_bits!r})")
         if not self.levels:
             raise JaqmooError(f"accelerator {self.name!r} has no storage levels")
         names = [lvl.name for lvl in self.levels]
@@ -179,6 +206,18 @@ class Accelerator:
     @property
     def n_levels(self) -> int:
         return len(self.levels)
+
+    def with_accumulator_bits(self, bits: int | None, what: str = "accumulator_bits") -> Accelerator:
+        """This accelerator with partial sums at ``bits`` (None: keep its own setting)."""
+        if bits is None:
+            return self
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64:
+            raise JaqmooError(f"{what}: partial-sum width must be an integer in 1..64 bits (got {bits!r})")
+        return dataclasses.replace(self, accumulator_bits=bits)
+
+    def psum_bits(self, level: int) -> int:
+        """Bits of a partial sum stored at ``level`` (:attr:`accumulator_bits` or its datawidth)."""
+        return self.accumulator_bits if self.accumulator_bits is not None else self.levels[level].datawidth
 
     def level_index(self, name: str) -> int:
         for i, lvl in enumerate(self.levels):

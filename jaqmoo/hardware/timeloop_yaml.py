@@ -213,16 +213,18 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
         raise JaqmooError(f"{label}: {where}: missing required field 'attributes.datawidth' "
                           f"(bits per value); add it")
     datawidth = as_number(datawidth, label, f"{where}.datawidth", int)
+    cluster = _first(a, ("cluster_size", "cluster-size"))
+    cluster = 1 if cluster is None else as_number(cluster, label, f"{where}.cluster_size", int)
     width = _first(a, ("width", "memory_width"))
     if width is None and a.get("block-size") is not None:
-        width = datawidth * as_number(a["block-size"], label, f"{where}.block-size", int)
+        width = datawidth * cluster * as_number(a["block-size"], label, f"{where}.block-size", int)
     if width is None:
         raise JaqmooError(f"{label}: {where}: missing required field 'attributes.width' "
                           f"(bits per word); add it")
     width = as_number(width, label, f"{where}.width", int)
     depth = _first(a, ("depth", "memory_depth"))
     if depth is None and a.get("entries") is not None:
-        depth = -(-as_number(a["entries"], label, f"{where}.entries", int) // max(1, width // datawidth))
+        depth = -(-as_number(a["entries"], label, f"{where}.entries", int) // max(1, width // (datawidth * cluster)))
     if depth is None and a.get("sizeKB") is not None:
         depth = int(as_number(a["sizeKB"], label, f"{where}.sizeKB") * 8192 // width)
     is_dram = "dram" in elem.cls.lower() or str(a.get("technology", "")).upper() == "DRAM"
@@ -249,7 +251,7 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
         read_bandwidth=read_bw, write_bandwidth=write_bw, shared_bandwidth=bw("shared_bandwidth"),
         multiple_buffering=as_number(a.get("multiple_buffering", 1), label, f"{where}.multiple_buffering"),
         read_energy=read_e, write_energy=write_e, update_energy=update_e, leak_energy=acts.get("leak", 0.0),
-        area=table.area.get(elem.name, 0.0), energy_source=source,
+        area=table.area.get(elem.name, 0.0), energy_source=source, cluster_size=cluster,
     )
 
 

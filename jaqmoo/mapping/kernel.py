@@ -33,6 +33,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.mapping.tensors import I_T, O_T, W_T
 
 _N_DIMS = 8
+_PSUM = 3  # values-per-word column of partial sums (model.PSUM)
 _PREFETCH_AHEAD = 4
 """Mappings ahead whose input and output rows are prefetched (the batch arrays are far larger
 than the caches and each mapping touches ~3 kB in a dozen streams)."""
@@ -123,7 +124,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                    fan_cap_x, fan_cap_y, coef, axis, hash_, singles, pairs, pair_mult, pair_of, out) -> None:
     """Analyze mappings ``lo:hi`` into the output arrays ``out`` (one long loop body on purpose:
     scratch arrays stay locals, no per-call reference counting)."""
-    (rfu, tile_f, partition_f, keep_out, used_f, instances_f, compute_instances_f, compute_cycles_f,
+    (rfu, tile_f, partition_f, keep_out, psum_f, instances_f, compute_instances_f, compute_cycles_f,
      fanout_ok, fanout_fail_level) = out
     n_lvl = temporal.shape[1]
     n = _N_DIMS
@@ -140,6 +141,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
     n_loops = np.empty(n_lvl, dtype=np.int64)  # temporal loops with a factor > 1 per level
     key, cum = np.empty((3, max_pos), dtype=np.int64), np.empty((3, max_pos), dtype=np.int64)
     partition, fan_x, fan_y, instances = np.empty(n_lvl), np.empty(n_lvl), np.empty(n_lvl), np.empty(n_lvl)
+    outside = np.empty(n_lvl + 1)  # outside[k]: reduction factor (C, R, S loops) of all loops above level k
     link = np.empty((n_lvl, 2, 3))
     has_link = np.zeros((n_lvl, 2), dtype=np.bool_)
     row = np.empty((1, n))
@@ -168,7 +170,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
             _prefetch_row(partition_f, ahead)
             _prefetch_row(keep, ahead)
             _prefetch_row(keep_out, ahead)
-            _prefetch_row(used_f, ahead)
+            _prefetch_row(psum_f, ahead)
             _prefetch_row(instances_f, ahead)
         # Factor-dependent quantities (tile extents and sizes, fan-outs, distinct child tiles,
         # Outputs' partition sizes): a mapper batch lists each factor split with all its loop
@@ -198,6 +200,14 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     if tf[lvl, d] > 1:
                         n_loops[lvl] += 1
             _axis_products(ext, 0, ext, 0, n_lvl, False, singles, pairs, pair_mult, tile, 0)
+            outside[0] = 1.0
+            for lvl in range(n_lvl):
+                r = 1.0
+                for j in range(n_live):
+                    d = live_idx[j]
+                    if coef[O_T, d] == 0:
+                        r *= tf[lvl, d] * sp[lvl, d]
+                outside[lvl + 1] = outside[lvl] * r
             for lvl in range(n_lvl):
                 fx = 1.0
                 fy = 1.0
@@ -396,8 +406,11 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                 rfu[m, lvl, t, 1] = fills_raw[lvl, t] - part if (k and lvl > 0) else 0.0
                 rfu[m, lvl, t, 2] = served if (k and t == O_T) else 0.0
                 below = fills_raw[lvl, t] if k else served
-        for lvl in range(n_lvl):
-            used_f[m, lvl] = 1.0 if (kp[lvl, 0] or kp[lvl, 1] or kp[lvl, 2]) else 0.0
+        child = n_lvl  # next inner level keeping Outputs (n_lvl: the MACs)
+        for lvl in range(n_lvl - 1, -1, -1):
+            psum_f[m, lvl] = 1.0 if outside[child] > 1 else 0.0
+            if kp[lvl, O_T]:
+                child = lvl
             instances_f[m, lvl] = instances[lvl]
         for t in (W_T, I_T):  # the forwarding neighbours' reads and fills are charged to the child
             for lvl in range(n_lvl - 1):
@@ -426,7 +439,7 @@ def analyze_into(batch, geometry: dict[str, np.ndarray], out: dict[str, np.ndarr
         _c(batch.spatial_y, np.int64), _c(batch.perm, np.int64), _c(batch.keep, np.bool_), _c(spatial_perm, np.int64),
         g["spatial_order"], g["live"], g["dummy"], g["fan_cap_x"], g["fan_cap_y"], g["coef"], g["axis"], g["hash"],
         g["singles"], g["pairs"], g["pair_mult"], g["pair_of"],
-        (out["rfu"], out["tile_f"], out["partition_f"], out["keep"], out["used_f"], out["instances_f"],
+        (out["rfu"], out["tile_f"], out["partition_f"], out["keep"], out["psum_f"], out["instances_f"],
          out["compute_instances_f"], out["compute_cycles_f"], out["fanout_ok"], out["fanout_fail_level"]))
 
 
@@ -490,16 +503,16 @@ def _run_blocks(kernel, n: int, *args) -> None:
 # ---------------------------------------------------------------------------------------
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f, fanout_ok, fanout_fail_level,
-                vpw, depth, action_energy, leak, block, limits, mac_energy, out) -> None:
+def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, psum_f, compute_cycles_f, fanout_ok, fanout_fail_level,
+                vpw, depth, action_energy, leak, clusters, block, limits, mac_energy, out) -> None:
     """Cost mappings ``lo:hi`` into the output arrays ``out``."""
     (tile_words, occupancy_words, capacity_ok, width_ok, feasible, fail_level, energy_by_tensor,
      energy_by_action, leakage, energy_by_level, energy, cycles) = out
     n_lvl = tile_f.shape[1]
-    vpw_f = np.empty((n_lvl, 3))
-    scale = np.empty((n_lvl, 3))
+    vpw_f = np.empty((n_lvl, 4))
+    scale = np.empty((n_lvl, 4))
     for lvl in range(n_lvl):
-        for t in range(3):
+        for t in range(4):
             vpw_f[lvl, t] = max(vpw[lvl, t], 1)
             scale[lvl, t] = block[lvl] / vpw_f[lvl, t]
     limited = np.zeros(n_lvl, dtype=np.bool_)
@@ -514,11 +527,13 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f
         for lvl in range(n_lvl):
             occ = 0.0
             bad = lvl == fanout_fail_level[m]
+            out_col = _PSUM if psum_f[m, lvl] > 0 else 2  # Outputs: partial sums or completed
             for t in range(3):
                 tw = 0.0
+                c = t if t < 2 else out_col
                 if keep[m, lvl, t]:
-                    tw = np.ceil(tile_f[m, lvl, t] / vpw_f[lvl, t]) if vpw_f[lvl, t] > 1 else tile_f[m, lvl, t]
-                    if vpw[lvl, t] == 0:
+                    tw = np.ceil(tile_f[m, lvl, t] / vpw_f[lvl, c]) if vpw_f[lvl, c] > 1 else tile_f[m, lvl, t]
+                    if vpw[lvl, c] == 0:
                         wid_ok = False
                         bad = True
                 tile_words[m, lvl, t] = np.int64(tw)
@@ -533,15 +548,18 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f
         capacity_ok[m], width_ok[m], feasible[m] = cap_ok, wid_ok, ok
         fail_level[m] = -1 if ok else max(first_bad, 0)
 
-        # access energy: vector accesses per action = ceil(values / values per word)
+        # access energy: vector accesses per action = ceil(values / values per word), charged
+        # once per utilized cluster
         cc = compute_cycles_f[m]
         cyc = cc
         for lvl in range(n_lvl):
-            inst = instances_f[m, lvl]
+            inst = min(instances_f[m, lvl], clusters[lvl])
+            out_col = _PSUM if psum_f[m, lvl] > 0 else 2
             for t in range(3):
+                c = t if t < 2 else out_col
                 for a in range(3):
                     v = rfu[m, lvl, t, a]
-                    words[lvl, t, a] = np.ceil(v / vpw_f[lvl, t]) if vpw_f[lvl, t] > 1 else v  # ceil(v / 1) == v
+                    words[lvl, t, a] = np.ceil(v / vpw_f[lvl, c]) if vpw_f[lvl, c] > 1 else v  # ceil(v / 1) == v
                 e = words[lvl, t, 0] * action_energy[lvl, 0]
                 e = e + words[lvl, t, 1] * action_energy[lvl, 1]
                 e = e + words[lvl, t, 2] * action_energy[lvl, 2]
@@ -553,8 +571,9 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f
                 reads = 0.0
                 writes = 0.0
                 for t in range(3):
-                    reads = reads + rfu[m, lvl, t, 0] * scale[lvl, t]
-                    writes = writes + (rfu[m, lvl, t, 1] + rfu[m, lvl, t, 2]) * scale[lvl, t]
+                    c = t if t < 2 else out_col
+                    reads = reads + rfu[m, lvl, t, 0] * scale[lvl, c]
+                    writes = writes + (rfu[m, lvl, t, 1] + rfu[m, lvl, t, 2]) * scale[lvl, c]
                 reads = reads / cc
                 writes = writes / cc
                 slowdown = 1.0
@@ -567,7 +586,7 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f
         cycles[m] = np.int64(cyc)
         total = 0.0
         for lvl in range(n_lvl):
-            leakage[m, lvl] = leak[lvl] * instances_f[m, lvl] * cyc * used_f[m, lvl]
+            leakage[m, lvl] = leak[lvl] * instances_f[m, lvl] * cyc  # every level leaks, kept tensors or not
             e = (energy_by_tensor[m, lvl, 0] + energy_by_tensor[m, lvl, 1]) + energy_by_tensor[m, lvl, 2]
             energy_by_level[m, lvl] = e + leakage[m, lvl]
             total += energy_by_level[m, lvl]
@@ -577,17 +596,19 @@ def _cost_range(lo, hi, rfu, tile_f, keep, instances_f, used_f, compute_cycles_f
 def cost_into(accesses, vpw: np.ndarray, hardware: dict, mac_energy: float, out: dict[str, np.ndarray]) -> None:
     """Stage B of every mapping of ``accesses`` into the preallocated arrays ``out``.
 
-    ``hardware`` holds ``depth``, ``action_energy``, ``leak``, ``block`` and ``limits``
-    (float64 [L, 3]: read, write, shared bandwidth; NaN = unlimited); ``out`` the
+    ``vpw``: int64 [L, 4] values per instance word (Weights, Inputs, completed Outputs,
+    partial sums); ``hardware`` holds ``depth``, ``action_energy``, ``leak``, ``clusters``
+    (physical word groups per level), ``block`` and ``limit_array`` (float64 [L, 3]: read,
+    write, shared bandwidth; NaN = unlimited); ``out`` the
     :class:`~jaqmoo.mapping.model.Costs` array fields by name (``energy`` includes
     ``mac_energy``).
     """
     a = accesses
     _run_blocks(_cost_range, len(a), _c(a.rfu, np.float64), _c(a.tile_f, np.float64), _c(a.keep, np.bool_),
-                _c(a.instances_f, np.float64), _c(a.used_f, np.float64), _c(a.compute_cycles_f, np.float64),
+                _c(a.instances_f, np.float64), _c(a.psum_f, np.float64), _c(a.compute_cycles_f, np.float64),
                 _c(a.fanout_ok, np.bool_), _c(a.fanout_fail_level, np.int64), _c(vpw, np.int64), hardware["depth"],
-                hardware["action_energy"], hardware["leak"], hardware["block"], hardware["limit_array"],
-                float(mac_energy),
+                hardware["action_energy"], hardware["leak"], hardware["clusters"], hardware["block"],
+                hardware["limit_array"], float(mac_energy),
                 (out["tile_words"], out["occupancy_words"], out["capacity_ok"], out["width_ok"], out["feasible"],
                  out["fail_level"], out["energy_by_tensor"], out["energy_by_action"], out["leakage"],
                  out["energy_by_level"], out["energy"], out["cycles"]))

@@ -463,6 +463,9 @@ def no_mapping_error(layer: Layer, accel, bits, spec: ms.MapspaceSpec) -> Jaqmoo
     batch = smallest_mapping(layer, spec)
     c = evaluate(layer, accel, batch, bits)
     bits_txt = "each level's datawidth" if bits is None else f"{bits[0]}/{bits[1]}/{bits[2]} bits (w/in/out)"
+    if bits is not None:
+        acc = "each level's datawidth" if accel.accumulator_bits is None else f"{accel.accumulator_bits} bits"
+        bits_txt += f", partial sums at {acc}"
     if not c.width_ok[0]:
         lvl = int(c.fail_level[0])
         return JaqmooError(

@@ -523,7 +523,8 @@ def envelope_for(accel, bits: tuple[int, int, int] | None) -> CapacityEnvelope:
             continue
         words.append(float(lvl.effective_depth))
         b = bits if bits is not None else (lvl.datawidth,) * 3
-        vpw.append(tuple(float(max(lvl.width // int(x), 1)) if int(x) <= lvl.width else 1e-9 for x in b))
+        word = lvl.instance_word_bits  # a cluster's instances share the width (Timeloop's cluster_size)
+        vpw.append(tuple(float(max(word // int(x), 1)) if int(x) <= word else 1e-9 for x in b))
     return CapacityEnvelope(tuple(words), tuple(vpw))
 
 

@@ -46,6 +46,18 @@ Modelled for Weights and Inputs, for the innermost X and Y spatial loops, where 
 loop indices match their mesh positions (the mapping fills the X mesh, or uses only one
 mesh axis). Partial sums are not forwarded.
 
+*Partial sums* (``Accesses.psum_f``): a level's Outputs are partial sums when a reduction loop
+(C, R, S) with a factor > 1 lies outside the tile of the next inner level keeping Outputs (the
+MACs if none): the level adds up unfinished sums. Stage B stores and moves them at the
+accelerator's accumulator width; a level that only ever receives completed outputs holds
+them at the output (next layer's activation) bits. Bit-packing applies to both.
+
+*Clusters and leakage* (Timeloop v0.4): ``cluster_size`` instances share one ``width``-bit
+word, so an instance's word is ``width / cluster_size`` bits (block size ``width /
+(datawidth * cluster_size)``, capacity ``depth * block size``) and access energy is charged per
+utilized cluster; every level leaks in each utilized instance on every cycle, whether or not
+the mapping keeps a tensor there.
+
 Not modelled (none of the reference runs uses them): imperfect factorization, network
 (wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
 v0.4 ERTs), sparsity.
@@ -96,8 +108,10 @@ class Accesses:
     partition size, which sets the first-update elision); 0 for the read-only tensors."""
     keep: np.ndarray
     """bool [M, L, 3]: tensor stored at the level (dummy levels never, level 0 always)."""
-    used_f: np.ndarray
-    """float64 [M, L]: 1 where the level stores any tensor (only those leak), else 0."""
+    psum_f: np.ndarray
+    """float64 [M, L]: 1 where the level's Outputs are partial sums still being reduced (a
+    reduction loop lies outside the next inner Outputs level's tile), else 0: completed
+    outputs. Partial sums are costed at accumulator bits, completed outputs at the output bits."""
     instances_f: np.ndarray
     """float64 [M, L]: utilized instances of each level."""
     compute_instances_f: np.ndarray
@@ -168,7 +182,8 @@ class Costs:
     bits: tuple[int, int, int] | None
     """(weight, input, output) bits used, or None = each level's own datawidth."""
     values_per_word: np.ndarray
-    """int64 [L, 3]: values of each tensor packed in one word of each level (0 = too wide)."""
+    """int64 [L, 4]: values of each tensor packed in one instance word of each level (0 = too
+    wide); column 3: partial sums (see :func:`values_per_word`)."""
     tile_words: np.ndarray
     """int64 [M, L, 3]: words each kept tensor's tile needs (ceil(tile / values_per_word))."""
     occupancy_words: np.ndarray
@@ -184,11 +199,11 @@ class Costs:
     depth_words: np.ndarray
     """float64 [L]: words one tile may use per instance (depth / multiple buffering; inf = unbounded)."""
     energy_by_tensor: np.ndarray
-    """float64 [M, L, 3]: access energy per level and tensor (all utilized instances)."""
+    """float64 [M, L, 3]: access energy per level and tensor (all utilized clusters)."""
     energy_by_action: np.ndarray
     """float64 [M, L, 3]: access energy per level and action (read, fill, update)."""
     leakage: np.ndarray
-    """float64 [M, L]: leakage energy per level."""
+    """float64 [M, L]: leakage energy per level (every level, kept tensors or not)."""
     energy_by_level: np.ndarray
     """float64 [M, L]: access + leakage energy per level."""
     mac_energy: np.ndarray
@@ -204,6 +219,11 @@ class Costs:
         return int(self.energy.shape[0])
 
     @property
+    def psum_energy(self) -> np.ndarray:
+        """float64 [M, L]: access energy of partial sums (Outputs at levels still reducing them)."""
+        return self.energy_by_tensor[:, :, 2] * self.accesses.psum_f
+
+    @property
     def edp(self) -> np.ndarray:
         """float64 [M]: energy (pJ) x cycles."""
         return self.energy * self.cycles
@@ -217,8 +237,9 @@ class Costs:
         if not self.accesses.fanout_ok[i]:
             return f"spatial factors exceed the fan-out below level {names[lvl]!r}"
         if not self.width_ok[i]:
-            bad = [TENSORS[t] for t in range(3)
-                   if self.accesses.keep[i, lvl, t] and self.values_per_word[lvl, t] == 0]
+            out_col = PSUM if self.accesses.psum_f[i, lvl] else 2
+            bad = [TENSORS[t] + (" (partial sums)" if t == 2 and out_col == PSUM else "") for t in range(3)
+                   if self.accesses.keep[i, lvl, t] and self.values_per_word[lvl, out_col if t == 2 else t] == 0]
             return f"{', '.join(bad)} wider than a word of level {names[lvl]!r}"
         return (f"level {names[lvl]!r} needs {int(self.occupancy_words[i, lvl])} words per instance "
                 f"but only {self.depth_words[lvl]:g} fit")
@@ -241,7 +262,7 @@ _CHUNK = 8192
 _COST_CHUNK = 4096
 """Mappings costed per chunk (stage B's arrays are wider per mapping)."""
 
-_FIELDS = ("rfu", "tile_f", "partition_f", "keep", "used_f", "instances_f", "compute_instances_f", "compute_cycles_f",
+_FIELDS = ("rfu", "tile_f", "partition_f", "keep", "psum_f", "instances_f", "compute_instances_f", "compute_cycles_f",
            "fanout_ok", "fanout_fail_level")
 
 
@@ -302,7 +323,7 @@ def _empty_fields(n_map: int, n_lvl: int) -> dict[str, np.ndarray]:
     return {
         "rfu": np.empty((n_map, n_lvl, 3, 3)), "tile_f": np.empty((n_map, n_lvl, 3)),
         "partition_f": np.empty((n_map, n_lvl, 3)), "keep": np.empty((n_map, n_lvl, 3), dtype=bool),
-        "used_f": np.empty((n_map, n_lvl)), "instances_f": np.empty((n_map, n_lvl)),
+        "psum_f": np.empty((n_map, n_lvl)), "instances_f": np.empty((n_map, n_lvl)),
         "compute_instances_f": np.empty(n_map), "compute_cycles_f": np.empty(n_map),
         "fanout_ok": np.empty(n_map, dtype=bool), "fanout_fail_level": np.empty(n_map, dtype=np.int64),
     }
@@ -577,12 +598,33 @@ def _analyze_chunk(g: _Geometry, batch: MappingBatch, lo: int, hi: int) -> dict[
     partition_f[:, :, o] = partition.T
     return {
         "rfu": rfu, "tile_f": out(tile), "partition_f": partition_f,
-        "keep": keep_out,
-        "used_f": (keep_out[:, :, 0] | keep_out[:, :, 1] | keep_out[:, :, 2]).astype(np.float64),
+        "keep": keep_out, "psum_f": _psum_levels(g, temporal, spatial, keep[:, o]),
         "instances_f": np.ascontiguousarray(instances.T),
         "compute_instances_f": instances[-1] * fan_total[-1], "compute_cycles_f": compute_cycles,
         "fanout_ok": fanout_ok, "fanout_fail_level": np.where(fanout_ok, -1, np.argmax(over, axis=0)),
     }
+
+
+def _psum_levels(g: _Geometry, temporal: np.ndarray, spatial: np.ndarray, keep_o: np.ndarray) -> np.ndarray:
+    """float64 [m, L]: 1 where level ``l`` holds partial sums (see :attr:`Accesses.psum_f`).
+
+    A level accumulates when a reduction loop (C, R, S: dims that do not index Outputs) with a
+    factor > 1 sits outside the tile of the next inner level that keeps Outputs (the MACs if
+    none): such a loop makes the child hand up unfinished sums, or makes the level add up
+    the products of the MACs below it.
+    """
+    n_lvl, m = temporal.shape[0], temporal.shape[2]
+    red = np.ones((n_lvl, m))
+    for d in np.flatnonzero(g.coef[tz.O_T] == 0):
+        red *= temporal[:, g.remap[d]] * spatial[:, g.remap[d]]
+    outside = np.ones((n_lvl + 1, m))  # outside[k]: reduction factor of the loops above level k
+    np.cumprod(red, axis=0, out=outside[1:])
+    psum = np.empty((n_lvl, m))
+    child = np.full(m, n_lvl)
+    for lvl in range(n_lvl - 1, -1, -1):
+        psum[lvl] = np.take_along_axis(outside, child[None, :], axis=0)[0] > 1
+        child = np.where(keep_o[lvl], lvl, child)
+    return np.ascontiguousarray(psum.T)
 
 
 def _link_transfers(g, i_t, batch, lo, hi, sx, sy, spatial, ext, tile, distinct, keep, fan_levels,
@@ -701,19 +743,30 @@ def _dim_product(a: np.ndarray) -> np.ndarray:
 # Stage B
 # ---------------------------------------------------------------------------------------
 
-def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np.ndarray:
-    """int64 [L, 3]: floor(width / bits) per level and tensor (bits=None: the level's block size).
+PSUM = 3
+"""Column of :func:`values_per_word` for partial sums (Outputs at a level still reducing them)."""
 
-    0 marks a tensor wider than the level's word (it cannot be stored there); dummy levels,
-    which store nothing, get 1.
+
+def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np.ndarray:
+    """int64 [L, 4]: values packed in one instance word (``width / cluster_size`` bits) per level.
+
+    Columns: Weights, Inputs and completed Outputs at ``bits``, then partial sums at the
+    accelerator's accumulator bits (:meth:`~jaqmoo.hardware.spec.Accelerator.psum_bits`).
+    ``bits=None``: every column at the level's own datawidth (its block size, Timeloop's
+    convention). 0 marks a tensor wider than the word (it cannot be stored there); dummy
+    levels, which store nothing, get 1.
     """
-    out = np.ones((accel.n_levels, 3), dtype=np.int64)
+    out = np.ones((accel.n_levels, 4), dtype=np.int64)
     for i, lvl in enumerate(accel.levels):
         if lvl.is_dummy:  # stores nothing
             continue
-        for t in range(3):
-            b = lvl.datawidth if bits is None else int(bits[t])
-            out[i, t] = lvl.width // b
+        word = lvl.instance_word_bits
+        for t in range(4):
+            if bits is None:
+                b = lvl.datawidth
+            else:
+                b = accel.psum_bits(i) if t == PSUM else int(bits[t])
+            out[i, t] = word // b
     return out
 
 
@@ -739,6 +792,7 @@ def _hardware(accel: Accelerator) -> dict[str, np.ndarray]:
         "action_energy": np.array([[lvl.read_energy, lvl.write_energy, lvl.update_energy] for lvl in levels],
                                   dtype=np.float64),
         "leak": np.array([lvl.leak_energy for lvl in levels], dtype=np.float64),
+        "clusters": np.array([float(lvl.clusters) for lvl in levels]),
         "block": np.array([float(lvl.block_size) for lvl in levels]),
         "limits": tuple((i, lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth)
                         for i, lvl in enumerate(levels)
@@ -757,7 +811,14 @@ def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | No
     behaviour). Otherwise a word of ``width`` bits packs ``floor(width / b)`` values of a
     ``b``-bit tensor; capacity, access energy and bandwidth are counted in packed words
     (per action, ``ceil(values / values_per_word)`` vector accesses, like Timeloop's
-    block-size rounding). ``backend`` as for :func:`analyze`.
+    block-size rounding). Outputs at levels that hold partial sums (``accesses.psum_f``) are
+    stored and moved at the accelerator's accumulator bits instead of ``bits[2]``.
+
+    Timeloop v0.4 semantics: an instance's word is ``width / cluster_size`` bits, and one
+    vector access serves a whole cluster, so access energy is charged per utilized cluster
+    (``min(utilized instances, instances / cluster_size)``, Timeloop's utilized clusters);
+    every level leaks on every cycle in each utilized instance, whether or not the mapping
+    keeps a tensor there. ``backend`` as for :func:`analyze`.
     """
     if accesses.topology != accel.topology_key:
         raise JaqmooError(f"accesses were analyzed for a different accelerator topology than "
@@ -795,13 +856,19 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     """Stage B for the mappings ``sl``, written into the ``out`` arrays."""
     hw = _hardware(accel)
     keep = accesses.keep[sl]
-    vpw_f = np.maximum(vpw, 1).astype(np.float64)
+    vpw_f = np.maximum(vpw, 1).astype(np.float64)  # [L, 4]
     packed = bool((vpw_f > 1).any())
+    psum = accesses.psum_f[sl] > 0  # [m, L]
+    if (vpw_f[:, 2] != vpw_f[:, PSUM]).any():  # per mapping: Outputs at psum or output bits
+        vpw_t = np.repeat(vpw_f[None, :, :3], len(psum), axis=0)  # [m, L, 3]
+        vpw_t[:, :, 2] = np.where(psum, vpw_f[:, PSUM], vpw_f[:, 2])
+    else:
+        vpw_t = vpw_f[:, :3]  # [L, 3], broadcast over the mappings
 
     # Capacity: words per kept tensor, summed per level, against the effective depth.
     tile_words = out["tile_words"][sl]
     if packed:
-        np.divide(accesses.tile_f[sl], vpw_f, out=tile_words)
+        np.divide(accesses.tile_f[sl], vpw_t, out=tile_words)
         np.ceil(tile_words, out=tile_words)
     else:
         tile_words[...] = accesses.tile_f[sl]
@@ -811,7 +878,8 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     occupancy += tile_words[:, :, 2]
     too_wide = vpw == 0
     if too_wide.any():
-        width_bad = (keep[:, :, 0] & too_wide[:, 0]) | (keep[:, :, 1] & too_wide[:, 1]) | (keep[:, :, 2] & too_wide[:, 2])
+        out_wide = np.where(psum, too_wide[:, PSUM], too_wide[:, 2])
+        width_bad = (keep[:, :, 0] & too_wide[:, 0]) | (keep[:, :, 1] & too_wide[:, 1]) | (keep[:, :, 2] & out_wide)
     else:
         width_bad = np.zeros(occupancy.shape, dtype=bool)
     cap_bad = occupancy > hw["depth"]
@@ -825,36 +893,38 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     else:
         out["fail_level"][sl] = -1
 
-    # Access energy: vector accesses per action = ceil(values / values per word).
+    # Access energy: vector accesses per action = ceil(values / values per word), one per
+    # utilized cluster.
     rfu = accesses.rfu[sl]  # [m, L, 3 tensors, 3 actions]
     if packed:
-        words = np.divide(rfu, vpw_f[:, :, None])
+        words = np.divide(rfu, vpw_t[..., None])
         np.ceil(words, out=words)
     else:
         words = rfu
     energy = hw["action_energy"]  # [L, 3 actions]
-    inst = accesses.instances_f[sl][:, :, None]
+    inst = accesses.instances_f[sl]  # [m, L]
+    clusters = np.minimum(inst, hw["clusters"])[:, :, None]
     by_tensor = out["energy_by_tensor"][sl]
     np.multiply(words[..., 0], energy[:, 0:1], out=by_tensor)
     by_tensor += words[..., 1] * energy[:, 1:2]
     by_tensor += words[..., 2] * energy[:, 2:3]
-    by_tensor *= inst
+    by_tensor *= clusters
     by_action = out["energy_by_action"][sl]
     np.add(words[:, :, 0], words[:, :, 1], out=by_action)
     by_action += words[:, :, 2]
     by_action *= energy
-    by_action *= inst
+    by_action *= clusters
 
     # Cycles: a level's bandwidth (datawidth values per cycle per instance) may throttle the
     # compute; packed words move block_size / vpw times fewer datawidth values.
     compute_cycles = accesses.compute_cycles_f[sl]
     cycles = compute_cycles
     if hw["limits"]:
-        scale = hw["block"][:, None] / vpw_f  # [L, 3]
+        scale = hw["block"][:, None] / vpw_t  # [L, 3] or [m, L, 3]
         for i, read_bw, write_bw, shared_bw in hw["limits"]:
             lvl_rfu = rfu[:, i].reshape(-1, 9).T.copy().reshape(3, 3, -1)  # [3 tensors, 3 actions, m]
-            reads = sum(lvl_rfu[t, 0] * scale[i, t] for t in range(3)) / compute_cycles
-            writes = sum((lvl_rfu[t, 1] + lvl_rfu[t, 2]) * scale[i, t] for t in range(3)) / compute_cycles
+            reads = sum(lvl_rfu[t, 0] * scale[..., i, t] for t in range(3)) / compute_cycles
+            writes = sum((lvl_rfu[t, 1] + lvl_rfu[t, 2]) * scale[..., i, t] for t in range(3)) / compute_cycles
             slowdown = np.ones(len(compute_cycles))
             for limit, need in ((read_bw, reads), (write_bw, writes), (shared_bw, reads + writes)):
                 if limit is not None:
@@ -863,8 +933,7 @@ def _cost_chunk(accesses: Accesses, accel: Accelerator, vpw: np.ndarray, sl: sli
     out["cycles"][sl] = cycles
 
     leakage = out["leakage"][sl]
-    np.multiply(hw["leak"] * inst[:, :, 0], cycles[:, None], out=leakage)
-    leakage *= accesses.used_f[sl]
+    np.multiply(hw["leak"] * inst, cycles[:, None], out=leakage)
     by_level = out["energy_by_level"][sl]
     np.add(by_tensor[:, :, 0], by_tensor[:, :, 1], out=by_level)
     by_level += by_tensor[:, :, 2]

@@ -4,8 +4,11 @@ A :class:`QuantPolicy` names every quantizable layer (Conv2d/Linear, in the orde
 :func:`jaqmoo.workload.quantizable_layers`) with its weight bits and its input-activation
 bits. Bits are integers in :data:`SUPPORTED_BITS` or :data:`FLOAT_BITS` (32: not
 quantized). The cost model reads a layer's tensors at ``(weight, input, output)`` bits
-from :meth:`QuantPolicy.tensor_bits`: a layer's output is stored at the next layer's
-activation bits (the last layer's at ``last_output_bits``).
+from :meth:`QuantPolicy.tensor_bits`: a layer's *completed* output is stored at the next
+layer's activation bits (the last layer's at ``last_output_bits``). Partial sums are not
+activations: wherever an output is still being reduced, the cost model keeps it at the
+accelerator's accumulator width (``Accelerator.accumulator_bits``: the template's psum
+width, or ``quantization.accumulator_bits``), whatever the policy.
 
 Policy files (``--bits-file``) are YAML::
 
@@ -95,7 +98,8 @@ class QuantPolicy:
         return cls(tuple(layer_names), (w,) * n, (a,) * n, last_output_bits=min(a, 8) if a != FLOAT_BITS else 8)
 
     def tensor_bits(self, i: int) -> tuple[int, int, int]:
-        """``(weight, input, output)`` bits of layer ``i`` for the cost model."""
+        """``(weight, input, completed output)`` bits of layer ``i`` for the cost model
+        (partial sums are at the accelerator's accumulator width, not these bits)."""
         out = self.act_bits[i + 1] if i + 1 < len(self) else self.last_output_bits
         return self.weight_bits[i], self.act_bits[i], out
 

@@ -61,8 +61,10 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy") -> None:
+                 metric: str = "energy", accumulator_bits: int | None = None) -> None:
         self.workload = workload
+        self.accumulator_bits = accumulator_bits
+        """Partial-sum width given by the spec (None: the template's psum width)."""
         self.template = template
         self.accuracy = accuracy
         self.space = space
@@ -138,7 +140,8 @@ class JointEvaluator:
     def accelerator(self, hardware: dict[str, int]) -> Any:
         key = tuple(sorted(hardware.items()))
         if key not in self._accels:
-            self._accels[key] = self.template.build(**hardware)
+            self._accels[key] = self.template.build(**hardware).with_accumulator_bits(
+                self.accumulator_bits, "quantization.accumulator_bits")
         return self._accels[key]
 
     def cost(self, cand: Candidate) -> dict[str, Any]:

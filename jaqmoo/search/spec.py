@@ -16,6 +16,7 @@ Example (``problems/quickstart.yaml``)::
     dataset: {name: digits}
     accelerator: {template: eyeriss, search: [pe_x, glb_depth]}
     quantization: {weight_bits: [2, 3, 4, 5, 6, 8], act_bits: [4, 5, 6, 8]}
+    # (optional: quantization.accumulator_bits: 24 -- partial-sum width; default the template's)
     mapping: {mode: inner, metric: energy}
     accuracy: {estimator: supernet, cache_dir: runs/cache,
                train: {epochs: 3}}
@@ -94,6 +95,8 @@ class QuantizationSpec:
     act_bits: tuple[int, ...] = SUPPORTED_BITS
     #: layer name (or 'first' / 'last') -> (w, a) held fixed
     fixed_layers: tuple[tuple[str, tuple[int, int]], ...] = ()
+    #: partial-sum width at every level still reducing outputs (None: the template's psum width)
+    accumulator_bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -358,7 +361,18 @@ def _quantization(data: Any, src: str) -> QuantizationSpec:
         weight_bits=_bits_list(d["weight_bits"], "quantization.weight_bits", src) if "weight_bits" in d else SUPPORTED_BITS,
         act_bits=_bits_list(d["act_bits"], "quantization.act_bits", src) if "act_bits" in d else SUPPORTED_BITS,
         fixed_layers=tuple((str(k), _bits_pair(v, f"quantization.fixed_layers.{k}", src)) for k, v in fixed.items()),
+        accumulator_bits=_accumulator_bits(d.get("accumulator_bits"), src),
     )
+
+
+def _accumulator_bits(value: Any, src: str) -> int | None:
+    """``quantization.accumulator_bits``: None, or an integer width in 1..64."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise JaqmooError(f"{src}: quantization.accumulator_bits must be an integer in 1..64 (the partial-sum "
+                          f"width, e.g. 16 or 24; omit it for the template's psum width), got {value!r}")
+    return value
 
 
 def _mapping(data: Any, src: str) -> MappingSpec:

@@ -117,6 +117,9 @@ class Template:
     generator: Generator = field(repr=False)
     doc: str = ""
     width_rules: tuple[WidthRule, ...] = ()
+    accumulator_param: str | None = None
+    """The parameter holding the design's partial-sum width (the built Accelerator's
+    ``accumulator_bits``); None: partial sums at each level's datawidth."""
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -126,6 +129,8 @@ class Template:
             for n in rule:
                 if n not in names:
                     raise ValueError(f"template {self.name}: width rule names unknown {n}")
+        if self.accumulator_param is not None and self.accumulator_param not in names:
+            raise ValueError(f"template {self.name}: unknown accumulator parameter {self.accumulator_param}")
 
     # ------------------------------------------------------------------ parameters
     def param(self, name: str) -> HardwareParam:

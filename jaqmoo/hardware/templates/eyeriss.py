@@ -124,4 +124,5 @@ EYERISS = Template(
     generator=generate,
     doc="Eyeriss-like row-stationary PE array (defaults = Timeloop mapper-eyeriss-like-conv)",
     width_rules=WIDTH_RULES,
+    accumulator_param="psum_datawidth",
 )

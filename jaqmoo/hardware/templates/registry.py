@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -74,9 +75,12 @@ def build_cached(template: Template, values: tuple[tuple[str, int], ...],
     params = dict(values)
     changed = {k: v for k, v in params.items() if v != template.param(k).default}
     label = template.name + "".join(f" {k}={v}" for k, v in sorted(changed.items()))
-    return accelerator_from_timeloop(template.generator(params), name=template.name,
-                                     source_label=f"built-in {template.name} table",
-                                     label=label, energy_model=energy_model)
+    accel = accelerator_from_timeloop(template.generator(params), name=template.name,
+                                      source_label=f"built-in {template.name} table",
+                                      label=label, energy_model=energy_model)
+    if template.accumulator_param is None:
+        return accel
+    return dataclasses.replace(accel, accumulator_bits=params[template.accumulator_param])
 
 
 def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):

@@ -8,12 +8,13 @@ reduced into the lane's accumulator).
 
 Defaults: 16 PEs x 4 lanes x 4 MACs = 256 MACs at 45 nm, global buffer 2048 x 256 bit,
 input buffer 8192 x 64, weight buffer 4096 x 64, accumulation buffer 128 x 24 (24-bit
-partial sums), weight registers 1 x 512 -- the v0.4 Simba-like design of the
-timeloop-accelergy-exercises.
+partial sums), weight registers 1 x 512 shared by 64 MACs (``cluster_size: 64``: each MAC
+holds one weight) -- the v0.4 Simba-like design of the timeloop-accelergy-exercises.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
@@ -73,6 +74,16 @@ WIDTH_RULES = (
 )
 
 
+def weight_reg_cluster(p: Mapping[str, int]) -> int:
+    """Timeloop ``cluster_size`` of the MAC weight registers: how many MACs share one
+    ``weight_reg_width``-bit word. As many as one word serves at ``datawidth`` bits, and a
+    divisor of the MAC count: ``gcd(weight_reg_width / datawidth, MACs)``. Each MAC's register
+    then holds ``weight_reg_width / (datawidth * cluster_size)`` weights: 1 at the defaults
+    (512 / (8 * 64)), as in the exercises' simba_like, where one access serves 64 MACs."""
+    macs = p["pe_x"] * p["pe_y"] * p["lanes"] * p["macs_per_lane"]
+    return math.gcd(max(1, p["weight_reg_width"] // p["datawidth"]), macs)
+
+
 def generate(p: Mapping[str, int]) -> dict:
     """Timeloop v0.4 input dict of a Simba-like design with parameters ``p``."""
     tech = f"{p['technology']}nm"
@@ -106,7 +117,7 @@ def generate(p: Mapping[str, int]) -> dict:
             "datawidth": p["accu_datawidth"]}, subclass="smartbuffer_RF"),
         dummy("inter_reg_mac_spatial", x, lane_y, power_gated_at="inter_reg_mac_spatial"),
         level("PEWeightRegs", "storage", x, mac_y, {
-            "depth": 1, "width": p["weight_reg_width"], "cluster_size": 64, "num_ports": 2,
+            "depth": 1, "width": p["weight_reg_width"], "cluster_size": weight_reg_cluster(p), "num_ports": 2,
             "datawidth": dw}, subclass="smartbuffer_RF"),
         compute("mac", "intmac", x, mac_y, {"multiplier_width": dw, "adder_width": 2 * dw,
                                             "datawidth": dw},
@@ -147,4 +158,5 @@ SIMBA = Template(
     doc="Simba-like PE array with vector-MAC lanes (defaults = the Timeloop/Accelergy "
         "exercises' simba_like)",
     width_rules=WIDTH_RULES,
+    accumulator_param="accu_datawidth",
 )
