@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
 from jaqmoo.mapping.mapping import MappingBatch
 from jaqmoo.mapping.mapspace import prime_list
 from jaqmoo.mapping.model import analyze, cost, resolve_backend
+from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import DIMS, Layer
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "timeloop_reference" / "mapper-eyeriss-like-conv"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.hardware.spec import Accelerator
+from jaqmoo.hardware.spec import TENSORS, Accelerator
 from jaqmoo.mapping.mapper import METRICS, Mapper, MappingResult
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.workload import Layer, Workload
@@ -49,6 +49,9 @@ class LayerCost:
     psum_energy_by_level: dict[str, float] = field(default_factory=dict)
     """Access energy of partial sums per level (Outputs at levels still reducing them, moved at
     accumulator bits); part of ``energy_by_level``."""
+    energy_by_tensor: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Access energy (pJ) per storage level and tensor: ``{level: {Weights, Inputs, Outputs}}``
+    (leakage and MAC energy are not per tensor: they are in ``energy_by_level`` only)."""
 
 
 @dataclass
@@ -175,7 +178,8 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
                j: int, mapping: str, evaluated: int) -> LayerCost:
     """The :class:`LayerCost` of row ``j`` of a :class:`~jaqmoo.mapping.model.Costs`."""
     names = tuple(lvl.name for lvl in accel.levels)
-    word = accel.levels[0].width
+    # packed into the outermost level's words: whole vectors (jaqmoo), word-bits words (the fork)
+    word = accel.levels[0].datawidth if accel.convention == "fork" else accel.levels[0].width
     wb, ib, ob = bits if bits is not None else (accel.levels[0].datawidth,) * 3
     return LayerCost(
         name=layer.name, kind=layer.kind, shape=layer_shape(layer), bits=bits, mapping=mapping,
@@ -188,6 +192,8 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
         output_bits_packed=packed_bits(layer.output_count, ob, word),
         evaluated=evaluated,
         psum_energy_by_level={n: float(e) for n, e in zip(names, costs.psum_energy[j], strict=True)},
+        energy_by_tensor={n: {t: float(e) for t, e in zip(TENSORS, costs.energy_by_tensor[j, lvl], strict=True)}
+                          for lvl, n in enumerate(names)},
     )
 
 

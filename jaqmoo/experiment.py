@@ -18,6 +18,9 @@ training or search):
 4. Search (:func:`jaqmoo.search.session.search_in_directory`), resumable.
 5. Re-score the front with the supernet (predictor runs), export ``front.csv``/``.parquet``,
    ``evaluations.csv``/``.parquet``, plot ``front.png`` and ``hypervolume.png``.
+
+``report.html`` (:mod:`jaqmoo.reporting.html`) is rewritten after every generation through the
+search's ``on_generation`` callback, and once more at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
-from jaqmoo.report import RESCORED, Run, load_run, read_rescored
+from jaqmoo.reporting.run import RESCORED, Run, load_run, read_rescored
 from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.compat import check_resume_spec
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
@@ -330,8 +333,12 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
+    from jaqmoo.reporting.breakdown import CostBreakdown
+    from jaqmoo.reporting.html import ReportWriter
+
+    report = ReportWriter(prep.out_dir, breakdown=CostBreakdown.of(evaluator, space, prep.workload))
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
-                        meta_extra=meta_extra, locked=True)
+                        meta_extra=meta_extra, locked=True, on_generation=report)
     seconds["search"] = time.perf_counter() - t1
 
     run = load_run(prep.out_dir)
@@ -341,6 +348,9 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run, plots=plots)
+    if (path := report(force=True)) is not None:
+        files.append(path)
+    seconds["reports"] = report.seconds  # report.html after every generation and at the end (part of search + total)
     seconds["total"] = time.perf_counter() - t0
     (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
     return ExperimentResult(run, prep.out_dir, seconds, files)
@@ -355,7 +365,7 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     import numpy as np
     from tqdm.auto import tqdm
 
-    from jaqmoo.report import nondominated_ranks
+    from jaqmoo.reporting.run import nondominated_ranks
 
     rows = nondominated_ranks(run.evaluations, run.objectives, pool)
     base = run.baselines

@@ -22,10 +22,10 @@ from jaqmoo.cost import network_cost
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import Accelerator, Level
 from jaqmoo.hardware.templates import get_template
-from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
 from jaqmoo.mapping.model import BACKENDS, analyze, cost, evaluate, values_per_word
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.spec import _quantization
+from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import Layer, Workload
 
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"

@@ -35,7 +35,7 @@ def eyeriss():
 def reference():
     if not REF.exists():
         pytest.skip("Timeloop reference folder not available")
-    from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
+    from jaqmoo.timeloop.inputs import load_timeloop_input
 
     return load_timeloop_input(REF / "parsed-processed-input.yaml")
 

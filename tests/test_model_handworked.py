@@ -10,9 +10,9 @@ import pytest
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import Accelerator, Compute, Level
-from jaqmoo.hardware.timeloop_yaml import load_timeloop_input
 from jaqmoo.mapping.mapping import MappingBatch, describe, single_level_order
 from jaqmoo.mapping.model import analyze, cost, evaluate, values_per_word
+from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import DIMS, Layer
 
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"

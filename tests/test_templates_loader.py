@@ -9,6 +9,7 @@ import pytest
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.templates import TEMPLATES, get_template, load_accelerator_spec
+from jaqmoo.timeloop.inputs import load_timeloop_input
 
 timeloop_yaml = pytest.importorskip("jaqmoo.hardware.timeloop_yaml")
 
@@ -129,7 +130,7 @@ def test_flattened_fixture_loads_to_the_template_defaults(template):
 @pytest.mark.parametrize("folder", sorted(FIXTURES.values()))
 def test_fixtures_are_complete_timeloop_inputs(folder):
     for path in sorted((DESIGNS / folder).glob("*.yaml")):
-        tl = timeloop_yaml.load_timeloop_input(path)
+        tl = load_timeloop_input(path)
         assert tl.problem.macs == 8 * 16 * 3 * 3 * 8 * 8
         assert tl.accelerator.compute.instances >= 1
 

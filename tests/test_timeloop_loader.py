@@ -11,9 +11,11 @@ import yaml
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.ert import short_name
-from jaqmoo.hardware.timeloop_yaml import load_accelerator, load_timeloop_input
+from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation
+from jaqmoo.hardware.timeloop_yaml import load_accelerator
 from jaqmoo.mapping.model import evaluate
-from jaqmoo.mapping.timeloop_map import parse_factors, parse_mapping, parse_permutation
+from jaqmoo.mapping.timeloop_map import parse_mapping
+from jaqmoo.timeloop.inputs import load_timeloop_input
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "timeloop_reference"
@@ -303,3 +305,16 @@ def test_ert_takes_the_most_expensive_argument_set():
         {"name": "write", "energy": 2.0}]}]}}
     table = load_tables(ert)
     assert table.action("buf", "read") == 3.0 and table.action("buf", "write") == 2.0
+
+
+def test_hardware_layer_knows_no_mappings():
+    """Layering: reading an architecture imports nothing from jaqmoo.mapping or above."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jaqmoo.hardware.timeloop_yaml, jaqmoo.hardware.templates; "
+            "bad = [m for m in sys.modules if m.startswith(('jaqmoo.mapping', 'jaqmoo.timeloop', 'jaqmoo.search'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr

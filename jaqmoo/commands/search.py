@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from jaqmoo.report import load_run
+    from jaqmoo.reporting.run import load_run
 
     run = load_run(args.run_dir)
     for path in run.export(csv=args.csv, parquet=args.parquet, all=args.all):
@@ -27,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from jaqmoo.report import load_run
+    from jaqmoo.reporting.run import load_run
 
     run = load_run(args.run_dir)
     for path in run.plot(args.out):

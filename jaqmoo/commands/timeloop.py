@@ -5,6 +5,11 @@ else ``*.map.txt``) is evaluated and every per-level/tensor access count, the en
 the cycles are printed beside Timeloop's; the exit status is 1 on any mismatch (accesses
 must be equal, energy within ``--tolerance``, cycles equal).
 
+The folder may be a Timeloop v0.4 run or a scenario of the Klhufek et al. mixed-precision
+fork (``version: 0.3`` architecture, ``arch/`` with compound components, constraints,
+``prob.yaml`` with ``commonBitwidth`` / ``bitwidths``); the stats file's dialect picks the
+counting convention (see :mod:`jaqmoo.timeloop.check`).
+
 With ``--search`` our mapper searches the same constrained mapspace instead; the exit
 status is 1 if its best mapping is worse than Timeloop's by the chosen metric.
 """
@@ -54,8 +59,8 @@ def _run_search(args: argparse.Namespace, load_reference) -> int:
     from jaqmoo.mapping.model import evaluate
 
     tl, reference_mapping, stats = load_reference(args.folder)
-    ours = mapper.find_best_mapping(tl.problem, tl.accelerator, bits=None, metric=args.metric)
-    ref_costs = evaluate(tl.problem, tl.accelerator, reference_mapping)
+    ours = mapper.find_best_mapping(tl.problem, tl.accelerator, bits=tl.bits, metric=args.metric)
+    ref_costs = evaluate(tl.problem, tl.accelerator, reference_mapping, tl.bits)
     ref_value = float(mapper.metric_values(ref_costs, args.metric)[0])
     print(f"reference: {args.folder}")
     print(f"layer:     {tl.problem}")

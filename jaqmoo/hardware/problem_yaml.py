@@ -100,6 +100,59 @@ def _classify(spaces: list[dict], label: str) -> dict[str, dict]:
     return {"Weights": weights, "Inputs": inputs, "Outputs": rw[0]}
 
 
+def normalize_shape(shape: Any) -> Any:
+    """The v0.3 spelling of a problem shape (``data-spaces``, ``read-write``, as the Klhufek et
+    al. fork writes it) -> the v0.4 one (``data_spaces``, ``read_write``); other keys unchanged."""
+    if not isinstance(shape, dict):
+        return shape
+    out = dict(shape)
+    if "data_spaces" not in out and "data-spaces" in out:
+        out["data_spaces"] = out.pop("data-spaces")
+    spaces = out.get("data_spaces")
+    if isinstance(spaces, list):
+        out["data_spaces"] = [
+            {("read_write" if k == "read-write" else k): v for k, v in sp.items()} if isinstance(sp, dict) else sp
+            for sp in spaces]
+    return out
+
+
+def problem_bits(problem: Any, label: str) -> tuple[int, int, int] | None:
+    """The fork's bit-width extension of ``problem.instance`` -> (weight, input, output) bits.
+
+    ``commonBitwidth: B`` puts every tensor at B bits; ``bitwidths: {Inputs, Weights,
+    Outputs}`` sets them per tensor (a tensor it leaves out takes ``commonBitwidth``, else the
+    levels' own word bits: then the whole extension is incomplete and an error). Neither key:
+    None, every tensor at each level's own datawidth (plain Timeloop).
+    """
+    instance = problem.get("instance") if isinstance(problem, dict) else None
+    if not isinstance(instance, dict):
+        return None
+    common = instance.get("commonBitwidth")
+    per = instance.get("bitwidths")
+    if common is None and per is None:
+        return None
+    where = "problem.instance"
+    common = None if common is None else as_number(common, label, f"{where}.commonBitwidth", int)
+    if per is not None and not isinstance(per, dict):
+        raise JaqmooError(f"{label}: {where}.bitwidths must be a mapping {{Inputs: a, Weights: w, Outputs: o}}")
+    named = {}
+    for key, value in (per or {}).items():
+        tensor = next((t for t, names in _TENSOR_ALIASES.items() if str(key).lower() in names), None)
+        if tensor is None:
+            raise JaqmooError(f"{label}: {where}.bitwidths.{key}: unknown tensor (use Inputs, Weights, Outputs)")
+        named[tensor] = as_number(value, label, f"{where}.bitwidths.{key}", int)
+    out = []
+    for tensor in ("Weights", "Inputs", "Outputs"):
+        bits = named.get(tensor, common)
+        if bits is None:
+            raise JaqmooError(f"{label}: {where}.bitwidths has no {tensor} entry and there is no "
+                              f"commonBitwidth; give all three tensors or add commonBitwidth")
+        if bits < 1:
+            raise JaqmooError(f"{label}: {where}: {tensor} bits must be >= 1 (got {bits})")
+        out.append(bits)
+    return tuple(out)
+
+
 def parse_problem(problem: Any, label: str, name: str | None = None) -> Layer:
     """A Timeloop ``problem:`` dict (v0.3 or v0.4 layout) -> :class:`Layer`."""
     return parse_problem_and_aliases(problem, label, name)[0]
@@ -121,7 +174,7 @@ def parse_problem_and_aliases(problem: Any, label: str, name: str | None = None)
     """Like :func:`parse_problem`, also returning the dim-name table its mappings must use."""
     if not isinstance(problem, dict):
         raise JaqmooError(f"{label}: 'problem' must be a mapping with 'shape' and 'instance'")
-    shape = require(problem, "shape", label, "problem")
+    shape = normalize_shape(require(problem, "shape", label, "problem"))
     instance = require(problem, "instance", label, "problem")
     if not isinstance(instance, dict):
         raise JaqmooError(f"{label}: problem.instance must be a mapping of dimension sizes")

@@ -24,6 +24,20 @@ TENSORS: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
 
 TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
 
+CONVENTIONS: tuple[str, ...] = ("jaqmoo", "fork")
+"""Counting conventions of the cost model (see :attr:`Accelerator.convention`):
+
+``jaqmoo``
+    Timeloop v0.4 counting; a ``b``-bit tensor packs ``floor(width / b)`` values into one
+    physical word (vector) of the level; MAC energy scales with ``b_w * b_a``.
+``fork``
+    the Klhufek et al. mixed-precision Timeloop fork: values never straddle the level's
+    ``word-bits`` words (``floor(datawidth / b)`` operands per word, ``block size`` words per
+    vector); MAC energy does not depend on the bits; the first fill of every partial-sum
+    tile is counted (v0.4 elides it, as it elides the first read); partial sums stay at the
+    Outputs bits; access energy is charged per utilized instance (v0.4: per utilized cluster).
+"""
+
 
 @dataclass(frozen=True)
 class Level:
@@ -119,6 +133,15 @@ class Level:
         """Capacity in values at ``datawidth`` (Timeloop's "Size"), or None if unbounded."""
         return None if self.depth is None else self.depth * self.block_size
 
+    def values_per_word(self, bits: int, convention: str = "jaqmoo") -> int:
+        """Values of a ``bits``-wide tensor per instance word (``width / cluster_size`` bits, one
+        vector access) under ``convention``; 0 when one value does not fit (the tensor cannot be
+        stored here). ``jaqmoo``: ``floor(instance word / bits)``; ``fork``: ``block size x
+        floor(datawidth / bits)`` (no value straddles a word-bits word)."""
+        if convention == "fork":
+            return self.block_size * (self.datawidth // bits)
+        return self.instance_word_bits // bits
+
     @property
     def effective_depth(self) -> float | None:
         """Words available to one tile (depth / multiple_buffering)."""
@@ -186,6 +209,10 @@ class Accelerator:
     """Bits of a partial sum at every level that holds outputs still being reduced (a
     template's psum width, or ``quantization.accumulator_bits``); None = each level's own
     ``datawidth`` (Timeloop's convention)."""
+    convention: str = "jaqmoo"
+    """Counting convention of the cost model, one of :data:`CONVENTIONS`. jaqmoo's search uses
+    ``jaqmoo``; ``fork`` reproduces the Klhufek et al. Timeloop fork (``jaqmoo timeloop
+    check`` picks it from the stats file's dialect)."""
 
     def __post_init__(self) -> None:
         if self.accumulator_bits is not None and (
@@ -194,6 +221,9 @@ class Accelerator:
                               f"(got {self.accumulator_bits!r})")
         if not self.levels:
             raise JaqmooError(f"accelerator {self.name!r} has no storage levels")
+        if self.convention not in CONVENTIONS:
+            raise JaqmooError(f"accelerator {self.name!r}: convention {self.convention!r} is not one of "
+                              f"{', '.join(CONVENTIONS)}")
         names = [lvl.name for lvl in self.levels]
         if len(set(names)) != len(names):
             raise JaqmooError(f"accelerator {self.name!r}: duplicate level names {names}")
@@ -243,6 +273,6 @@ class Accelerator:
 
     @property
     def topology_key(self) -> tuple:
-        """What :func:`jaqmoo.mapping.model.analyze` depends on (names, meshes)."""
+        """What :func:`jaqmoo.mapping.model.analyze` depends on (names, meshes, convention)."""
         return tuple((lvl.name, lvl.mesh_x, lvl.mesh_y, lvl.is_dummy) for lvl in self.levels) + (
-            (self.compute.name, self.compute.mesh_x, self.compute.mesh_y),)
+            (self.compute.name, self.compute.mesh_x, self.compute.mesh_y), self.convention)

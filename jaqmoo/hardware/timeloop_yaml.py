@@ -1,4 +1,8 @@
-"""Timeloop v0.4 inputs -> :class:`~jaqmoo.hardware.spec.Accelerator` (+ problem, mapping).
+"""Timeloop architectures -> :class:`~jaqmoo.hardware.spec.Accelerator`.
+
+Only the architecture (and its mapspace constraints) is read here; the reader that combines a
+Timeloop input's architecture, problem and mapping is :mod:`jaqmoo.timeloop.inputs`, above
+both the hardware and the mapping layers.
 
 Two architecture layouts are read:
 
@@ -24,11 +28,9 @@ from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.ert import EnergyTable, find_sibling, load_tables, short_name
-from jaqmoo.hardware.problem_yaml import DIM_ALIASES, parse_problem_and_aliases
 from jaqmoo.hardware.spec import TENSORS, Accelerator, Compute, Level, MapConstraint
+from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation, tensor_list
 from jaqmoo.hardware.yaml_io import as_number, load_yaml, require
-from jaqmoo.mapping.mapping import MappingBatch
-from jaqmoo.workload import Layer
 
 _RANGE = re.compile(r"\[(\d+)\.\.(\d+)\]$")
 _COMPUTE_HINTS = ("mac", "compute", "alu", "multiplier")
@@ -46,19 +48,6 @@ class _Element:
     mesh_x: int
     mesh_y: int
     constraints: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class TimeloopInput:
-    """Everything read from one Timeloop input."""
-
-    accelerator: Accelerator
-    problem: Layer | None
-    mapping: MappingBatch | None
-    constraints: tuple[MapConstraint, ...]
-    source: str
-    dim_aliases: dict[str, str] = field(default_factory=lambda: dict(DIM_ALIASES))
-    """Problem dim names -> jaqmoo dims, for parsing this problem's mappings."""
 
 
 # ----------------------------------------------------------------------- flattened form
@@ -218,6 +207,8 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
     width = _first(a, ("width", "memory_width"))
     if width is None and a.get("block-size") is not None:
         width = datawidth * cluster * as_number(a["block-size"], label, f"{where}.block-size", int)
+    if width is None and a.get("word-bits") is not None:  # v0.3: block-size defaults to 1
+        width = datawidth * cluster
     if width is None:
         raise JaqmooError(f"{label}: {where}: missing required field 'attributes.width' "
                           f"(bits per word); add it")
@@ -285,23 +276,21 @@ def _collect_flat_constraints(data: dict) -> list[dict]:
 
 
 def _to_map_constraint(c: dict, label: str, index: int) -> MapConstraint:
-    from jaqmoo.mapping.timeloop_map import _tensor_list, parse_factors, parse_permutation
-
     where = f"constraint[{index}] ({c.get('target')})"
     kind = str(c.get("type", "")).lower()
     if kind in ("datatype", "dataspace"):
         kind = "bypass"
     if kind not in ("temporal", "spatial", "bypass"):
         raise JaqmooError(f"{label}: {where}: type {c.get('type')!r} is not temporal, spatial or bypass")
-    factors = parse_factors(c.get("factors"), label, where + ".factors")
+    factors = parse_factors(c.get("factors"), label, where + ".factors", allow_zero=True)
     perm = parse_permutation(c.get("permutation"), label, where + ".permutation") if c.get("permutation") else None
     split = c.get("split")
     return MapConstraint(
         target=str(require(c, "target", label, f"constraint[{index}]")), type=kind,
         factors=tuple(sorted(factors.items())), permutation=tuple(perm) if perm else None,
         split=None if split is None else int(split),
-        keep=tuple(_tensor_list(c.get("keep"), label, where + ".keep")),
-        bypass=tuple(_tensor_list(c.get("bypass"), label, where + ".bypass")),
+        keep=tuple(tensor_list(c.get("keep"), label, where + ".keep")),
+        bypass=tuple(tensor_list(c.get("bypass"), label, where + ".bypass")),
     )
 
 
@@ -360,19 +349,14 @@ def _resolve_tables(source: Any, data: dict, ert: Any, art: Any, energy_source: 
     return table
 
 
-def load_timeloop_input(source: str | Path | dict, ert: str | Path | dict | None = None,
-                        art: str | Path | dict | None = None, energy_source: str | None = None,
-                        name: str | None = None) -> TimeloopInput:
-    """Read a Timeloop v0.4 input (a file, a reference folder or a dict).
-
-    ``ert``/``art`` override the ``*.ERT.yaml``/``*.ART*.yaml`` found next to the input.
-    ``energy_source`` overrides the provenance string (templates pass "built-in ... table").
-    """
-    if not isinstance(source, dict) and Path(source).is_dir():
-        source = find_input_file(Path(source))
-    data, label = load_yaml(source, "Timeloop input")
+def accelerator_from_data(data: dict, label: str, source: Any = None, ert: str | Path | dict | None = None,
+                          art: str | Path | dict | None = None, energy_source: str | None = None,
+                          name: str | None = None) -> Accelerator:
+    """The :class:`Accelerator` of an already-loaded Timeloop input (``architecture`` plus its
+    constraint sections). ``source`` (the file the data came from) locates sibling ERT/ART files;
+    ``ert``/``art`` override them; ``energy_source`` overrides the provenance string."""
     elems = _architecture_elements(data, label)
-    table = _resolve_tables(source, data, ert, art, energy_source)
+    table = _resolve_tables(source if source is not None else data, data, ert, art, energy_source)
 
     raw_constraints = _collect_flat_constraints(data)
     for e in elems:
@@ -397,24 +381,22 @@ def load_timeloop_input(source: str | Path | dict, ert: str | Path | dict | None
         levels.append(_make_level(e, table, label, keep, bypass))
     compute = _make_compute(compute_elem, table, label)
     arch_name = name or (Path(label).parent.name if label != "<dict>" else "accelerator")
-    accel = Accelerator(arch_name, tuple(levels), compute, constraints, _cycle_seconds(data, elems),
-                        table.energy_source)
-
-    problem, aliases = None, dict(DIM_ALIASES)
-    if data.get("problem") is not None:
-        problem, aliases = parse_problem_and_aliases(data["problem"], label)
-    mapping = None
-    directives = data.get("mapping")
-    if problem is not None and isinstance(directives, list) and directives:
-        from jaqmoo.mapping.timeloop_map import parse_mapping
-
-        mapping = parse_mapping(directives, accel, problem, label, aliases)
-    return TimeloopInput(accel, problem, mapping, constraints, label, dict(aliases))
+    return Accelerator(arch_name, tuple(levels), compute, constraints, _cycle_seconds(data, elems),
+                       table.energy_source)
 
 
-def load_accelerator(source: str | Path | dict, **kwargs: Any) -> Accelerator:
-    """Just the :class:`Accelerator` of a Timeloop input (see :func:`load_timeloop_input`)."""
-    return load_timeloop_input(source, **kwargs).accelerator
+def load_accelerator(source: str | Path | dict, ert: str | Path | dict | None = None,
+                     art: str | Path | dict | None = None, energy_source: str | None = None,
+                     name: str | None = None) -> Accelerator:
+    """The :class:`Accelerator` of a Timeloop input (a file, a folder holding one, or a dict).
+
+    ``ert``/``art`` override the ``*.ERT.yaml``/``*.ART*.yaml`` found next to the input;
+    ``energy_source`` overrides the provenance string (templates pass "built-in ... table").
+    """
+    if not isinstance(source, dict) and Path(source).is_dir():
+        source = find_input_file(Path(source))
+    data, label = load_yaml(source, "Timeloop input")
+    return accelerator_from_data(data, label, source, ert, art, energy_source, name)
 
 
 def find_input_file(directory: Path) -> Path:
@@ -439,4 +421,4 @@ def find_input_file(directory: Path) -> Path:
     return candidates[0]
 
 
-__all__ = ["TimeloopInput", "load_timeloop_input", "load_accelerator", "find_input_file", "short_name"]
+__all__ = ["accelerator_from_data", "load_accelerator", "find_input_file", "short_name"]

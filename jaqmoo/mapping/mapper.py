@@ -18,18 +18,21 @@ Caching (a :class:`Mapper` owns its caches; keep one mapper for a whole search):
 
 * results by ``(layer.shape_key, bits, accelerator, metric)``: a repeated shape or a
   revisited genome costs a dictionary look-up;
-* per ``(layer.shape_key, topology, constraints)`` a **retained candidate set** (the best
-  mappings by the metric, the (energy, cycles) Pareto set, and for every bounded level the
-  best mapping for each buffer occupancy, so smaller buffers still find a good feasible
-  mapping) together with its stage-A :class:`~jaqmoo.mapping.model.Accesses`. When only
-  buffer depths, word widths, energies or bits change, the mapper re-runs just the cheap
-  stage-B ``cost`` on that set (the "hardware-search iteration"). A full search runs again
-  when the new hardware or bits could fit tiles the cached enumeration pruned (larger
-  buffers or smaller bits than ever seen for that shape) or when no retained mapping fits;
-  its retained mappings are merged into the set. :meth:`Mapper.prepare` runs such searches
-  up front on a few corner designs of a hardware search space (largest, smallest, random),
-  which keeps the re-costed answers within ~1 % of a fresh search (see
-  ``benchmarks/mapper_speed.py``).
+* per ``(layer.shape_key, accelerator family)`` a **tile set**
+  (:class:`~jaqmoo.mapping.batchtile.TileSet`, BatchTile-style: the best mappings by the
+  metric, the (energy, cycles) Pareto set, for every bounded level the best mapping for
+  each buffer occupancy and for every fan-out the best mapping for each spatial size, so
+  smaller buffers and PE arrays still find a good feasible mapping) together with its
+  stage-A :class:`~jaqmoo.mapping.model.Accesses`, analyzed once. A new design of the same
+  family (PE array, buffer depths, word widths, energies) or new bits re-fit the set: a
+  fan-out mask, the exact stage-A counts of the fitting rows, and the cheap stage-B
+  ``cost`` (the "hardware-search iteration"). A full search runs again when the new
+  hardware or bits could fit tiles the cached enumeration pruned (larger buffers or
+  smaller bits than ever seen for that shape), when no retained mapping fits, or for a PE
+  array no search has seen unless ``refit_topologies``; its retained mappings are merged
+  into the set. :meth:`Mapper.prepare` runs such searches up front on corner designs of a
+  hardware search space (every PE array, largest buffers, smallest bits), which keeps the
+  re-fitted answers within ~1 % of a fresh search (see ``benchmarks/mapper_speed.py``).
 
 The result is exact for the evaluated mappings (the model's numbers); the search itself
 is a heuristic over the constrained space (sampling + local search), like Timeloop's own
@@ -39,6 +42,7 @@ random-pruned mapper. On the Timeloop reference ``mapper-eyeriss-like-conv`` it 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import zlib
 from collections import OrderedDict
@@ -48,6 +52,7 @@ import numpy as np
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.mapping import mapspace as ms
+from jaqmoo.mapping.batchtile import TileSet, family_key, fanout_products, row_keys, take_rows
 from jaqmoo.mapping.mapping import MappingBatch, describe
 from jaqmoo.mapping.model import Accesses, Costs, analyze, cost, evaluate
 from jaqmoo.workload import DIMS, Layer
@@ -129,15 +134,6 @@ class MappingResult:
 
 
 @dataclass
-class _Candidates:
-    """Retained mappings of one layer shape on one topology, with their stage-A accesses."""
-
-    envelope: ms.CapacityEnvelope
-    batch: MappingBatch
-    accesses: Accesses
-
-
-@dataclass
 class MapperStats:
     """Counters (for benchmarks and tests)."""
 
@@ -163,6 +159,10 @@ class Mapper:
         refine_top: mappings whose neighbours each refinement round evaluates.
         refine_rounds: maximum refinement rounds.
         keep_top: best mappings retained per shape for fast re-costing.
+        refit_topologies: serve a PE array that no full search has seen from the tile sets
+            other arrays encoded (fan-out fit + stage B, see :mod:`jaqmoo.mapping.batchtile`)
+            instead of searching it; a hardware search turns this on after
+            :meth:`prepare` has encoded corner designs of its space.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
         max_results: cached per-layer results kept (least recently used dropped first).
@@ -175,6 +175,7 @@ class Mapper:
     refine_top: int = 8
     refine_rounds: int = 12
     keep_top: int = 64
+    refit_topologies: bool = False
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
@@ -185,6 +186,7 @@ class Mapper:
     _specs: dict = field(default_factory=dict, repr=False)
     _tokens: dict = field(default_factory=dict, repr=False)
     _token_of: dict = field(default_factory=dict, repr=False)
+    _derived: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -221,17 +223,17 @@ class Mapper:
         if hit is not None:
             self.stats.result_hits += 1
             return hit if hit.layer is layer or hit.layer == layer else dataclasses.replace(hit, layer=layer, evaluated=0)
-        spec = self.spec(accel)
-        env = ms.envelope_for(accel, bits)
-        ckey = (skey, accel.topology_key, spec)
+        topology, family = self._keys(rkey[2], accel)
+        env = self._envelope(rkey[2], accel, bits)
+        ckey = (skey, family)
         cand = self._candidates.get(ckey)
         result = None
-        if cand is not None and cand.envelope.covers(env):
+        if cand is not None and (self.refit_topologies or topology in cand.topologies) and cand.envelope.covers(env):
             result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
             if result is not None:
                 self.stats.candidate_hits += 1
         if result is None:
-            result = self._search(layer, accel, bits, metric, pareto, spec, env, ckey)
+            result = self._search(layer, accel, bits, metric, pareto, self.spec(accel), env, ckey)
         self._results[rkey] = result
         while len(self._results) > self.max_results:  # least recently used first
             self._results.popitem(last=False)
@@ -241,10 +243,11 @@ class Mapper:
                 metric: str | None = None) -> None:
         """Run full searches for every distinct layer shape on each of ``accels``.
 
-        Their retained candidates are merged per (shape, topology), and the capacity
-        envelope grows to cover the largest of them. A hardware search calls this once with
-        a few corner designs of its parameter space (largest buffers, smallest, default) so
-        that every later design re-costs a candidate set that holds good mappings for it.
+        Their retained candidates are merged into one :class:`~jaqmoo.mapping.batchtile.TileSet`
+        per (shape, accelerator family), and the capacity envelope grows to cover the largest
+        of them. A hardware search calls this once with corner designs of its parameter space
+        (PE arrays, largest buffers, smallest bits) so that every later design re-fits a set
+        that holds good mappings for it.
         """
         metric = metric or self.metric
         bits = None if bits is None else tuple(int(b) for b in bits)
@@ -252,14 +255,22 @@ class Mapper:
         for accel in accels:
             spec = self.spec(accel)
             for skey, layer in shapes.items():
-                ckey = (skey, accel.topology_key, spec)
+                ckey = (skey, family_key(accel))
                 try:
                     self._search(layer, accel, bits, metric, False, spec, ms.envelope_for(accel, bits), ckey)
                 except JaqmooError:
                     continue  # nothing fits this corner; other corners may still do
 
+    def tile_sets(self) -> list[TileSet]:
+        """Every cached tile set (one per layer shape and accelerator family)."""
+        return list(self._candidates.values())
+
+    def prune_tile_sets(self) -> int:
+        """Compute the dominance pruning of every tile set now (else on first use); rows kept."""
+        return sum(int((~t.dominated).sum()) for t in self._candidates.values())
+
     def retained_sizes(self) -> list[int]:
-        """Number of retained candidates of every cached (shape, topology)."""
+        """Number of retained candidates of every cached (shape, accelerator family)."""
         return [len(c.batch) for c in self._candidates.values()]
 
     def clear(self) -> None:
@@ -267,6 +278,23 @@ class Mapper:
         self._results.clear()
         self._candidates.clear()
         self._tokens.clear()
+        self._derived.clear()
+
+    def _keys(self, token: int, accel) -> tuple[tuple, tuple]:
+        """``(topology_key, family_key)`` of ``accel`` (computed once per accelerator)."""
+        hit = self._derived.get(("keys", token))
+        if hit is None:
+            hit = self._derived[("keys", token)] = (accel.topology_key, family_key(accel))
+        return hit
+
+    def _envelope(self, token: int, accel, bits) -> ms.CapacityEnvelope:
+        """``envelope_for(accel, bits)``, computed once per (accelerator, bits)."""
+        hit = self._derived.get(("env", token, bits))
+        if hit is None:
+            if len(self._derived) > self.max_results:
+                self._derived.clear()
+            hit = self._derived[("env", token, bits)] = ms.envelope_for(accel, bits)
+        return hit
 
     def _token(self, accel) -> int:
         """A small int standing for ``accel`` (equal accelerators share it; hashed once per object)."""
@@ -279,7 +307,8 @@ class Mapper:
 
     # ------------------------------------------------------------------ internals
     def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch, costs: Costs,
-                evaluated: int) -> MappingResult | None:
+                evaluated: int, describe_row=None) -> MappingResult | None:
+        """The best row of ``costs`` as a result (``describe_row(i)``: its description, if cached)."""
         values = metric_values(costs, metric)
         if not np.isfinite(values).any():
             return None
@@ -292,20 +321,28 @@ class Mapper:
             sel = f[pareto_indices(costs.energy[f], costs.cycles[f].astype(np.float64))]
             par = batch.take(sel)
             par_costs = take_costs(costs, sel, accel, bits)
-        names = tuple(lvl.name for lvl in accel.levels)
-        return MappingResult(layer, metric, best, best_costs, describe(best, 0, names), evaluated, par, par_costs)
+        if describe_row is None:
+            text = describe(best, 0, tuple(lvl.name for lvl in accel.levels))
+        else:
+            text = describe_row(i)
+        return MappingResult(layer, metric, best, best_costs, text, evaluated, par, par_costs)
 
-    def _from_candidates(self, layer, accel, bits, metric, pareto, cand: _Candidates) -> MappingResult | None:
-        costs = cost(cand.accesses, accel, bits)
-        self.stats.recosted += len(cand.batch)
-        return self._result(layer, accel, bits, metric, pareto, cand.batch, costs, len(cand.batch))
+    def _from_candidates(self, layer, accel, bits, metric, pareto, cand: TileSet) -> MappingResult | None:
+        rows, batch, acc = cand.fit(layer, accel)
+        if len(batch) == 0:
+            return None
+        costs = cost(acc, accel, bits)
+        self.stats.recosted += len(batch)
+        return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
+                            lambda i: cand.describe(int(rows[i])))
 
-    def _retain(self, acc: Accesses, accel, bits, metric: str) -> np.ndarray:
+    def _retain(self, acc: Accesses, batch: MappingBatch, accel, bits, metric: str) -> np.ndarray:
         """Indices worth keeping for re-costing under other hardware parameters.
 
         The best ``keep_top`` by the metric and the (energy, cycles) Pareto set on ``accel``;
         per bounded level, the best energy / cycles for every occupancy in words (so a smaller
-        buffer there still has a good feasible mapping).
+        buffer there still has a good feasible mapping); per fan-out, the best energy / cycles
+        for every product of X (Y) spatial factors (so a smaller PE array still has one).
         """
         costs = cost(acc, accel, bits)
         values = metric_values(costs, metric)
@@ -314,12 +351,15 @@ class Mapper:
         if len(finite):
             keep.append(finite[pareto_indices(costs.energy[finite], costs.cycles[finite].astype(np.float64))])
         possible = costs.width_ok & acc.fanout_ok
+        spreads = _fanout_spreads(batch)
         for m in ("energy", "cycles"):
             v = np.where(possible, costs.energy if m == "energy" else costs.cycles.astype(np.float64), np.inf)
             for lvl in range(costs.occupancy_words.shape[1]):
                 occ = costs.occupancy_words[:, lvl]
                 if occ.max(initial=0) > 0:
                     keep.append(_staircase(occ, v))
+            for spread in spreads:
+                keep.append(_staircase(spread, v))
         return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey) -> MappingResult:
@@ -338,7 +378,7 @@ class Mapper:
             nonlocal evaluated, seen
             if len(batch) == 0:
                 return
-            keys = _row_keys(batch)
+            keys = row_keys(batch)
             new = ~np.isin(keys, seen)
             if not new.all():  # already evaluated (refinement revisits the pool's neighbours)
                 batch, keys = batch.take(new), keys[new]
@@ -347,7 +387,7 @@ class Mapper:
             seen = np.concatenate([seen, keys])
             acc = analyze(layer, accel, batch)
             evaluated += len(batch)
-            sel = self._retain(acc, accel, bits, metric)
+            sel = self._retain(acc, batch, accel, bits, metric)
             if len(sel):
                 pool.append(batch.take(sel))
 
@@ -373,33 +413,15 @@ class Mapper:
             raise no_mapping_error(layer, accel, bits, spec)
         merged = MappingBatch.concat(pool)
         acc = analyze(layer, accel, merged)
-        sel = self._retain(acc, accel, bits, metric)
-        retained = merged.take(sel)
-        old = self._candidates.get(ckey)
-        if old is not None:  # keep what earlier searches (other hardware) found good, too
-            retained = MappingBatch.concat([old.batch, retained])
-            _, first = np.unique(_row_keys(retained), return_index=True)
-            retained = retained.take(np.sort(first))
-            env = old.envelope.union(env)
-        self._candidates[ckey] = _Candidates(env, retained, analyze(layer, accel, retained))
+        sel = self._retain(acc, merged, accel, bits, metric)
+        # keep what earlier searches (other hardware, other PE arrays) found good, too
+        self._candidates[ckey] = TileSet.encode(layer, accel, merged.take(sel), env, self._candidates.get(ckey))
         self.stats.evaluated += evaluated
         result = self._result(layer, accel, bits, metric, pareto, merged, cost(acc, accel, bits), evaluated)
         self.stats.search_seconds += time.perf_counter() - t0
         if result is None:
             raise no_mapping_error(layer, accel, bits, spec)
         return result
-
-
-def take_rows(acc: Accesses, index) -> Accesses:
-    """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
-    changes = {}
-    for f in dataclasses.fields(acc):
-        value = getattr(acc, f.name)
-        if isinstance(value, np.ndarray):
-            changes[f.name] = value[index]
-        elif isinstance(value, dict) and f.name.startswith("_"):
-            changes[f.name] = {}  # private caches of full-size derived arrays
-    return dataclasses.replace(acc, **changes)
 
 
 def take_costs(costs: Costs, index, accel, bits) -> Costs:
@@ -411,12 +433,12 @@ def take_costs(costs: Costs, index, accel, bits) -> Costs:
     n = len(costs)
     if n == costs.accesses.tile.shape[1]:
         return cost(take_rows(costs.accesses, index), accel, bits)
-    changes = {"accesses": take_rows(costs.accesses, index)}
-    for f in dataclasses.fields(costs):
-        value = getattr(costs, f.name)
+    out = copy.copy(costs)
+    out.accesses = take_rows(costs.accesses, index)
+    for name, value in vars(costs).items():
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-            changes[f.name] = value[index]
-    return dataclasses.replace(costs, **changes)
+            setattr(out, name, value[index])
+    return out
 
 
 _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer) if f.name != "name")
@@ -427,13 +449,14 @@ def shape_key(layer: Layer) -> tuple:
     return tuple(getattr(layer, f) for f in _LAYER_FIELDS)
 
 
-def _row_keys(batch: MappingBatch) -> np.ndarray:
-    """int64 [M]: a hash of every mapping (factors, order, keeps)."""
-    return ms.row_hash(np.concatenate([
-        batch.temporal.reshape(len(batch), -1), batch.spatial_x.reshape(len(batch), -1),
-        batch.spatial_y.reshape(len(batch), -1), batch.perm.reshape(len(batch), -1),
-        batch.keep.reshape(len(batch), -1),
-    ], axis=1))
+def _fanout_spreads(batch: MappingBatch) -> list[np.ndarray]:
+    """Per level with a spatial split: each mapping's X, Y and X*Y spatial factor products."""
+    fan = fanout_products(batch)
+    out = []
+    for lvl in range(fan.shape[1]):
+        x, y = fan[:, lvl, 0], fan[:, lvl, 1]
+        out += [a for a in (x, y, x * y) if a.max(initial=1) > 1]
+    return out
 
 
 def smallest_mapping(layer: Layer, spec: ms.MapspaceSpec) -> MappingBatch:

@@ -166,23 +166,3 @@ def describe(batch: MappingBatch, i: int, level_names: tuple[str, ...] | None = 
             if sp:
                 parts.append(f"{axis}[{' '.join(sp)}]")
     return " ".join(parts) if parts else "(all loops of size 1)"
-
-
-def from_timeloop(directives, accel, layer: Layer, label: str = "<mapping>", aliases=None) -> MappingBatch:
-    """A Timeloop ``mapping:`` list (an input's section or a ``*.map.yaml``) -> batch of one.
-
-    See :func:`jaqmoo.mapping.timeloop_map.parse_mapping`.
-    """
-    from jaqmoo.mapping.timeloop_map import parse_mapping
-
-    return parse_mapping(directives, accel, layer, label, aliases)
-
-
-def from_map_txt(text: str, accel, layer: Layer, label: str = "<map.txt>", aliases=None) -> MappingBatch:
-    """Timeloop's printed loop nest (``*.map.txt``) -> batch of one.
-
-    See :func:`jaqmoo.mapping.timeloop_map.parse_map_txt`.
-    """
-    from jaqmoo.mapping.timeloop_map import parse_map_txt
-
-    return parse_map_txt(text, accel, layer, label, aliases)

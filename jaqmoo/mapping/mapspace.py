@@ -523,8 +523,8 @@ def envelope_for(accel, bits: tuple[int, int, int] | None) -> CapacityEnvelope:
             continue
         words.append(float(lvl.effective_depth))
         b = bits if bits is not None else (lvl.datawidth,) * 3
-        word = lvl.instance_word_bits  # a cluster's instances share the width (Timeloop's cluster_size)
-        vpw.append(tuple(float(max(word // int(x), 1)) if int(x) <= word else 1e-9 for x in b))
+        packed = (lvl.values_per_word(int(x), accel.convention) for x in b)
+        vpw.append(tuple(float(v) if v >= 1 else 1e-9 for v in packed))
     return CapacityEnvelope(tuple(words), tuple(vpw))
 
 

@@ -58,6 +58,14 @@ word, so an instance's word is ``width / cluster_size`` bits (block size ``width
 utilized cluster; every level leaks in each utilized instance on every cycle, whether or not
 the mapping keeps a tensor there.
 
+*Conventions* (``Accelerator.convention``, :data:`jaqmoo.hardware.spec.CONVENTIONS`): the
+search uses ``jaqmoo`` (the above, Timeloop v0.4's counting). ``fork`` reproduces the
+Klhufek et al. mixed-precision Timeloop fork: it also counts the first fill of every
+partial-sum tile (Outputs ``fills`` without the ``- partition``), packs values within the
+level's word-bits words (:meth:`~jaqmoo.hardware.spec.Level.values_per_word`), does not
+scale the MAC energy with the bits, keeps partial sums at the Outputs bits and charges access
+energy per utilized instance rather than per cluster.
+
 Not modelled (none of the reference runs uses them): imperfect factorization, network
 (wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
 v0.4 ERTs), sparsity.
@@ -314,6 +322,9 @@ def analyze(layer: Layer, accel: Accelerator, batch: MappingBatch, backend: str 
         chunks = [_analyze_chunk(geometry, batch, lo, min(lo + _CHUNK, n_map))
                   for lo in range(0, max(n_map, 1), _CHUNK)]
         fields = {f: np.concatenate([c[f] for c in chunks]) if len(chunks) > 1 else chunks[0][f] for f in _FIELDS}
+    if accel.convention == "fork":  # the fork also counts the first fill of each partial sum
+        kept_out = fields["keep"][:, 1:, 2]
+        fields["rfu"][:, 1:, 2, 1] += fields["partition_f"][:, 1:, 2] * kept_out
     return Accesses(layer=layer, level_names=tuple(lvl.name for lvl in accel.levels),
                     topology=accel.topology_key, macs=layer.macs, **fields)
 
@@ -760,14 +771,23 @@ def values_per_word(accel: Accelerator, bits: tuple[int, int, int] | None) -> np
     for i, lvl in enumerate(accel.levels):
         if lvl.is_dummy:  # stores nothing
             continue
-        word = lvl.instance_word_bits
         for t in range(4):
             if bits is None:
                 b = lvl.datawidth
+            elif t == PSUM:  # the fork keeps partial sums at the Outputs bits
+                b = int(bits[2]) if accel.convention == "fork" else accel.psum_bits(i)
             else:
-                b = accel.psum_bits(i) if t == PSUM else int(bits[t])
-            out[i, t] = word // b
+                b = int(bits[t])
+            out[i, t] = lvl.values_per_word(b, accel.convention)
     return out
+
+
+def mac_energy_scale(accel: Accelerator, bits: tuple[int, int, int] | None) -> float:
+    """MAC energy relative to the compute's reference operands: ``b_w * b_a / operand_bits^2``
+    (a bit-flexible MAC); 1 at the datawidths and under the fork's convention."""
+    if bits is None or accel.convention == "fork":
+        return 1.0
+    return (bits[0] * bits[1]) / float(accel.compute.operand_bits ** 2)
 
 
 def check_bits(bits: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
@@ -792,7 +812,8 @@ def _hardware(accel: Accelerator) -> dict[str, np.ndarray]:
         "action_energy": np.array([[lvl.read_energy, lvl.write_energy, lvl.update_energy] for lvl in levels],
                                   dtype=np.float64),
         "leak": np.array([lvl.leak_energy for lvl in levels], dtype=np.float64),
-        "clusters": np.array([float(lvl.clusters) for lvl in levels]),
+        # the fork charges every utilized instance (v0.4: one access per utilized cluster)
+        "clusters": np.array([float(lvl.instances if accel.convention == "fork" else lvl.clusters) for lvl in levels]),
         "block": np.array([float(lvl.block_size) for lvl in levels]),
         "limits": tuple((i, lvl.read_bandwidth, lvl.write_bandwidth, lvl.shared_bandwidth)
                         for i, lvl in enumerate(levels)
@@ -837,7 +858,7 @@ def cost(accesses: Accesses, accel: Accelerator, bits: tuple[int, int, int] | No
     }
     vpw = values_per_word(accel, bits)  # [L, 3]
     comp = accel.compute
-    mac_scale = 1.0 if bits is None else (bits[0] * bits[1]) / float(comp.operand_bits ** 2)
+    mac_scale = mac_energy_scale(accel, bits)
     mac_energy = np.full(n_map, accesses.macs * comp.energy * mac_scale)
     if compiled:  # the kernel adds the MAC energy itself
         _import_kernel().cost_into(accesses, vpw, _hardware(accel), accesses.macs * comp.energy * mac_scale, out)

@@ -16,67 +16,10 @@ from typing import Any
 import numpy as np
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.hardware.problem_yaml import jaqmoo_dim
 from jaqmoo.hardware.spec import TENSOR_INDEX, TENSORS, Accelerator
+from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation, tensor_list
 from jaqmoo.mapping.mapping import DIM_INDEX, N_DIMS, MappingBatch
 from jaqmoo.workload import DIMS, Layer
-
-_FACTOR = re.compile(r"([A-Za-z_]\w*?)\s*=?\s*(\d+)$")
-
-
-def parse_factors(spec: Any, label: str, where: str, aliases: dict[str, str] | None = None) -> dict[str, int]:
-    """``"R=1,P=16"`` / ``"C1 M8"`` / ``["R=1", ...]`` / ``{R: 1}`` -> ``{jaqmoo dim: factor}``."""
-    if spec is None:
-        return {}
-    if isinstance(spec, dict):
-        items = [f"{k}={v}" for k, v in spec.items()]
-    elif isinstance(spec, list):
-        items = [str(x) for x in spec]
-    else:
-        items = [x for x in re.split(r"[,\s]+", str(spec).strip()) if x]
-    out: dict[str, int] = {}
-    for item in items:
-        m = _FACTOR.match(item.strip())
-        if not m:
-            raise JaqmooError(f"{label}: {where}: cannot read factor {item!r} (use e.g. 'P=16' or 'P16')")
-        dim = jaqmoo_dim(m.group(1), label, where, aliases)
-        value = int(m.group(2))
-        if value < 1:
-            raise JaqmooError(f"{label}: {where}: factor of {m.group(1)} must be >= 1")
-        out[dim] = out.get(dim, 1) * value
-    return out
-
-
-def parse_permutation(spec: Any, label: str, where: str, aliases: dict[str, str] | None = None) -> list[str]:
-    """A permutation (innermost first) -> jaqmoo dim names, duplicates rejected."""
-    if spec is None:
-        return []
-    if isinstance(spec, list):
-        names = [str(x).strip() for x in spec]
-    else:
-        text = str(spec).strip()
-        names = text.replace(",", " ").split() if (" " in text or "," in text) else list(text)
-    dims: list[str] = []
-    for n in names:
-        d = jaqmoo_dim(n, label, where, aliases)
-        if d in dims:
-            raise JaqmooError(f"{label}: {where}: dim {n!r} repeated in permutation")
-        dims.append(d)
-    return dims
-
-
-def _tensor_list(spec: Any, label: str, where: str) -> list[str]:
-    if spec is None:
-        return []
-    if isinstance(spec, str):
-        spec = [spec]
-    out = []
-    for name in spec:
-        canon = {t.lower(): t for t in TENSORS}.get(str(name).lower())
-        if canon is None:
-            raise JaqmooError(f"{label}: {where}: unknown tensor {name!r} (use {', '.join(TENSORS)})")
-        out.append(canon)
-    return out
 
 
 def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
@@ -108,9 +51,9 @@ def parse_mapping(directives: Any, accel: Accelerator, layer: Layer, label: str,
         lvl = accel.level_index(str(target))
         kind = str(d.get("type", "temporal")).lower()
         if kind in ("bypass", "datatype", "dataspace"):
-            for t in _tensor_list(d.get("keep"), label, where + ".keep"):
+            for t in tensor_list(d.get("keep"), label, where + ".keep"):
                 keep[lvl, TENSOR_INDEX[t]] = True
-            for t in _tensor_list(d.get("bypass"), label, where + ".bypass"):
+            for t in tensor_list(d.get("bypass"), label, where + ".bypass"):
                 keep[lvl, TENSOR_INDEX[t]] = False
             continue
         factors = parse_factors(d.get("factors"), label, where + ".factors", aliases)

@@ -13,8 +13,9 @@ Modules, in data-flow order:
   ``haq``, ``bits-nsga2``) in the same harness, selected by ``search.algorithm``;
 * :mod:`~jaqmoo.search.runner` / :mod:`~jaqmoo.search.session` — generation loop, progress,
   checkpoint / resume; :mod:`~jaqmoo.search.store` — the append-only results store;
-* :mod:`~jaqmoo.search.indicators`, :mod:`~jaqmoo.search.plots` — hypervolume, PNG plots.
+* :mod:`~jaqmoo.search.indicators` — hypervolume, non-dominance (plots and reports live in
+  :mod:`jaqmoo.reporting`, above the search).
 
 The user-facing entry points are :func:`jaqmoo.experiment.run_experiment` and
-:func:`jaqmoo.report.load_run` (CLI: ``jaqmoo run | export | plot``).
+:func:`jaqmoo.reporting.run.load_run` (CLI: ``jaqmoo run | export | plot | report``).
 """

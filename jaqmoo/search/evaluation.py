@@ -7,10 +7,23 @@ parameters (cached per parameter set). In ``inner`` mapping mode the mapper pick
 layer's best mapping for the decoded bits and hardware; in ``outer`` mode each layer's
 mapping gene indexes its candidate list (:mod:`jaqmoo.search.mapping_genes`). A candidate
 with a layer that fits no buffer is returned ``feasible=False`` with the reason.
+
+Inner mode pays a one-time warm-up (:meth:`JointEvaluator.prepare`, run before the first
+cost): every layer shape is searched on corner designs of the hardware space -- each PE
+array the genes allow (a grid of them when there are more than ``max_pe_arrays``) at the
+largest buffers and word widths with the smallest bits, and a coarse grid of PE arrays at the
+smallest buffers and word widths with the largest bits and at lower-third ones with the
+middle bits -- and the retained mappings, pruned
+of dominated ones, form one BatchTile set per shape
+(:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
+whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
+mask and the stage-B cost, no search.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,7 +74,7 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy", accumulator_bits: int | None = None) -> None:
+                 metric: str = "energy", accumulator_bits: int | None = None, max_pe_arrays: int = 36) -> None:
         self.workload = workload
         self.accumulator_bits = accumulator_bits
         """Partial-sum width given by the spec (None: the template's psum width)."""
@@ -73,7 +86,9 @@ class JointEvaluator:
         self._costs: dict[tuple, dict] = {}
         self.mapper = self._make_mapper()
         self._loose = self._capacity_genes()
-        self._warmed: set = set()
+        self.max_pe_arrays = int(max_pe_arrays)
+        self.warmup_seconds: float | None = None
+        """Seconds :meth:`prepare` took (None until it ran)."""
         self.outer = None
         if space.mapping_mode == "outer":
             from jaqmoo.search.mapping_genes import OuterMapping
@@ -97,7 +112,7 @@ class JointEvaluator:
         out = {}
         for g in self.space.hardware_genes:
             try:
-                same = self.template.build(**base, **{g.name: g.choices[-1]}).topology_key == ref
+                same = all(self.template.build(**base, **{g.name: v}).topology_key == ref for v in g.choices)
             except JaqmooError:
                 same = False
             if same:
@@ -111,27 +126,71 @@ class JointEvaluator:
         a = min(list(self.space.act_choices) + [b[1] for b in fixed])
         return (w, a, min(a, 8))
 
-    def _warm(self, hardware: dict[str, int]) -> None:
-        """Search each layer once per topology at the loosest capacity (largest buffers, smallest bits).
+    @property
+    def max_bits(self) -> tuple[int, int, int]:
+        fixed = list(self.space.fixed_layers.values())
+        w = max(list(self.space.weight_choices) + [b[0] for b in fixed])
+        a = max(list(self.space.act_choices) + [b[1] for b in fixed])
+        return (w, a, max(a, self.space.last_output_bits))
 
-        The mapper keeps a candidate set per (layer shape, topology) whose capacity envelope
-        covers every later request of this search, so all further bit-widths and buffer sizes
-        are only re-costed (stage B), never searched again.
+    @property
+    def mid_bits(self) -> tuple[int, int, int]:
+        w = sorted(self.space.weight_choices)[len(self.space.weight_choices) // 2]
+        a = sorted(self.space.act_choices)[len(self.space.act_choices) // 2]
+        return (w, a, a)
+
+    def pe_arrays(self, limit: int | None = None) -> list[dict[str, int]]:
+        """Values of the genes that change the topology (PE array sizes...) that :meth:`prepare` encodes.
+
+        Every combination of their choices, or, when there are more than ``limit`` (default
+        ``max_pe_arrays``), of their smallest, middle and largest choices (a seeded sample of
+        ``limit`` if still too many).
         """
-        loose = {**hardware, **self._loose}
-        try:
-            accel = self.accelerator(loose)
-        except JaqmooError:
-            return
-        key = accel.topology_key
-        if key in self._warmed:
-            return
-        self._warmed.add(key)
-        for layer in self.workload.layers:
+        limit = self.max_pe_arrays if limit is None else limit
+        topo = [g for g in self.space.hardware_genes if g.name not in self._loose]
+        grids = [list(g.choices) for g in topo]
+        if int(np.prod([len(c) for c in grids], dtype=float)) > limit:
+            grids = [sorted({c[0], c[len(c) // 2], c[-1]}) for c in grids]
+        combos = list(itertools.product(*grids))
+        if len(combos) > limit:
+            rng = np.random.default_rng(0)
+            combos = [combos[i] for i in sorted(rng.choice(len(combos), limit, replace=False))]
+        return [{g.name: v for g, v in zip(topo, combo, strict=True)} for combo in combos]
+
+    def corner_designs(self) -> list[tuple[dict[str, int], tuple[int, int, int]]]:
+        """``(hardware, bits)`` corners :meth:`prepare` searches.
+
+        Each PE array of :meth:`pe_arrays` with the capacity genes (buffer depths, word
+        widths...) at their largest choice and the smallest bits (so the tile sets cover every
+        PE array of the space), then a coarse grid of PE arrays (smallest / middle / largest
+        choices, at most ``max_pe_arrays // 4``) with the capacity genes at their smallest
+        choice and the largest bits, and at their lower-third choice and the middle bits (so
+        they hold mappings for small and middling buffers too).
+        """
+        base = dict(self.space.hardware_fixed)
+        capacity = [g for g in self.space.hardware_genes if g.name in self._loose]
+        tight = {g.name: g.choices[0] for g in capacity}
+        lower = {g.name: g.choices[len(g.choices) // 3] for g in capacity}
+        coarse = self.pe_arrays(max(1, min(self.max_pe_arrays // 4, 9)))
+        return ([({**base, **self._loose, **pe}, self.min_bits) for pe in self.pe_arrays()]
+                + [({**base, **tight, **pe}, self.max_bits) for pe in coarse]
+                + [({**base, **lower, **pe}, self.mid_bits) for pe in coarse])
+
+    def prepare(self) -> float:
+        """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
+        if self.warmup_seconds is not None:
+            return self.warmup_seconds
+        t0 = time.perf_counter()
+        for design, bits in self.corner_designs():
             try:
-                self.mapper.best(layer, accel, self.min_bits, metric=self.metric)
+                accel = self.accelerator(design)
             except JaqmooError:
-                pass  # the real request reports the infeasibility
+                continue  # an impossible corner; the real request reports it
+            self.mapper.prepare(self.workload.layers, [accel], bits=bits, metric=self.metric)
+        self.mapper.prune_tile_sets()
+        self.mapper.refit_topologies = True
+        self.warmup_seconds = time.perf_counter() - t0
+        return self.warmup_seconds
 
     @property
     def energy_source(self) -> str:
@@ -165,21 +224,28 @@ class JointEvaluator:
         except JaqmooError as exc:
             rec = infeasible_record(f"hardware: {exc}")
         else:
-            if self.outer is not None:
-                rec = cost_record(self.outer.network_cost(accel, cand.policy, cand.mapping_genes))
-            else:
-                from jaqmoo.cost import network_cost
-
-                self._warm(dict(cand.hardware))
-                try:
-                    rec = cost_record(network_cost(self.workload, accel, policy=cand.policy, metric=self.metric,
-                                                   mapper=self.mapper, raise_on_infeasible=False))
-                except JaqmooError as exc:
-                    rec = infeasible_record(str(exc))
+            try:
+                rec = cost_record(self.network_cost(cand))
+            except JaqmooError as exc:
+                if self.outer is not None:
+                    raise
+                rec = infeasible_record(str(exc))
             if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):
                 area = accelerator_area_mm2(accel)
                 rec["area_mm2"] = area if area is not None else NAN
         return rec
+
+    def network_cost(self, cand: Candidate) -> Any:
+        """The per-layer :class:`~jaqmoo.cost.NetworkCost` of one candidate (mappings, energy per
+        level and tensor); raises :class:`JaqmooError` when its hardware cannot be built."""
+        accel = self.accelerator(dict(cand.hardware))
+        if self.outer is not None:
+            return self.outer.network_cost(accel, cand.policy, cand.mapping_genes)
+        from jaqmoo.cost import network_cost
+
+        self.prepare()
+        return network_cost(self.workload, accel, policy=cand.policy, metric=self.metric, mapper=self.mapper,
+                            raise_on_infeasible=False)
 
     def evaluate(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         acc = self.accuracy.estimate([c.policy for c in candidates])

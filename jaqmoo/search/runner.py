@@ -15,6 +15,7 @@ uninterrupted run's order.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,9 +62,18 @@ def best_values(F: np.ndarray, objectives: tuple[str, ...]) -> dict[str, float]:
     return best
 
 
+OnGeneration = Callable[[dict], None]
+"""Called after each completed generation (checkpoint and history written) with its history row."""
+
+
 def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore, generations: int,
-               seed: int, resume: bool = False, progress: bool = True) -> SearchOutcome:
-    """Run (or continue) ``algorithm`` on ``problem`` for ``generations`` generations."""
+               seed: int, resume: bool = False, progress: bool = True,
+               on_generation: OnGeneration | None = None) -> SearchOutcome:
+    """Run (or continue) ``algorithm`` on ``problem`` for ``generations`` generations.
+
+    ``on_generation`` (e.g. the experiment layer's report writer) runs after every completed
+    generation, once its records, checkpoint and history are on disk.
+    """
     start = time.perf_counter()
     history: list[dict] = []
     scale: list[float] | None = None
@@ -108,6 +118,8 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
             store.sort_records()
             store.save_checkpoint(Checkpoint(gen, algorithm, history, n_evals, scale))
             store.write_history(history)
+            if on_generation is not None:
+                on_generation(row)
             bar.update(1)
             bar.set_postfix({"evals": n_evals, "hv": f"{row['hypervolume']:.4g}",
                              **{k[5:]: f"{v:.4g}" for k, v in row.items() if k.startswith("best_")}})

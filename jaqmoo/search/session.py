@@ -20,7 +20,7 @@ from jaqmoo.search.baselines.run import run_driven
 from jaqmoo.search.compat import check_resume_meta
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
-from jaqmoo.search.runner import SearchOutcome, run_search
+from jaqmoo.search.runner import OnGeneration, SearchOutcome, run_search
 from jaqmoo.search.store import ResultsStore
 from jaqmoo.workload import Workload
 
@@ -65,7 +65,7 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
 def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
                         settings: SearchSettings, resume: bool = False, progress: bool = True,
                         meta_extra: dict | None = None, overwrite: bool = False, locked: bool = False,
-                        workload: Workload | None = None) -> SearchOutcome:
+                        on_generation: OnGeneration | None = None, workload: Workload | None = None) -> SearchOutcome:
     """Run (or with ``resume`` continue) a search whose results go to ``run_dir``.
 
     ``settings.algorithm`` is a pymoo algorithm (``nsga2``...) or one of the seed papers'
@@ -74,18 +74,20 @@ def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, eval
     The run folder's lock (:class:`jaqmoo.locking.FolderLock`) is held for the whole search
     unless ``locked`` says the caller already holds it. On resume the stored layout and
     settings must match (:func:`jaqmoo.search.compat.check_resume_meta`); ``meta.json`` then
-    records the settings actually used and a ``resumes`` entry per resume.
+    records the settings actually used and a ``resumes`` entry per resume. ``on_generation``
+    is called after every completed generation (see :func:`run_search`).
     """
     space = searcher_space(settings.algorithm, space)
+    args = (run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, on_generation, workload)
     if locked:
-        return _search(run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, workload)
+        return _search(*args)
     with FolderLock(run_dir, what="run"):
-        return _search(run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, workload)
+        return _search(*args)
 
 
 def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
             settings: SearchSettings, resume: bool, progress: bool, meta_extra: dict | None,
-            overwrite: bool, workload: Workload | None = None) -> SearchOutcome:
+            overwrite: bool, on_generation: OnGeneration | None, workload: Workload | None = None) -> SearchOutcome:
     store = ResultsStore(run_dir)
     meta = search_meta(name, space, settings, meta_extra)
     if resume:
@@ -105,13 +107,14 @@ def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: Candi
     problem = JointProblem(space, evaluator, settings.objectives, settings.constraints, store, settings.batch_size)
     if settings.algorithm in DRIVEN:
         return run_driven(problem, store, settings, evaluator, workload or getattr(evaluator, "workload", None),
-                          resume=resume, progress=progress)
+                          resume=resume, progress=progress, on_generation=on_generation)
     if settings.algorithm == "bits-nsga2":
         algorithm = make_bits_nsga2(space, settings.population)
     else:
         algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
                                    space.uniform_seeds(settings.seed_bits))
-    return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress)
+    return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
+                      on_generation=on_generation)
 
 
 __all__: Sequence[str] = ["SearchSettings", "search_in_directory", "search_meta"]

@@ -6,21 +6,33 @@ mapping of ``*.map.yaml`` (else the input's ``mapping:``, else ``*.map.txt``) wi
 updates (must be equal), energy per level and in total (within ``rel_tol``) and cycles
 (equal). Energies are taken from Timeloop's ``fJ/Compute`` breakdown, which includes
 leakage, and its printed precision (two decimals of fJ/compute) sets a small absolute slack.
+
+Two stats dialects are recognised (``TimeloopStats.dialect``): Timeloop v0.4, and the
+Klhufek et al. mixed-precision fork (``pJ/Compute`` summary, per-tensor ``Data operands per
+word``). A fork run is costed under the fork's counting convention (``convention="fork"``)
+at the problem's ``commonBitwidth`` / ``bitwidths``; its counts are in packed words, and the
+operands per word, wasted bits per word, utilized capacity (words) and wasted bits of that
+capacity are compared too. Its per-level energies are the sums of the exact per-tensor
+``Energy (total)`` lines (the pJ/Compute summary has two decimals).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.ert import find_sibling
 from jaqmoo.hardware.spec import TENSORS
-from jaqmoo.hardware.timeloop_yaml import TimeloopInput, find_input_file, load_timeloop_input
 from jaqmoo.hardware.yaml_io import load_yaml
 from jaqmoo.mapping.mapping import MappingBatch, describe
 from jaqmoo.mapping.model import Costs, evaluate
 from jaqmoo.mapping.timeloop_map import parse_map_txt, parse_mapping
-from jaqmoo.timeloop.stats import TimeloopStats, parse_stats
+from jaqmoo.timeloop.energies import energy_table_from_stats
+from jaqmoo.timeloop.inputs import TimeloopInput, load_timeloop_input
+from jaqmoo.timeloop.stats import TensorStats, TimeloopStats, parse_stats
 
 
 @dataclass
@@ -72,17 +84,31 @@ class CheckReport:
 
 
 def load_reference(folder: str | Path) -> tuple[TimeloopInput, MappingBatch, TimeloopStats]:
-    """The folder's input, the mapping Timeloop evaluated, and its parsed stats."""
+    """The folder's input, the mapping Timeloop evaluated, and its parsed stats.
+
+    The stats file's dialect picks the counting convention: a run of the Klhufek et al. fork
+    is costed with ``convention="fork"`` (see :data:`jaqmoo.hardware.spec.CONVENTIONS`). A run
+    that saved no ERT gets its per-action energies from the stats file
+    (:mod:`jaqmoo.timeloop.energies`), and the accelerator's ``energy_source`` says so.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise JaqmooError(f"{folder}: not a folder (give a Timeloop reference folder)")
-    tl = load_timeloop_input(find_input_file(folder))
-    if tl.problem is None:
-        raise JaqmooError(f"{tl.source}: missing required field 'problem'; add the problem instance")
     stats_files = sorted(folder.glob("*.stats.txt"))
     if not stats_files:
         raise JaqmooError(f"{folder}: no *.stats.txt to compare with")
     stats = parse_stats(stats_files[0])
+    if find_sibling(folder, "ERT") is None:
+        tl = load_timeloop_input(folder, ert=energy_table_from_stats(stats),
+                                 energy_source=f"stats file {stats_files[0]} (no ERT saved: per-action "
+                                               f"energies recovered from its Vector access energy and "
+                                               f"per-tensor Energy lines)")
+    else:
+        tl = load_timeloop_input(folder)
+    if tl.problem is None:
+        raise JaqmooError(f"{tl.source}: missing required field 'problem'; add the problem instance")
+    if stats.dialect == "fork":
+        tl = dataclasses.replace(tl, accelerator=dataclasses.replace(tl.accelerator, convention="fork"))
     map_yaml = sorted(folder.glob("*.map.yaml"))
     if map_yaml:
         data, label = load_yaml(map_yaml[0], "mapping")
@@ -114,10 +140,7 @@ def compare(tl: TimeloopInput, costs: Costs, stats: TimeloopStats, folder: str, 
             kept = bool(acc.keep[0, lvl, t])
             if not kept and ref_t is None:
                 continue
-            for q, ours in (("reads", acc.reads), ("fills", acc.fills), ("updates", acc.updates)):
-                value = float(ours[0, lvl, t]) if kept else 0.0
-                theirs = None if ref_t is None else getattr(ref_t, q)
-                report.rows.append(Row(name, tensor, q, value, theirs, theirs is not None and value == theirs))
+            report.rows += _tensor_rows(name, tensor, ref_t, _tensor_counts(costs, level, lvl, t, stats.dialect, kept))
             if ref_t is not None and ref_t.energy is not None:  # access energy (no leakage)
                 ours_t = float(costs.energy_by_tensor[0, lvl, t])
                 ok_t = abs(ours_t - ref_t.energy) <= rel_tol * abs(ref_t.energy) + 0.01
@@ -149,9 +172,51 @@ def compare(tl: TimeloopInput, costs: Costs, stats: TimeloopStats, folder: str, 
     return report
 
 
+_COUNTS = ("reads", "fills", "updates")
+_FORK_FIELDS = (("operands", "operands_per_word"), ("wasted", "wasted_bits_per_word"),
+                ("capacity", "capacity"), ("fragment", "wasted_bits_storage"))
+
+
+def _tensor_counts(costs: Costs, level, lvl: int, t: int, dialect: str, kept: bool) -> dict[str, float]:
+    """Our per-instance counts of one tensor at one level, in the stats file's units.
+
+    v0.4 counts values. The fork counts words of the level's ``word-bits``: ``ceil(values /
+    operands per word)`` with ``floor(word bits / bits)`` operands per word, and reports the
+    packing (operands per word, wasted bits per word, utilized capacity in words and the
+    wasted bits of that capacity)."""
+    acc = costs.accesses
+    values = {q: float(getattr(acc, q)[0, lvl, t]) if kept else 0.0 for q in _COUNTS}
+    if dialect != "fork":
+        return values
+    bits = level.datawidth if costs.bits is None else costs.bits[t]
+    per_word = level.datawidth // bits
+    if per_word < 1:
+        return {q: math.nan for q in (*_COUNTS, *(f for f, _ in _FORK_FIELDS))}
+    wasted = level.datawidth - per_word * bits
+    capacity = math.ceil(float(acc.tile[0, lvl, t]) / per_word) if kept else 0
+    out = {q: float(math.ceil(v / per_word)) for q, v in values.items()}
+    out.update(operands=float(per_word), wasted=float(wasted), capacity=float(capacity),
+               fragment=float(capacity * wasted))
+    return out
+
+
+def _tensor_rows(level: str, tensor: str, ref: TensorStats | None, ours: dict[str, float]) -> list[Row]:
+    rows = []
+    for q in _COUNTS:
+        theirs = None if ref is None else getattr(ref, q)
+        rows.append(Row(level, tensor, q, ours[q], theirs, theirs is not None and ours[q] == theirs))
+    for q, attr in _FORK_FIELDS:
+        theirs = None if ref is None else getattr(ref, attr)
+        if q in ours and (theirs is not None or q == "operands"):
+            if q == "capacity" and (ref is None or ref.operands_per_word is None):
+                continue
+            rows.append(Row(level, tensor, q, ours[q], theirs, theirs is not None and ours[q] == theirs))
+    return rows
+
+
 def check_reference(folder: str | Path, rel_tol: float = 0.01) -> CheckReport:
     """Evaluate the folder's mapping with our model and compare with its ``*.stats.txt``."""
     tl, mapping, stats = load_reference(folder)
-    costs = evaluate(tl.problem, tl.accelerator, mapping)
+    costs = evaluate(tl.problem, tl.accelerator, mapping, tl.bits)
     text = describe(mapping, 0, tuple(lvl.name for lvl in tl.accelerator.levels))
     return compare(tl, costs, stats, str(folder), text, rel_tol)

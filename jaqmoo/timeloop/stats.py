@@ -5,6 +5,11 @@ instances, partition size and per-instance scalar reads / fills / updates; per c
 level: utilized instances, computes and cycles; the summary: cycles, utilization, total
 computes and the ``fJ/Compute`` breakdown (from which per-level energies in pJ follow
 exactly, even when Timeloop hides the per-tensor energy lines).
+
+The Klhufek et al. mixed-precision fork's dialect is read too: its summary in ``pJ/Compute``
+(stored here in fJ like the v0.4 one), per tensor ``Data operands per word``, ``Wasted bits
+per word`` and ``Wasted bits per data storage due to fragmentation``; its counts are in packed
+words. ``TimeloopStats.dialect`` says which dialect the file is.
 """
 
 from __future__ import annotations
@@ -27,6 +32,17 @@ _TENSOR_FIELDS = {
     "Scalar fills (per-instance)": "fills",
     "Scalar updates (per-instance)": "updates",
     "Energy (total)": "energy",
+    "Data operands per word": "operands_per_word",
+    "Wasted bits per word": "wasted_bits_per_word",
+    "Wasted bits per data storage due to fragmentation": "wasted_bits_storage",
+}
+_SPEC_FIELDS = {
+    "Vector access energy": "vector_access_energy",
+    "Compute energy": "compute_energy",
+    "Block size": "block_size",
+    "Word bits": "word_bits",
+    "Cluster size": "cluster_size",
+    "Size": "size",
 }
 
 
@@ -39,6 +55,11 @@ class TensorStats:
     fills: float = 0.0
     updates: float = 0.0
     energy: float | None = None
+    operands_per_word: float | None = None
+    """The fork's packing: values of this tensor per word of the level (None: plain Timeloop)."""
+    wasted_bits_per_word: float | None = None
+    wasted_bits_storage: float | None = None
+    """Wasted bits of the tensor's whole tile due to fragmentation (the fork's report)."""
 
 
 @dataclass
@@ -52,6 +73,16 @@ class LevelStats:
     tensors: dict[str, TensorStats] = field(default_factory=dict)
     fj_per_compute: float | None = None
     """The level's share of the summary's fJ/Compute (access energy + leakage)."""
+    vector_access_energy: float | None = None
+    """SPECS: pJ per vector access (Timeloop prints the largest action's, 2 decimals)."""
+    compute_energy: float | None = None
+    """SPECS of a compute level: pJ per compute (2 decimals)."""
+    energy: float | None = None
+    """STATS of a compute level: its total energy (pJ)."""
+    block_size: float | None = None
+    word_bits: float | None = None
+    cluster_size: float | None = None
+    size: float | None = None
 
 
 @dataclass
@@ -62,13 +93,27 @@ class TimeloopStats:
     computes: int
     fj_per_compute_total: float
     source: str
+    dialect: str = "v0.4"
+    """``v0.4`` (Timeloop 0.4: fJ/Compute, no packing report) or ``fork`` (the Klhufek et al.
+    mixed-precision fork: pJ/Compute summary, per-tensor data operands per word)."""
 
     @property
     def energy_pj(self) -> float:
+        """Total energy (pJ). The fork prints its summary in pJ/Compute with two decimals (up
+        to 0.3 % off), so there the sum of the per-level energies is used instead."""
+        if self.dialect == "fork":
+            return sum(self.level_energy_pj(name) for name in self.levels)
         return self.fj_per_compute_total * self.computes / 1000.0
 
     def level_energy_pj(self, name: str) -> float:
+        """A level's energy (pJ): its fJ/Compute share; in the fork dialect the sum of its
+        per-tensor ``Energy (total)`` lines (or a compute level's own), which are exact."""
         lvl = self.levels[name]
+        if self.dialect == "fork":
+            if lvl.is_compute and lvl.energy is not None:
+                return lvl.energy
+            if all(t.energy is not None for t in lvl.tensors.values()):
+                return sum(t.energy for t in lvl.tensors.values())
         return (lvl.fj_per_compute or 0.0) * self.computes / 1000.0
 
 
@@ -94,6 +139,7 @@ def parse_stats(source: str | Path) -> TimeloopStats:
     summary: dict[str, str] = {}
     fj: dict[str, float] = {}
     section = "levels"
+    per_compute_scale = 1.0
     for line in text.splitlines():
         if line.startswith("=== ") and line.rstrip().endswith("==="):
             name = line.strip("= \n")
@@ -110,8 +156,9 @@ def parse_stats(source: str | Path) -> TimeloopStats:
             section = "summary"
             continue
         if section == "summary":
-            if line.startswith("fJ/Compute"):
+            if line.startswith("fJ/Compute") or line.startswith("pJ/Compute"):
                 section = "fj"
+                per_compute_scale = 1000.0 if line.startswith("pJ") else 1.0
                 continue
             m = re.match(r"^(\w[\w /()@]*?)\s*[:=]\s*(.+)$", line.strip())
             if m:
@@ -120,7 +167,7 @@ def parse_stats(source: str | Path) -> TimeloopStats:
         if section == "fj":
             m = re.match(r"^\s+(\S+)\s*=\s*([-\d.eE+]+)", line)
             if m:
-                fj[m.group(1)] = float(m.group(2))
+                fj[m.group(1)] = float(m.group(2)) * per_compute_scale
             continue
         if current is None or section != "levels":
             continue
@@ -136,6 +183,8 @@ def parse_stats(source: str | Path) -> TimeloopStats:
                 current.leakage = _number(kv.group(2))
             if kv and kv.group(1) == "Compute energy":
                 current.is_compute = True
+            if kv and kv.group(1) in _SPEC_FIELDS:
+                setattr(current, _SPEC_FIELDS[kv.group(1)], _number(kv.group(2)))
             continue
         th = _TENSOR_HEADER.match(line)
         if th:
@@ -153,15 +202,20 @@ def parse_stats(source: str | Path) -> TimeloopStats:
             current.utilized_instances = _number(value)
         elif key == "Computes (total)":
             current.computes = _number(value)
+        elif key == "Energy (total)" and tensor is None:
+            current.energy = _number(value)
 
     for name, value in fj.items():
         if name in levels:
             levels[name].fj_per_compute = value
     try:
         cycles = int(float(summary["Cycles"]))
-        utilization = float(summary["Utilization"].rstrip("%")) / 100.0
+        util_text = summary["Utilization"]
+        utilization = float(util_text.rstrip("%")) / (100.0 if util_text.endswith("%") else 1.0)
         computes = int(float(summary["Computes"]))
         total = fj["Total"]
     except (KeyError, ValueError) as exc:
         raise JaqmooError(f"{label}: not a complete Timeloop stats file (missing {exc})") from exc
-    return TimeloopStats(levels, cycles, utilization, computes, total, label)
+    packed = any(t.operands_per_word is not None for lvl in levels.values() for t in lvl.tensors.values())
+    dialect = "fork" if packed or per_compute_scale != 1.0 else "v0.4"
+    return TimeloopStats(levels, cycles, utilization, computes, total, label, dialect)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from jaqmoo.errors import JaqmooError
 from jaqmoo.search.indicators import hv_scale, hypervolume, non_dominated
 from jaqmoo.search.problem import PENALTY, JointProblem, constraint_matrix, objective_matrix
-from jaqmoo.search.runner import best_values
+from jaqmoo.search.runner import OnGeneration, best_values
 from jaqmoo.search.store import ResultsStore
 
 
@@ -32,7 +32,7 @@ class EvaluationDriver:
     """Numbers, scores, stores and summarises the individuals a searcher asks for."""
 
     def __init__(self, problem: JointProblem, store: ResultsStore, population: int, budget: int,
-                 resume: bool = False, progress: bool = True) -> None:
+                 resume: bool = False, progress: bool = True, on_generation: OnGeneration | None = None) -> None:
         if population < 1:
             raise JaqmooError(f"search.population must be >= 1 (got {population})")
         self.problem = problem
@@ -41,6 +41,7 @@ class EvaluationDriver:
         self.budget = budget
         self.n = 0  # evaluations so far (reused ones included)
         self.history: list[dict] = []
+        self.on_generation = on_generation
         self._scale: list[float] | None = None
         self._front = np.zeros((0, problem.n_obj))
         self._first_gen: list[np.ndarray] = []
@@ -112,6 +113,8 @@ class EvaluationDriver:
                **best_values(self._front, self.problem.objectives)}
         self.history.append(row)
         self.store.write_history(self.history)
+        if self.on_generation is not None:
+            self.on_generation(row)
         self._bar.set_postfix({"gen": gen, "hv": f"{row['hypervolume']:.4g}"})
 
     def close(self) -> float:

@@ -12,16 +12,18 @@ from jaqmoo.search.store import ResultsStore
 
 
 def run_driven(problem: JointProblem, store: ResultsStore, settings: Any, evaluator: Any, workload: Any = None,
-               resume: bool = False, progress: bool = True) -> SearchOutcome:
+               resume: bool = False, progress: bool = True, on_generation: Any = None) -> SearchOutcome:
     """Run ``settings.algorithm`` (a :class:`~jaqmoo.search.session.SearchSettings`) with a budget of
-    ``population x generations`` evaluations; the searcher's own facts go to ``meta.json`` ``search_info``."""
+    ``population x generations`` evaluations; the searcher's own facts go to ``meta.json`` ``search_info``.
+    ``on_generation`` (e.g. the report writer) runs after every completed generation."""
     space = problem.space
     budget = settings.population * settings.generations
     if settings.algorithm == "uniform":
         from jaqmoo.search.baselines.uniform import uniform_genomes
 
         budget = len(uniform_genomes(space)[0])  # every uniform policy, whatever the budget
-    driver = EvaluationDriver(problem, store, settings.population, budget, resume=resume, progress=progress)
+    driver = EvaluationDriver(problem, store, settings.population, budget, resume=resume, progress=progress,
+                              on_generation=on_generation)
     info: dict = {"algorithm": settings.algorithm, "budget": budget}
     try:
         if settings.algorithm == "uniform":

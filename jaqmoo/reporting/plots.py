@@ -1,10 +1,13 @@
-"""PNG plots of a run: the Pareto front (pairwise projections) and hypervolume per generation."""
+"""PNG plots of a run: the Pareto front (pairwise projections) and hypervolume per generation.
+
+Everything here takes plain DataFrames (the evaluations, the front, the baselines), so the plots
+know nothing of run directories or of the search.
+"""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,9 +15,6 @@ import pandas as pd
 from jaqmoo.search.indicators import non_dominated
 from jaqmoo.search.problem import METRIC_OF
 from jaqmoo.search.spec import OBJECTIVES
-
-if TYPE_CHECKING:
-    from jaqmoo.report import Run
 
 LABELS = {
     "accuracy": "accuracy",
@@ -35,13 +35,13 @@ def _pyplot():
     return plt
 
 
-def _pairs(objectives: list[str]) -> list[tuple[str, str]]:
+def pairs(objectives: list[str]) -> list[tuple[str, str]]:
     """Objective pairs to plot: accuracy against each other objective first, then the rest."""
     if len(objectives) == 1:
         return [(objectives[0], objectives[0])]
-    pairs = list(itertools.combinations(objectives, 2))
+    combos = list(itertools.combinations(objectives, 2))
     # put accuracy on the y axis
-    return [(b, a) if a == "accuracy" else (a, b) for a, b in pairs]
+    return [(b, a) if a == "accuracy" else (a, b) for a, b in combos]
 
 
 def _projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -56,20 +56,21 @@ def _projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return front.iloc[idx].sort_values(METRIC_OF[x])
 
 
-def plot_front(run: Run, path: str | Path) -> Path:
-    """Scatter of every valid evaluation, the front highlighted, uniform-bit baselines marked."""
+def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, objectives: list[str],
+               path: str | Path, title: str = "") -> Path:
+    """Scatter of every valid evaluation, the front highlighted, uniform-bit baselines marked.
+
+    ``evaluations`` needs a ``valid`` column; ``baselines`` a ``baseline`` label column.
+    """
     plt = _pyplot()
-    objectives = run.objectives
-    pairs = _pairs(objectives)
-    n = len(pairs)
+    projections = pairs(objectives)
+    n = len(projections)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
-    ev = run.evaluations
-    valid = ev[ev["valid"]]
-    front = run.front
-    base = run.baselines
-    for ax, (x, y) in zip(axes.ravel(), pairs, strict=False):
+    valid = evaluations[evaluations["valid"]]
+    base = baselines
+    for ax, (x, y) in zip(axes.ravel(), projections, strict=False):
         kx, ky = METRIC_OF[x], METRIC_OF[y]
         ax.scatter(valid[kx], valid[ky], s=8, c="0.75", label=f"evaluated ({len(valid)})")
         ax.scatter(front[kx], front[ky], s=18, c="tab:blue", zorder=3, label=f"Pareto front ({len(front)})")
@@ -94,7 +95,7 @@ def plot_front(run: Run, path: str | Path) -> Path:
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{run.meta.get('name', run.dir.name)}: {', '.join(objectives)}")
+    fig.suptitle(f"{title}: {', '.join(objectives)}" if title else ", ".join(objectives))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,238 @@
+"""``jaqmoo report``: one self-contained, offline HTML file for a run or a sweep.
+
+The page embeds plotly's JavaScript (no CDN, no server), the report's own script and style
+(``jaqmoo/reporting/static``) and the data as one JSON object (:mod:`jaqmoo.reporting.payload`).
+It is written atomically (a temporary file renamed over the old one), so a browser reloading
+it during a run never sees half a file.
+
+Python API::
+
+    from jaqmoo.reporting.html import write_report
+    write_report("runs/quickstart")                       # -> runs/quickstart/report.html
+    write_report("sweeps/quick", out="quick.html")        # a sweep: one panel per run
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.reporting.breakdown import CostBreakdown, point_details
+from jaqmoo.reporting.payload import MAX_POINTS, run_payload
+from jaqmoo.reporting.run import Run, load_run
+
+REPORT_HTML = "report.html"
+SWEEP_JSON = "sweep.json"
+SLOW_WRITE_S = 10.0
+
+
+def _static(name: str) -> str:
+    return resources.files("jaqmoo.reporting").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def plotly_js() -> str:
+    """plotly.js, minified, from the installed plotly package (embedded in every report)."""
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:  # pragma: no cover - plotly is a dependency
+        raise JaqmooError("jaqmoo report needs plotly: pip install plotly") from None
+    return get_plotlyjs()
+
+
+def render_html(payload: dict) -> str:
+    """The whole page for ``payload`` (a :func:`run_payload` or a sweep payload)."""
+    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    title = html.escape(str(payload.get("title", "jaqmoo report")))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title>\n<style>{_static('report.css')}</style>\n"
+        f"<script>{plotly_js()}</script>\n</head><body>\n{_static('report.html')}\n"
+        f"<script id=\"jaqmoo-data\" type=\"application/json\">{data}</script>\n"
+        f"<script>{_static('report.js')}</script>\n</body></html>\n"
+    )
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class DetailCache:
+    """Per-point details keyed by genome, and the run's cost breakdown (built once).
+
+    A report rewritten after every generation reuses both, so only new front points are
+    recomputed."""
+
+    breakdown: CostBreakdown | None = None
+    tried: bool = False
+    unavailable: str = ""
+    details: dict[str, dict] = field(default_factory=dict)
+
+    def get(self, run: Run, rows: pd.DataFrame, recompute: bool = True) -> list[dict]:
+        """The details of ``rows`` (recomputed per-layer costs unless ``recompute`` is False)."""
+        if not recompute:
+            return point_details(rows, run.layer_names, None, "per-layer costs not recomputed (--no-recompute)")
+        if not self.tried:
+            self.tried = True
+            try:
+                self.breakdown = CostBreakdown.from_meta(run.meta, run.evaluations)
+            except JaqmooError as exc:
+                self.unavailable = str(exc)
+        keys = [str(g) for g in rows["genes"]]
+        todo = [i for i, k in enumerate(keys) if k not in self.details]
+        fresh = point_details(rows.iloc[todo], run.layer_names, self.breakdown, self.unavailable)
+        for i, d in zip(todo, fresh, strict=True):
+            self.details[keys[i]] = d
+        return [self.details[k] for k in keys]
+
+    @property
+    def shapes(self) -> dict[str, dict] | None:
+        return self.breakdown.shapes if self.breakdown is not None else None
+
+
+def payload_of_run(run: Run, cache: DetailCache | None = None, axes: dict | None = None,
+                   max_points: int = MAX_POINTS, recompute: bool = True) -> dict:
+    """The payload of one loaded run (see :func:`jaqmoo.reporting.payload.run_payload`)."""
+    cache = cache if cache is not None else DetailCache()
+    table = run.table()
+    front, baselines = run.front, run.baselines
+    rows = pd.concat([front, baselines], ignore_index=True)
+    details = cache.get(run, rows, recompute) if len(rows) else []
+    return run_payload(run.meta.get("name", run.dir.name), run.meta, run.evaluations, front, baselines,
+                       run.history, table.to_csv(index=False), table, details,
+                       shapes=cache.shapes, axes=axes, max_points=max_points)
+
+
+def sweep_runs(sweep_dir: Path) -> tuple[dict, list[tuple[str, Path, dict]]]:
+    """``(sweep.json, [(run name, run folder, axis values)])`` of a sweep folder; without a
+    ``sweep.json``, every sub-folder holding a ``meta.json`` is a run (axes: model, template,
+    dataset and seed where they differ)."""
+    manifest = sweep_dir / SWEEP_JSON
+    if manifest.is_file():
+        try:
+            sweep = json.loads(manifest.read_text())
+            runs = [(str(r["name"]), sweep_dir / "runs" / str(r["name"]), dict(r.get("values", {}))) for r in sweep["runs"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JaqmooError(f"{manifest} is corrupt ({exc}); re-run `jaqmoo sweep SPEC --resume` to rewrite it") from None
+        return sweep, runs
+    found = sorted(p.parent for p in sweep_dir.glob("**/meta.json") if len(p.relative_to(sweep_dir).parts) <= 4)
+    if not found:
+        raise JaqmooError(f"{sweep_dir} holds no run (no meta.json) and no {SWEEP_JSON}: give a folder written by "
+                          "`jaqmoo run` or `jaqmoo sweep`")
+    metas = {p: json.loads((p / "meta.json").read_text()) for p in found}
+    keys = ("model", "template", "dataset")
+    values = {p: {k: m.get(k) for k in keys} | {"seed": m.get("settings", {}).get("seed")} for p, m in metas.items()}
+    varying = [k for k in (*keys, "seed") if len({str(v[k]) for v in values.values()}) > 1] or ["run"]
+    runs = [(str(p.relative_to(sweep_dir)), p, {k: (values[p].get(k) if k != "run" else str(p.relative_to(sweep_dir)))
+                                                for k in varying}) for p in found]
+    return {"name": sweep_dir.name, "axes": varying}, runs
+
+
+def sweep_payload(sweep_dir: Path, max_points: int = MAX_POINTS, recompute: bool = True) -> dict:
+    """The payload of a sweep: one entry per run (``error`` set for a run with nothing to show)."""
+    sweep, runs = sweep_runs(sweep_dir)
+    per_run = max(2_000, max_points // max(len(runs), 1))
+    entries = []
+    for name, path, axes in runs:
+        try:
+            run = load_run(path)
+            entries.append(payload_of_run(run, axes=axes, max_points=per_run, recompute=recompute) | {"name": name})
+        except JaqmooError as exc:
+            status = _sweep_status(path)
+            entries.append({"name": name, "axes": axes, "error": status or str(exc)})
+    axes = list(sweep.get("axes") or sorted({k for _, _, a in runs for k in a}))
+    grid = sweep.get("grid") or {}
+    return {"kind": "sweep", "title": f"jaqmoo sweep {sweep.get('name', sweep_dir.name)}", "axes": axes,
+            "grid": {"rows": grid.get("rows") or (axes[0] if axes else None),
+                     "cols": grid.get("cols") or (axes[1] if len(axes) > 1 else None)},
+            "runs": entries}
+
+
+def _sweep_status(run_dir: Path) -> str:
+    path = run_dir / "sweep_run.json"
+    try:
+        info = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return ""
+    if info.get("status") == "failed":
+        return f"run failed: {info.get('error', '')}"
+    return ""
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "meta.json").is_file()
+
+
+def build_payload(target: str | Path, max_points: int = MAX_POINTS, cache: DetailCache | None = None,
+                  recompute: bool = True) -> dict:
+    """The payload of a run folder or a sweep folder."""
+    target = Path(target)
+    if not target.is_dir():
+        raise JaqmooError(f"{target} does not exist; give a run folder (`jaqmoo run --out`) or a sweep folder")
+    if is_run_dir(target):
+        run = load_run(target)
+        entry = payload_of_run(run, cache, max_points=max_points, recompute=recompute)
+        return {"kind": "run", "title": f"jaqmoo report {entry['name']}", "axes": [], "grid": {}, "runs": [entry]}
+    return sweep_payload(target, max_points, recompute)
+
+
+def write_report(target: str | Path, out: str | Path | None = None, max_points: int = MAX_POINTS,
+                 cache: DetailCache | None = None, recompute: bool = True) -> Path:
+    """Write the HTML report of a run or sweep folder (default: ``report.html`` inside it)."""
+    target = Path(target)
+    payload = build_payload(target, max_points, cache, recompute)
+    return atomic_write_text(Path(out) if out is not None else target / REPORT_HTML, render_html(payload))
+
+
+class ReportWriter:
+    """A search's per-generation callback that rewrites the run's report (see
+    :func:`jaqmoo.search.runner.run_search`); a report that cannot be written is a warning,
+    never a reason to lose the search. ``breakdown``: recompute per-layer costs with the
+    search's own evaluator (else one is rebuilt from ``meta.json`` on the first write)."""
+
+    def __init__(self, run_dir: str | Path, out: str | Path | None = None, budget: float = 0.2,
+                 breakdown: CostBreakdown | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.out = out
+        self.cache = DetailCache(breakdown, tried=breakdown is not None)
+        self.errors: list[str] = []
+        self.budget = budget
+        self.seconds = 0.0  # spent writing reports
+        self._next = 0.0
+
+    def __call__(self, row: dict | None = None, force: bool = False) -> Path | None:
+        """Rewrite the report. When a write takes more than ``SLOW_WRITE_S`` (runs of tens of
+        thousands of evaluations), the generations that end within ``(1 / budget - 1)`` x that
+        time are skipped, so that reports cost at most ~``budget`` of the search's time;
+        ``force`` (the final write) always writes."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return None
+        try:
+            path = write_report(self.run_dir, self.out, cache=self.cache)
+            took = time.monotonic() - now
+            self.seconds += took
+            self._next = time.monotonic() + took * (1.0 / self.budget - 1.0) if took > SLOW_WRITE_S else 0.0
+            return path
+        except (JaqmooError, OSError, ValueError) as exc:
+            import warnings
+
+            self.errors.append(str(exc))
+            warnings.warn(f"could not write the report of {self.run_dir}: {exc}", stacklevel=2)
+            return None

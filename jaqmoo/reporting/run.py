@@ -1,0 +1,246 @@
+"""Reading a run directory: evaluations and fronts as DataFrames, exports, plots.
+
+Python API::
+
+    from jaqmoo.report import load_run        # (re-exported from jaqmoo.reporting.run)
+    run = load_run("runs/quickstart")
+    run.front                       # DataFrame: the Pareto front, readable columns
+    run.evaluations                 # every evaluated individual (on_front flag included)
+    run.history                     # hypervolume and best values per generation
+    run.export(csv="front.csv", parquet="front.parquet", all=False)
+    run.plot()                      # front.png (+ hypervolume.png) in the run directory
+
+Columns: ``gen``/``idx`` (when it was evaluated), ``w.<layer>`` / ``a.<layer>`` (bits),
+``map.<layer>`` (mapping summary), ``hw.<param>`` (hardware parameters), metrics
+(``accuracy``, ``energy_pj``, ``cycles``, ``latency_s``, ``edp``, ``memory_bits``,
+``weight_memory_bits``, ``activation_memory_bits``, ``area_mm2``), ``energy.<level>`` (pJ per
+storage level / compute), ``feasible``, ``valid`` (feasible and within the constraints),
+``on_front`` and, when the front was re-scored, ``accuracy_rescored``.
+
+When the front was re-scored (a predictor inside the loop, the supernet afterwards),
+``on_front`` is the Pareto front under the re-scored accuracy among the re-scored
+individuals, and ``on_search_front`` the front the search itself saw (predicted accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.search.indicators import non_dominated
+from jaqmoo.search.problem import METRIC_OF
+from jaqmoo.search.spec import OBJECTIVES
+from jaqmoo.search.store import HISTORY, ResultsStore
+
+RESCORED = "rescored.json"
+FRONT_PNG = "front.png"
+HV_PNG = "hypervolume.png"
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """Records -> DataFrame with the genome as a compact string column."""
+    df = pd.DataFrame.from_records(records)
+    if df.empty:
+        return df
+    if "genes" in df:
+        df["genes"] = [" ".join(map(str, g)) for g in df["genes"]]
+    df["feasible"] = df["feasible"].fillna(False).astype(bool)
+    return df
+
+
+def objective_values(df: pd.DataFrame, objectives: list[str], accuracy_column: str = "accuracy") -> np.ndarray:
+    """Objective matrix (minimisation) of ``df``'s rows."""
+    cols = []
+    for o in objectives:
+        key = accuracy_column if o == "accuracy" else METRIC_OF[o]
+        v = pd.to_numeric(df[key], errors="coerce").to_numpy(dtype=float)
+        cols.append(1.0 - v if OBJECTIVES[o] == "max" else v)
+    return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
+
+
+def nondominated_ranks(df: pd.DataFrame, objectives: list[str], size: int) -> pd.DataFrame:
+    """The valid rows (one per genome) of the best non-dominated ranks, rank by rank, until at
+    least ``size`` rows are taken (all of them if there are fewer)."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    rows = df[df["valid"]].drop_duplicates("genes") if "genes" in df else df[df["valid"]]
+    if rows.empty:
+        return rows
+    taken: list[int] = []
+    for rank in NonDominatedSorting().do(objective_values(rows, objectives)):
+        taken.extend(int(i) for i in rank)
+        if len(taken) >= size:
+            break
+    return rows.iloc[taken]
+
+
+def mark_front(df: pd.DataFrame, objectives: list[str], constraints: dict, accuracy_column: str = "accuracy") -> pd.DataFrame:
+    """Add ``valid`` (feasible and within constraints) and ``on_front`` (non-dominated, unique genome)."""
+    df = df.copy()
+    valid = df["feasible"].to_numpy(dtype=bool).copy()
+    acc = pd.to_numeric(df.get(accuracy_column), errors="coerce").to_numpy(dtype=float)
+    if constraints.get("min_accuracy") is not None:
+        valid &= acc >= constraints["min_accuracy"]
+    if constraints.get("max_area_mm2") is not None and "area_mm2" in df:
+        valid &= pd.to_numeric(df["area_mm2"], errors="coerce").to_numpy(dtype=float) <= constraints["max_area_mm2"]
+    F = objective_values(df, objectives, accuracy_column)
+    valid &= np.all(np.isfinite(F), axis=1)
+    df["valid"] = valid
+    on_front = np.zeros(len(df), dtype=bool)
+    cand = np.flatnonzero(valid)
+    if len(cand):
+        # one row per genome (a genome can be evaluated again in a later generation)
+        first = pd.Series(cand).groupby(df["genes"].to_numpy()[cand] if "genes" in df else cand).first().to_numpy()
+        nd = first[non_dominated(F[first])]
+        on_front[nd] = True
+    df["on_front"] = on_front
+    return df
+
+
+@dataclass
+class Run:
+    """A loaded run directory (see the module doc)."""
+
+    dir: Path
+    meta: dict
+    evaluations: pd.DataFrame
+    history: pd.DataFrame
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.meta["objectives"])
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The Pareto front, sorted by the first objective."""
+        df = self.evaluations[self.evaluations["on_front"]] if len(self.evaluations) else self.evaluations
+        if df.empty:
+            return df
+        key = METRIC_OF[self.objectives[0]]
+        return df.sort_values(key, ascending=OBJECTIVES[self.objectives[0]] == "min").reset_index(drop=True)
+
+    @property
+    def baselines(self) -> pd.DataFrame:
+        """The uniform-bit seed individuals (``baseline`` column: e.g. ``uniform 8-bit``)."""
+        rows = []
+        for b in self.meta.get("baselines", []):
+            hit = self.evaluations[(self.evaluations["gen"] == b["gen"]) & (self.evaluations["idx"] == b["idx"])]
+            if len(hit):
+                rows.append(hit.iloc[0].to_dict() | {"baseline": b["label"]})
+        return pd.DataFrame(rows)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.meta.get("layer_names", []))
+
+    def layers_table(self, row: pd.Series | int) -> pd.DataFrame:
+        """Per-layer bits and mapping of one evaluated individual (a row or its evaluation index)."""
+        if not isinstance(row, pd.Series):
+            row = self.evaluations.iloc[int(row)]
+        return pd.DataFrame({
+            "layer": self.layer_names,
+            "weight_bits": [row.get(f"w.{n}") for n in self.layer_names],
+            "act_bits": [row.get(f"a.{n}") for n in self.layer_names],
+            "mapping": [row.get(f"map.{n}", "") for n in self.layer_names],
+        })
+
+    def energy_by_level(self, row: pd.Series | int) -> pd.Series:
+        """Energy (pJ) per storage level / compute of one evaluated individual."""
+        if not isinstance(row, pd.Series):
+            row = self.evaluations.iloc[int(row)]
+        cols = [c for c in row.index if c.startswith("energy.")]
+        return pd.Series({c[len("energy."):]: row[c] for c in cols}, name="energy_pj", dtype=float)
+
+    # ------------------------------------------------------------------ outputs
+    def table(self, all: bool = False) -> pd.DataFrame:
+        """The front (or every evaluation with ``all``) with readable columns, genome last."""
+        df = self.evaluations if all else self.front
+        first = [c for c in ("gen", "idx", "on_front", "valid", "feasible", "reason") if c in df]
+        metrics = [c for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
+                               "weight_memory_bits", "activation_memory_bits", "area_mm2") if c in df]
+        hw = sorted(c for c in df if c.startswith("hw."))
+        per_layer = [c for n in self.layer_names for c in (f"w.{n}", f"a.{n}", f"map.{n}", f"mapgene.{n}") if c in df]
+        levels = [c for c in df if c.startswith("energy.")]
+        used = set(first + metrics + hw + per_layer + levels + ["genes"])
+        rest = [c for c in df if c not in used]
+        return df[first + metrics + hw + levels + per_layer + rest + (["genes"] if "genes" in df else [])]
+
+    def export(self, csv: str | Path | None = None, parquet: str | Path | None = None, all: bool = False) -> list[Path]:
+        """Write the front (or all evaluations) as CSV and/or Parquet; returns the paths written."""
+        if csv is None and parquet is None:
+            raise JaqmooError("export: give --csv FILE and/or --parquet FILE")
+        df = self.table(all)
+        written = []
+        if csv is not None:
+            Path(csv).parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(csv, index=False)
+            written.append(Path(csv))
+        if parquet is not None:
+            Path(parquet).parent.mkdir(parents=True, exist_ok=True)
+            out = df.copy()
+            for c in out.columns:
+                if out[c].dtype == object:
+                    out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            out.to_parquet(parquet, index=False)
+            written.append(Path(parquet))
+        return written
+
+    def plot(self, path: str | Path | None = None, hv_path: str | Path | None = None) -> list[Path]:
+        """Front plot (2-D projections for 3+ objectives, baselines marked) and hypervolume plot."""
+        from jaqmoo.reporting.plots import plot_front, plot_hypervolume
+
+        path = Path(path) if path else self.dir / FRONT_PNG
+        hv_path = Path(hv_path) if hv_path else self.dir / HV_PNG
+        out = [plot_front(self.evaluations, self.front, self.baselines, self.objectives, path,
+                          self.meta.get("name", self.dir.name))]
+        if len(self.history):
+            out.append(plot_hypervolume(self.history, hv_path))
+        return out
+
+
+def read_rescored(run_dir: str | Path) -> dict[str, float]:
+    """The supernet re-scores of a run (``rescored.json``: genome string -> accuracy); empty if absent."""
+    path = Path(run_dir) / RESCORED
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as exc:
+        raise JaqmooError(f"{path} is corrupt ({exc}); delete it and run `jaqmoo run SPEC --resume` "
+                          "to re-score the front") from None
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load a run directory written by ``jaqmoo run`` (complete or interrupted)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise JaqmooError(f"{run_dir} is a file, not a run directory; give the folder `jaqmoo run` wrote (--out)")
+    if not run_dir.is_dir():
+        raise JaqmooError(f"run directory {run_dir} does not exist; give the --out folder of `jaqmoo run`")
+    store = ResultsStore(run_dir)
+    meta = store.read_meta()
+    records = store.read_records()  # validated: a damaged line is an error naming file, line and fix
+    store.check_complete(records)
+    df = records_frame(records)
+    if df.empty:
+        raise JaqmooError(f"{run_dir}: no evaluations stored yet; run `jaqmoo run SPEC --resume` to continue it")
+    rescored_path = run_dir / RESCORED
+    objectives, constraints = list(meta["objectives"]), meta.get("constraints", {})
+    df = mark_front(df, objectives, constraints, "accuracy")
+    if rescored_path.exists():
+        rescored = read_rescored(run_dir)
+        keys = df["genes"].to_numpy()
+        df["accuracy_rescored"] = [rescored.get(k, np.nan) for k in keys]
+        df["on_search_front"] = df["on_front"]
+        df["on_front"] = mark_front(df, objectives, constraints, "accuracy_rescored")["on_front"].to_numpy()
+    hist_path = run_dir / HISTORY
+    history = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
+    return Run(run_dir, meta, df, history)
