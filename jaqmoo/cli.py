@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "jaqmoo.commands.cost",
     "jaqmoo.commands.supernet",
     "jaqmoo.commands.search",
+    "jaqmoo.commands.sweep",
     "jaqmoo.commands.report",
 ]
 

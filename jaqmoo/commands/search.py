@@ -19,16 +19,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
+    from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
-    run = load_run(args.run_dir)
-    for path in run.export(csv=args.csv, parquet=args.parquet, all=args.all):
+    if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: every run's front, axis columns first
+        paths = export_sweep(args.run_dir, csv=args.csv, parquet=args.parquet, all=args.all)
+    else:
+        paths = load_run(args.run_dir).export(csv=args.csv, parquet=args.parquet, all=args.all)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
+    from jaqmoo.sweep.outputs import is_sweep_dir, plot_sweep
 
+    if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: the grid of fronts
+        print(f"wrote {plot_sweep(args.run_dir, args.out)}")
+        return 0
     run = load_run(args.run_dir)
     for path in run.plot(args.out):
         print(f"wrote {path}")
@@ -58,14 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("export", help="export a run's Pareto front (or every evaluation) as CSV / Parquet")
-    p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
+    p.add_argument("run_dir", help="run directory written by `jaqmoo run` (or a `jaqmoo sweep` folder)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)")
-    p.add_argument("run_dir", help="run directory written by `jaqmoo run`")
+    p.add_argument("run_dir", help="run directory written by `jaqmoo run` (or a `jaqmoo sweep` folder: grid plot)")
     p.add_argument("--out", help="front PNG path (default: RUN_DIR/front.png)")
     p.set_defaults(func=_plot)
 

@@ -1,0 +1,56 @@
+"""CLI: ``jaqmoo sweep SPEC [--out DIR] [--workers N] [--scheduler ADDR] [--resume] [--dry-run]``."""
+
+from __future__ import annotations
+
+import argparse
+
+SUMMARY_COLUMNS = ("run", "status", "hypervolume", "front_size", "best_energy_pj", "energy_ratio_vs_8bit",
+                   "wall_seconds", "technology_nm")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from jaqmoo.errors import JaqmooError
+    from jaqmoo.sweep import load_sweep, load_sweep_spec, run_sweep
+
+    plan = load_sweep_spec(args.spec, out_dir=args.out)
+    if args.dry_run:
+        print(plan.describe())
+        print(f"output folder: {plan.output_dir}")
+        return 0
+    if args.threads is not None and args.threads < 1:
+        raise JaqmooError(f"--threads must be >= 1 (got {args.threads})")
+    outcome = run_sweep(plan, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
+                        threads=args.threads, progress=not args.quiet)
+    summary = load_sweep(outcome.dir).summary
+    cols = [c for c in ("run", *plan.axes, *SUMMARY_COLUMNS) if c in summary]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary[list(dict.fromkeys(cols))].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wall time {outcome.wall_seconds:.1f} s; wrote " + ", ".join(str(p) for p in outcome.files))
+    if outcome.failed:
+        print(f"{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)} (errors in summary.csv); "
+              "fix the cause and re-launch with --resume to run only those")
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` sub-command."""
+    p = sub.add_parser(
+        "sweep", help="run a sweep of experiments (models x accelerators x settings x seeds)",
+        description="Expand a sweep spec (base experiment + axes) into runs and execute them on a local "
+                    "process pool or a Dask cluster; each run is an ordinary `jaqmoo run` folder under "
+                    "OUT/runs/, with OUT/summary.csv, OUT/fronts.csv and OUT/grid.png combining them.")
+    p.add_argument("spec", help="sweep spec YAML, e.g. problems/sweep-quick.yaml")
+    p.add_argument("--out", help="sweep folder (default: the spec's output.dir or runs/<name>)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local pool processes (or LocalCluster workers with --scheduler local); default 2")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port of an existing cluster, "
+                                       "or 'local' to start a Dask LocalCluster with --workers workers")
+    p.add_argument("--resume", action="store_true",
+                   help="finish a sweep in --out: finished runs are skipped, failed and missing ones run")
+    p.add_argument("--dry-run", action="store_true", help="print the runs the sweep would make and exit")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_sweep)

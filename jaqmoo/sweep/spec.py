@@ -1,0 +1,327 @@
+"""Sweep specs (``problems/sweep-*.yaml``): a base experiment plus axes -> named runs.
+
+Example (``problems/sweep-quick.yaml``)::
+
+    name: sweep-quick
+    base: quickstart.yaml              # a spec file (relative to this file) or an inline mapping
+    axes:                              # the cross product of every axis
+      model: [simple_cnn, mobilenet_v1]            # shorthand for model.name
+      accelerator: [eyeriss, simba]                # shorthand for accelerator.template
+      seed: [0, 1]
+      search.population: [16, 32]                  # any dotted key of the experiment spec
+    # combinations: [{model: simple_cnn, accelerator: eyeriss}, ...]   # instead of the product
+    set: {search.generations: 5}       # dotted keys applied to every run
+    grid: {rows: model, cols: accelerator}
+    accuracy_tolerance: 0.005          # best energy within 0.5 points of uniform 8-bit
+    output: {dir: runs/sweep-quick}
+
+Every run is validated as an ordinary experiment spec (``jaqmoo.search.spec``) during the
+expansion, before anything runs. Runs that need the same supernet (same model, dataset,
+training recipe and bits; not the seed, as for ``jaqmoo run``'s supernet identity: the first
+run's seed trains it) share one supernet task; its checkpoint is ``accuracy.checkpoint`` of the base formatted with ``{model}``,
+``{dataset}``, ``{seed}``, ``{width_mult}`` (an unformatted path shared by different
+supernets is an error), else a file named by the supernet's identity hash in
+``accuracy.cache_dir`` (shared with ``jaqmoo run`` of the same settings), else
+``<sweep dir>/supernets/<key>.pt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.search.spec import TOP_KEYS, ExperimentSpec, _suggest, check_keys, parse_spec
+
+#: axis shorthands -> dotted experiment-spec keys
+SHORTHANDS: dict[str, str] = {"model": "model.name", "accelerator": "accelerator.template",
+                              "dataset": "dataset.name"}
+SWEEP_KEYS = ["name", "base", "axes", "combinations", "set", "grid", "accuracy_tolerance", "supernets", "output"]
+DEFAULT_TOLERANCE = 0.005
+SUPERNET_FIELDS = ("model", "dataset", "seed", "width_mult")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run of a sweep: its name, axis values, raw spec mapping and supernet key."""
+
+    name: str
+    values: dict[str, Any]
+    spec: dict
+    supernet: str
+
+    def parsed(self, source: str) -> ExperimentSpec:
+        """The validated experiment spec of this run."""
+        return parse_spec(copy.deepcopy(self.spec), source=f"{source} [run {self.name}]")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """An expanded sweep: runs in order, supernet checkpoints by key, presentation settings."""
+
+    name: str
+    source: str
+    axes: tuple[str, ...]
+    runs: tuple[RunPlan, ...]
+    supernets: dict[str, str]
+    grid: dict[str, str | None]
+    accuracy_tolerance: float
+    output_dir: str | None = None
+    supernet_specs: dict[str, dict] = field(default_factory=dict)
+
+    def run(self, name: str) -> RunPlan:
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise JaqmooError(f"sweep {self.name}: no run called {name!r}")
+
+    def to_dict(self) -> dict:
+        """The ``sweep.json`` form (see /work/notes/issue-10-layout.md)."""
+        return {"name": self.name, "source": self.source, "axes": list(self.axes), "grid": dict(self.grid),
+                "accuracy_tolerance": self.accuracy_tolerance,
+                "runs": [{"name": r.name, "values": r.values, "supernet": r.supernet, "spec": r.spec}
+                         for r in self.runs],
+                "supernets": dict(self.supernets)}
+
+    def describe(self) -> str:
+        """The ``--dry-run`` listing: one line per run, then the shared supernets."""
+        width = max((len(r.name) for r in self.runs), default=4)
+        lines = [f"sweep {self.name}: {len(self.runs)} runs, {len(self.supernets)} supernet(s)"]
+        for i, r in enumerate(self.runs, 1):
+            vals = ", ".join(f"{k}={axis_label(v)}" for k, v in r.values.items())
+            lines.append(f"  {i:3d}. {r.name:<{width}}  {vals}  supernet {r.supernet}")
+        lines.append("supernets (trained once, shared by the runs above):")
+        for key, path in self.supernets.items():
+            users = sum(r.supernet == key for r in self.runs)
+            lines.append(f"  {key}: {path} ({users} run{'s' if users != 1 else ''})")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def axis_label(value: Any) -> Any:
+    """An axis value as a table cell or title: lists space-joined, a mapping with a name or
+    template as ``"name key=value ..."`` (other mappings as compact JSON), scalars as they are."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        head = value.get("name", value.get("template"))
+        if head is None:
+            return json.dumps(value, sort_keys=True)
+        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
+        return f"{head} {rest}".strip()
+    return value
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ".".join(_label(v) for v in value)
+    if isinstance(value, dict):
+        return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:6]
+    return str(value)
+
+
+def _run_name(values: dict[str, Any]) -> str:
+    parts = []
+    for axis, v in values.items():
+        if axis == "seed":
+            parts.append(f"s{v}")
+        elif axis in SHORTHANDS:
+            parts.append(_label(v if not isinstance(v, dict) else v.get("template", v.get("name", v))))
+        else:
+            parts.append(f"{axis.rsplit('.', 1)[-1]}={_label(v)}")
+    name = "-".join(parts) or "run"
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
+
+
+def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """``data[a][b] = value`` for ``key == "a.b"``; the top key must be an experiment-spec key."""
+    key = SHORTHANDS.get(key, key)
+    parts = key.split(".")
+    if parts[0] not in TOP_KEYS:
+        raise JaqmooError(f"{where}: {key!r} is not an experiment spec key; {_suggest(parts[0], TOP_KEYS)}"
+                          f"use a dotted key under one of: {', '.join(TOP_KEYS)} (or model / accelerator / dataset)")
+    node = data
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {child!r}, not a mapping")
+        node = child
+    last = parts[-1]
+    if isinstance(value, dict) and key in SHORTHANDS.values():
+        # a whole section given for a shorthand axis (e.g. accelerator: {template: simba, fixed: {...}})
+        section = parts[0]
+        data[section] = copy.deepcopy(value)
+        return
+    node[last] = copy.deepcopy(value)
+
+
+def _load_base(base: Any, sweep_path: Path | None, src: str) -> dict:
+    if isinstance(base, dict):
+        return copy.deepcopy(base)
+    if not isinstance(base, str):
+        raise JaqmooError(f"{src}: base: expected an experiment spec path or an inline mapping, got {base!r}")
+    candidates = [Path(base)]
+    if sweep_path is not None:
+        candidates.insert(0, sweep_path.parent / base)
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:
+                raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+            if not isinstance(data, dict):
+                raise JaqmooError(f"{path}: expected an experiment spec mapping")
+            return data
+    raise JaqmooError(f"{src}: base: experiment spec {base!r} not found (looked next to the sweep file "
+                      "and in the working directory)")
+
+
+def _combinations(d: dict, src: str) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    axes = d.get("axes")
+    combos = d.get("combinations")
+    if axes is None and combos is None:
+        raise JaqmooError(f"{src}: give 'axes' (a mapping axis -> list of values) or 'combinations' "
+                          "(a list of mappings axis -> value)")
+    if axes is not None and combos is not None:
+        raise JaqmooError(f"{src}: give 'axes' or 'combinations', not both")
+    if axes is not None:
+        if not isinstance(axes, dict) or not axes:
+            raise JaqmooError(f"{src}: axes: expected a mapping such as {{model: [a, b], seed: [0, 1]}}")
+        for k, v in axes.items():
+            if not isinstance(v, list) or not v:
+                raise JaqmooError(f"{src}: axes.{k}: expected a non-empty list of values")
+        names = tuple(str(k) for k in axes)
+        return names, [dict(zip(names, vals, strict=True)) for vals in itertools.product(*axes.values())]
+    if not isinstance(combos, list) or not combos or not all(isinstance(c, dict) and c for c in combos):
+        raise JaqmooError(f"{src}: combinations: expected a non-empty list of mappings axis -> value")
+    names = tuple(dict.fromkeys(str(k) for c in combos for k in c))
+    return names, [{str(k): v for k, v in c.items()} for c in combos]
+
+
+def supernet_key(spec: ExperimentSpec) -> tuple[str, dict]:
+    """Key and recipe of the supernet ``spec`` needs (runs with equal keys share it)."""
+    from jaqmoo.search.accuracy import _first_last, supernet_bits
+
+    recipe = {"model": [spec.model.name, spec.model.width_mult, spec.model.checkpoint],
+              "dataset": [spec.dataset.name, spec.dataset.root, spec.dataset.input_size],
+              "train": [[k, v] for k, v in spec.accuracy.train], "bits": list(supernet_bits(spec)),
+              "first_last": _first_last(spec)}
+    digest = hashlib.sha1(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{spec.model.name}-{spec.dataset.name}-{digest}", recipe
+
+
+def _checkpoint_path(template: str | None, spec: ExperimentSpec, key: str, supernet_dir: str) -> str:
+    if template is None:
+        return str(Path(supernet_dir) / f"{key}.pt")
+    fields = {"model": spec.model.name, "dataset": spec.dataset.name, "seed": spec.seed,
+              "width_mult": spec.model.width_mult}
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise JaqmooError(f"accuracy.checkpoint {template!r}: unknown placeholder {exc}; use "
+                          f"{', '.join('{' + f + '}' for f in SUPERNET_FIELDS)}") from None
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = None,
+                 out_dir: str | Path | None = None) -> SweepPlan:
+    """Validate a sweep mapping and expand it into runs (every run spec validated)."""
+    from jaqmoo.experiment import validate_hardware
+
+    src = source
+    if not isinstance(data, dict):
+        raise JaqmooError(f"{src}: expected a sweep mapping with 'base' and 'axes'")
+    check_keys(data, SWEEP_KEYS, src)
+    if "base" not in data:
+        raise JaqmooError(f"{src}: 'base' is required: an experiment spec path (e.g. quickstart.yaml) or mapping")
+    base = _load_base(data["base"], sweep_path, src)
+    for k, v in (data.get("set") or {}).items():
+        set_dotted(base, str(k), v, f"{src}: set")
+    axes, combos = _combinations(data, src)
+    output = data.get("output") or {}
+    if not isinstance(output, dict):
+        raise JaqmooError(f"{src}: output: expected a mapping such as {{dir: runs/my-sweep}}")
+    check_keys(output, ["dir"], f"{src}: output")
+    name = str(data.get("name") or (sweep_path.stem if sweep_path else "sweep"))
+    out = str(out_dir or output.get("dir") or Path("runs") / name)
+    supernet_dir = str(data.get("supernets") or Path(out) / "supernets")
+    ckpt_template = (base.get("accuracy") or {}).get("checkpoint")
+    runs: list[RunPlan] = []
+    supernets: dict[str, str] = {}
+    supernet_specs: dict[str, dict] = {}
+    by_path: dict[str, str] = {}
+    for values in combos:
+        run_name = _run_name(values)
+        spec_data = copy.deepcopy(base)
+        for axis, value in values.items():
+            set_dotted(spec_data, axis, value, f"{src}: axes.{axis}")
+        spec_data["name"] = f"{name}-{run_name}"
+        spec_data.pop("output", None)
+        spec = parse_spec(copy.deepcopy(spec_data), source=f"{src} [run {run_name}]")
+        validate_hardware(spec)
+        key, _ = supernet_key(spec)
+        if spec.accuracy.cache_dir is not None and ckpt_template is None:
+            # accuracy.cache_dir: the file is named by the supernet's identity hash at run time
+            supernets[key] = f"{spec.accuracy.cache_dir}/{spec.model.name}-{spec.dataset.name}-<identity hash>.pt"
+        else:
+            path = _checkpoint_path(ckpt_template, spec, key, supernet_dir)
+            if by_path.setdefault(path, key) != key:
+                raise JaqmooError(f"{src}: base accuracy.checkpoint {ckpt_template!r} would be shared by different "
+                                  f"supernets ({by_path[path]} and {key}); put {{model}} / {{seed}} in it, use "
+                                  "accuracy.cache_dir, or remove it to keep them in the sweep folder")
+            if ckpt_template is not None:  # one task per file (a {seed} placeholder: one per seed)
+                key = Path(path).stem
+            spec_data.setdefault("accuracy", {})["checkpoint"] = path
+            supernets[key] = path
+        supernet_specs.setdefault(key, spec_data)
+        if any(r.name == run_name for r in runs):
+            raise JaqmooError(f"{src}: two combinations give the same run {run_name!r}; make them differ")
+        runs.append(RunPlan(run_name, dict(values), spec_data, key))
+    grid = _grid(data.get("grid"), axes, src)
+    tol = data.get("accuracy_tolerance", DEFAULT_TOLERANCE)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= 1:
+        raise JaqmooError(f"{src}: accuracy_tolerance: expected a fraction in 0..1 (0.005 = half a point), got {tol!r}")
+    return SweepPlan(name, src, axes, tuple(runs), supernets, grid, float(tol), out, supernet_specs)
+
+
+def _grid(data: Any, axes: tuple[str, ...], src: str) -> dict[str, str | None]:
+    default_rows = "model" if "model" in axes else (axes[0] if axes else None)
+    rest = [a for a in axes if a != default_rows]
+    default_cols = "accelerator" if "accelerator" in rest else (rest[0] if rest else None)
+    grid = {"rows": default_rows, "cols": default_cols}
+    if data is None:
+        return grid
+    if not isinstance(data, dict):
+        raise JaqmooError(f"{src}: grid: expected a mapping such as {{rows: model, cols: accelerator}}")
+    check_keys(data, ["rows", "cols"], f"{src}: grid")
+    for k, v in data.items():
+        if v is not None and v not in axes:
+            raise JaqmooError(f"{src}: grid.{k}: {v!r} is not an axis; {_suggest(str(v), list(axes))}axes: {', '.join(axes)}")
+        grid[k] = v
+    return grid
+
+
+def load_sweep_spec(path: str | Path, out_dir: str | Path | None = None) -> SweepPlan:
+    """Read and expand a sweep spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise JaqmooError(f"sweep spec {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+    return expand_sweep(data, source=str(path), sweep_path=path, out_dir=out_dir)
