@@ -35,6 +35,7 @@ from typing import Any
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.reporting.run import RESCORED, Run, load_run, read_rescored
+from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.compat import check_resume_spec
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
 from jaqmoo.search.problem import Constraints
@@ -237,7 +238,7 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
         state = "is a folder" if Path(spec.model.checkpoint).expanduser().is_dir() else "does not exist"
         raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} {state}; "
                           "give the path of a pretrained state_dict file or remove the key")
-    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed, input_size=spec.dataset.input_size)
+    splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed, input_size=spec.dataset.input_size)
     model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
     workload = extract_workload(model, splits.input_shape, name=spec.model.name)
@@ -253,16 +254,20 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
                    resume: bool = False, generations: int | None = None, population: int | None = None,
-                   progress: bool = True) -> ExperimentResult:
+                   progress: bool = True, accuracy: Any = None, plots: bool = True) -> ExperimentResult:
     """Run (or ``resume``) the experiment; returns the loaded run and timings.
 
     The run folder is locked (:class:`jaqmoo.locking.FolderLock`) from before supernet
     training to the last export; a second writer gets :class:`jaqmoo.locking.LockHeld`.
+    ``accuracy``: an :class:`~jaqmoo.search.accuracy.AccuracySetup` already obtained for this
+    spec's model and data (runs that compare searchers share one supernet and predictor);
+    by default it is loaded or trained from ``accuracy.checkpoint``. ``plots=False`` skips the
+    PNGs (``jaqmoo plot RUN_DIR`` draws them later).
     """
     t0 = time.perf_counter()
     prep = prepare_experiment(spec_or_path, out, generations, population)
     with FolderLock(prep.out_dir, what="run"):  # one writer per run folder, for the whole run
-        return _run_locked(prep, resume, progress, t0)
+        return _run_locked(prep, resume, progress, t0, accuracy, plots)
 
 
 def _stored_spec(store: ResultsStore) -> dict | None:
@@ -282,7 +287,8 @@ def _stored_spec(store: ResultsStore) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float) -> ExperimentResult:
+def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accuracy: Any = None,
+                plots: bool = True) -> ExperimentResult:
     from jaqmoo.search.accuracy import obtain_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
 
@@ -300,9 +306,11 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float) -> Expe
             check_resume_spec(prep.out_dir, stored, spec.to_dict())
         store.read_records()
 
-    accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
-    seconds.update(accuracy.seconds)
-    space = prep.genome_space(accuracy.fixed_layers)
+    if accuracy is None:
+        accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
+        seconds.update(accuracy.seconds)
+    # haq / bits-nsga2 search bits only (hardware at its defaults, mapper inside)
+    space = searcher_space(spec.search.algorithm, prep.genome_space(accuracy.fixed_layers))
 
     min_acc = spec.constraints.min_accuracy
     baseline_acc = None
@@ -319,7 +327,8 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float) -> Expe
                                metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits)
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
-                              seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size)
+                              seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
+                              haq_resource=spec.search.haq_resource, haq_budgets=spec.search.haq_budgets)
     prep.out_dir.mkdir(parents=True, exist_ok=True)
     import yaml
 
@@ -343,7 +352,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float) -> Expe
         _rescore_front(run, space, accuracy.rescore_estimator, 2 * spec.search.population, progress)
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
-    files = write_outputs(run)
+    files = write_outputs(run, plots=plots)
     if (path := report(force=True)) is not None:
         files.append(path)
     seconds["reports"] = report.seconds  # report.html after every generation and at the end (part of search + total)
@@ -373,9 +382,10 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
 
 
-def write_outputs(run: Run) -> list[Path]:
+def write_outputs(run: Run, plots: bool = True) -> list[Path]:
     """Front and all evaluations as CSV + Parquet, and the plots, in the run directory."""
     files = run.export(csv=run.dir / "front.csv", parquet=run.dir / "front.parquet")
     files += run.export(csv=run.dir / "evaluations.csv", parquet=run.dir / "evaluations.parquet", all=True)
-    files += run.plot()
+    if plots:
+        files += run.plot()
     return files

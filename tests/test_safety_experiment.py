@@ -188,3 +188,17 @@ def test_unknown_keys_in_bits_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(JaqmooError, match=message.replace("?", r"\?")):
         QuantPolicy.load(path, ["conv1", "fc"])
+
+
+def test_the_validation_split_follows_dataset_split_seed_not_the_search_seed(tmp_path):
+    """Runs with other search seeds share a supernet, so they must share its train/val split."""
+    import torch
+
+    a = prepare_experiment(_spec(tmp_path, seed=0), out=tmp_path / "a")
+    b = prepare_experiment(_spec(tmp_path, seed=7), out=tmp_path / "b")
+    assert torch.equal(a.splits.val.tensors[0], b.splits.val.tensors[0])
+    c = prepare_experiment(_spec(tmp_path, seed=0, dataset={"name": "digits", "split_seed": 3}), out=tmp_path / "c")
+    assert not torch.equal(a.splits.val.tensors[0], c.splits.val.tensors[0])
+    ident_a = accuracy_module.expected_identity(a.spec, a.splits)
+    ident_c = accuracy_module.expected_identity(c.spec, c.splits)
+    assert ident_a["split_seed"] == 0 and ident_c["split_seed"] == 3

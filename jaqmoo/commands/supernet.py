@@ -32,11 +32,30 @@ def _train(args: argparse.Namespace) -> int:
         data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
         input_size=args.input_size,
         progress=not args.quiet,
+        extra=_elastic_extra(args),
     )
     t0 = time.perf_counter()
     path = train_supernet(cfg)
     print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+def _elastic_extra(args: argparse.Namespace) -> dict:
+    """``{"elastic": space}`` for ``--elastic`` (validated), else ``{}``."""
+    given = {k: getattr(args, k) for k in ("depth", "expand", "kernel") if getattr(args, k) is not None}
+    if not args.elastic:
+        if given:
+            raise JaqmooError(f"--{'/--'.join(given)} need --elastic (they describe the elastic architecture space)")
+        return {}
+    from jaqmoo.models.elastic_mbv2 import ElasticSpace
+
+    data = {}
+    for key, text in given.items():
+        try:
+            data[key] = [int(t) for t in text.replace(" ", "").split(",") if t]
+        except ValueError:
+            raise JaqmooError(f"--{key}: expected comma-separated integers such as 3,5,7 (got {text!r})") from None
+    return {"elastic": ElasticSpace.from_dict(data, width_mult=args.width_mult, model=args.model).to_dict()}
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -111,6 +130,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     t.add_argument("--input-size", type=int, default=224, help="image size for --dataset imagefolder")
+    t.add_argument("--elastic", action="store_true",
+                   help="train an elastic (depth/expand/kernel) supernet: sandwich over (architecture, bits)")
+    t.add_argument("--depth", default=None, help="elastic depth choices per stage, e.g. 2,3,4 (with --elastic)")
+    t.add_argument("--expand", default=None, help="elastic expand-ratio choices, e.g. 3,4,6 (with --elastic)")
+    t.add_argument("--kernel", default=None, help="elastic depthwise kernel choices, e.g. 3,5,7 (with --elastic)")
     _common(t)
     t.set_defaults(func=_train)
 

@@ -4,8 +4,8 @@ A supernet checkpoint may only score candidates of the network it was trained fo
 identity is everything that changes the network or its weights: model, width multiplier,
 input shape, number of classes, dataset, bit set, the layers held at fixed bits, quantizer
 granularity, CSQ fraction, pretrained start, the training recipe (epochs, optimizer,
-learning rate, ...) and the elastic architecture space when there is one. The training seed
-is *not* part of it (a search with another seed may share the supernet), nor are locations
+learning rate, ...), the train/validation split seed and the elastic architecture space when there
+is one. The training seed is *not* part of it (a search with another seed may share the supernet), nor are locations
 and run-time options (device, progress, validation subset).
 
 :func:`identity_of_checkpoint` reads it from a checkpoint payload (the ``meta`` and
@@ -47,6 +47,8 @@ def make_identity(meta: dict, config: dict | None, pretrained: str | None = None
         ident["recipe"] = {k: config.get(k) for k in RECIPE_KEYS}
         extra = config.get("extra") or {}
         ident["pretrained"] = extra.get("pretrained") if isinstance(extra, dict) else None
+        # the train/validation split (checkpoints from before it was recorded used split 0)
+        ident["split_seed"] = int(extra.get("split_seed") or 0) if isinstance(extra, dict) else 0
     return ident
 
 

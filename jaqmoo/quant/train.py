@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.elastic import ElasticSupernet
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
@@ -149,10 +150,17 @@ def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
 
 def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
     """Forward/backward every policy (gradients accumulate); returns the mean loss."""
+    return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill)
+
+
+def sandwich_step(supernet: Supernet, x: Tensor, y: Tensor, n: int, select: Callable[[int], object],
+                  distill: bool) -> float:
+    """Forward/backward configurations ``0..n-1`` (``select(i)`` switches the supernet to the
+    i-th); with ``distill`` the first one's soft predictions teach the others. Mean loss."""
     total = 0.0
     teacher = None
-    for i, pol in enumerate(policies):
-        supernet.set_policy(pol)
+    for i in range(n):
+        select(i)
         out = supernet(x)
         if i == 0 or not distill or teacher is None:
             loss = F.cross_entropy(out, y)
@@ -162,7 +170,7 @@ def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPol
             loss = distill_loss(out, teacher)
         loss.backward()
         total += float(loss.detach())
-    return total / max(1, len(policies))
+    return total / max(1, n)
 
 
 def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
@@ -202,11 +210,17 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     payload = None
     if cfg.resume and out.is_file():
         payload = read_checkpoint(out)
-        supernet = supernet_from_payload(payload, str(out), expect_model=cfg.model)
+        supernet = (supernet_from_payload(payload, str(out), expect_model=cfg.model) if _elastic_space(cfg) is None
+                    else _load_elastic(out, _elastic_space(cfg)))
         if payload["meta"].get("dataset") != splits.name:
             raise JaqmooError(f"--resume: checkpoint {out} was trained on {payload['meta'].get('dataset')!r}, not {splits.name!r}")
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
+    elif supernet is None and _elastic_space(cfg) is not None:
+        from jaqmoo.quant.elastic import build_elastic_supernet
+
+        supernet = build_elastic_supernet(_elastic_space(cfg), splits.num_classes, splits.in_channels, splits.input_size,
+                                          splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     elif supernet is None:
         supernet = build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size,
                                   cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
@@ -234,6 +248,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     cfg_dict["bits"] = list(cfg.bits)
 
     float_policy = supernet.uniform_policy(FLOAT_BITS)
+    elastic = isinstance(supernet, ElasticSupernet)
+    if elastic:  # the checkpoint's identity carries the (normalised) architecture space
+        cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
+        from jaqmoo.quant.elastic import elastic_train_step, sandwich_pairs, sort_hidden_channels
 
     def save(epoch: int) -> None:
         supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
@@ -243,6 +261,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         supernet.train()
         float_phase = epoch < cfg.float_epochs
         csq = cfg.csq_fraction > 0.0 and not float_phase
+        if elastic and not float_phase:
+            sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
             rank_sensitive_channels(supernet, sens)
@@ -250,11 +270,16 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                    total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
                    leave=False)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        with csq_blocks(supernet.model) if csq else nullcontext():
+        # CSQ's fused blocks (jaqmoo/quant/csq.py) for fixed-architecture supernets; an elastic
+        # supernet trains every channel on the lean LSQ path
+        with csq_blocks(supernet.model) if csq and not elastic else nullcontext():
             for x, y in bar:
                 opt.zero_grad(set_to_none=True)
-                policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
-                loss = train_step(supernet, x, y, policies, cfg.distill)
+                if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
+                    loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
+                else:
+                    policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
+                    loss = train_step(supernet, x, y, policies, cfg.distill)
                 nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
                 opt.step()
                 sched.step()
@@ -273,6 +298,11 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
+        if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
+            from jaqmoo.quant.elastic import evaluate_pair
+
+            record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
+                                                            supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
         history.append(record)
         if cfg.progress:
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
@@ -283,6 +313,22 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         save(max(start_epoch, n_epochs))
     supernet.set_policy(supernet.uniform_policy(max(supernet.bits)))
     return out
+
+
+def _elastic_space(cfg: TrainConfig):
+    """The :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace` of ``cfg.extra['elastic']`` (None: fixed network)."""
+    data = cfg.extra.get("elastic") if isinstance(cfg.extra, dict) else None
+    if data is None:
+        return None
+    from jaqmoo.models.elastic_mbv2 import ElasticSpace
+
+    return ElasticSpace.from_dict(data, width_mult=cfg.width_mult, model=cfg.model)
+
+
+def _load_elastic(out: Path, space) -> Supernet:
+    from jaqmoo.quant.elastic import load_elastic_supernet
+
+    return load_elastic_supernet(out, expect_space=space)
 
 
 def _np_state(rng: np.random.Generator) -> dict:

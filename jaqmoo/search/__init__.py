@@ -9,6 +9,8 @@ Modules, in data-flow order:
 * :mod:`~jaqmoo.search.mapping_genes` — outer mapping mode (evolved mapping genes, repair);
 * :mod:`~jaqmoo.search.problem` — the vectorized pymoo Problem (objectives, constraints);
 * :mod:`~jaqmoo.search.algorithms` — NSGA-II (default), NSGA-III, ... by name, seeded;
+* :mod:`~jaqmoo.search.baselines` — the seed papers' searchers (``uniform``, ``random``,
+  ``haq``, ``bits-nsga2``) in the same harness, selected by ``search.algorithm``;
 * :mod:`~jaqmoo.search.runner` / :mod:`~jaqmoo.search.session` — generation loop, progress,
   checkpoint / resume; :mod:`~jaqmoo.search.store` — the append-only results store;
 * :mod:`~jaqmoo.search.indicators` — hypervolume, non-dominance (plots and reports live in

@@ -177,7 +177,7 @@ def _train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool 
     return TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
                        bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
                        progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
-                       extra={"pretrained": pretrained}, **_train_kwargs(spec))
+                       extra={"pretrained": pretrained, "split_seed": spec.dataset.split_seed}, **_train_kwargs(spec))
 
 
 def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
@@ -247,7 +247,7 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
     if cfg.max_train is not None:  # a seeded subset of the training images (same validation split)
         from jaqmoo.data import load_dataset
 
-        train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+        train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                                     input_size=spec.dataset.input_size, max_train=cfg.max_train)
     net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
                             splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)

@@ -48,7 +48,7 @@ class _ModuleFunction:
         self._func = getattr(importlib.import_module(self.module), self.name)
 
 
-def _make_picklable(algorithm: Algorithm) -> Algorithm:
+def make_picklable(algorithm: Algorithm) -> Algorithm:
     """Wrap decorated selection functions so the algorithm can be checkpointed."""
     selection = getattr(getattr(algorithm, "mating", None), "selection", None)
     func = getattr(selection, "func_comp", None)
@@ -93,7 +93,7 @@ ALGORITHM_NAMES = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")
 
 def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None = None) -> Algorithm:
     """A pymoo algorithm ``name`` with integer-safe operators and ``seeds`` in its first population."""
-    return _make_picklable(_make_algorithm(name, pop_size, n_obj, seeds))
+    return make_picklable(_make_algorithm(name, pop_size, n_obj, seeds))
 
 
 def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None) -> Algorithm:

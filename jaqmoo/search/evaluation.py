@@ -206,8 +206,19 @@ class JointEvaluator:
     def cost(self, cand: Candidate) -> dict[str, Any]:
         """Cost columns of one candidate (memoised: the search revisits genomes)."""
         key = (cand.policy.weight_bits, cand.policy.act_bits, cand.hardware_key(), cand.mapping_genes)
-        if key in self._costs:
-            return self._costs[key]
+        if key not in self._costs:
+            self._costs[key] = self._compute_cost(cand)
+        return self._costs[key]
+
+    def cost_value(self, cand: Candidate, key: str) -> float:
+        """One cost column of ``cand`` (``energy_pj``, ``latency_s``...; inf when infeasible), not
+        memoised: for searchers that probe many policies they never store (HAQ's action wall)."""
+        memo = self._costs.get((cand.policy.weight_bits, cand.policy.act_bits, cand.hardware_key(), cand.mapping_genes))
+        rec = memo if memo is not None else self._compute_cost(cand)
+        v = rec.get(key, NAN)
+        return float(v) if rec["feasible"] and v is not None and np.isfinite(v) else float("inf")
+
+    def _compute_cost(self, cand: Candidate) -> dict[str, Any]:
         try:
             accel = self.accelerator(dict(cand.hardware))
         except JaqmooError as exc:
@@ -222,7 +233,6 @@ class JointEvaluator:
             if rec["feasible"] and not np.isfinite(rec.get("area_mm2", NAN)):
                 area = accelerator_area_mm2(accel)
                 rec["area_mm2"] = area if area is not None else NAN
-        self._costs[key] = rec
         return rec
 
     def network_cost(self, cand: Candidate) -> Any:

@@ -159,16 +159,17 @@ class GenomeSpace:
             x.append(_index_of(g.choices, hardware[g.name], f"hardware {g.name}") if g.name in hardware else g.default_index)
         return np.asarray(x, dtype=int)
 
+    def uniform_genome(self, w: int, a: int) -> np.ndarray:
+        """The genome of the uniform ``w``/``a``-bit policy (fixed layers kept) on the default hardware."""
+        n = len(self.layer_names)
+        wb, ab = [w] * n, [a] * n
+        for i, (fw, fa) in self.fixed_layers.items():
+            wb[i], ab[i] = fw, fa
+        return self.encode(QuantPolicy(self.layer_names, tuple(wb), tuple(ab), self.last_output_bits))
+
     def uniform_seeds(self, bits: Sequence[int]) -> np.ndarray:
         """Uniform ``b``/``b``-bit policies (fixed layers kept) on the default hardware, one row each."""
-        rows = []
-        for b in bits:
-            pol = QuantPolicy.uniform(self.layer_names, b, b)
-            w = list(pol.weight_bits)
-            a = list(pol.act_bits)
-            for i, (fw, fa) in self.fixed_layers.items():
-                w[i], a[i] = fw, fa
-            rows.append(self.encode(QuantPolicy(self.layer_names, tuple(w), tuple(a), self.last_output_bits)))
+        rows = [self.uniform_genome(b, b) for b in bits]
         return np.asarray(rows, dtype=int).reshape(len(rows), self.n_var)
 
     def random(self, n: int, rng: np.random.Generator) -> np.ndarray:

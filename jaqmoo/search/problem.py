@@ -136,8 +136,12 @@ class JointProblem(Problem):
         self.n_evaluated = 0  # evaluations actually computed (not reused)
         self.n_reused = 0
 
-    def score(self, X: np.ndarray, generation: int = 0) -> list[dict]:
-        """Decode, evaluate (or reuse) and store ``X`` batch by batch; one record per row."""
+    def score(self, X: np.ndarray, generation: int = 0, first_idx: int = 0) -> list[dict]:
+        """Decode, evaluate (or reuse) and store ``X`` batch by batch; one record per row.
+
+        Row ``i`` is stored as individual ``first_idx + i`` of ``generation`` (searchers that
+        evaluate one individual at a time, such as HAQ's agent, fill a generation in pieces).
+        """
         Xi = self.space.clip(X)
         records: list[dict] = []
         for start in range(0, len(Xi), self.batch_size):
@@ -145,7 +149,7 @@ class JointProblem(Problem):
             batch: dict[int, dict] = {}
             todo = []
             for i in rows:
-                old = self.pending.pop((generation, i), None)
+                old = self.pending.pop((generation, first_idx + i), None)
                 if old is not None and list(old["genes"]) == Xi[i].tolist():
                     batch[i] = old
                     self.n_reused += 1
@@ -157,7 +161,7 @@ class JointProblem(Problem):
                 if len(metrics) != len(cands):
                     raise RuntimeError(f"evaluator returned {len(metrics)} results for {len(cands)} candidates")
                 for i, cand, m in zip(todo, cands, metrics, strict=True):
-                    batch[i] = {"gen": generation, "idx": i, "genes": Xi[i].tolist(),
+                    batch[i] = {"gen": generation, "idx": first_idx + i, "genes": Xi[i].tolist(),
                                 **decoded_columns(self.space, cand), **m}
                 self.n_evaluated += len(todo)
             ordered = [batch[i] for i in rows]

@@ -50,7 +50,8 @@ def _feasible_front(algorithm: Algorithm) -> np.ndarray:
     return F[np.all(F < PENALTY, axis=1)]
 
 
-def _best(F: np.ndarray, objectives: tuple[str, ...]) -> dict[str, float]:
+def best_values(F: np.ndarray, objectives: tuple[str, ...]) -> dict[str, float]:
+    """Best value of each objective over the rows of ``F`` (accuracy back as a fraction)."""
     best = {}
     for j, o in enumerate(objectives):
         if len(F) == 0:
@@ -112,7 +113,7 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
                 scale = hv_scale(feas if len(feas) else pop.get("F"))
             front = _feasible_front(algorithm)
             row = {"generation": gen, "evaluations": n_evals, "front_size": len(front),
-                   "hypervolume": hypervolume(front, scale), **_best(front, problem.objectives)}
+                   "hypervolume": hypervolume(front, scale), **best_values(front, problem.objectives)}
             history.append(row)
             store.sort_records()
             store.save_checkpoint(Checkpoint(gen, algorithm, history, n_evals, scale))

@@ -14,11 +14,15 @@ from pathlib import Path
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.search.algorithms import make_algorithm
+from jaqmoo.search.baselines import DRIVEN, baseline_entries, searcher_space
+from jaqmoo.search.baselines.bits_nsga2 import make_bits_nsga2
+from jaqmoo.search.baselines.run import run_driven
 from jaqmoo.search.compat import check_resume_meta
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
 from jaqmoo.search.runner import OnGeneration, SearchOutcome, run_search
 from jaqmoo.search.store import ResultsStore
+from jaqmoo.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class SearchSettings:
     seed: int = 0
     seed_bits: tuple[int, ...] = (8, 6, 4)
     batch_size: int = 16
+    haq_resource: str = "energy"  # haq only: the resource the action wall holds to
+    haq_budgets: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # haq only: fractions of max-bit cost
 
 
 def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: dict | None = None) -> dict:
@@ -50,8 +56,8 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
                   "fixed_layers": {space.layer_names[i]: list(b) for i, b in sorted(space.fixed_layers.items())},
                   "mapping_candidates": space.mapping_candidates},
         "settings": asdict(settings),
-        # the uniform-bit seeds are the first individuals of generation 1
-        "baselines": [{"label": f"uniform {b}-bit", "bits": b, "gen": 1, "idx": i} for i, b in enumerate(settings.seed_bits)],
+        # where the uniform-bit policies are stored (the joint search: its seeds, generation 1)
+        "baselines": baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits),
         **(extra or {}),
     }
 
@@ -59,16 +65,20 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
 def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
                         settings: SearchSettings, resume: bool = False, progress: bool = True,
                         meta_extra: dict | None = None, overwrite: bool = False, locked: bool = False,
-                        on_generation: OnGeneration | None = None) -> SearchOutcome:
+                        on_generation: OnGeneration | None = None, workload: Workload | None = None) -> SearchOutcome:
     """Run (or with ``resume`` continue) a search whose results go to ``run_dir``.
 
+    ``settings.algorithm`` is a pymoo algorithm (``nsga2``...) or one of the seed papers'
+    searchers (:data:`jaqmoo.search.baselines.SEARCHERS`); ``haq`` also needs the layer shapes
+    (``workload``, by default the evaluator's ``workload``).
     The run folder's lock (:class:`jaqmoo.locking.FolderLock`) is held for the whole search
     unless ``locked`` says the caller already holds it. On resume the stored layout and
     settings must match (:func:`jaqmoo.search.compat.check_resume_meta`); ``meta.json`` then
     records the settings actually used and a ``resumes`` entry per resume. ``on_generation``
     is called after every completed generation (see :func:`run_search`).
     """
-    args = (run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, on_generation)
+    space = searcher_space(settings.algorithm, space)
+    args = (run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, on_generation, workload)
     if locked:
         return _search(*args)
     with FolderLock(run_dir, what="run"):
@@ -77,7 +87,7 @@ def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, eval
 
 def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,
             settings: SearchSettings, resume: bool, progress: bool, meta_extra: dict | None,
-            overwrite: bool, on_generation: OnGeneration | None) -> SearchOutcome:
+            overwrite: bool, on_generation: OnGeneration | None, workload: Workload | None = None) -> SearchOutcome:
     store = ResultsStore(run_dir)
     meta = search_meta(name, space, settings, meta_extra)
     if resume:
@@ -95,8 +105,14 @@ def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: Candi
         store.create(overwrite=overwrite)
     store.write_meta(meta)
     problem = JointProblem(space, evaluator, settings.objectives, settings.constraints, store, settings.batch_size)
-    seeds = space.uniform_seeds(settings.seed_bits)
-    algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives), seeds)
+    if settings.algorithm in DRIVEN:
+        return run_driven(problem, store, settings, evaluator, workload or getattr(evaluator, "workload", None),
+                          resume=resume, progress=progress, on_generation=on_generation)
+    if settings.algorithm == "bits-nsga2":
+        algorithm = make_bits_nsga2(space, settings.population)
+    else:
+        algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
+                                   space.uniform_seeds(settings.seed_bits))
     return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
                       on_generation=on_generation)
 

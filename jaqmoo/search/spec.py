@@ -53,6 +53,9 @@ MAPPING_METRICS = ("energy", "edp", "cycles")
 ESTIMATORS = ("supernet", "predictor")
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
 ALGORITHMS = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")  # == search.algorithms.ALGORITHM_NAMES
+#: the seed papers' searchers (jaqmoo.search.baselines), selectable as search.algorithm too
+BASELINE_ALGORITHMS = ("uniform", "random", "haq", "bits-nsga2")
+HAQ_RESOURCES = ("energy", "latency", "memory")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class DatasetSpec:
     name: str
     root: str | None = None
     input_size: int = 224  # image size for imagefolder (the other datasets have a fixed size)
+    #: seed of the train/validation split: fixed, NOT the search seed, so runs with other search
+    #: seeds that share a supernet never validate on images it trained on
+    split_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,9 @@ class SearchSpec:
     generations: int = 20
     seed_bits: tuple[int, ...] = (8, 6, 4)
     batch_size: int = 16  # individuals evaluated (and flushed to the store) per batch
+    #: haq only: the resource its action wall holds to, and the budgets (fractions of uniform 8-bit)
+    haq_resource: str = "energy"
+    haq_budgets: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -310,7 +319,8 @@ def _dataset(data: Any, src: str) -> DatasetSpec:
     if name == "imagefolder" and root is None:
         raise JaqmooError(f"{src}: dataset.root is required for imagefolder (a folder with train/ and val/)")
     size = _int_range(d.get("input_size", 224), "dataset.input_size", 8, 1024, src)
-    return DatasetSpec(name=name, root=root, input_size=size)
+    split_seed = _int_range(d.get("split_seed", 0), "dataset.split_seed", 0, 2**31 - 1, src)
+    return DatasetSpec(name=name, root=root, input_size=size, split_seed=split_seed)
 
 
 def _accelerator(data: Any, src: str) -> AcceleratorSpec:
@@ -432,6 +442,16 @@ def _check_population(s: SearchSpec, src: str) -> None:
         )
 
 
+def _budgets(value: Any, src: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise JaqmooError(f"{src}: search.haq_budgets: expected a non-empty list of fractions of the uniform "
+                          "8-bit cost such as [0.4, 0.6, 0.8]")
+    out = tuple(_float_range(v, f"search.haq_budgets[{i}]", 0.0, 1.0, src, lo_open=True) for i, v in enumerate(value))
+    if len(set(out)) != len(out):
+        raise JaqmooError(f"{src}: search.haq_budgets: {list(value)} lists a budget twice")
+    return tuple(sorted(out))
+
+
 def _search(data: Any, src: str) -> SearchSpec:
     d = _section(data, f"{src}: search")
     check_keys(d, _fields_of(SearchSpec), f"{src}: search")
@@ -439,11 +459,13 @@ def _search(data: Any, src: str) -> SearchSpec:
     if not isinstance(seeds, list):
         raise JaqmooError(f"{src}: search.seed_bits: expected a list of uniform bit-widths such as [8, 6, 4]")
     s = SearchSpec(
-        algorithm=_choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS, src),
+        algorithm=_choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS + BASELINE_ALGORITHMS, src),
         population=_int_range(d.get("population", 32), "search.population", 4, None, src),
         generations=_int_range(d.get("generations", 20), "search.generations", 1, None, src),
         seed_bits=tuple(_int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
         batch_size=_int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
+        haq_resource=_choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
+        haq_budgets=_budgets(d.get("haq_budgets", list(SearchSpec.haq_budgets)), src),
     )
     _check_population(s, src)
     return s
@@ -487,7 +509,7 @@ def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") ->
 def _cross_checks(spec: ExperimentSpec) -> None:
     src = spec.source
     objs = spec.objectives
-    if len(objs) == 1 and spec.search.algorithm != "nsga2":
+    if len(objs) == 1 and spec.search.algorithm not in ("nsga2",) + BASELINE_ALGORITHMS:
         raise JaqmooError(f"{src}: search.algorithm {spec.search.algorithm} needs >= 2 objectives; add one to 'objectives'")
     for b in spec.search.seed_bits:
         if b not in spec.quantization.weight_bits or b not in spec.quantization.act_bits:

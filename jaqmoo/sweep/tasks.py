@@ -74,7 +74,7 @@ def supernet_task(key: str, spec_data: dict, source: str, threads: int | None = 
     try:
         _set_threads(threads)
         spec = parse_spec(json.loads(json.dumps(spec_data)), source=source)
-        splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+        splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                               input_size=spec.dataset.input_size)
         # the sweep always sets accuracy.checkpoint or accuracy.cache_dir (hash-named files)
         ckpt = supernet_path(spec, splits, Path(spec.accuracy.checkpoint or "supernet.pt"))

@@ -1,0 +1,364 @@
+"""Elastic MobileNetV2: an architecture space, sub-network specs, networks and workloads.
+
+The space is once-for-all style over torchvision's MobileNetV2 (same stages, strides and
+channel rounding, same module names, so the largest sub-network of a space whose largest
+choices are torchvision's — expand 6, kernel 3, full depth — *is* today's fixed network):
+
+- ``depth``: blocks per stage; a stage with ``n`` blocks in MobileNetV2 runs ``min(d, n)``
+  of them (the first ones; the dropped blocks are residual, so skipping them is exact);
+- ``expand``: the expand ratio of every block that has an expansion (all but the first);
+  its hidden channels are ``round(in_channels * ratio)``, a prefix of the largest block's;
+- ``kernel``: the depthwise kernel of every block; smaller kernels are (transformed)
+  centres of the largest (see :mod:`jaqmoo.quant.elastic`).
+
+An :class:`ArchSpec` is plain data (depth per stage, expand and kernel per block of the
+largest network). :meth:`ElasticSpace.canonical` makes it a phenotype: depths clipped to
+what the stage has, and the expand/kernel of blocks that do not run set to 0, so two specs
+that build the same network compare equal. :func:`subnet_workload` computes the layers of
+the decoded sub-network analytically (named like the supernet's layers, so a per-layer
+policy of the largest network applies) and :func:`build_standalone` builds the same
+sub-network as an ordinary ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.workload import Layer, Workload
+
+#: torchvision MobileNetV2 inverted-residual settings: expand t, channels c, blocks n, stride s
+MBV2_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
+SMALL_INPUT_BELOW = 96  # as jaqmoo.models: below this the stem has stride 1
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's channel rounding (never below 90 % of ``v``)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """One inverted-residual block as built (hidden = 0 would mean no block)."""
+
+    stage: int
+    inp: int
+    hidden: int
+    oup: int
+    stride: int
+    kernel: int
+    has_expand: bool
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A sub-network: blocks per stage, and expand ratio / kernel per block of the largest net."""
+
+    depth: tuple[int, ...]
+    expand: tuple[int, ...]
+    kernel: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"depth": list(self.depth), "expand": list(self.expand), "kernel": list(self.kernel)}
+
+    @property
+    def key(self) -> tuple:
+        return (self.depth, self.expand, self.kernel)
+
+
+def _choices(value, name: str, positive_odd: bool = False) -> tuple[int, ...]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    try:
+        out = tuple(sorted({int(v) for v in value}))
+        if any(int(v) != v for v in value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise JaqmooError(f"model.elastic.{name}: expected a list of integers (got {value!r})") from None
+    if not out or min(out) < 1:
+        raise JaqmooError(f"model.elastic.{name}: choices must be positive integers (got {list(value)})")
+    if positive_odd and any(k % 2 == 0 for k in out):
+        raise JaqmooError(f"model.elastic.kernel: kernels must be odd, e.g. [3, 5, 7] (got {list(out)})")
+    return out
+
+
+@dataclass(frozen=True)
+class ElasticSpace:
+    """The architecture space of an elastic MobileNetV2 (plain, hashable, JSON-able)."""
+
+    depth: tuple[int, ...] = (2, 3, 4)
+    expand: tuple[int, ...] = (3, 4, 6)
+    kernel: tuple[int, ...] = (3, 5, 7)
+    width_mult: float = 1.0
+    model: str = "mobilenet_v2"
+
+    @classmethod
+    def from_dict(cls, data: dict, width_mult: float = 1.0, model: str = "mobilenet_v2") -> ElasticSpace:
+        """Validate ``model.elastic`` (keys depth, expand, kernel); :class:`JaqmooError` names the field."""
+        if model != "mobilenet_v2":
+            raise JaqmooError(f"model.elastic: only mobilenet_v2 has an elastic space (model is {model!r}); "
+                              "set model.name: mobilenet_v2 or remove model.elastic")
+        if not isinstance(data, dict):
+            raise JaqmooError(f"model.elastic must be a mapping {{depth: [...], expand: [...], kernel: [...]}} (got {data!r})")
+        unknown = sorted(set(data) - {"depth", "expand", "kernel", "width_mult", "model"})
+        if unknown:
+            raise JaqmooError(f"model.elastic: unknown keys {unknown}; allowed: depth, expand, kernel")
+        d = cls()
+        return cls(_choices(data.get("depth", d.depth), "depth"), _choices(data.get("expand", d.expand), "expand"),
+                   _choices(data.get("kernel", d.kernel), "kernel", positive_odd=True),
+                   float(data.get("width_mult", width_mult)), model)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "depth": list(self.depth), "expand": list(self.expand),
+                "kernel": list(self.kernel), "width_mult": self.width_mult}
+
+    # ------------------------------------------------------------------ the largest network
+    @property
+    def stage_blocks(self) -> tuple[int, ...]:
+        """Blocks per stage in the largest network: MobileNetV2's, capped at the largest depth choice."""
+        return tuple(min(n, max(self.depth)) for _, _, n, _ in MBV2_SETTINGS)
+
+    @property
+    def n_blocks(self) -> int:
+        return sum(self.stage_blocks)
+
+    def block_stage(self) -> tuple[int, ...]:
+        return tuple(s for s, n in enumerate(self.stage_blocks) for _ in range(n))
+
+    def block_has_expand(self) -> tuple[bool, ...]:
+        return tuple(MBV2_SETTINGS[s][0] != 1 for s in self.block_stage())
+
+    def depth_choices(self, stage: int) -> tuple[int, ...]:
+        n = self.stage_blocks[stage]
+        return tuple(sorted({min(d, n) for d in self.depth}))
+
+    def expand_choices(self, block: int) -> tuple[int, ...]:
+        return self.expand if self.block_has_expand()[block] else (1,)
+
+    def largest(self) -> ArchSpec:
+        return ArchSpec(tuple(max(self.depth_choices(s)) for s in range(len(self.stage_blocks))),
+                        tuple(max(self.expand_choices(b)) for b in range(self.n_blocks)),
+                        (max(self.kernel),) * self.n_blocks)
+
+    def smallest(self) -> ArchSpec:
+        return self.canonical(ArchSpec(tuple(min(self.depth_choices(s)) for s in range(len(self.stage_blocks))),
+                                       tuple(min(self.expand_choices(b)) for b in range(self.n_blocks)),
+                                       (min(self.kernel),) * self.n_blocks))
+
+    def sample(self, rng) -> ArchSpec:
+        """A uniformly random sub-network (canonical)."""
+        depth = tuple(int(rng.choice(self.depth_choices(s))) for s in range(len(self.stage_blocks)))
+        expand = tuple(int(rng.choice(self.expand_choices(b))) for b in range(self.n_blocks))
+        kernel = tuple(int(rng.choice(self.kernel)) for _ in range(self.n_blocks))
+        return self.canonical(ArchSpec(depth, expand, kernel))
+
+    # ------------------------------------------------------------------ specs -> blocks
+    def active_blocks(self, spec: ArchSpec) -> tuple[bool, ...]:
+        pos = [i for s in range(len(self.stage_blocks)) for i in range(self.stage_blocks[s])]
+        return tuple(p < min(spec.depth[s], self.stage_blocks[s]) for p, s in zip(pos, self.block_stage(), strict=True))
+
+    def check(self, spec: ArchSpec) -> ArchSpec:
+        """Validate ``spec`` against the space (lengths and choices); returns it canonical."""
+        n_st, n_b = len(self.stage_blocks), self.n_blocks
+        for name, vals, n in (("depth", spec.depth, n_st), ("expand", spec.expand, n_b), ("kernel", spec.kernel, n_b)):
+            if len(vals) != n:
+                raise JaqmooError(f"architecture {name} has {len(vals)} entries; this space needs {n}")
+        canon = self.canonical(spec)
+        act = self.active_blocks(canon)
+        for s, d in enumerate(spec.depth):
+            if min(d, self.stage_blocks[s]) not in self.depth_choices(s):
+                raise JaqmooError(f"architecture depth[{s}]={d}: choose one of {list(self.depth)}")
+        for b in range(n_b):
+            if act[b] and spec.expand[b] not in self.expand_choices(b):
+                raise JaqmooError(f"architecture expand[{b}]={spec.expand[b]}: choose one of {list(self.expand_choices(b))}")
+            if act[b] and spec.kernel[b] not in self.kernel:
+                raise JaqmooError(f"architecture kernel[{b}]={spec.kernel[b]}: choose one of {list(self.kernel)}")
+        return canon
+
+    def canonical(self, spec: ArchSpec) -> ArchSpec:
+        """The phenotype: depths clipped to the stage, genes of blocks that do not run zeroed."""
+        depth = tuple(min(int(d), n) for d, n in zip(spec.depth, self.stage_blocks, strict=True))
+        act = self.active_blocks(ArchSpec(depth, spec.expand, spec.kernel))
+        has_e = self.block_has_expand()
+        expand = tuple((int(e) if has_e[b] else 1) if act[b] else 0 for b, e in enumerate(spec.expand))
+        kernel = tuple(int(k) if act[b] else 0 for b, k in enumerate(spec.kernel))
+        return ArchSpec(depth, expand, kernel)
+
+    def block_shapes(self, spec: ArchSpec) -> list[BlockShape | None]:
+        """Per block of the largest network: its shape in ``spec``, or None when it does not run."""
+        spec = self.canonical(spec)
+        act = self.active_blocks(spec)
+        out: list[BlockShape | None] = []
+        inp = make_divisible(32 * self.width_mult)
+        b = 0
+        for s, (_, c, _, stride) in enumerate(MBV2_SETTINGS):
+            oup = make_divisible(c * self.width_mult)
+            for i in range(self.stage_blocks[s]):
+                has_e = MBV2_SETTINGS[s][0] != 1
+                hidden = int(round(inp * (spec.expand[b] if has_e else 1)))
+                out.append(BlockShape(s, inp, hidden, oup, stride if i == 0 else 1, spec.kernel[b], has_e)
+                           if act[b] else None)
+                inp = oup
+                b += 1
+        return out
+
+    def stem_channels(self) -> int:
+        return make_divisible(32 * self.width_mult)
+
+    def last_channels(self) -> int:
+        return make_divisible(1280 * max(1.0, self.width_mult))
+
+    def last_input_channels(self) -> int:
+        return make_divisible(MBV2_SETTINGS[-1][1] * self.width_mult)
+
+
+# ---------------------------------------------------------------------------------- modules
+def conv_bn_act(inp: int, oup: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """Conv (no bias) + BatchNorm + ReLU6, padding ``(kernel - 1) // 2`` (torchvision's layout)."""
+    return nn.Sequential(nn.Conv2d(inp, oup, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(oup), nn.ReLU6(inplace=False))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block whose hidden channels may be limited to a prefix (``active_hidden``)."""
+
+    def __init__(self, shape: BlockShape) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        if shape.has_expand:
+            layers.append(conv_bn_act(shape.inp, shape.hidden, 1))
+        layers.append(conv_bn_act(shape.hidden, shape.hidden, shape.kernel, shape.stride, groups=shape.hidden))
+        layers += [nn.Conv2d(shape.hidden, shape.oup, 1, bias=False), nn.BatchNorm2d(shape.oup)]
+        self.conv = nn.Sequential(*layers)
+        self.use_res = shape.stride == 1 and shape.inp == shape.oup
+        self.hidden = shape.hidden
+        self.active_hidden = shape.hidden
+        self.active = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        mask = None
+        if self.active_hidden < self.hidden:
+            mask = (h.new_ones(self.hidden).cumsum(0) <= self.active_hidden).to(h.dtype).view(1, -1, 1, 1)
+        for m in list(self.conv)[:-2]:
+            h = m(h)
+            if mask is not None:  # hidden channels beyond the prefix stay exactly zero
+                h = h * mask
+        h = self.conv[-1](self.conv[-2](h))
+        return x + h if self.use_res else h
+
+
+class MobileNetV2Net(nn.Module):
+    """A MobileNetV2 with given blocks (torchvision's module names: features.i, classifier.1)."""
+
+    def __init__(self, space: ElasticSpace, blocks: Sequence[BlockShape], num_classes: int, in_channels: int,
+                 input_size: int) -> None:
+        super().__init__()
+        stem_stride = 1 if input_size < SMALL_INPUT_BELOW else 2
+        feats: list[nn.Module] = [conv_bn_act(in_channels, space.stem_channels(), 3, stem_stride)]
+        feats += [InvertedResidual(b) for b in blocks]
+        feats.append(conv_bn_act(space.last_input_channels(), space.last_channels(), 1))
+        self.features = nn.Sequential(*feats)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(space.last_channels(), num_classes))
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for m in self.features:
+            if isinstance(m, InvertedResidual) and not m.active:
+                continue
+            x = m(x)
+        return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def build_largest(space: ElasticSpace, num_classes: int, in_channels: int, input_size: int) -> MobileNetV2Net:
+    """The float network holding the shared weights of every sub-network of ``space``."""
+    return MobileNetV2Net(space, [b for b in space.block_shapes(space.largest()) if b is not None],
+                          num_classes, in_channels, input_size)
+
+
+def build_standalone(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_channels: int,
+                     input_size: int) -> MobileNetV2Net:
+    """The sub-network ``spec`` as an ordinary network (fresh weights, only the blocks that run)."""
+    spec = space.check(spec)
+    return MobileNetV2Net(space, [b for b in space.block_shapes(spec) if b is not None],
+                          num_classes, in_channels, input_size)
+
+
+# ---------------------------------------------------------------------------------- workloads
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * ((kernel - 1) // 2) - kernel) // stride + 1
+
+
+def _conv_layer(name: str, inp: int, oup: int, kernel: int, stride: int, groups: int, size: int, batch: int) -> Layer:
+    out = _conv_out(size, kernel, stride)
+    kind = "conv" if groups == 1 else ("depthwise" if inp == oup == groups else "grouped")
+    return Layer(name, kind, N=batch, G=groups, K=oup // groups, C=inp // groups, P=out, Q=out, R=kernel, S=kernel,
+                 stride_h=stride, stride_w=stride)
+
+
+def subnet_layers(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_channels: int, input_size: int,
+                  batch: int = 1) -> list[Layer]:
+    """The layers that run in ``spec``, in execution order, named as in the supernet."""
+    size = input_size
+    stem = _conv_layer("features.0.0", in_channels, space.stem_channels(), 3,
+                       1 if input_size < SMALL_INPUT_BELOW else 2, 1, size, batch)
+    layers = [stem]
+    size = stem.P
+    for i, b in enumerate(space.block_shapes(spec)):
+        if b is None:
+            continue
+        pre = f"features.{i + 1}.conv"
+        j = 0
+        if b.has_expand:
+            layers.append(_conv_layer(f"{pre}.0.0", b.inp, b.hidden, 1, 1, 1, size, batch))
+            j = 1
+        dw = _conv_layer(f"{pre}.{j}.0", b.hidden, b.hidden, b.kernel, b.stride, b.hidden, size, batch)
+        layers.append(dw)
+        size = dw.P
+        layers.append(_conv_layer(f"{pre}.{j + 1}", b.hidden, b.oup, 1, 1, 1, size, batch))
+    last = f"features.{space.n_blocks + 1}.0"
+    layers.append(_conv_layer(last, space.last_input_channels(), space.last_channels(), 1, 1, 1, size, batch))
+    layers.append(Layer("classifier.1", "linear", N=batch, K=num_classes, C=space.last_channels()))
+    return layers
+
+
+def subnet_workload(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_channels: int, input_size: int,
+                    batch: int = 1, name: str | None = None) -> Workload:
+    """The :class:`Workload` of the decoded sub-network (what the cost model must see)."""
+    spec = space.check(spec)
+    return Workload(name or space.model, tuple(subnet_layers(space, spec, num_classes, in_channels, input_size, batch)))
+
+
+def arch_stats(workload: Workload) -> dict[str, int]:
+    """MACs and parameters (conv/linear weights plus the classifier bias) of a sub-network."""
+    params = sum(layer.weight_count for layer in workload.layers)
+    params += sum(layer.K for layer in workload.layers if layer.kind == "linear")
+    return {"macs": int(workload.macs), "params": int(params)}
+
+
+def arch_columns(space: ElasticSpace, spec: ArchSpec) -> dict[str, int]:
+    """Readable front columns: ``depth_s{i}``, ``expand_b{j}``, ``kernel_b{j}`` (0: block not run)."""
+    spec = space.canonical(spec)
+    cols = {f"depth_s{s}": d for s, d in enumerate(spec.depth)}
+    cols.update({f"expand_b{b}": e for b, e in enumerate(spec.expand)})
+    cols.update({f"kernel_b{b}": k for b, k in enumerate(spec.kernel)})
+    return cols
+
+
+__all__ = ["ArchSpec", "BlockShape", "ElasticSpace", "InvertedResidual", "MobileNetV2Net", "arch_columns", "arch_stats",
+           "build_largest", "build_standalone", "make_divisible", "subnet_layers", "subnet_workload"]

@@ -1,0 +1,27 @@
+"""``random``: random search over the same genome and budget as the joint search.
+
+The first individuals are the same uniform seed policies the joint search starts from
+(``search.seed_bits``, on the default hardware); every other individual is drawn uniformly
+over every gene (bits, mapping genes, hardware genes), one generation at a time, until the
+budget (``population x generations`` evaluations) is spent, never beyond it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaqmoo.search.baselines.driver import EvaluationDriver
+from jaqmoo.search.genome import GenomeSpace
+
+
+def run_random(driver: EvaluationDriver, space: GenomeSpace, seed_bits: Sequence[int], seed: int) -> None:
+    """Spend the driver's whole budget on the seeds, then uniformly random genomes."""
+    rng = np.random.default_rng(seed)
+    seeds = space.uniform_seeds(seed_bits)[: driver.remaining]
+    if len(seeds):
+        driver.evaluate(seeds)
+    while driver.remaining > 0:
+        n = min(driver.population - driver.n % driver.population, driver.remaining)
+        driver.evaluate(space.random(n, rng))
