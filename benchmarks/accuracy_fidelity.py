@@ -1,23 +1,24 @@
-"""Accuracy fidelity of the CSQ supernet on Fashion-MNIST (issue 3 acceptance).
+"""Accuracy fidelity of the CSQ supernet on Fashion-MNIST against an independent truth.
 
-Trains (or loads) a bit-switchable MobileNetV2 supernet — torchvision's MobileNetV2 in
-jaqmoo's 28x28 small-input variant (stem stride 1), single-channel input, reduced
-``width_mult`` — then prints:
+Trains (or loads, from ``--work-dir``) a bit-switchable supernet (MobileNetV2 in jaqmoo's
+28x28 small-input variant, or ``simple_cnn`` with ``--preset lite``) from a float-trained
+start, then prints:
 
 * float and uniform 8/6/4/3/2-bit accuracies from the supernet (BN recalibrated);
-* for ``--policies`` random mixed policies the supernet estimate, the predictor estimate
-  and the QAT ground truth (QATEstimator: fine-tune that policy from the supernet weights
-  for ``--qat-epochs`` epochs) side by side, Kendall tau and mean absolute gap;
+* for ``--policies`` (>= 40 by preset) mixed per-layer policies — drawn with a per-policy
+  bit distribution, near-uniform ones rejected, one per equal-width stratum of the
+  policy's energy on the ``eyeriss`` template — the supernet estimate, the predictor
+  estimate and the QAT ground truth side by side. The truth is independent of the
+  supernet being judged: each policy is fine-tuned with full LSQ from the *float-trained
+  start* (never from the supernet), seeded (``fashion_setup.qat_truth``, cached);
+* Kendall tau with a 95 % percentile-bootstrap interval (2,000 resamples of the
+  policies, seeded) and the mean absolute gap;
 * seconds per supernet estimate (``--val-images`` images, ``--threads`` threads) and per
-  predictor estimate (``--no-qat`` stops after these, for timing on an otherwise idle
-  machine with an existing checkpoint).
+  predictor estimate (``--no-qat`` stops after these).
 
-The supernet starts from a float-trained network (``--float-epochs``, kept beside the
-checkpoint) and is then trained ``--epochs`` quantized sandwich epochs. Presets
-(``--preset tiny|small|full``) are described in ``fashion_setup.py``.
-
-Every preset value can be overridden on the command line. The last line is
-``RESULT kendall_tau=.. mean_abs_gap=.. seconds_per_supernet_estimate=.. seconds_per_predictor_estimate=..``.
+Presets are described in ``fashion_setup.py``; every preset value can be overridden.
+Last line: ``RESULT kendall_tau=.. tau_ci_low=.. tau_ci_high=.. mean_abs_gap=..
+seconds_per_supernet_estimate=.. seconds_per_predictor_estimate=..``.
 """
 
 from __future__ import annotations
@@ -33,22 +34,13 @@ import numpy as np
 import torch
 
 from jaqmoo.data import load_dataset
-from jaqmoo.quant.estimators import (
-    EvalData,
-    PredictorEstimator,
-    QATEstimator,
-    SupernetEstimator,
-    sample_policies,
-)
-from jaqmoo.quant.fidelity import compare, timed_estimates
+from jaqmoo.quant.estimators import EvalData, PredictorEstimator, SupernetEstimator, sample_policies
+from jaqmoo.quant.fidelity import bootstrap_kendall_tau, compare, timed_estimates
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = fashion_setup.parser(__doc__)
     p.add_argument("--predictor-samples", type=int)
-    p.add_argument("--checkpoint", default="bench_supernet_fashion.pt",
-                   help="supernet checkpoint: reused if complete (and --retrain is not given); its float "
-                        "starting point is kept beside it as CHECKPOINT.float.pt")
     p.add_argument("--json-out", help="write all numbers to this JSON file")
     p.add_argument("--no-qat", action="store_true",
                    help="skip the QAT ground truth (speed figures only; tau and gap print as nan)")
@@ -61,11 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     splits = load_dataset("fashion-mnist", seed=args.seed, max_train=args.max_train)
     print(f"dataset: {splits.describe()}")
-    print(f"model: {args.model} (torchvision MobileNetV2, 28x28 small-input variant: stem stride 1), "
+    print(f"model: {args.model} (28x28 input; MobileNetV2 in its small-input variant: stem stride 1), "
           f"width_mult={args.width_mult}, 1 input channel, 10 classes; CSQ fraction {args.csq_fraction}")
-    ckpt = Path(args.checkpoint)
-    net = fashion_setup.supernet_from_float_start(args, splits, ckpt.with_name(ckpt.name + ".float.pt"),
-                                                  args.csq_fraction, ckpt)
+    net = fashion_setup.trained_supernet(args, splits, args.csq_fraction)
     data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
     sup = SupernetEstimator(net, data)
 
@@ -77,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         uniform_acc[name] = float(sup.estimate([pol])[0])
         print(f"  {name:>6}: {uniform_acc[name] * 100:6.2f} %")
 
-    rng = np.random.default_rng(args.seed + 1)
-    policies = sample_policies(net, args.policies, rng)
+    policies, energies = fashion_setup.fidelity_policies(args, net)
+    print(f"\n{len(policies)} mixed policies, one per energy stratum of {energies.min() / 1e6:.2f}.."
+          f"{energies.max() / 1e6:.2f} uJ (eyeriss)")
     sup.estimate(policies[:1])  # warm-up (allocator, kernels)
     sup_acc, sec_sup = timed_estimates(sup, policies)
     print(f"\nsupernet estimate: {sec_sup:.3f} s per policy ({len(data.images)} images, {args.threads} threads)")
@@ -101,36 +92,38 @@ def main(argv: list[str] | None = None) -> int:
           f"{sec_pred_batch * 1e6:.1f} us per policy in a batch of 1000")
 
     if args.no_qat:
-        print(f"RESULT kendall_tau=nan mean_abs_gap=nan seconds_per_supernet_estimate={sec_sup:.3f} "
+        print(f"RESULT kendall_tau=nan tau_ci_low=nan tau_ci_high=nan mean_abs_gap=nan "
+              f"seconds_per_supernet_estimate={sec_sup:.3f} "
               f"seconds_per_predictor_estimate={sec_pred_single:.6f}")
         return 0
-    qat = QATEstimator(net, splits, data, epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size,
-                       seed=args.seed, device=args.device, progress=not args.quiet)
     t0 = time.perf_counter()
-    truth = qat.estimate(policies)
-    qat_seconds = time.perf_counter() - t0
-    print(f"QAT ground truth: {args.qat_epochs} epoch(s) of fine-tuning per policy from the supernet weights, "
-          f"{qat_seconds / len(policies):.0f} s per policy")
+    truth = fashion_setup.qat_truth(args, splits, fashion_setup.work_path(args, "float.pt"), policies, data)
+    print(f"QAT ground truth ({args.qat_epochs} epoch(s) of full-LSQ fine-tuning per policy from the float-trained "
+          f"start, seed {args.seed}) ready in {time.perf_counter() - t0:.0f} s")
 
     fid = compare(policies, sup_acc, truth, "supernet")
     fid.table["predictor"] = pred_acc
+    fid.table["energy_uj"] = energies / 1e6
+    tau, lo, hi = bootstrap_kendall_tau(sup_acc, truth, seed=args.seed)
     pred_fid = compare(policies, pred_acc, truth, "predictor")
-    table = fid.table[["policy", "mean_w_bits", "mean_a_bits", "supernet", "predictor", "qat_truth"]].copy()
+    table = fid.table[["policy", "energy_uj", "mean_w_bits", "mean_a_bits", "supernet", "predictor", "qat_truth"]].copy()
     for col in ("supernet", "predictor", "qat_truth"):
         table[col] = (table[col] * 100).round(2)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"\nsupernet vs QAT: Kendall tau {fid.kendall_tau:.3f}, mean |gap| {fid.mean_abs_gap * 100:.2f} pts")
+    print(f"\nsupernet vs QAT: Kendall tau {tau:.3f} (95 % bootstrap CI {lo:.3f}..{hi:.3f}), "
+          f"mean |gap| {fid.mean_abs_gap * 100:.2f} pts")
     print(f"predictor vs QAT: Kendall tau {pred_fid.kendall_tau:.3f}, mean |gap| {pred_fid.mean_abs_gap * 100:.2f} pts")
     print(f"total {time.perf_counter() - t_start:.0f} s")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({
             "args": vars(args), "uniform": uniform_acc, "supernet": sup_acc.tolist(), "predictor": pred_acc.tolist(),
-            "qat_truth": truth.tolist(), "kendall_tau": fid.kendall_tau, "mean_abs_gap": fid.mean_abs_gap,
+            "qat_truth": truth.tolist(), "energy_pj": energies.tolist(), "kendall_tau": tau, "tau_ci": [lo, hi],
+            "mean_abs_gap": fid.mean_abs_gap,
             "predictor_tau": pred_fid.kendall_tau, "predictor_fit_error": fe,
             "seconds_per_supernet_estimate": sec_sup, "seconds_per_predictor_estimate": sec_pred_single,
             "policies": [p.to_dict() for p in policies],
         }, indent=1))
-    print(f"RESULT kendall_tau={fid.kendall_tau:.3f} mean_abs_gap={fid.mean_abs_gap:.4f} "
+    print(f"RESULT kendall_tau={tau:.3f} tau_ci_low={lo:.3f} tau_ci_high={hi:.3f} mean_abs_gap={fid.mean_abs_gap:.4f} "
           f"seconds_per_supernet_estimate={sec_sup:.3f} seconds_per_predictor_estimate={sec_pred_single:.6f}")
     return 0
 

@@ -40,6 +40,7 @@ from jaqmoo.models.elastic_mbv2 import ElasticSpace, build_standalone
 from jaqmoo.quant.elastic import evaluate_pair, load_elastic_supernet
 from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
 from jaqmoo.quant.estimators import EvalData
+from jaqmoo.quant.fidelity import bootstrap_kendall_tau
 from jaqmoo.quant.supernet import Supernet, SupernetMeta
 from jaqmoo.quant.train import (
     TrainConfig,
@@ -105,13 +106,8 @@ def train_standalone(space: ElasticSpace, arch, bits: int, splits, args, seed: i
 
 
 def bootstrap_low(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    taus = []
-    for _ in range(n):
-        idx = rng.integers(0, len(a), len(a))
-        if np.ptp(a[idx]) > 0 and np.ptp(b[idx]) > 0:
-            taus.append(kendalltau(a[idx], b[idx]).statistic)
-    return float(np.nanpercentile(taus, 2.5))
+    """Lower end of the 95 % percentile-bootstrap interval of Kendall tau."""
+    return bootstrap_kendall_tau(a, b, n_boot=n, seed=seed)[1]
 
 
 def run_search(genome, evaluator, args, seed: int) -> list[dict]:

@@ -1,33 +1,34 @@
-"""CSQ vs full fake-quant: training-step memory and ranking fidelity (issue 3 acceptance).
+"""CSQ against the memory-lean LSQ supernet step: training-step memory and ranking fidelity.
 
-Part 1 — memory of one training step, same model (MobileNetV2, 28x28 small-input variant,
-reduced width), same batch, same policy, same run:
+Part 1 — memory of one supernet training step (forward + backward), same model, same
+batch, same uniform policy, same run, for
 
-* ``saved for backward``: exact bytes of every distinct tensor storage autograd keeps for
-  the backward pass (``torch.autograd.graph.saved_tensors_hooks``), activations and
-  parameters; all of it is alive at the forward/backward boundary, where a step's memory
-  peaks. This is the ``peak_memory_ratio`` of the RESULT line.
-* ``RSS peak``: resident-memory growth of a fresh process during one forward/backward
-  (sampled every 0.5 ms plus the kernel high-water mark) — includes allocator effects and
-  backward transients; reported as ``rss_peak_ratio``.
-* ``CUDA peak`` (``--device cuda``): ``torch.cuda.max_memory_allocated``.
+* ``float``: no quantization (context);
+* ``full``: LSQ written with ordinary autograd ops on every channel (context);
+* ``lean``: the package's memory-lean LSQ path on every channel (the baseline);
+* ``csq-F``: CSQ at fraction F (0.1, 0.25, 0.5, 1.0): each conv-BN-activation block's
+  top-F most sensitive output channels trained quantization-aware, in the fused block of
+  :mod:`jaqmoo.quant.csq` that keeps int8 input codes, an int8 rounding residual, a
+  bit-packed activation mask and only the trained channels' convolution outputs.
 
-Configurations: ``full`` = standard LSQ fake quantization written with autograd ops on
-every channel (the usual QAT implementation); ``csq`` = the top ``--csq-fraction`` most
-sensitive channels per layer on the LSQ path (exact LSQ gradients, memory-lean function),
-the rest through the straight-through path that stores nothing beyond the layer input.
-For context also ``full-lean`` (every channel through the memory-lean LSQ function) and
-``float`` (no quantization).
+Two measures: ``peak RSS`` — resident-memory growth of a fresh process during the step
+(sampled every 0.5 ms plus the kernel high-water mark; includes backward transients and
+gradients: the step's real peak, the RESULT's ``peak_memory_ratio_vs_lean``), and
+``saved`` — exact bytes autograd keeps for backward (the memory the step holds at the
+forward/backward boundary). ``--device cuda`` adds ``torch.cuda.max_memory_allocated``.
 
-Part 2 — fidelity: one float-trained network (``--float-epochs``) is the common start of a
-full-path supernet and a CSQ supernet, trained on with identical settings and seeds
-(``--epochs`` quantized sandwich epochs); both score the same random mixed policies and are
-compared with the same QAT ground truth: each policy fine-tuned with full LSQ from the
-common float start (``--qat-epochs``), which favours neither supernet. Last line:
-``RESULT peak_memory_ratio=.. tau_full=.. tau_csq=.. rss_peak_ratio=..``.
+Part 2 — fidelity (skipped with ``--memory-only``): from one float-trained start, the lean
+supernet (CSQ fraction 0; its values and gradients are those of plain LSQ) and one CSQ
+supernet per fraction are trained with identical settings and seeds. All score the same
+policies (mixed per-layer bits, stratified over energy) and are compared with the same
+independent truth: each policy fine-tuned with full LSQ from the float start
+(``fashion_setup.qat_truth``). Kendall tau with a 95 % bootstrap interval per supernet.
 
-Presets (``tiny``, ``small``, ``full``) are described in ``fashion_setup.py``;
-``--memory-only`` skips part 2.
+Recommended fraction: the smallest whose tau is at least ``tau_lean - 0.05`` (the most
+memory saved at that fidelity); if none is, the one with the highest tau. Last line:
+``RESULT peak_memory_ratio_vs_lean=.. tau_lean=.. tau_csq=.. csq_fraction=..``.
+
+Presets (``tiny``, ``lite``, ``small``, ``full``) are described in ``fashion_setup.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import fashion_setup
@@ -44,69 +46,128 @@ import torch
 import torch.nn.functional as F
 
 from jaqmoo.data import load_dataset
-from jaqmoo.quant.estimators import EvalData, QATEstimator, SupernetEstimator, sample_policies
-from jaqmoo.quant.fidelity import compare
+from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.estimators import EvalData, SupernetEstimator
+from jaqmoo.quant.fidelity import bootstrap_kendall_tau
 from jaqmoo.quant.memory import cuda_peak_bytes, saved_activation_bytes, step_peak_rss_bytes
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import build_supernet, load_supernet
+from jaqmoo.quant.supernet import build_supernet
 from jaqmoo.quant.train import iterate_batches
 
 MiB = 1024 * 1024
+TAU_SLACK = 0.05
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = fashion_setup.parser(__doc__)
     p.add_argument("--memory-batch", type=int, default=128, help="batch of the memory measurement")
     p.add_argument("--memory-bits", type=int, default=4, help="uniform bits during the memory measurement")
-    p.add_argument("--float-checkpoint", default="bench_supernet_float.pt",
-                   help="the float-trained start both supernets (and the QAT ground truth) begin from")
-    p.add_argument("--full-checkpoint", default="bench_supernet_full.pt",
-                   help="full-path supernet: reused if complete, resumed if it has fewer epochs")
-    p.add_argument("--csq-checkpoint", default="bench_supernet_csq.pt", help="CSQ supernet (same settings)")
+    p.add_argument("--memory-model", help="model of the memory measurement (default: --model)")
+    p.add_argument("--memory-width", type=float, help="its width_mult (default: --width-mult)")
+    p.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="CSQ fractions to measure")
     p.add_argument("--memory-only", action="store_true")
-    p.add_argument("--no-rss", action="store_true", help="skip the (slower) fresh-process RSS measurement")
-    return fashion_setup.parse(p, argv)
+    p.add_argument("--no-rss", action="store_true", help="skip the fresh-process RSS measurement")
+    args = fashion_setup.parse(p, argv)
+    try:
+        args.fraction_list = [float(f) for f in args.fractions.split(",")]
+    except ValueError:
+        p.error(f"--fractions must be comma-separated numbers (got {args.fractions!r})")
+    if not args.fraction_list or not all(0.0 < f <= 1.0 for f in args.fraction_list):
+        p.error(f"--fractions must lie in (0, 1] (got {args.fractions!r})")
+    return args
+
+
+def memory_configs(fractions: list[float], bits: int) -> dict[str, tuple[float, bool, int]]:
+    """name -> (csq fraction, lean LSQ, uniform bits)."""
+    configs = {"float": (0.0, False, 32), "full": (0.0, False, bits), "lean": (0.0, True, bits)}
+    configs.update({f"csq-{f:g}": (f, False, bits) for f in fractions})
+    return configs
 
 
 def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, float]]:
     """Part 1: one training step's memory in each configuration (see module doc)."""
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    net = build_supernet(args.model, splits.num_classes, splits.in_channels, splits.input_size,
-                         args.width_mult, splits.name, csq_fraction=args.csq_fraction).to(device)
+    net = build_supernet(args.memory_model or args.model, splits.num_classes, splits.in_channels, splits.input_size,
+                         args.memory_width or args.width_mult, splits.name).to(device)
     net.train()
     gen = torch.Generator().manual_seed(args.seed)
     x, y = next(iterate_batches(splits.train, args.memory_batch, True, gen, device, drop_last=True))
     net(x)  # initialise the activation steps of the largest config
-    rank_sensitive_channels(net, [(x, y)])  # measured sensitivity on this batch (smallest bits)
     net.set_policy(net.uniform_policy(args.memory_bits))
     net(x)
-    configs = {"full": (0.0, False, args.memory_bits), "csq": (args.csq_fraction, False, args.memory_bits),
-               "full-lean": (0.0, True, args.memory_bits), "float": (0.0, False, 32)}
     results: dict[str, dict[str, float]] = {}
-    for name, (fraction, lean, bits) in configs.items():
-        net.set_csq_fraction(fraction)
-        net.set_lean_lsq(lean)
-        net.set_policy(net.uniform_policy(bits))
-        net.zero_grad(set_to_none=True)
-        saved = saved_activation_bytes(net, lambda: F.cross_entropy(net(x), y))
-        net.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
-        F.cross_entropy(net(x), y).backward()
-        seconds = time.perf_counter() - t0
-        results[name] = {"saved_activation": saved.activation_bytes, "saved_total": saved.total_bytes,
-                         "step_seconds": seconds}
-        if device.type == "cuda":
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (fraction, lean, bits) in memory_configs(args.fraction_list, args.memory_bits).items():
+            net.set_csq_fraction(fraction)
+            net.set_lean_lsq(lean)
+            if fraction > 0:
+                rank_sensitive_channels(net, [(x, y)])  # measured sensitivity on this batch (smallest bits)
+            net.set_policy(net.uniform_policy(bits))
             net.zero_grad(set_to_none=True)
-            results[name]["cuda_peak"] = cuda_peak_bytes(lambda: F.cross_entropy(net(x), y).backward(), device)
-    net.set_lean_lsq(False)
-    if not args.no_rss:
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = net.save(Path(tmp) / "memory.pt")
-            for name, (fraction, lean, bits) in configs.items():
+            with csq_blocks(net.model) if fraction > 0 else nullcontext():
+                saved = saved_activation_bytes(net, lambda: F.cross_entropy(net(x), y))
+                net.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
+                F.cross_entropy(net(x), y).backward()
+                seconds = time.perf_counter() - t0
+                results[name] = {"saved": saved.total_bytes, "step_seconds": seconds}
+                if device.type == "cuda":
+                    net.zero_grad(set_to_none=True)
+                    results[name]["cuda_peak"] = cuda_peak_bytes(lambda: F.cross_entropy(net(x), y).backward(), device)
+            if not args.no_rss:
+                ckpt = net.save(Path(tmp) / f"{name}.pt")
                 results[name]["rss_peak"] = step_peak_rss_bytes(str(ckpt), args.memory_batch, bits, fraction, lean,
                                                                 args.seed)
+    net.set_lean_lsq(False)
     return results
+
+
+def print_memory(mem: dict[str, dict[str, float]]) -> None:
+    lean = mem["lean"]
+    print(f"\n{'config':>9} {'peak RSS MiB':>13} {'/ lean':>7} {'saved MiB':>10} {'/ lean':>7} {'step s':>7}")
+    for name, r in mem.items():
+        rss = f"{r['rss_peak'] / MiB:13.1f} {r['rss_peak'] / lean['rss_peak']:7.3f}" if "rss_peak" in r else f"{'-':>13} {'-':>7}"
+        print(f"{name:>9} {rss} {r['saved'] / MiB:10.1f} {r['saved'] / lean['saved']:7.3f} {r['step_seconds']:7.2f}")
+        if "cuda_peak" in r:
+            print(f"{'':>9} CUDA peak {r['cuda_peak'] / MiB:.1f} MiB ({r['cuda_peak'] / lean['cuda_peak']:.3f} of lean)")
+
+
+def memory_ratio(mem: dict[str, dict[str, float]], fraction: float) -> float:
+    """Peak-RSS ratio of CSQ at ``fraction`` to the lean step (saved-bytes ratio without RSS)."""
+    key = "rss_peak" if "rss_peak" in mem["lean"] else "saved"
+    return mem[f"csq-{fraction:g}"][key] / mem["lean"][key]
+
+
+def recommend(taus: dict[float, float], tau_lean: float, slack: float = TAU_SLACK) -> float:
+    """The smallest fraction with tau >= tau_lean - slack; else the fraction with the highest tau."""
+    ok = sorted(f for f, t in taus.items() if np.isfinite(t) and t >= tau_lean - slack)
+    if ok:
+        return ok[0]
+    finite = {f: t for f, t in taus.items() if np.isfinite(t)}
+    return max(finite, key=finite.get) if finite else max(taus)
+
+
+def fidelity(args: argparse.Namespace, splits) -> tuple[float, dict[float, float]]:
+    """Part 2: tau of the lean supernet and of each CSQ supernet against the float-start QAT truth."""
+    t0 = time.perf_counter()
+    nets = {0.0: fashion_setup.trained_supernet(args, splits, 0.0)}
+    for f in args.fraction_list:
+        nets[f] = fashion_setup.trained_supernet(args, splits, f)
+    print(f"supernets ready in {time.perf_counter() - t0:.0f} s")
+    data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
+    policies, energies = fashion_setup.fidelity_policies(args, nets[0.0])
+    print(f"{len(policies)} policies stratified over energy {energies.min() / 1e6:.2f}..{energies.max() / 1e6:.2f} uJ")
+    truth = fashion_setup.qat_truth(args, splits, fashion_setup.work_path(args, "float.pt"), policies, data)
+    taus = {}
+    print(f"\n{'supernet':>9} {'tau':>6} {'95% CI':>15} {'mean |gap| pts':>15}")
+    for f, net in nets.items():
+        est = SupernetEstimator(net, data).estimate(policies)
+        tau, lo, hi = bootstrap_kendall_tau(est, truth, seed=args.seed)
+        taus[f] = tau
+        name = "lean" if f == 0.0 else f"csq-{f:g}"
+        print(f"{name:>9} {tau:6.3f} [{lo:6.3f}, {hi:6.3f}] {np.mean(np.abs(est - truth)) * 100:15.2f}")
+    return taus.pop(0.0), taus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,46 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     splits = load_dataset("fashion-mnist", seed=args.seed, max_train=args.max_train)
     print(f"dataset: {splits.describe()}")
-    print(f"model: {args.model} (28x28 small-input variant), width_mult={args.width_mult}; memory step: batch "
-          f"{args.memory_batch}, uniform {args.memory_bits}-bit, CSQ fraction {args.csq_fraction}")
+    print(f"memory step: {args.memory_model or args.model} width {args.memory_width or args.width_mult}, batch "
+          f"{args.memory_batch}, uniform {args.memory_bits}-bit; fidelity: {args.model} width {args.width_mult}")
     mem = measure_memory(args, splits)
-    print(f"\n{'config':>10} {'saved act MiB':>14} {'saved total MiB':>16} {'RSS peak MiB':>13} {'step s':>7}")
-    for name, r in mem.items():
-        rss = f"{r['rss_peak'] / MiB:13.1f}" if "rss_peak" in r else f"{'-':>13}"
-        print(f"{name:>10} {r['saved_activation'] / MiB:14.1f} {r['saved_total'] / MiB:16.1f} {rss} {r['step_seconds']:7.2f}")
-        if "cuda_peak" in r:
-            print(f"{'':>10} CUDA peak {r['cuda_peak'] / MiB:.1f} MiB")
-    ratio = mem["csq"]["saved_total"] / mem["full"]["saved_total"]
-    rss_ratio = mem["csq"]["rss_peak"] / mem["full"]["rss_peak"] if "rss_peak" in mem["csq"] else float("nan")
-    print(f"CSQ / full: saved for backward {ratio:.3f}, RSS peak {rss_ratio:.3f}; "
-          f"CSQ / full-lean saved {mem['csq']['saved_total'] / mem['full-lean']['saved_total']:.3f}")
-    if "cuda_peak" in mem["csq"]:
-        print(f"CSQ / full CUDA peak {mem['csq']['cuda_peak'] / mem['full']['cuda_peak']:.3f}")
-
-    tau_full = tau_csq = float("nan")
+    print_memory(mem)
+    tau_lean, taus = float("nan"), {f: float("nan") for f in args.fraction_list}
     if not args.memory_only:
-        start = fashion_setup.float_start(args, splits, args.float_checkpoint)
-        full_net = fashion_setup.supernet_from_float_start(args, splits, start, 0.0, args.full_checkpoint)
-        csq_net = fashion_setup.supernet_from_float_start(args, splits, start, args.csq_fraction, args.csq_checkpoint)
-        data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
-        policies = sample_policies(full_net, args.policies, np.random.default_rng(args.seed + 1))
-        est_full = SupernetEstimator(full_net, data).estimate(policies)
-        est_csq = SupernetEstimator(csq_net, data).estimate(policies)
-        qat = QATEstimator(load_supernet(start, device=args.device), splits, data, epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size,
-                           seed=args.seed, device=args.device, progress=not args.quiet)
-        truth = qat.estimate(policies)
-        f_full, f_csq = compare(policies, est_full, truth, "full"), compare(policies, est_csq, truth, "csq")
-        table = f_full.table.copy()
-        table["csq"] = est_csq
-        for col in ("full", "csq", "qat_truth"):
-            table[col] = (table[col] * 100).round(2)
-        print("\n" + table[["policy", "mean_w_bits", "mean_a_bits", "full", "csq", "qat_truth"]].to_string(
-            index=False, float_format=lambda v: f"{v:.2f}"))
-        tau_full, tau_csq = f_full.kendall_tau, f_csq.kendall_tau
-        print(f"\nKendall tau vs QAT: full supernet {tau_full:.3f} (mean |gap| {f_full.mean_abs_gap * 100:.2f} pts), "
-              f"CSQ supernet {tau_csq:.3f} (mean |gap| {f_csq.mean_abs_gap * 100:.2f} pts); "
-              f"CSQ loses {tau_full - tau_csq:+.3f}")
-    print(f"RESULT peak_memory_ratio={ratio:.3f} tau_full={tau_full:.3f} tau_csq={tau_csq:.3f} rss_peak_ratio={rss_ratio:.3f}")
+        tau_lean, taus = fidelity(args, splits)
+    best = recommend(taus, tau_lean) if not args.memory_only else min(args.fraction_list, key=lambda f: abs(f - 0.25))
+    print(f"\nrecommended CSQ fraction {best:g}: memory {memory_ratio(mem, best):.3f} of lean, tau {taus[best]:.3f} "
+          f"(lean {tau_lean:.3f}; rule: smallest fraction with tau >= tau_lean - {TAU_SLACK})")
+    print(f"RESULT peak_memory_ratio_vs_lean={memory_ratio(mem, best):.3f} tau_lean={tau_lean:.3f} "
+          f"tau_csq={taus[best]:.3f} csq_fraction={best:g}")
     return 0
 
 

@@ -1,9 +1,18 @@
-"""Set-up shared by the issue-3 benchmarks (``accuracy_fidelity.py``, ``csq_memory.py``).
+"""Set-up shared by the supernet benchmarks (``accuracy_fidelity.py``, ``csq_memory.py``).
 
-Both train MobileNetV2 supernets on Fashion-MNIST (28x28 small-input variant, one input
-channel, reduced ``width_mult``) under the same presets and command-line options:
+Both train supernets on Fashion-MNIST (28x28; MobileNetV2 in its small-input variant, one
+input channel, reduced ``width_mult``) under the same presets and command-line options,
+and judge them against the same independent truth (:func:`qat_truth`): every policy
+fine-tuned with full LSQ quantization-aware training from the shared float-trained start
+(never from a supernet), seeded, on policies from :func:`fidelity_policies` (mixed
+per-layer bits, stratified over the policy's energy on the ``eyeriss`` template).
+Checkpoints and the truth are cached under ``--work-dir`` by their settings, so the two
+benchmarks share the float start, the supernets and the truth of one set-up.
 
 * ``tiny``  — a seconds-to-minutes smoke run (tiny data; the numbers are not meaningful).
+* ``lite``  — the ``simple_cnn`` (3 convolutions + a depthwise-separable pair) instead of
+  MobileNetV2, 6,000 training images, 2 float + 2 quantized epochs, 0.5-epoch QAT truth,
+  40 policies: what a shared 2-core CPU finishes in well under an hour for all supernets.
 * ``small`` — what fits a 2-core CPU in about half an hour: width 0.25, 12,000 training
   images, 3 float epochs then 3 quantized (sandwich) epochs, 0.5-epoch QAT per policy,
   20 policies, 2,000 validation images.
@@ -16,20 +25,27 @@ Every preset value can be overridden on the command line.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
+from jaqmoo.quant.estimators import EvalData, QATEstimator
+from jaqmoo.quant.fidelity import heterogeneous_policies, stratify_by_energy
 from jaqmoo.quant.supernet import Supernet, load_supernet, read_checkpoint
 from jaqmoo.quant.train import TrainConfig, train_supernet
 
 PRESETS = {
-    "tiny": dict(width_mult=0.25, max_train=600, float_epochs=1, epochs=1, n_random=1, qat_epochs=0.2,
+    "tiny": dict(model="mobilenet_v2", width_mult=0.25, max_train=600, float_epochs=1, epochs=1, n_random=1, qat_epochs=0.2,
                  policies=20, val_images=300, predictor_samples=20, batch_size=64),
-    "small": dict(width_mult=0.25, max_train=12000, float_epochs=3, epochs=3, n_random=1, qat_epochs=0.5,
-                  policies=20, val_images=2000, predictor_samples=40, batch_size=128),
-    "full": dict(width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
-                 policies=24, val_images=2000, predictor_samples=200, batch_size=128),
+    "lite": dict(model="simple_cnn", width_mult=1.0, max_train=6000, float_epochs=2, epochs=2, n_random=1,
+                 qat_epochs=0.5, policies=40, val_images=2000, predictor_samples=40, batch_size=128),
+    "small": dict(model="mobilenet_v2", width_mult=0.25, max_train=12000, float_epochs=3, epochs=3, n_random=1, qat_epochs=0.5,
+                  policies=40, val_images=2000, predictor_samples=40, batch_size=128),
+    "full": dict(model="mobilenet_v2", width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
+                 policies=60, val_images=2000, predictor_samples=200, batch_size=128),
 }
 
 
@@ -37,7 +53,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser with the options both benchmarks share (preset values left as ``None``)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--model", default="mobilenet_v2")
+    p.add_argument("--model", help="model name (preset: mobilenet_v2, simple_cnn for 'lite')")
     p.add_argument("--width-mult", type=float)
     p.add_argument("--max-train", type=int)
     p.add_argument("--float-epochs", type=int, help="float epochs before the quantized ones")
@@ -51,6 +67,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--policies", type=int)
     p.add_argument("--val-images", type=int)
     p.add_argument("--retrain", action="store_true", help="train again even if the checkpoints exist")
+    p.add_argument("--work-dir", default="bench_cache",
+                   help="where float starts, supernets and the QAT truth are cached (keyed by their settings)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -64,7 +82,70 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.policies < 3:
+        p.error("--policies must be >= 3")
     return args
+
+
+def setup_key(args: argparse.Namespace) -> str:
+    """A file-name-safe key of everything the float start and the supernets depend on."""
+    train = args.max_train if args.max_train is not None else "all"
+    return (f"{args.model}-w{args.width_mult:g}-n{train}-b{args.batch_size}-lr{args.lr:g}-f{args.float_epochs}"
+            f"-q{args.epochs}-r{args.n_random}-s{args.seed}")
+
+
+def work_path(args: argparse.Namespace, name: str) -> Path:
+    """``--work-dir/<setup key>/name`` (directories created)."""
+    d = Path(args.work_dir) / setup_key(args)
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
+def policy_energies(args: argparse.Namespace, net: Supernet, policies) -> np.ndarray:
+    """Energy (pJ) of each policy for ``net``'s workload on the ``eyeriss`` template (mapper: energy)."""
+    from jaqmoo.cost import network_cost
+    from jaqmoo.hardware.templates import get_template
+    from jaqmoo.mapping.mapper import Mapper
+    from jaqmoo.workload import model_workload
+
+    wl = model_workload(net.meta.model, net.meta.input_shape, net.meta.num_classes, net.meta.width_mult)
+    accel = get_template("eyeriss").build()
+    mapper = Mapper(metric="energy")
+    return np.array([network_cost(wl, accel, p, metric="energy", mapper=mapper).energy_pj for p in policies])
+
+
+def fidelity_policies(args: argparse.Namespace, net: Supernet, pool_factor: int = 4) -> tuple[list, np.ndarray]:
+    """``args.policies`` mixed policies, one per equal-width energy stratum of a seeded pool
+    ``pool_factor`` times larger (:func:`jaqmoo.quant.fidelity.stratify_by_energy`); and their energies."""
+    rng = np.random.default_rng(args.seed + 1)
+    pool = heterogeneous_policies(net.layer_names, pool_factor * args.policies, rng, net.bits, net.apply_rules)
+    energies = policy_energies(args, net, pool)
+    idx = stratify_by_energy(energies, args.policies, rng)
+    return [pool[i] for i in idx], energies[idx]
+
+
+def _policy_key(policy) -> str:
+    return ",".join(f"{w}/{a}" for w, a in zip(policy.weight_bits, policy.act_bits, strict=True))
+
+
+def qat_truth(args: argparse.Namespace, splits, start: Path, policies, data: EvalData) -> np.ndarray:
+    """QAT ground truth of ``policies``: each fine-tuned from the float start ``start`` (full LSQ,
+    ``--qat-epochs``, ``--qat-lr``, seeded) and evaluated on ``data``; cached per policy in the
+    work directory, so re-runs and the other benchmark reuse it."""
+    cache_path = work_path(args, f"truth-qat{args.qat_epochs:g}-lr{args.qat_lr:g}-val{len(data.images)}.json")
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() and not args.retrain else {}
+    todo = [p for p in policies if _policy_key(p) not in cache]
+    if todo:
+        qat = QATEstimator(load_supernet(start, device=args.device), splits, data, epochs=args.qat_epochs,
+                           lr=args.qat_lr, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                           progress=not args.quiet)
+        t0 = time.perf_counter()
+        for p in todo:
+            cache[_policy_key(p)] = float(qat.estimate([p])[0])
+            cache_path.write_text(json.dumps(cache, indent=0))
+        print(f"QAT truth: {len(todo)} policies fine-tuned from the float start, "
+              f"{(time.perf_counter() - t0) / len(todo):.1f} s per policy -> {cache_path}")
+    return np.array([cache[_policy_key(p)] for p in policies])
 
 
 def train_config(args: argparse.Namespace, out: Path, csq_fraction: float, float_epochs: int, epochs: int,
@@ -108,3 +189,10 @@ def supernet_from_float_start(args: argparse.Namespace, splits, start: Path, fra
         raise SystemExit(f"{path}: trained with csq_fraction {net.meta.csq_fraction}, width {net.meta.width_mult}; "
                          "use --retrain or another path")
     return net
+
+
+def trained_supernet(args: argparse.Namespace, splits, fraction: float) -> Supernet:
+    """The supernet of this set-up at CSQ ``fraction`` (0: every channel on the LSQ path),
+    trained from the set-up's float start, both cached in the work directory."""
+    return supernet_from_float_start(args, splits, work_path(args, "float.pt"), fraction,
+                                     work_path(args, f"supernet-csq{fraction:g}.pt"))

@@ -1,9 +1,8 @@
-"""Quantizer values and gradients (LSQ, lean LSQ, CSQ straight-through conv)."""
+"""Quantizer values and gradients (LSQ and lean LSQ)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -13,9 +12,8 @@ from jaqmoo.quant.fakequant import (
     lsq_quantize,
     lsq_quantize_lean,
     quantize_nograd,
-    ste_quant_conv2d,
 )
-from jaqmoo.quant.layers import QuantConv2d, QuantLinear
+from jaqmoo.quant.layers import QuantLinear
 
 
 @settings(max_examples=30, deadline=None)
@@ -62,62 +60,6 @@ def test_lean_lsq_matches_autograd_lsq():
         (out * up).sum().backward()
         assert torch.allclose(out, lsq_quantize(x, s, -8, 7))
         assert torch.allclose(x.grad, gx, atol=1e-6) and torch.allclose(s.grad, gs, atol=1e-5)
-
-
-def _unambiguous(x, step, qmin, qmax):
-    """Positions not within half a step outside the clamp range (where the STE path's
-    integer codes cannot tell "clipped" from "rounded onto the edge")."""
-    v = x.detach() / step
-    return ~(((v > qmax) & (v < qmax + 0.5)) | ((v < qmin) & (v > qmin - 0.5)))
-
-
-def test_ste_conv_matches_conv_of_quantized_input_and_saves_only_int8_codes():
-    torch.manual_seed(0)
-    x = torch.randn(2, 4, 6, 6, requires_grad=True)
-    w = torch.randn(3, 4, 3, 3, requires_grad=True)
-    step = torch.tensor(0.2)
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
-        out = ste_quant_conv2d(x, w, step, -8, 7, (1, 1), (1, 1), (1, 1), 1)
-    assert out.grad_fn is not None
-    big = [tuple(s) for s in saved if len(s) == 4]
-    assert sorted(big) == [(2, 4, 6, 6), (3, 4, 3, 3)]  # the input's codes and the weight, nothing else
-    ref_x = x.detach().clone().requires_grad_()
-    ref_w = w.detach().clone().requires_grad_()
-    xq = lsq_quantize(ref_x, step, -8, 7)
-    ref = F.conv2d(xq, ref_w, padding=1)
-    up = torch.randn_like(ref)
-    (out * up).sum().backward()
-    (ref * up).sum().backward()
-    ok = _unambiguous(x, 0.2, -8, 7)
-    assert torch.allclose(out, ref, atol=1e-5)
-    assert torch.allclose(x.grad[ok], ref_x.grad[ok], atol=1e-5)
-    assert torch.allclose(w.grad, ref_w.grad, atol=1e-4)
-
-
-def test_csq_layer_gives_the_same_values_and_weight_gradients_as_the_full_path():
-    torch.manual_seed(0)
-    for groups in (1, 8):
-        conv = QuantConv2d.from_module(nn.Conv2d(8, 8, 3, padding=1, groups=groups))
-        conv.set_bits(4, 4)
-        conv.train()
-        conv.sensitive = torch.tensor([1, 5])
-        x = torch.randn(2, 8, 6, 6, requires_grad=True)
-        up = torch.randn(2, 8, 6, 6)
-        grads = []
-        for frac in (0.0, 0.25):
-            conv.csq_fraction = frac
-            x.grad = None
-            conv.zero_grad()
-            out = conv(x)
-            (out * up).sum().backward()
-            grads.append((out.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
-        qmin, qmax = 0 if int(conv.a_signed) == 0 else -8, 15 if int(conv.a_signed) == 0 else 7
-        ok = _unambiguous(x, float(conv.a_step.detach()[conv.bits.index(4)]), qmin, qmax)
-        (o1, gx1, gw1, gb1), (o2, gx2, gw2, gb2) = grads
-        assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(gb1, gb2, atol=1e-5)
-        assert torch.allclose(gx1[ok], gx2[ok], atol=1e-5)
-        assert torch.allclose(gw1, gw2, atol=1e-4)
 
 
 def test_bits_change_outputs_and_float_is_exact():

@@ -8,7 +8,6 @@ import torch
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.layers import QuantConv2d
-from jaqmoo.quant.memory import saved_activation_bytes
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import build_supernet, load_supernet
@@ -121,24 +120,6 @@ def test_bad_checkpoints(net, tmp_path):
         load_supernet(tmp_path / "plain.pt")
     with pytest.raises(JaqmooError, match="does not exist"):
         load_supernet(tmp_path / "missing.pt")
-
-
-def test_csq_saves_activation_memory():
-    torch.manual_seed(0)
-    sn = build_supernet("mobilenet_v2", 10, 1, 16, width_mult=0.25)
-    x, y = torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,))
-    sn.train()
-    sn.set_policy(sn.uniform_policy(4))
-
-    def step():
-        return torch.nn.functional.cross_entropy(sn(x), y)
-
-    full = saved_activation_bytes(sn, step)
-    sn.set_csq_fraction(0.25)
-    rank_sensitive_channels(sn, [(x, y)])
-    sn.set_policy(sn.uniform_policy(4))
-    csq = saved_activation_bytes(sn, step)
-    assert csq.activation_bytes < 0.6 * full.activation_bytes
 
 
 def test_batch_norm_folding_for_evaluation_matches_the_unfolded_model():

@@ -1,4 +1,4 @@
-"""Fake quantization primitives: LSQ and the CSQ straight-through path.
+"""Fake quantization primitives: LSQ (standard autograd and memory-lean).
 
 * :func:`lsq_quantize` is Learned Step size Quantization (Esser et al., ICLR 2020): values
   are divided by a learnable step, clamped to the integer range, rounded with a
@@ -8,12 +8,8 @@
   rounded value) — this is the standard "full fake-quant path".
   :func:`lsq_quantize_lean` computes the same values and gradients in one autograd
   function that keeps only ``x``.
-* :func:`ste_quant_conv2d` is the cheap path of CSQ: one autograd function that quantizes
-  the input activation and runs the convolution in forward, saving only the input's integer
-  codes (int8 up to 6 bits, int16 above: a quarter / half of the float input) and the
-  small weight tensor. In backward it rebuilds the quantized input from the codes for the
-  weight gradient and passes the input gradient straight through (zeroed where the input
-  was clipped). No step-size gradient flows through this path.
+* The CSQ training path (int8 input codes, only the trained channels' outputs kept) is
+  :mod:`jaqmoo.quant.csq`.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 STEP_EPS = 1e-8
@@ -106,58 +101,6 @@ def lsq_init_step(x: Tensor, qmax: int, dim: int | None = None) -> Tensor:
         return (2.0 * m / math.sqrt(qmax)).clamp_min(1e-5)
 
 
-def _code_dtype(qmin: int, qmax: int) -> torch.dtype:
-    return torch.int8 if qmin - 1 >= -128 and qmax + 1 <= 127 else torch.int16
-
-
-class _STEQuantConv2d(torch.autograd.Function):
-    """Quantize the input and convolve, keeping only the input's integer codes for backward.
-
-    The codes are ``round(x / s)`` clamped to ``[qmin - 1, qmax + 1]`` (int8 up to 6 bits,
-    int16 above): ``codes.clamp(qmin, qmax) * s`` is exactly the quantized input (for the
-    weight gradient) and codes outside ``[qmin, qmax]`` mark the clipped positions, where
-    the straight-through input gradient is zero.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, step, keep, qmin, qmax, stride, padding, dilation, groups):  # noqa: D401
-        s = float(step.abs() + STEP_EPS)
-        codes = torch.div(x, s).round_().clamp_(qmin - 1, qmax + 1).to(_code_dtype(qmin, qmax))
-        xq = codes.clamp(qmin, qmax).to(x.dtype).mul_(s)
-        if keep is not None:
-            xq.mul_(keep.view(1, -1, 1, 1))
-        ctx.conf = (s, qmin, qmax, stride, padding, dilation, groups, x.dtype)
-        ctx.save_for_backward(codes, weight, keep)
-        return F.conv2d(xq, weight, None, stride, padding, dilation, groups)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        codes, weight, keep = ctx.saved_tensors
-        s, qmin, qmax, stride, padding, dilation, groups, dtype = ctx.conf
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.nn.grad.conv2d_input(codes.shape, weight, grad_out, stride, padding, dilation, groups)
-            grad_x.masked_fill_((codes < qmin).logical_or_(codes > qmax), 0.0)
-            if keep is not None:
-                grad_x.mul_(keep.view(1, -1, 1, 1))
-        if ctx.needs_input_grad[1]:
-            xq = codes.clamp(qmin, qmax).to(dtype).mul_(s)
-            if keep is not None:
-                xq.mul_(keep.view(1, -1, 1, 1))
-            grad_w = torch.nn.grad.conv2d_weight(xq, weight.shape, grad_out, stride, padding, dilation, groups)
-        return grad_x, grad_w, None, None, None, None, None, None, None, None
-
-
-def ste_quant_conv2d(x: Tensor, weight: Tensor, step: Tensor, qmin: int, qmax: int,
-                     stride, padding, dilation, groups: int, keep: Tensor | None = None) -> Tensor:
-    """``conv2d(fake_quant(x), weight)`` storing no activation tensor beyond ``x`` itself.
-
-    ``keep`` (float 0/1 per input channel) zeroes the channels handled elsewhere (the
-    sensitive channels of CSQ, which take the LSQ path).
-    """
-    return _STEQuantConv2d.apply(x, weight, step.detach(), keep, qmin, qmax, stride, padding, dilation, groups)
-
-
 __all__ = [
     "int_range",
     "grad_scale",
@@ -166,5 +109,4 @@ __all__ = [
     "lsq_quantize_lean",
     "quantize_nograd",
     "lsq_init_step",
-    "ste_quant_conv2d",
 ]

@@ -8,10 +8,10 @@ channel when ``per_channel``) and one learnable activation step. Activations are
 at the layer's input, unsigned when the input is non-negative (after ReLU) and signed
 otherwise (decided the first time the layer sees data).
 
-CSQ (``csq_fraction`` in (0, 1)): during training only the ``sensitive`` input channels
-(chosen by :mod:`jaqmoo.quant.sensitivity`) take the LSQ path (exact LSQ gradients for
-inputs and step, via :func:`~jaqmoo.quant.fakequant.lsq_quantize_lean`); the others take
-:func:`~jaqmoo.quant.fakequant.ste_quant_conv2d`, which stores no extra activations.
+CSQ (``csq_fraction`` > 0): the layer's ``sensitive`` buffer lists the output channels
+trained quantization-aware (chosen by :mod:`jaqmoo.quant.sensitivity`); the training
+itself runs in :class:`jaqmoo.quant.csq.CSQBlock`, which fuses the layer with its
+batch-norm and activation.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from jaqmoo.quant.fakequant import (
     lsq_quantize,
     lsq_quantize_lean,
     quantize_nograd,
-    ste_quant_conv2d,
 )
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS
 
@@ -56,8 +55,6 @@ class QuantMixin:
         self.a_bits = max(bits)
         self.csq_fraction = 0.0
         self.lean_lsq = False  # full path: standard autograd LSQ (False) or the lean function
-        self.record_input = False
-        self.recorded_input: Tensor | None = None
 
     def _bit_index(self, bits: int) -> int:
         return self.bits.index(bits)
@@ -77,7 +74,7 @@ class QuantMixin:
         step = step.view(-1, *([1] * (self.weight.dim() - 1)))
         if not torch.is_grad_enabled():
             return quantize_nograd(self.weight, step, qmin, qmax)
-        if self.lean_lsq or 0.0 < self.csq_fraction < 1.0:
+        if self.lean_lsq or self.csq_fraction > 0.0:
             return lsq_quantize_lean(self.weight, step, qmin, qmax)
         return lsq_quantize(self.weight, step, qmin, qmax)
 
@@ -107,13 +104,6 @@ class QuantMixin:
             return lsq_quantize_lean(x, step, qmin, qmax)
         return lsq_quantize(x, step, qmin, qmax)
 
-    def _maybe_record(self, x: Tensor) -> Tensor:
-        """For sensitivity measurement: keep the input and its gradient."""
-        if self.record_input and x.requires_grad:
-            x.retain_grad()
-            self.recorded_input = x
-        return x
-
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         base = super().extra_repr()
         return f"{base}, w_bits={self.w_bits}, a_bits={self.a_bits}, csq={self.csq_fraction}"
@@ -136,46 +126,14 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
 
     @property
     def csq_supported(self) -> bool:
-        """CSQ handles dense and depthwise convolutions with zero padding."""
-        dense_or_dw = self.groups == 1 or (self.groups == self.in_channels == self.out_channels)
-        return dense_or_dw and self.padding_mode == "zeros" and not isinstance(self.padding, str)
-
-    def _csq_active(self) -> bool:
-        return (
-            0.0 < self.csq_fraction < 1.0
-            and self.training
-            and torch.is_grad_enabled()
-            and self.a_bits != FLOAT_BITS
-            and self.sensitive.numel() > 0
-            and self.csq_supported
-        )
+        """CSQ handles convolutions with zero padding (fused with their batch-norm when trained)."""
+        return self.padding_mode == "zeros" and not isinstance(self.padding, str)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self._maybe_record(x)
-        w = self.quant_weight()
-        if not self._csq_active():
-            out = self._conv_forward(self.quant_input(x), w, None)
-        else:
-            out = self._csq_forward(x, w)
+        out = self._conv_forward(self.quant_input(x), self.quant_weight(), None)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out
-
-    def _csq_forward(self, x: Tensor, w: Tensor) -> Tensor:
-        """Sensitive channels through LSQ (with gradients), the rest through the STE path."""
-        qmin, qmax = self._act_range(x)
-        step = self._act_step(x, qmax)
-        idx = self.sensitive
-        keep = torch.ones(self.in_channels, device=x.device, dtype=x.dtype)
-        keep[idx] = 0.0
-        out = ste_quant_conv2d(x, w, step, qmin, qmax, self.stride, self.padding, self.dilation,
-                               self.groups, keep)
-        xs = lsq_quantize_lean(x.index_select(1, idx), step, qmin, qmax)
-        if self.groups == 1:
-            part = F.conv2d(xs, w.index_select(1, idx), None, self.stride, self.padding, self.dilation, 1)
-            return out + part
-        part = F.conv2d(xs, w.index_select(0, idx), None, self.stride, self.padding, self.dilation, idx.numel())
-        return out.index_add(1, idx, part)
 
 
 class QuantLinear(QuantMixin, nn.Linear):
@@ -197,7 +155,6 @@ class QuantLinear(QuantMixin, nn.Linear):
         return False
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self._maybe_record(x)
         return F.linear(self.quant_input(x), self.quant_weight(), self.bias)
 
 
@@ -205,7 +162,7 @@ QuantLayer = QuantConv2d | QuantLinear
 
 
 def n_sensitive(channels: int, fraction: float) -> int:
-    """How many of ``channels`` input channels a CSQ ``fraction`` keeps on the LSQ path."""
+    """How many of ``channels`` output channels a CSQ ``fraction`` trains quantization-aware."""
     return max(1, min(channels, int(math.ceil(fraction * channels))))
 
 

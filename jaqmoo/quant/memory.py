@@ -74,13 +74,33 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident high-water mark (VmHWM; Linux >= 4.0); False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
 def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool,
                       seed: int) -> int:  # pragma: no cover - runs in a subprocess
+    import ctypes
     import gc
-    import resource
     import threading
+    from contextlib import nullcontext
 
     torch.set_num_threads(1)
+    from jaqmoo.quant.csq import csq_blocks
     from jaqmoo.quant.supernet import load_supernet
 
     net = load_supernet(ckpt)
@@ -91,9 +111,19 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *net.meta.input_shape, generator=g)
     y = torch.randint(0, net.meta.num_classes, (batch,), generator=g)
+
+    def step() -> None:
+        with csq_blocks(net.model) if csq_fraction > 0 else nullcontext():
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+
+    step()  # warm-up: gradient buffers exist, libraries and kernels are loaded, as in training
     gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
     base = _rss_bytes()
-    high_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    exact = _reset_peak_rss()
     samples = [base]
     done = threading.Event()
 
@@ -104,11 +134,10 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    torch.nn.functional.cross_entropy(net(x), y).backward()
+    step()
     done.set()
     th.join()
-    high_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = high_after if high_after > high_before else max(samples)
+    peak = max(_peak_rss_bytes(), max(samples)) if exact else max(samples)
     return peak - base
 
 
@@ -122,22 +151,29 @@ def _child_main() -> None:  # pragma: no cover - runs in a subprocess
 
 def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool = False,
                         seed: int = 0) -> int:
-    """Peak resident-memory growth (bytes) of one training step, in a fresh process.
+    """Peak resident-memory growth (bytes) of one steady-state training step, in a fresh process.
 
-    The supernet is loaded from ``ckpt`` (so CSQ's sensitive channels are the saved ones),
-    a random batch is built, the resident set size is read, then one forward/backward
-    runs while a thread samples the RSS; the peak (or the kernel's high-water mark when the
-    step raised it) minus the starting RSS is returned. A fresh process per measurement
-    keeps one configuration's allocator state from hiding another's.
+    The supernet is loaded from ``ckpt`` (so CSQ's sensitive channels are the saved ones), a
+    random batch is built and one warm-up forward/backward runs (gradient buffers allocated,
+    library code and kernels loaded, as in every step after the first of a training run).
+    Then freed heap is returned to the system, the resident set size is read, the kernel's
+    high-water mark is reset and a second forward/backward runs; its high-water mark (or,
+    where the reset is not allowed, the maximum of RSS samples every 0.5 ms) minus the
+    starting RSS is returned. The child runs with a fixed ``MALLOC_MMAP_THRESHOLD_`` so that
+    tensors are mapped and unmapped as they live and die, and RSS follows live memory. A
+    fresh process per measurement keeps one configuration's allocator state from hiding
+    another's.
     """
     import json
+    import os
     import subprocess
     import sys
 
     args = json.dumps({"ckpt": str(ckpt), "batch": batch, "bits": bits, "csq_fraction": csq_fraction,
                        "lean": lean, "seed": seed})
     code = "from jaqmoo.quant.memory import _child_main; _child_main()"
-    proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("PEAK_RSS_DELTA "):
             return int(line.split()[1])

@@ -1,13 +1,21 @@
-"""Measured per-channel quantization sensitivity (which channels CSQ keeps on the LSQ path).
+"""Measured per-channel quantization sensitivity (which channels CSQ trains).
 
-The score of input channel ``c`` of a layer is the first-order (Taylor) estimate of how
-much the loss moves when that channel is quantized::
+The score of output channel ``c`` of a layer is the first-order (Taylor) estimate of how
+much the loss moves when that channel's weights are quantized::
 
-    score_c = sum over batch, h, w of | dL/dx_c * (Q_b(x_c) - x_c) |
+    score_c = sum over the weights W[c] of | dL/dW * (Q_b(W) - W) |
 
 measured with every layer at ``bits`` (by default the supernet's smallest bit-width, where
-quantization hurts most) on a few training batches. Channels whose quantization error
+quantization hurts most) on a few training batches; ``dL/dW`` is the gradient of the
+quantized network (LSQ's straight-through gradient). Channels whose quantization error
 meets large gradients rank first.
+
+Why a measured score rather than the batch-norm scale JAQ ranks by: ``|gamma|`` says how
+much a channel matters in the float network (it is the network-slimming pruning criterion),
+not how much quantizing it costs; a channel with a large scale whose weights sit on the
+quantization grid loses nothing, and this score sees both the error and its effect on the
+loss. It costs one forward/backward per batch (``sensitivity_batches``, 2 by default),
+once per quantized epoch.
 """
 
 from __future__ import annotations
@@ -28,43 +36,26 @@ def measure_sensitivity(
     bits: int | None = None,
     loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> list[Tensor]:
-    """Per layer, a score per input channel (larger = more sensitive); see module doc."""
+    """Per layer, a score per output channel (larger = more sensitive); see module doc."""
     loss_fn = loss_fn or nn.functional.cross_entropy
     bits = bits if bits is not None else min(supernet.bits)
     layers = supernet.layers
     saved_policy = supernet.policy()
-    saved_fraction = [m.csq_fraction for m in layers]
-    scores = [torch.zeros(m.in_channels if hasattr(m, "in_channels") else m.in_features,
-                          device=m.weight.device) for m in layers]
+    scores = [torch.zeros(m.weight.shape[0], device=m.weight.device) for m in layers]
     try:
         supernet.set_policy(supernet.uniform_policy(bits))
-        for m in layers:
-            m.csq_fraction = 0.0
-            m.record_input = True
+        weights = [m.weight for m in layers]
         for x, y in batches:
-            for m in layers:
-                m.recorded_input = None
-            loss = loss_fn(supernet(x), y)
-            recorded = [(i, m.recorded_input) for i, m in enumerate(layers) if m.recorded_input is not None]
-            grads = torch.autograd.grad(loss, [t for _, t in recorded], allow_unused=True)
-            for (i, inp), g in zip(recorded, grads, strict=True):
-                if g is None:
-                    continue
-                m = layers[i]
-                if m.a_bits == FLOAT_BITS:
+            grads = torch.autograd.grad(loss_fn(supernet(x), y), weights, allow_unused=True)
+            for i, (m, g) in enumerate(zip(layers, grads, strict=True)):
+                if g is None or m.w_bits == FLOAT_BITS:
                     continue
                 with torch.no_grad():
-                    qmin, qmax = int_range(m.a_bits, bool(int(m.a_signed) == 1))
-                    step = m.a_step[m.bits.index(m.a_bits)]
-                    err = quantize_nograd(inp.detach(), step, qmin, qmax) - inp.detach()
-                    contrib = (g * err).abs()
-                    dims = [d for d in range(contrib.dim()) if d != 1]
-                    scores[i] += contrib.sum(dim=dims)
+                    qmin, qmax = int_range(m.w_bits, True)
+                    step = m.w_step[m.bits.index(m.w_bits)].view(-1, *([1] * (m.weight.dim() - 1)))
+                    err = quantize_nograd(m.weight, step, qmin, qmax) - m.weight
+                    scores[i] += (g * err).abs().flatten(1).sum(1)
     finally:
-        for m, f in zip(layers, saved_fraction, strict=True):
-            m.csq_fraction = f
-            m.record_input = False
-            m.recorded_input = None
         supernet.set_policy(saved_policy)
     return scores
 

@@ -103,13 +103,15 @@ class Supernet(nn.Module):
         self.model = model
         self.meta = meta
         self.layer_names: tuple[str, ...] = tuple(names)
+        self._layers = tuple(model.get_submodule(n) for n in names)  # a plain tuple: not registered twice
         self.set_csq_fraction(meta.csq_fraction)
         self.set_policy(QuantPolicy.uniform(names, max(meta.bits)))
 
     # ----------------------------------------------------------------- layers and policies
     @property
     def layers(self) -> list[QuantConv2d | QuantLinear]:
-        return [self.model.get_submodule(n) for n in self.layer_names]
+        """The quantized layers in policy order (also while CSQ blocks or folded batch-norms wrap them)."""
+        return list(self._layers)
 
     @property
     def bits(self) -> tuple[int, ...]:
@@ -189,7 +191,8 @@ class Supernet(nn.Module):
 
     # ----------------------------------------------------------------------------- CSQ
     def set_csq_fraction(self, fraction: float) -> None:
-        """Fraction of each layer's input channels on the full LSQ path (0 or 1: all of them)."""
+        """CSQ: fraction of each layer's output channels trained quantization-aware (0: CSQ off,
+        every channel on the LSQ path; see :mod:`jaqmoo.quant.csq`)."""
         if not 0.0 <= fraction <= 1.0:
             raise JaqmooError(f"csq_fraction must be in [0, 1] (got {fraction})")
         self.meta.csq_fraction = float(fraction)
@@ -202,9 +205,9 @@ class Supernet(nn.Module):
             layer.lean_lsq = bool(lean)
 
     def set_sensitive_channels(self, scores: Sequence[Tensor]) -> None:
-        """Keep, per layer, the top ``csq_fraction`` input channels by ``scores`` on the LSQ path."""
+        """Mark, per layer, the top ``csq_fraction`` output channels by ``scores`` as CSQ-trained."""
         for layer, score in zip(self.layers, scores, strict=True):
-            if not layer.csq_supported or not 0.0 < layer.csq_fraction < 1.0:
+            if not layer.csq_supported or layer.csq_fraction <= 0.0:
                 layer.sensitive = torch.zeros(0, dtype=torch.long, device=layer.weight.device)
                 continue
             k = n_sensitive(score.numel(), layer.csq_fraction)

@@ -4,9 +4,11 @@ Every step trains the shared weights under several per-layer bit configurations 
 "sandwich rule"): the largest (all layers at the highest bit-width), the smallest, and
 ``n_random`` random ones; their gradients accumulate before one optimizer step. With
 ``distill`` the non-largest configurations learn from the largest one's soft predictions
-(in-place distillation) instead of the labels. With ``csq_fraction`` in (0, 1) each
-epoch starts by measuring channel sensitivity (:mod:`jaqmoo.quant.sensitivity`) and only
-the top channels take the full LSQ path. ``float_epochs`` plain float epochs may come
+(in-place distillation) instead of the labels. With ``csq_fraction`` > 0 (CSQ) each
+quantized epoch starts by measuring channel sensitivity (:mod:`jaqmoo.quant.sensitivity`)
+and only each layer's top ``csq_fraction`` output channels are trained quantization-aware,
+through the fused blocks of :mod:`jaqmoo.quant.csq` that store no float activation for the
+others. ``float_epochs`` plain float epochs may come
 first (one float forward/backward per step, several times cheaper than a sandwich step): a
 float-trained start lets the shared quantized weights converge in far fewer sandwich steps,
 as a pretrained checkpoint does.
@@ -21,6 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.csq import csq_blocks
 from jaqmoo.quant.elastic import ElasticSupernet
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
@@ -256,31 +260,35 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     for epoch in range(start_epoch, n_epochs):
         supernet.train()
         float_phase = epoch < cfg.float_epochs
+        csq = cfg.csq_fraction > 0.0 and not float_phase
         if elastic and not float_phase:
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
-        if 0.0 < cfg.csq_fraction < 1.0 and not float_phase:
+        if csq:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
             rank_sensitive_channels(supernet, sens)
         bar = tqdm(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
                    total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
                    leave=False)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for step, (x, y) in enumerate(bar):
-            opt.zero_grad(set_to_none=True)
-            if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
-                loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
-            else:
-                policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
-                loss = train_step(supernet, x, y, policies, cfg.distill)
-            nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            seen += len(x)
-            loss_sum += loss
-            if not math.isfinite(loss):
-                raise JaqmooError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower --lr")
-            bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-            del step
+        # CSQ's fused blocks (jaqmoo/quant/csq.py) for fixed-architecture supernets; an elastic
+        # supernet trains every channel on the lean LSQ path
+        with csq_blocks(supernet.model) if csq and not elastic else nullcontext():
+            for x, y in bar:
+                opt.zero_grad(set_to_none=True)
+                if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
+                    loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
+                else:
+                    policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
+                    loss = train_step(supernet, x, y, policies, cfg.distill)
+                nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                seen += len(x)
+                loss_sum += loss
+                if not math.isfinite(loss):
+                    raise JaqmooError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower --lr")
+                bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                                lr=f"{sched.get_last_lr()[0]:.2e}")
         bar.close()
         record = {
             "epoch": epoch + 1,
