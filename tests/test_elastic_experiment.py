@@ -29,7 +29,7 @@ TINY = {
     "accuracy": {"estimator": "supernet", "val_images": 60,
                  "train": {"float_epochs": 1, "epochs": 1, "batch_size": 64, "n_random": 1, "max_train": 192}},
     "objectives": ["accuracy", "energy", "memory"],
-    "search": {"algorithm": "nsga2", "population": 6, "generations": 2, "seed_bits": [8, 4]},
+    "search": {"algorithm": "nsga2", "population": 4, "generations": 2, "seed_bits": [8, 4]},
 }
 
 
@@ -197,3 +197,25 @@ def test_elastic_checkpoint_for_another_space_is_a_clear_error(tiny_run):
     with pytest.raises(JaqmooError, match="elastic: .* -> None"):
         run_experiment(fixed, out=tmp / "fixed", progress=False, plots=False)
     assert not (tmp / "other" / "evaluations.jsonl").exists()
+
+
+def test_tiny_elastic_run_with_predictor_rescores_the_front(tiny_run):
+    """estimator: predictor -> an ArchPredictor (bits + architecture features) inside the loop,
+    the elastic supernet re-scores the front; max_accuracy_drop is taken from the largest
+    architecture at uniform 8 bits."""
+    from jaqmoo.experiment import run_experiment
+
+    tmp, _ = tiny_run
+    spec = _tiny(tmp)
+    spec["accuracy"].update(estimator="predictor", predictor_samples=10)
+    spec["constraints"] = {"max_accuracy_drop": 0.5}
+    spec["search"].update(population=4, generations=1, seed_bits=[8])
+    result = run_experiment(spec, out=tmp / "pred", progress=False, plots=False)
+    meta = result.run.meta
+    assert meta["accuracy_estimator"] == "predictor" and set(meta["predictor_fit_error"]) == {"cv_mae", "cv_kendall_tau"}
+    assert 0.0 <= meta["uniform8_accuracy"] <= 1.0
+    assert meta["constraints"]["min_accuracy"] == pytest.approx(meta["uniform8_accuracy"] - 0.5)
+    assert "supernet_train" not in result.seconds  # the fixture's checkpoint, loaded
+    rescored = json.loads((tmp / "pred" / "rescored.json").read_text())
+    assert rescored and result.run.front["accuracy_rescored"].notna().all()
+    assert all(0.0 <= v <= 1.0 for v in rescored.values())
