@@ -315,6 +315,39 @@ def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
 PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
 
 
+def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
+                     progress: bool = True) -> tuple[Any, dict[str, float], dict[int, tuple[int, int]], Path, dict]:
+    """The supernet (loaded or trained, its layers checked against ``layer_names``), its timings,
+    the layers it keeps at fixed bits, its checkpoint path and the run's ``meta.json`` entries."""
+    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
+    if tuple(net.layer_names) != tuple(layer_names):
+        which = "the largest network of model.elastic" if spec.model.elastic is not None else f"model {spec.model.name}"
+        raise JaqmooError(f"{spec.source}: the supernet's layers do not match {which}'s; "
+                          "delete accuracy.checkpoint to retrain it")
+    timings = {"supernet_train" if trained else "supernet_load": seconds}
+    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    ckpt = supernet_path(spec, splits, default_checkpoint)
+    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
+            "supernet_identity": expected_identity(spec, splits)}
+    return net, timings, fixed, ckpt, meta
+
+
+def cached_predictor(spec: ExperimentSpec, default_checkpoint: Path, ckpt: Path, kind: str, fit: Any,
+                     extra_key: dict | None = None) -> tuple[Any, float]:
+    """The predictor fitted for this supernet and spec: loaded from ``predictor.pkl`` next to the
+    run (so ``--resume`` does not refit it) when its key matches, else ``fit()`` and saved there."""
+    t0 = time.perf_counter()
+    cache = default_checkpoint.parent / "predictor.pkl"
+    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
+           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
+           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": kind, **(extra_key or {})}
+    predictor = _load_predictor(cache, key)
+    if predictor is None:
+        predictor = fit()
+        _save_predictor(cache, key, predictor)
+    return predictor, time.perf_counter() - t0
+
+
 def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                     progress: bool = True) -> AccuracySetup:
     """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
@@ -324,30 +357,14 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
         from jaqmoo.search.elastic_run import obtain_elastic_accuracy
 
         return obtain_elastic_accuracy(spec, splits, layer_names, default_checkpoint, progress)
-    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
-    if tuple(net.layer_names) != tuple(layer_names):
-        raise JaqmooError(f"{spec.source}: the supernet's layers do not match model {spec.model.name}'s; "
-                          "delete accuracy.checkpoint to retrain it")
-    timings = {"supernet_train" if trained else "supernet_load": seconds}
-    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
     supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
-    ckpt = supernet_path(spec, splits, default_checkpoint)
-    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
-            "supernet_identity": expected_identity(spec, splits)}
     if spec.accuracy.estimator == "supernet":
         return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
-    t0 = time.perf_counter()
-    # the fitted predictor is kept next to the run, so --resume does not refit it
-    cache = default_checkpoint.parent / "predictor.pkl"
-    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
-           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
-           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": PREDICTOR_KIND}
-    predictor = _load_predictor(cache, key)
-    if predictor is None:
-        predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
-                                                choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
-                                                progress=progress)
-        _save_predictor(cache, key, predictor)
-    timings["predictor_fit"] = time.perf_counter() - t0
+    predictor, timings["predictor_fit"] = cached_predictor(
+        spec, default_checkpoint, ckpt, PREDICTOR_KIND,
+        lambda: PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
+                                            choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
+                                            progress=progress))
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(CachedEstimator(predictor), CachedEstimator(supernet_est), fixed, timings, meta)

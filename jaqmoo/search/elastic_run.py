@@ -20,14 +20,12 @@ kind of estimator (pairs for architecture candidates, policies otherwise).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaqmoo.errors import JaqmooError
 from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, subnet_workload
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.spec import ExperimentSpec
@@ -130,41 +128,24 @@ def obtain_elastic_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequ
     from jaqmoo.search.accuracy import (
         PREDICTOR_KIND,
         AccuracySetup,
-        _load_predictor,
-        _save_predictor,
-        expected_identity,
-        obtain_supernet,
+        cached_predictor,
+        checked_supernet,
         supernet_bits,
-        supernet_path,
     )
 
     space = elastic_space(spec)
-    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
-    if tuple(net.layer_names) != tuple(layer_names):
-        raise JaqmooError(f"{spec.source}: the elastic supernet's layers do not match the largest network of "
-                          "model.elastic; delete accuracy.checkpoint to retrain it")
-    timings = {"supernet_train" if trained else "supernet_load": seconds}
-    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
+    meta["elastic"] = space.to_dict()
     data = EvalData.from_splits(splits, spec.accuracy.val_images, seed=spec.seed)
     active = net.active_layer_names
     supernet_est = PairCache(NoGradPairs(ElasticSupernetEstimator(net, data)), space, active)
-    ckpt = supernet_path(spec, splits, default_checkpoint)
-    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
-            "supernet_identity": expected_identity(spec, splits), "elastic": space.to_dict()}
     if spec.accuracy.estimator == "supernet":
         return AccuracySetup(supernet_est, None, fixed, timings, meta)
-    t0 = time.perf_counter()
-    cache = default_checkpoint.parent / "predictor.pkl"  # kept next to the run: --resume does not refit it
-    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
-           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
-           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": f"arch-{PREDICTOR_KIND}",
-           "elastic": space.to_dict()}
-    predictor = _load_predictor(cache, key)
-    if predictor is None:
-        predictor = fit_arch_predictor(net, supernet_est, spec.accuracy.predictor_samples, supernet_bits(spec),
-                                       spec.seed, progress)
-        _save_predictor(cache, key, predictor)
-    timings["predictor_fit"] = time.perf_counter() - t0
+    predictor, timings["predictor_fit"] = cached_predictor(
+        spec, default_checkpoint, ckpt, f"arch-{PREDICTOR_KIND}",
+        lambda: fit_arch_predictor(net, supernet_est, spec.accuracy.predictor_samples, supernet_bits(spec),
+                                   spec.seed, progress),
+        extra_key={"elastic": space.to_dict()})
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(PairCache(predictor, space, active), supernet_est, fixed, timings, meta)
 
