@@ -29,7 +29,7 @@ TINY = {
     "accuracy": {"estimator": "supernet", "val_images": 60,
                  "train": {"float_epochs": 1, "epochs": 1, "batch_size": 64, "n_random": 1, "max_train": 192}},
     "objectives": ["accuracy", "energy", "memory"],
-    "search": {"algorithm": "nsga2", "population": 4, "generations": 2, "seed_bits": [8, 4]},
+    "search": {"algorithm": "nsga2", "population": 6, "generations": 2, "seed_bits": [8, 4]},
 }
 
 
@@ -219,3 +219,19 @@ def test_tiny_elastic_run_with_predictor_rescores_the_front(tiny_run):
     rescored = json.loads((tmp / "pred" / "rescored.json").read_text())
     assert rescored and result.run.front["accuracy_rescored"].notna().all()
     assert all(0.0 <= v <= 1.0 for v in rescored.values())
+
+
+def test_notebook_shows_the_architecture_of_the_picked_point(tiny_run, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    tmp, result = tiny_run
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "pareto_exploration.ipynb"
+    monkeypatch.setenv("JAQMOO_RUN_DIR", str(tmp / "run"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "depth per stage: [" in text and "kernel per block: [" in text and "uniform 8-bit (pJ)" in text

@@ -142,11 +142,13 @@ class Run:
         """Per-layer bits and mapping of one evaluated individual (a row or its evaluation index)."""
         if not isinstance(row, pd.Series):
             row = self.evaluations.iloc[int(row)]
+        # an architecture search's point stores bits only for the layers its sub-network runs
+        names = [n for n in self.layer_names if not (pd.isna(row.get(f"w.{n}")) and pd.isna(row.get(f"map.{n}")))]
         return pd.DataFrame({
-            "layer": self.layer_names,
-            "weight_bits": [row.get(f"w.{n}") for n in self.layer_names],
-            "act_bits": [row.get(f"a.{n}") for n in self.layer_names],
-            "mapping": [row.get(f"map.{n}", "") for n in self.layer_names],
+            "layer": names,
+            "weight_bits": [row.get(f"w.{n}") for n in names],
+            "act_bits": [row.get(f"a.{n}") for n in names],
+            "mapping": [row.get(f"map.{n}", "") for n in names],
         })
 
     def energy_by_level(self, row: pd.Series | int) -> pd.Series:
