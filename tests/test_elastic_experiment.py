@@ -235,3 +235,18 @@ def test_notebook_shows_the_architecture_of_the_picked_point(tiny_run, monkeypat
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "depth per stage: [" in text and "kernel per block: [" in text and "uniform 8-bit (pJ)" in text
+
+
+def test_supernet_eval_reads_an_elastic_checkpoint(tiny_run, capsys):
+    from jaqmoo.cli import main
+    from jaqmoo.quant.elastic import ElasticSupernet
+    from jaqmoo.quant.supernet import load_supernet
+
+    tmp, _ = tiny_run
+    net = load_supernet(tmp / "elastic.pt", expect_model="mobilenet_v2")
+    assert isinstance(net, ElasticSupernet) and net.arch == net.space.largest()
+    with pytest.raises(JaqmooError, match="not 'mobilenet_v1'"):
+        load_supernet(tmp / "elastic.pt", expect_model="mobilenet_v1")
+    assert main(["supernet", "eval", "--checkpoint", str(tmp / "elastic.pt"), "--bits", "8/8", "--images", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluating its largest sub-network" in out and "top-1" in out
