@@ -11,7 +11,9 @@ training or search):
 
 1. :func:`prepare_experiment`: validate the spec (:mod:`jaqmoo.search.spec`), the hardware
    template and its parameters, the fixed layers, the area budget against the smallest
-   hardware the search can reach; load the dataset; build the model and its workload.
+   hardware the search can reach; load the dataset; build the model and its workload
+   (with ``model.elastic``: the largest sub-network's, see :mod:`jaqmoo.search.elastic_run`;
+   the search then evolves architecture genes too and costs each decoded sub-network).
 2. Accuracy: load the supernet checkpoint named by ``accuracy.checkpoint`` (or train it and
    save it there); with ``estimator: predictor`` fit a predictor on supernet samples.
 3. Resolve ``max_accuracy_drop`` against the uniform 8-bit accuracy.
@@ -58,6 +60,19 @@ class Prepared:
     hardware_genes: tuple[HardwareGene, ...]
     hardware_fixed: dict[str, int]
     fixed_layers: dict[int, tuple[int, int]]
+    #: the architecture space of ``model.elastic`` (None: a fixed network); ``workload`` and
+    #: ``layer_names`` are then its largest sub-network's
+    elastic: Any = None
+
+    def search_space(self, extra_fixed: dict[int, tuple[int, int]] | None = None) -> Any:
+        """The genome the search evolves: :meth:`genome_space`, with architecture genes in
+        front of it for an elastic search (:class:`~jaqmoo.search.arch_genes.ArchGenomeSpace`)."""
+        space = searcher_space(self.spec.search.algorithm, self.genome_space(extra_fixed))
+        if self.elastic is None:
+            return space
+        from jaqmoo.search.elastic_run import arch_genome
+
+        return arch_genome(self.elastic, space, self.splits)
 
     def genome_space(self, extra_fixed: dict[int, tuple[int, int]] | None = None) -> GenomeSpace:
         q = self.spec.quantization
@@ -230,6 +245,7 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     from jaqmoo.data import load_dataset
     from jaqmoo.models import build_model
     from jaqmoo.search.accuracy import check_train_options
+    from jaqmoo.search.elastic_run import elastic_space
     from jaqmoo.workload import quantizable_layers
 
     spec = coerce_spec(spec_or_path).with_overrides(generations, population)
@@ -239,9 +255,17 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
         raise JaqmooError(f"{spec.source}: model.checkpoint {spec.model.checkpoint} {state}; "
                           "give the path of a pretrained state_dict file or remove the key")
     splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed, input_size=spec.dataset.input_size)
-    model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
+    space = elastic_space(spec)
+    if space is None:
+        model = build_model(spec.model.name, splits.num_classes, splits.in_channels, splits.input_size, spec.model.width_mult)
+        workload = extract_workload(model, splits.input_shape, name=spec.model.name)
+    else:  # the largest sub-network: its layers are the supernet's and the bits genome's
+        from jaqmoo.models.elastic_mbv2 import build_largest
+        from jaqmoo.search.elastic_run import largest_workload
+
+        model = build_largest(space, splits.num_classes, splits.in_channels, splits.input_size)
+        workload = largest_workload(space, splits)
     layer_names = tuple(n for n, _ in quantizable_layers(model))
-    workload = extract_workload(model, splits.input_shape, name=spec.model.name)
     if [layer.name for layer in workload.layers] != list(layer_names):
         raise JaqmooError(f"model {spec.model.name}: its workload layers do not line up with its quantizable layers")
     fixed_layers = _fixed_layers(spec, layer_names)
@@ -249,7 +273,7 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
     _check_area_budget(spec, template, genes, fixed)
     out_dir = Path(out) if out is not None else default_out_dir(spec)
     check_paths(spec, out_dir)
-    return Prepared(spec, out_dir, splits, workload, layer_names, template, genes, fixed, fixed_layers)
+    return Prepared(spec, out_dir, splits, workload, layer_names, template, genes, fixed, fixed_layers, space)
 
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
@@ -290,6 +314,7 @@ def _stored_spec(store: ResultsStore) -> dict | None:
 def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accuracy: Any = None,
                 plots: bool = True) -> ExperimentResult:
     from jaqmoo.search.accuracy import obtain_accuracy
+    from jaqmoo.search.elastic_run import candidate_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
 
     spec = prep.spec
@@ -309,13 +334,15 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     if accuracy is None:
         accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
         seconds.update(accuracy.seconds)
-    # haq / bits-nsga2 search bits only (hardware at its defaults, mapper inside)
-    space = searcher_space(spec.search.algorithm, prep.genome_space(accuracy.fixed_layers))
+    # haq / bits-nsga2 search bits only (hardware at its defaults, mapper inside); model.elastic
+    # puts architecture genes in front
+    space = prep.search_space(accuracy.fixed_layers)
 
     min_acc = spec.constraints.min_accuracy
     baseline_acc = None
     if spec.constraints.max_accuracy_drop is not None or spec.accuracy.estimator == "predictor":
-        baseline_acc = float(accuracy.search_estimator.estimate([space.decode_one(space.uniform_seeds([8])[0]).policy])[0]) \
+        # the uniform 8-bit policy (of the largest architecture in an elastic search)
+        baseline_acc = candidate_accuracy(accuracy.search_estimator, space.decode_one(space.uniform_seeds([8])[0])) \
             if 8 in space.weight_choices and 8 in space.act_choices else None
     if spec.constraints.max_accuracy_drop is not None:
         if baseline_acc is None:
@@ -323,8 +350,14 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         min_acc = baseline_acc - spec.constraints.max_accuracy_drop
     constraints = Constraints(min_accuracy=min_acc, max_area_mm2=spec.constraints.max_area_mm2)
 
-    evaluator = JointEvaluator(prep.workload, prep.template, accuracy.search_estimator, space,
-                               metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits)
+    if prep.elastic is None:
+        evaluator = JointEvaluator(prep.workload, prep.template, accuracy.search_estimator, space,
+                                   metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits)
+    else:  # the cost of each candidate's decoded sub-network (jaqmoo.search.arch_genes)
+        from jaqmoo.search.arch_genes import ArchEvaluator
+
+        evaluator = ArchEvaluator(space, prep.template, accuracy.search_estimator, metric=spec.mapping.metric,
+                                  accumulator_bits=spec.quantization.accumulator_bits)
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
                               seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
@@ -361,7 +394,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
-def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, progress: bool = True) -> None:
+def _rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bool = True) -> None:
     """Score the baselines and the best predicted non-dominated ranks (at least ``pool``
     individuals, not only the predicted front: a predictor's errors move points across
     ranks) with the supernet; write ``rescored.json``. :func:`jaqmoo.report.load_run` then
@@ -371,6 +404,7 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     from tqdm.auto import tqdm
 
     from jaqmoo.reporting.run import nondominated_ranks
+    from jaqmoo.search.elastic_run import candidate_accuracy
 
     rows = nondominated_ranks(run.evaluations, run.objectives, pool)
     base = run.baselines
@@ -378,7 +412,7 @@ def _rescore_front(run: Run, space: GenomeSpace, estimator: Any, pool: int, prog
     scores = read_rescored(run.dir)
     todo = [g for g in genes if g not in scores]
     for g in tqdm(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
-        scores[g] = float(estimator.estimate([space.decode_one(np.array([int(v) for v in g.split()])).policy])[0])
+        scores[g] = candidate_accuracy(estimator, space.decode_one(np.array([int(v) for v in g.split()])))
     (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
 
 

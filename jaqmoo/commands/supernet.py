@@ -70,6 +70,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise JaqmooError("give exactly one of --bits W/A (e.g. 4/8) or --bits-file policy.yaml")
     device = resolve_device(args.device)
     net = load_supernet(args.checkpoint, device=device)
+    if hasattr(net, "space") and not args.json:  # an ElasticSupernet: the largest sub-network is selected
+        print(f"elastic supernet ({net.space.to_dict()}): evaluating its largest sub-network")
     if args.bits is not None:
         w, a = parse_bits_spec(args.bits)
         policy = net.apply_rules(QuantPolicy.uniform(net.layer_names, w, a))

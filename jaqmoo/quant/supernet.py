@@ -350,8 +350,18 @@ def load_supernet(path: str | Path, expect_model: str | None = None, device: str
     """Rebuild a :class:`Supernet` from a checkpoint written by training or :meth:`Supernet.save`.
 
     Its :attr:`Supernet.meta` carries model name, dataset, width_mult, input shape and bits.
+    An elastic checkpoint (``jaqmoo supernet train --elastic``, a spec with ``model.elastic``)
+    gives its :class:`~jaqmoo.quant.elastic.ElasticSupernet` with the largest sub-network selected.
     """
-    supernet = supernet_from_payload(read_checkpoint(path), str(path), expect_model)
+    payload = read_checkpoint(path)
+    from jaqmoo.quant.elastic import elastic_of_payload, load_elastic_supernet
+
+    if elastic_of_payload(payload) is not None:
+        model = (payload.get("meta") or {}).get("model")
+        if expect_model is not None and model != expect_model:
+            raise JaqmooError(f"checkpoint {path} is for model {model!r}, not {expect_model!r}")
+        return load_elastic_supernet(path, device=device)
+    supernet = supernet_from_payload(payload, str(path), expect_model)
     return supernet.to(device)
 
 

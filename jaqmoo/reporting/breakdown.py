@@ -72,11 +72,31 @@ def stored_detail(row: pd.Series, layer_names: list[str]) -> dict:
     for n in layer_names:
         mapping = row.get(f"map.{n}", "")
         mapping = "" if mapping is None or (isinstance(mapping, float) and math.isnan(mapping)) else str(mapping)
-        layers.append({"name": n, "w": _jsonable(row.get(f"w.{n}")), "a": _jsonable(row.get(f"a.{n}")),
-                       "mapping": mapping, "loop_nest": loop_nest(mapping) if mapping else []})
+        w, a = _jsonable(row.get(f"w.{n}")), _jsonable(row.get(f"a.{n}"))
+        if w is None and a is None and not mapping:
+            continue  # a layer of the largest network this point's architecture does not run
+        layers.append({"name": n, "w": w, "a": a, "mapping": mapping, "loop_nest": loop_nest(mapping) if mapping else []})
     energy = {c[len("energy."):]: _jsonable(row[c]) for c in row.index if c.startswith("energy.")}
     hw = {c[len("hw."):]: _jsonable(row[c]) for c in row.index if c.startswith("hw.")}
-    return {"layers": layers, "energy_by_level": energy, "hardware": hw}
+    out = {"layers": layers, "energy_by_level": energy, "hardware": hw}
+    arch = architecture_of(row)
+    if arch:
+        out["architecture"] = arch
+    return out
+
+
+def architecture_of(row: pd.Series) -> dict:
+    """The chosen architecture of one point of an architecture search: ``depth`` per stage,
+    ``expand`` and ``kernel`` per block (0: the block does not run), ``macs``, ``params``;
+    empty for a fixed-network run."""
+    from jaqmoo.reporting.run import ARCH_PREFIXES, architecture_columns
+
+    cols = architecture_columns(row.index)
+    out: dict = {p[:-2]: [_jsonable(row[c]) for c in cols if c.startswith(p)] for p in ARCH_PREFIXES}
+    out = {k: v for k, v in out.items() if v}
+    if out:
+        out.update({k: _jsonable(row[k]) for k in ("macs", "params") if k in row.index})
+    return out
 
 
 @dataclass
@@ -106,6 +126,8 @@ class CostBreakdown:
         from jaqmoo.workload import extract_workload
 
         spec = meta["spec"]
+        if spec.get("model", {}).get("elastic") is not None:
+            return cls._elastic_from_meta(meta, evaluations)
         c, h, _ = (int(v) for v in meta["input_shape"])
         model = build_model(meta["model"], int(meta["num_classes"]), c, h, float(spec["model"].get("width_mult", 1.0)))
         workload = extract_workload(model, tuple(int(v) for v in meta["input_shape"]), name=meta["model"])
@@ -116,6 +138,30 @@ class CostBreakdown:
         evaluator = JointEvaluator(workload, get_template(meta["template"]), None, space,
                                    metric=spec.get("mapping", {}).get("metric", "energy"))
         return cls.of(evaluator, space, workload)
+
+    @classmethod
+    def _elastic_from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
+        """An architecture search's breakdown: its genome and sub-network costs from ``meta.json``."""
+        from jaqmoo.hardware.templates import get_template
+        from jaqmoo.search.arch_genes import ArchEvaluator, ArchGenomeSpace
+        from jaqmoo.search.elastic_run import elastic_space_of
+
+        spec = meta["spec"]
+        space = elastic_space_of(spec["model"])
+        c, h, _ = (int(v) for v in meta["input_shape"])
+        names = tuple(meta["layer_names"])
+        # fixed layers from meta.json (a fixed layer may not run in the first stored point)
+        stored = meta.get("space", {}).get("fixed_layers", {})
+        fixed = {names.index(n): (int(b[0]), int(b[1])) for n, b in stored.items() if n in names}
+        bits = _genome_space(meta, names, fixed)
+        genome = ArchGenomeSpace(space, bits, int(meta["num_classes"]), c, h)
+        if genome.gene_names() != list(meta["gene_names"]):
+            raise JaqmooError("meta.json's gene_names do not match the architecture genome rebuilt from its spec")
+        q = spec.get("quantization", {})
+        evaluator = ArchEvaluator(genome, get_template(meta["template"]), None,
+                                  metric=spec.get("mapping", {}).get("metric", "energy"),
+                                  accumulator_bits=q.get("accumulator_bits"))
+        return cls.of(evaluator, genome, evaluator.workload(space.largest()))
 
     @classmethod
     def of(cls, evaluator: Any, space: Any, workload: Any) -> CostBreakdown:
@@ -143,6 +189,8 @@ class CostBreakdown:
             lc = by_name.get(lay["name"])
             if lc is None:
                 continue
+            # the recomputed layer's own shape (an architecture search's layers change per point)
+            lay.update({"kind": lc.kind, "shape": lc.shape, "macs": int(lc.macs)})
             lay["energy_by_level"] = {k: _jsonable(v) for k, v in lc.energy_by_level.items()}
             lay["energy_by_tensor"] = {lvl: {t: _jsonable(e) for t, e in d.items()} for lvl, d in lc.energy_by_tensor.items()}
             lay["cycles"] = int(lc.cycles)
@@ -162,24 +210,29 @@ class CostBreakdown:
 def space_from_meta(meta: dict, evaluations: pd.DataFrame):
     """The run's :class:`~jaqmoo.search.genome.GenomeSpace`, from ``meta.json`` (genome layout,
     hardware genes, the spec's bit choices); fixed layers take their bits from the records."""
-    from jaqmoo.search.genome import GenomeSpace, HardwareGene
-
-    spec = meta["spec"]
     layer_names = tuple(meta["layer_names"])
     genes = set(meta["gene_names"])
     first = evaluations.iloc[0]
     fixed = {i: (int(first[f"w.{n}"]), int(first[f"a.{n}"])) for i, n in enumerate(layer_names) if f"w.{n}" not in genes}
+    space = _genome_space(meta, layer_names, fixed)
+    if space.gene_names() != list(meta["gene_names"]):
+        raise JaqmooError("meta.json's gene_names do not match the genome layout rebuilt from its spec")
+    return space
+
+
+def _genome_space(meta: dict, layer_names: tuple[str, ...], fixed: dict[int, tuple[int, int]]):
+    """The bits + mapping + hardware :class:`~jaqmoo.search.genome.GenomeSpace` ``meta.json`` describes."""
+    from jaqmoo.search.genome import GenomeSpace, HardwareGene
+
+    spec = meta["spec"]
     q = spec["quantization"]
-    space = GenomeSpace(
+    return GenomeSpace(
         layer_names=layer_names, weight_choices=tuple(q["weight_bits"]), act_choices=tuple(q["act_bits"]),
         fixed_layers=fixed,
         hardware_genes=tuple(HardwareGene(g["name"], tuple(g["choices"]), g["default"]) for g in meta["hardware_genes"]),
         hardware_fixed=dict(meta.get("hardware_fixed", {})), mapping_mode=meta.get("mapping_mode", "inner"),
         mapping_candidates=int(spec.get("mapping", {}).get("candidates", 1)),
     )
-    if space.gene_names() != list(meta["gene_names"]):
-        raise JaqmooError("meta.json's gene_names do not match the genome layout rebuilt from its spec")
-    return space
 
 
 def point_details(rows: pd.DataFrame, layer_names: list[str], breakdown: CostBreakdown | None,

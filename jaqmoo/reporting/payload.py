@@ -20,7 +20,9 @@ MAX_POINTS = 50_000
 METRICS = ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
            "weight_memory_bits", "activation_memory_bits", "area_mm2")
 TABLE_FIRST = ("gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "latency_s", "edp", "memory_bits",
-               "area_mm2", "mean_w_bits", "mean_a_bits")
+               "area_mm2", "mean_w_bits", "mean_a_bits", "macs", "params")
+#: an architecture search's sub-network size (jaqmoo.models.elastic_mbv2.arch_stats)
+ARCH_METRICS = ("macs", "params")
 
 
 def _values(values: np.ndarray, digits: int = 7) -> list:
@@ -50,6 +52,7 @@ def numeric_columns(df: pd.DataFrame, layer_names: list[str]) -> list[str]:
     """The columns a point can be coloured or plotted by: metrics, mean bits, hardware, generation."""
     cols = [c for c in METRICS if c in df]
     cols += ["mean_w_bits", "mean_a_bits"] if layer_names else []
+    cols += [c for c in ARCH_METRICS if c in df]
     cols += sorted(c for c in df if c.startswith("hw."))
     cols += [c for c in df if c.startswith("energy.")]
     cols += [c for c in ("gen",) if c in df]

@@ -142,11 +142,13 @@ class Run:
         """Per-layer bits and mapping of one evaluated individual (a row or its evaluation index)."""
         if not isinstance(row, pd.Series):
             row = self.evaluations.iloc[int(row)]
+        # an architecture search's point stores bits only for the layers its sub-network runs
+        names = [n for n in self.layer_names if not (pd.isna(row.get(f"w.{n}")) and pd.isna(row.get(f"map.{n}")))]
         return pd.DataFrame({
-            "layer": self.layer_names,
-            "weight_bits": [row.get(f"w.{n}") for n in self.layer_names],
-            "act_bits": [row.get(f"a.{n}") for n in self.layer_names],
-            "mapping": [row.get(f"map.{n}", "") for n in self.layer_names],
+            "layer": names,
+            "weight_bits": [row.get(f"w.{n}") for n in names],
+            "act_bits": [row.get(f"a.{n}") for n in names],
+            "mapping": [row.get(f"map.{n}", "") for n in names],
         })
 
     def energy_by_level(self, row: pd.Series | int) -> pd.Series:
@@ -164,11 +166,15 @@ class Run:
         metrics = [c for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
                                "weight_memory_bits", "activation_memory_bits", "area_mm2") if c in df]
         hw = sorted(c for c in df if c.startswith("hw."))
+        arch = architecture_columns(df.columns)
+        if arch:  # an architecture search: one readable column, then depth/expand/kernel, MACs, parameters
+            df = df.assign(architecture=architecture_strings(df))
+            arch = ["architecture"] + arch
         per_layer = [c for n in self.layer_names for c in (f"w.{n}", f"a.{n}", f"map.{n}", f"mapgene.{n}") if c in df]
         levels = [c for c in df if c.startswith("energy.")]
-        used = set(first + metrics + hw + per_layer + levels + ["genes"])
+        used = set(first + metrics + hw + arch + per_layer + levels + ["genes"])
         rest = [c for c in df if c not in used]
-        return df[first + metrics + hw + levels + per_layer + rest + (["genes"] if "genes" in df else [])]
+        return df[first + metrics + hw + arch + levels + per_layer + rest + (["genes"] if "genes" in df else [])]
 
     def export(self, csv: str | Path | None = None, parquet: str | Path | None = None, all: bool = False) -> list[Path]:
         """Write the front (or all evaluations) as CSV and/or Parquet; returns the paths written."""
@@ -201,6 +207,35 @@ class Run:
         if len(self.history):
             out.append(plot_hypervolume(self.history, hv_path))
         return out
+
+
+ARCH_PREFIXES = ("depth_s", "expand_b", "kernel_b")
+
+
+def architecture_columns(columns) -> list[str]:
+    """An architecture search's columns among ``columns`` (``depth_s<i>``, ``expand_b<j>``,
+    ``kernel_b<j>`` in index order, then ``macs``, ``params``); empty for a fixed-network run."""
+    columns = [str(c) for c in columns]
+    cols = []
+    for prefix in ARCH_PREFIXES:
+        found = [c for c in columns if c.startswith(prefix) and c[len(prefix):].isdigit()]
+        cols += sorted(found, key=lambda c: int(c[len(prefix):]))
+    return cols + [c for c in ("macs", "params") if c in columns] if cols else []
+
+
+def architecture_strings(df: pd.DataFrame) -> list[str]:
+    """Per row: ``depth 1-2-2-2-2-2-1 expand 1,6,3,... kernel 3,5,...`` (0: the block does not run)."""
+    out = []
+    groups = [(p, [c for c in architecture_columns(df.columns) if c.startswith(p)]) for p in ARCH_PREFIXES]
+    values = {p: df[cols].to_numpy() for p, cols in groups if cols}
+    sep = {"depth_s": "-", "expand_b": ",", "kernel_b": ","}
+    for i in range(len(df)):
+        out.append(" ".join(f"{p[:-2]} " + sep[p].join(_int_text(v) for v in values[p][i]) for p in values))
+    return out
+
+
+def _int_text(v) -> str:
+    return "?" if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v))
 
 
 def read_rescored(run_dir: str | Path) -> dict[str, float]:

@@ -172,12 +172,17 @@ def _training_finished(path: Path) -> bool:
 def _train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool = True) -> Any:
     """The :class:`TrainConfig` a spec trains its supernet with (``extra`` names the pretrained start)."""
     from jaqmoo.quant.train import TrainConfig
+    from jaqmoo.search.elastic_run import elastic_space
 
     pretrained = str(Path(spec.model.checkpoint).expanduser().resolve()) if spec.model.checkpoint else None
+    extra: dict[str, Any] = {"pretrained": pretrained, "split_seed": spec.dataset.split_seed}
+    space = elastic_space(spec)
+    if space is not None:  # train_supernet builds the elastic supernet of this space
+        extra["elastic"] = space.to_dict()
     return TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
                        bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
                        progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
-                       extra={"pretrained": pretrained, "split_seed": spec.dataset.split_seed}, **_train_kwargs(spec))
+                       extra=extra, **_train_kwargs(spec))
 
 
 def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
@@ -191,7 +196,7 @@ def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
             "input_size": splits.input_size, "num_classes": splits.num_classes, "dataset": splits.name,
             "bits": list(cfg.bits), "fixed_first_last": cfg.fixed_first_last, "per_channel": cfg.per_channel,
             "csq_fraction": cfg.csq_fraction}
-    return make_identity(meta, asdict(cfg))
+    return make_identity(meta, asdict(cfg), elastic=cfg.extra.get("elastic"))
 
 
 def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -> Path:
@@ -201,7 +206,8 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
     if spec.accuracy.checkpoint:
         return Path(spec.accuracy.checkpoint).expanduser()
     if spec.accuracy.cache_dir:
-        name = f"{spec.model.name}-{splits.name}-{identity_hash(expected_identity(spec, splits))}.pt"
+        kind = f"{spec.model.name}-elastic" if spec.model.elastic is not None else spec.model.name
+        name = f"{kind}-{splits.name}-{identity_hash(expected_identity(spec, splits))}.pt"
         return Path(spec.accuracy.cache_dir).expanduser() / name
     return default_checkpoint
 
@@ -230,8 +236,11 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
     t0 = time.perf_counter()
     if ckpt.is_file():
         check_identity(spec, splits, ckpt)
+    from jaqmoo.search.elastic_run import elastic_space
+
+    space = elastic_space(spec)
     if ckpt.is_file() and _training_finished(ckpt):
-        net = sn.load_supernet(ckpt, expect_model=spec.model.name)
+        net = _load(ckpt, spec, space)
         missing = set(supernet_bits(spec)) - set(net.bits)
         if missing:
             raise JaqmooError(f"{spec.source}: accuracy.checkpoint {ckpt} was trained for bits {list(net.bits)}, "
@@ -249,14 +258,34 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
 
         train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                                     input_size=spec.dataset.input_size, max_train=cfg.max_train)
-    net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
-                            splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+    if space is not None:
+        from jaqmoo.quant.elastic import build_elastic_supernet
+
+        net = build_elastic_supernet(space, splits.num_classes, splits.in_channels, splits.input_size, splits.name,
+                                     cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+    else:
+        net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
+                                splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     if spec.model.checkpoint:
         _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
     if ckpt.is_file():  # an interrupted training run: continue it from its last epoch
         cfg.resume = True
     path = train_supernet(cfg, splits=train_splits, supernet=net)
-    return sn.load_supernet(path, expect_model=spec.model.name), time.perf_counter() - t0, True
+    return _load(path, spec, space), time.perf_counter() - t0, True
+
+
+def _load(path: Path, spec: ExperimentSpec, space: Any) -> Any:
+    """The fixed supernet, or the elastic one of ``space`` (refusing another architecture space)."""
+    from jaqmoo.quant import supernet as sn
+
+    if space is None:
+        return sn.load_supernet(path, expect_model=spec.model.name)
+    from jaqmoo.quant.elastic import load_elastic_supernet
+
+    try:
+        return load_elastic_supernet(path, expect_space=space)
+    except JaqmooError as exc:
+        raise JaqmooError(f"{spec.source}: model.elastic / accuracy.checkpoint: {exc}") from None
 
 
 def _load_predictor(path: Path, key: dict) -> Any | None:
@@ -286,35 +315,56 @@ def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
 PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
 
 
+def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
+                     progress: bool = True) -> tuple[Any, dict[str, float], dict[int, tuple[int, int]], Path, dict]:
+    """The supernet (loaded or trained, its layers checked against ``layer_names``), its timings,
+    the layers it keeps at fixed bits, its checkpoint path and the run's ``meta.json`` entries."""
+    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
+    if tuple(net.layer_names) != tuple(layer_names):
+        which = "the largest network of model.elastic" if spec.model.elastic is not None else f"model {spec.model.name}"
+        raise JaqmooError(f"{spec.source}: the supernet's layers do not match {which}'s; "
+                          "delete accuracy.checkpoint to retrain it")
+    timings = {"supernet_train" if trained else "supernet_load": seconds}
+    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    ckpt = supernet_path(spec, splits, default_checkpoint)
+    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
+            "supernet_identity": expected_identity(spec, splits)}
+    return net, timings, fixed, ckpt, meta
+
+
+def cached_predictor(spec: ExperimentSpec, default_checkpoint: Path, ckpt: Path, kind: str, fit: Any,
+                     extra_key: dict | None = None) -> tuple[Any, float]:
+    """The predictor fitted for this supernet and spec: loaded from ``predictor.pkl`` next to the
+    run (so ``--resume`` does not refit it) when its key matches, else ``fit()`` and saved there."""
+    t0 = time.perf_counter()
+    cache = default_checkpoint.parent / "predictor.pkl"
+    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
+           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
+           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": kind, **(extra_key or {})}
+    predictor = _load_predictor(cache, key)
+    if predictor is None:
+        predictor = fit()
+        _save_predictor(cache, key, predictor)
+    return predictor, time.perf_counter() - t0
+
+
 def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                     progress: bool = True) -> AccuracySetup:
     """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
     from jaqmoo.quant.estimators import PredictorEstimator, SupernetEstimator
 
-    net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
-    if tuple(net.layer_names) != tuple(layer_names):
-        raise JaqmooError(f"{spec.source}: the supernet's layers do not match model {spec.model.name}'s; "
-                          "delete accuracy.checkpoint to retrain it")
-    timings = {"supernet_train" if trained else "supernet_load": seconds}
-    fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
+    if spec.model.elastic is not None:  # (architecture, bits) pairs: jaqmoo.search.elastic_run
+        from jaqmoo.search.elastic_run import obtain_elastic_accuracy
+
+        return obtain_elastic_accuracy(spec, splits, layer_names, default_checkpoint, progress)
+    net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
     supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
-    ckpt = supernet_path(spec, splits, default_checkpoint)
-    meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
-            "supernet_identity": expected_identity(spec, splits)}
     if spec.accuracy.estimator == "supernet":
         return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
-    t0 = time.perf_counter()
-    # the fitted predictor is kept next to the run, so --resume does not refit it
-    cache = default_checkpoint.parent / "predictor.pkl"
-    key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
-           "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
-           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": PREDICTOR_KIND}
-    predictor = _load_predictor(cache, key)
-    if predictor is None:
-        predictor = PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
-                                                choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
-                                                progress=progress)
-        _save_predictor(cache, key, predictor)
-    timings["predictor_fit"] = time.perf_counter() - t0
+    predictor, timings["predictor_fit"] = cached_predictor(
+        spec, default_checkpoint, ckpt, PREDICTOR_KIND,
+        lambda: PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
+                                            choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
+                                            progress=progress))
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(CachedEstimator(predictor), CachedEstimator(supernet_est), fixed, timings, meta)

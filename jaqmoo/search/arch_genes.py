@@ -85,6 +85,47 @@ class ArchGenomeSpace:
     def mapping_mode(self) -> str:
         return "inner"
 
+    # the bits + hardware layout, as a GenomeSpace describes it (meta.json, reports)
+    @property
+    def weight_choices(self) -> tuple[int, ...]:
+        return self.bits.weight_choices
+
+    @property
+    def act_choices(self) -> tuple[int, ...]:
+        return self.bits.act_choices
+
+    @property
+    def fixed_layers(self) -> Mapping[int, tuple[int, int]]:
+        return self.bits.fixed_layers
+
+    @property
+    def hardware_genes(self) -> tuple:
+        return self.bits.hardware_genes
+
+    @property
+    def hardware_fixed(self) -> Mapping[str, int]:
+        return self.bits.hardware_fixed
+
+    @property
+    def mapping_candidates(self) -> int:
+        return self.bits.mapping_candidates
+
+    @property
+    def last_output_bits(self) -> int:
+        return self.bits.last_output_bits
+
+    @property
+    def elastic_space(self) -> dict:
+        """The architecture space as plain data (``meta.json`` ``space.elastic``: part of the
+        search space a resumed run must keep)."""
+        return {**self.space.to_dict(), "fixed_arch": self.fixed_arch.to_dict() if self.fixed_arch else None}
+
+    def baseline_entries(self, seed_bits: Sequence[int]) -> list[dict]:
+        """Where :meth:`uniform_seeds` puts each uniform-bit seed in generation 1 (``meta.json`` ``baselines``)."""
+        archs = ["largest"] if self.fixed_arch is not None else ["largest", "smallest"]
+        return [{"label": f"uniform {b}-bit, {a} arch", "bits": b, "gen": 1, "idx": i * len(archs) + j}
+                for i, b in enumerate(seed_bits) for j, a in enumerate(archs)]
+
     def _arch_choices(self) -> list[tuple[int, ...]]:
         if self.fixed_arch is not None:
             return []
@@ -190,8 +231,9 @@ class ArchGenomeSpace:
 class ArchEvaluator:
     """Accuracy of the (architecture, bits) pair + cost of the decoded sub-network's workload."""
 
-    def __init__(self, genome: ArchGenomeSpace, template: Any, accuracy: PairEstimator, metric: str = "energy",
-                 batch: int = 1, mapper_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, genome: ArchGenomeSpace, template: Any, accuracy: PairEstimator | None, metric: str = "energy",
+                 batch: int = 1, mapper_options: Mapping[str, Any] | None = None,
+                 accumulator_bits: int | None = None) -> None:
         from jaqmoo.mapping.mapper import Mapper
 
         self.genome = genome
@@ -199,22 +241,69 @@ class ArchEvaluator:
         self.accuracy = accuracy
         self.metric = metric
         self.batch = batch
+        self.accumulator_bits = accumulator_bits
         self.mapper = Mapper(metric=metric, **dict(mapper_options or {}))
         self._joint: dict[tuple, Any] = {}
         self._acc: dict[tuple, float] = {}
+        self.warmup_seconds: float | None = None
+        """Seconds :meth:`prepare` took (None until it ran)."""
 
     def workload(self, arch: ArchSpec) -> Workload:
         g = self.genome
         return subnet_workload(g.space, arch, g.num_classes, g.in_channels, g.input_size, self.batch)
 
+    def shape_layers(self) -> list:
+        """One layer of every distinct shape any sub-network of the space runs.
+
+        A block's layers depend only on its own expand ratio and kernel (its input and output
+        channels and map size are fixed by its position; dropped blocks never change them), so
+        the largest depth at every (expand, kernel) choice covers them all."""
+        from jaqmoo.mapping.mapper import shape_key
+
+        sp = self.genome.space
+        big = sp.largest()
+        has_e = sp.block_has_expand()
+        shapes: dict[tuple, Any] = {}
+        for e in sp.expand:
+            for k in sp.kernel:
+                arch = ArchSpec(big.depth, tuple(e if has_e[b] else 1 for b in range(sp.n_blocks)), (k,) * sp.n_blocks)
+                for layer in self.workload(arch).layers:
+                    shapes.setdefault(shape_key(layer), layer)
+        return list(shapes.values())
+
+    def prepare(self) -> float:
+        """The inner mapper's one-time warm-up (:meth:`JointEvaluator.prepare`) over every layer
+        shape of the space at once, shared by all architectures; returns its seconds."""
+        if self.warmup_seconds is None:
+            from jaqmoo.search.evaluation import JointEvaluator
+
+            shapes = Workload(self.genome.space.model, tuple(self.shape_layers()))
+            ev = JointEvaluator(shapes, self.template, None, self.genome.bits, self.metric,
+                                accumulator_bits=self.accumulator_bits)
+            ev.mapper = self.mapper
+            self.warmup_seconds = ev.prepare()
+        return self.warmup_seconds
+
     def _evaluator(self, arch: ArchSpec):
         from jaqmoo.search.evaluation import JointEvaluator
 
         if arch.key not in self._joint:
-            ev = JointEvaluator(self.workload(arch), self.template, None, self.genome.bits, self.metric)
+            self.prepare()
+            ev = JointEvaluator(self.workload(arch), self.template, None, self.genome.bits, self.metric,
+                                accumulator_bits=self.accumulator_bits)
             ev.mapper = self.mapper  # one cache of mappings for every architecture
+            ev.warmup_seconds = 0.0  # its shapes are warmed up already (prepare)
             self._joint[arch.key] = ev
         return self._joint[arch.key]
+
+    @property
+    def energy_source(self) -> str:
+        """Where the per-action energies come from (as :attr:`JointEvaluator.energy_source`)."""
+        return self._evaluator(self.genome.space.largest()).energy_source
+
+    def network_cost(self, cand: ArchCandidate) -> Any:
+        """The per-layer :class:`~jaqmoo.cost.NetworkCost` of the candidate's sub-network (reports)."""
+        return self._evaluator(cand.arch).network_cost(cand)
 
     def evaluate(self, candidates: Sequence[ArchCandidate]) -> list[dict[str, Any]]:
         keys = [ArchGenomeSpace.phenotype_key(c) for c in candidates]

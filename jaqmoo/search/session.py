@@ -54,10 +54,13 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
         "hardware_fixed": dict(space.hardware_fixed),
         "space": {"weight_choices": list(space.weight_choices), "act_choices": list(space.act_choices),
                   "fixed_layers": {space.layer_names[i]: list(b) for i, b in sorted(space.fixed_layers.items())},
-                  "mapping_candidates": space.mapping_candidates},
+                  "mapping_candidates": space.mapping_candidates,
+                  # an architecture search's space (jaqmoo.search.arch_genes): resume must keep it
+                  **({"elastic": space.elastic_space} if hasattr(space, "elastic_space") else {})},
         "settings": asdict(settings),
         # where the uniform-bit policies are stored (the joint search: its seeds, generation 1)
-        "baselines": baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits),
+        "baselines": (space.baseline_entries(settings.seed_bits) if hasattr(space, "baseline_entries")
+                      else baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits)),
         **(extra or {}),
     }
 

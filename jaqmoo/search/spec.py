@@ -65,6 +65,14 @@ class ModelSpec:
     name: str
     width_mult: float = 1.0
     checkpoint: str | None = None  # pretrained float weights (state_dict) to start the supernet from
+    #: elastic architecture space (mobilenet_v2): (("depth", (...)), ("expand", (...)), ("kernel", (...)));
+    #: None = the fixed network. See :mod:`jaqmoo.models.elastic_mbv2`.
+    elastic: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+
+    @property
+    def elastic_dict(self) -> dict[str, list[int]] | None:
+        """``model.elastic`` as a plain mapping (None for the fixed network)."""
+        return None if self.elastic is None else {k: list(v) for k, v in self.elastic}
 
 
 @dataclass(frozen=True)
@@ -302,11 +310,50 @@ def _model(data: Any, src: str) -> ModelSpec:
     check_keys(d, _fields_of(ModelSpec), f"{src}: model")
     if "name" not in d:
         raise JaqmooError(f"{src}: model.name is required; choose one of: {', '.join(sorted(MODELS))}")
+    name = _choice(d["name"], "model.name", tuple(sorted(MODELS)), src)
+    checkpoint = _path(d.get("checkpoint"), "model.checkpoint", src)
     return ModelSpec(
-        name=_choice(d["name"], "model.name", tuple(sorted(MODELS)), src),
+        name=name,
         width_mult=_float_range(d.get("width_mult", 1.0), "model.width_mult", 0.0, 4.0, src, lo_open=True),
-        checkpoint=_path(d.get("checkpoint"), "model.checkpoint", src),
+        checkpoint=checkpoint,
+        elastic=_elastic(d["elastic"], name, checkpoint, src) if d.get("elastic") is not None else None,
     )
+
+
+#: the elastic architecture spaces (model name -> largest depth any of its stages has)
+ELASTIC_MODELS = {"mobilenet_v2": 4}
+ELASTIC_KEYS = ("depth", "expand", "kernel")
+
+
+def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``model.elastic``: ``{depth: [...], expand: [...], kernel: [...]}`` (each key optional,
+    defaults 2/3/4, 3/4/6, 3/5/7), validated; sorted unique choices per key."""
+    if model not in ELASTIC_MODELS:
+        raise JaqmooError(f"{src}: model.elastic: model {model!r} has no elastic architecture space; only "
+                          f"{', '.join(ELASTIC_MODELS)} has one. Set model.name: mobilenet_v2 or remove model.elastic")
+    if checkpoint is not None:
+        raise JaqmooError(f"{src}: model.checkpoint cannot start an elastic supernet (its largest network has other "
+                          "weight shapes); remove model.checkpoint or model.elastic")
+    d = _section(data, f"{src}: model.elastic")
+    check_keys(d, list(ELASTIC_KEYS), f"{src}: model.elastic")
+    defaults = {"depth": (2, 3, 4), "expand": (3, 4, 6), "kernel": (3, 5, 7)}
+    limits = {"depth": (1, ELASTIC_MODELS[model], f"{model}'s stages have at most {ELASTIC_MODELS[model]} blocks"),
+              "expand": (1, 8, "an expand ratio of 1..8 (MobileNetV2 uses 6)"),
+              "kernel": (1, 9, "an odd depthwise kernel of 1..9 (e.g. 3, 5, 7)")}
+    out = []
+    for key in ELASTIC_KEYS:
+        value = d.get(key, list(defaults[key]))
+        if not isinstance(value, list) or not value:
+            raise JaqmooError(f"{src}: model.elastic.{key}: expected a non-empty list of integers such as "
+                              f"{list(defaults[key])} (got {value!r})")
+        lo, hi, what = limits[key]
+        vals = tuple(_int_range(v, f"model.elastic.{key}[{i}]", lo, hi, src) for i, v in enumerate(value))
+        if key == "kernel" and any(k % 2 == 0 for k in vals):
+            raise JaqmooError(f"{src}: model.elastic.kernel: {list(vals)} has an even kernel; use {what}")
+        if len(set(vals)) != len(vals):
+            raise JaqmooError(f"{src}: model.elastic.{key}: {list(vals)} lists a choice twice")
+        out.append((key, tuple(sorted(vals))))
+    return tuple(out)
 
 
 def _dataset(data: Any, src: str) -> DatasetSpec:
@@ -525,11 +572,29 @@ def _cross_checks(spec: ExperimentSpec) -> None:
     c = spec.constraints
     if c.min_accuracy is not None and c.max_accuracy_drop is not None:
         raise JaqmooError(f"{src}: constraints: give min_accuracy or max_accuracy_drop, not both")
+    if spec.model.elastic is not None:
+        _elastic_cross_checks(spec)
     if "area" in objs and not (spec.accelerator.search or spec.accelerator.search_all):
         raise JaqmooError(
             f"{src}: objectives: 'area' cannot change when no hardware parameter is searched; "
             "add parameters to accelerator.search or drop the objective"
         )
+
+
+def _elastic_cross_checks(spec: ExperimentSpec) -> None:
+    """What an elastic (architecture) search cannot combine with."""
+    src = spec.source
+    if spec.mapping.mode != "inner":
+        raise JaqmooError(f"{src}: mapping.mode: 'outer' mapping genes index per-layer candidate lists, which change "
+                          "with the architecture; use mapping.mode: inner with model.elastic")
+    if spec.search.algorithm in BASELINE_ALGORITHMS:
+        raise JaqmooError(f"{src}: search.algorithm: {spec.search.algorithm} searches a fixed network's bits; with "
+                          f"model.elastic choose one of: {', '.join(ALGORITHMS)}")
+    seeds = 2 * len(spec.search.seed_bits)  # the largest and the smallest architecture at each seed bit-width
+    if spec.search.population < seeds:
+        raise JaqmooError(f"{src}: search.population ({spec.search.population}) is smaller than the {seeds} seeds of "
+                          f"an elastic search (largest and smallest architecture at each of {list(spec.search.seed_bits)} "
+                          "bits); raise the population or shorten search.seed_bits")
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:

@@ -247,6 +247,7 @@
     panel.appendChild(el("p", { "class": check.ok ? "meta" : "why" }, check.ok
       ? "Per-layer energy recomputed with jaqmoo.cost; its total matches the stored " + fmt(check.energy_pj_stored) + " pJ."
       : "Per-layer energy not available: " + (check.why || "unknown") + " (stored totals shown)."));
+    if (det.architecture) panel.appendChild(el("p", { "class": "meta arch" }, architectureText(det.architecture)));
     panel.appendChild(bitsTable(run, det));
     panel.appendChild(plotBox(function (div) { bitsChart(div, run, det); }));
     panel.appendChild(plotBox(function (div) { energyLayersChart(div, det); }));
@@ -261,6 +262,15 @@
     });
     panel.appendChild(maps);
     return panel;
+  }
+
+  // an architecture search's point: depth per stage, expand and kernel per block (0: not run)
+  function architectureText(a) {
+    var parts = ["architecture: depth " + (a.depth || []).join("-"), "expand " + (a.expand || []).join(","),
+                 "kernel " + (a.kernel || []).join(",")];
+    if (a.macs != null) parts.push(fmt(a.macs) + " MACs");
+    if (a.params != null) parts.push(fmt(a.params) + " parameters");
+    return parts.join(" | ");
   }
 
   function bitsTable(run, det) {
