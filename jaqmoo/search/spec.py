@@ -109,6 +109,9 @@ class MappingSpec:
     mode: str = "inner"
     metric: str = "energy"
     candidates: int = 16  # outer mode: mapping candidates per layer the gene indexes into
+    #: folder of the persistent mapper warm-up cache (jaqmoo.mapping.cache); None: the run
+    #: folder's ``mapper-cache`` (a sweep's ``<sweep dir>/mapper-cache``); False: no cache
+    cache_dir: str | bool | None = None
 
 
 @dataclass(frozen=True)
@@ -386,7 +389,19 @@ def _mapping(data: Any, src: str) -> MappingSpec:
         mode=_choice(d.get("mode", "inner"), "mapping.mode", MAPPING_MODES, src),
         metric=_choice(d.get("metric", "energy"), "mapping.metric", MAPPING_METRICS, src),
         candidates=_int_range(d.get("candidates", 16), "mapping.candidates", 1, 4096, src),
+        cache_dir=_cache_dir(d.get("cache_dir"), src),
     )
+
+
+def _cache_dir(value: Any, src: str) -> str | bool | None:
+    """``mapping.cache_dir``: a folder, false (no cache) or unset (the default folder)."""
+    if value is None or value is False:
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    raise JaqmooError(f"{src}: mapping.cache_dir must be a folder path (shared by runs that warm up the same "
+                      f"layers on the same hardware), false to turn the cache off, or left out for the run "
+                      f"folder's mapper-cache; got {value!r}")
 
 
 def _accuracy(data: Any, src: str) -> AccuracySpec:
