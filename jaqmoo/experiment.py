@@ -104,6 +104,10 @@ def _hardware(spec: ExperimentSpec) -> tuple[Any, tuple[HardwareGene, ...], dict
 
     src = spec.source
     acc = spec.accelerator
+    if acc.timeloop is not None:  # fixed hardware read from a Timeloop input (no genes)
+        from jaqmoo.timeloop.design import load_design
+
+        return load_design(acc.timeloop, f"{src}: accelerator.timeloop"), (), {}
     if acc.template not in TEMPLATES:
         raise JaqmooError(f"{src}: accelerator.template: unknown template {acc.template!r}; "
                           f"{_suggest(acc.template, list(TEMPLATES))}choose one of: {', '.join(TEMPLATES)}")
@@ -346,7 +350,8 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
 
     (prep.out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     t1 = time.perf_counter()
-    meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.template,
+    meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.label,
+                  "technology_nm": getattr(prep.template, "technology_nm", None),
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}

@@ -81,13 +81,24 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class AcceleratorSpec:
-    """Hardware template, parameters held fixed and parameters evolved by the search."""
+    """Hardware template, parameters held fixed and parameters evolved by the search; or a
+    Timeloop architecture (``timeloop``: an absolute path; fixed hardware, no template)."""
 
-    template: str
+    template: str | None
     fixed: tuple[tuple[str, int], ...] = ()
     #: evolved parameters: (name, allowed values or () = all the template's choices)
     search: tuple[tuple[str, tuple[int, ...]], ...] = ()
     search_all: bool = False
+    timeloop: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The template name, or ``timeloop:<folder name>``."""
+        if self.timeloop is None:
+            return str(self.template)
+        from jaqmoo.timeloop.design import design_name
+
+        return f"timeloop:{design_name(self.timeloop)}"
 
 
 @dataclass(frozen=True)
@@ -326,11 +337,38 @@ def _dataset(data: Any, src: str) -> DatasetSpec:
     return DatasetSpec(name=name, root=root, input_size=size, split_seed=split_seed)
 
 
-def _accelerator(data: Any, src: str) -> AcceleratorSpec:
+def _timeloop_accelerator(d: dict, src: str, base_dir: str | Path) -> AcceleratorSpec:
+    """``accelerator: {timeloop: PATH}``: fixed hardware read from a Timeloop input (PATH relative
+    to the spec's folder)."""
+    if d.get("template") is not None:
+        raise JaqmooError(f"{src}: accelerator: give template (a parameterised design) or timeloop (a Timeloop "
+                          "architecture folder or file), not both")
+    for key in ("search", "fixed"):
+        if d.get(key) not in (None, [], {}):
+            raise JaqmooError(f"{src}: accelerator.{key}: a Timeloop architecture (accelerator.timeloop) is fixed "
+                              "hardware with no parameters to fix or search; remove accelerator."
+                              f"{key}, or use a template (eyeriss, simba...) to search hardware")
+    raw = d["timeloop"]
+    if not isinstance(raw, str) or not raw.strip():
+        raise JaqmooError(f"{src}: accelerator.timeloop: expected the path of a Timeloop architecture folder or "
+                          f"YAML file, got {raw!r}")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    if not path.exists():
+        raise JaqmooError(f"{src}: accelerator.timeloop: {path} does not exist (relative paths are read from the "
+                          "spec file's folder); give a Timeloop architecture folder or YAML file")
+    return AcceleratorSpec(None, timeloop=str(path.resolve()))
+
+
+def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> AcceleratorSpec:
     d = _section(data, f"{src}: accelerator")
-    check_keys(d, ["template", "fixed", "search"], f"{src}: accelerator")
-    if "template" not in d:
-        raise JaqmooError(f"{src}: accelerator.template is required (e.g. eyeriss or simba)")
+    check_keys(d, ["template", "fixed", "search", "timeloop"], f"{src}: accelerator")
+    if d.get("timeloop") is not None:
+        return _timeloop_accelerator(d, src, base_dir)
+    if d.get("template") is None:
+        raise JaqmooError(f"{src}: accelerator.template (e.g. eyeriss or simba) or accelerator.timeloop (a Timeloop "
+                          "architecture folder or file) is required")
     template = _typed(d["template"], str, f"{src}: accelerator.template")
     fixed = _section(d.get("fixed"), f"{src}: accelerator.fixed")
     fixed_items = []
@@ -505,7 +543,7 @@ def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") ->
         name=str(_typed(d.get("name", default_name), str, f"{src}: name")),
         model=_model(d["model"], src),
         dataset=_dataset(d["dataset"], src),
-        accelerator=_accelerator(d["accelerator"], src),
+        accelerator=_accelerator(d["accelerator"], src, base_dir),
         quantization=_quantization(d.get("quantization"), src),
         mapping=_mapping(d.get("mapping"), src),
         accuracy=_accuracy(d.get("accuracy"), src),
@@ -548,7 +586,8 @@ def _cross_checks(spec: ExperimentSpec) -> None:
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a spec file (relative paths inside resolve against the working directory)."""
+    """Read and validate a spec file (relative paths inside resolve against the working directory,
+    but for ``accelerator.timeloop``, read from the spec file's folder)."""
     path = Path(path)
     if path.is_dir():
         raise JaqmooError(f"experiment spec {path} is a folder; give a spec file such as problems/quickstart.yaml")
@@ -565,7 +604,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_spec(data, source=str(path))
+    return parse_spec(data, source=str(path), base_dir=path.parent)
 
 
 def coerce_spec(spec_or_path: ExperimentSpec | str | Path | Mapping) -> ExperimentSpec:
