@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import numpy as np
 import pytest
+import yaml
+from search_fakes import fake_accuracy_setup
 
+import jaqmoo.search.accuracy as accuracy_module
+from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment import run_experiment
 from jaqmoo.hardware.templates import get_template
 from jaqmoo.mapping import cache as mcache
 from jaqmoo.mapping.mapper import Mapper, shape_key
 from jaqmoo.search.evaluation import JointEvaluator
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
+from jaqmoo.search.spec import parse_spec
 from jaqmoo.workload import Layer, Workload
 
 SMALL = Layer("small", "conv", K=16, C=8, P=8, Q=8, R=3, S=3)
@@ -156,3 +163,66 @@ def test_a_second_warmup_waits_for_the_first_then_reads_it(tmp_path):
     stats = waiter.warmup_stats
     assert (stats.loaded, stats.computed) == (3, 0) and stats.waited_seconds >= 1.0
     assert waiter.mapper.stats.searches == 0
+
+
+TINY_RUN = {
+    "name": "tiny",
+    "model": {"name": "simple_cnn"},
+    "dataset": {"name": "digits"},
+    "accelerator": {"template": "eyeriss", "search": {"pe_x": [8, 14], "glb_depth": [4096, 16384]}},
+    "quantization": {"weight_bits": [4, 6, 8], "act_bits": [4, 6, 8]},
+    "objectives": ["accuracy", "energy", "memory"],
+    "search": {"population": 8, "generations": 2, "batch_size": 4},
+}
+
+
+@pytest.fixture
+def counted_warmups(monkeypatch):
+    """Fake accuracy (no training); counts the warm-up computations (not the cache reads)."""
+    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
+    calls = []
+    real = mcache._compute
+    monkeypatch.setattr(mcache, "_compute", lambda mapper, layers, *a: (calls.append(len(layers)), real(mapper, layers, *a)))
+    return calls
+
+
+def _run_spec(tmp_path, cache_dir):
+    data = json.loads(json.dumps(TINY_RUN))
+    if cache_dir is not None:
+        data["mapping"] = {"cache_dir": cache_dir}
+    path = tmp_path / f"spec-{len(list(tmp_path.glob('spec-*')))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_jaqmoo_run_twice_shares_the_warmup_and_writes_identical_csvs(tmp_path, counted_warmups):
+    shared = str(tmp_path / "cache")
+    run_experiment(_run_spec(tmp_path, shared), out=tmp_path / "a", progress=False, plots=False)
+    assert sum(counted_warmups) == 5  # simple_cnn's distinct layer shapes, searched once
+    n_files = len(list((tmp_path / "cache").rglob("*.tiles")))
+    assert n_files == 5
+    counted_warmups.clear()
+    run_experiment(_run_spec(tmp_path, shared), out=tmp_path / "b", progress=False, plots=False)
+    assert counted_warmups == []  # the second run read the warm-up
+    run_experiment(_run_spec(tmp_path, False), out=tmp_path / "c", progress=False, plots=False)
+    assert sum(counted_warmups) == 5 and not (tmp_path / "c" / "mapper-cache").exists()
+    for name in ("front.csv", "evaluations.csv"):
+        a = (tmp_path / "a" / name).read_bytes()
+        assert a == (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes(), name
+    assert "mapper_warmup" in json.loads((tmp_path / "b" / "timings.json").read_text())
+
+
+def test_resume_reads_the_run_folders_own_cache(tmp_path, counted_warmups):
+    spec = _run_spec(tmp_path, None)  # default: <run dir>/mapper-cache
+    run_experiment(spec, out=tmp_path / "r", progress=False, plots=False)
+    assert sum(counted_warmups) == 5 and len(list((tmp_path / "r" / "mapper-cache").rglob("*.tiles"))) == 5
+    counted_warmups.clear()
+    run_experiment(spec, out=tmp_path / "r", resume=True, generations=3, progress=False, plots=False)
+    assert counted_warmups == []
+
+
+def test_bad_cache_dir_names_the_field(tmp_path):
+    with pytest.raises(JaqmooError, match=r"mapping\.cache_dir must be a folder path .* false"):
+        parse_spec({**TINY_RUN, "mapping": {"cache_dir": True}})
+    with pytest.raises(JaqmooError, match=r"mapping\.cache_dir"):
+        parse_spec({**TINY_RUN, "mapping": {"cache_dir": 3}})
