@@ -19,7 +19,8 @@ two runs, two sweeps or two models that warm up the same shape on the same hardw
 share one file, and anything that could change the sets changes the key.
 
 Files (``<cache_dir>/<key[:2]>/<key>.tiles``): a header line with the SHA-256 of the
-payload, then a pickle of ``{"key", "sets": {family: TileSet}}``. They are written to a
+payload, then a zlib-compressed pickle of ``{"key", "sets": {family: TileSet}}`` (the tile sets
+without their memo tables). They are written to a
 temporary file and ``os.replace``-d into place, so a reader never sees half a file and two
 writers of one key (whose contents are identical) simply leave one of them. A file that does
 not verify (truncated, bit-flipped, another format, another key) is ignored with a warning
@@ -39,6 +40,7 @@ import io
 import os
 import pickle
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +114,7 @@ class TileSetCache:
         try:
             if not sep or head.decode("ascii") != f"{FORMAT} {hashlib.sha256(payload).hexdigest()}":
                 raise ValueError("header or checksum does not match the content")
-            data = pickle.loads(payload)
+            data = pickle.loads(zlib.decompress(payload))
             if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("sets"), dict):
                 raise ValueError("it holds another entry")
         except Exception as exc:  # noqa: BLE001 - any damage means: do not use it
@@ -127,7 +129,7 @@ class TileSetCache:
         buf = io.BytesIO()
         pickle.dump({"key": key, "sets": {fam: _stripped(ts) for fam, ts in sets.items()}}, buf,
                     protocol=pickle.HIGHEST_PROTOCOL)
-        payload = buf.getvalue()
+        payload = zlib.compress(buf.getvalue(), 3)  # exact-integer float arrays: ~20x smaller
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,11 +149,16 @@ class TileSetCache:
 
 
 def _stripped(ts: Any) -> Any:
-    """A copy of a tile set without its per-process memo tables (fits, descriptions)."""
+    """A copy of a tile set without its memo tables (fits, descriptions, derived access arrays):
+    everything they hold is recomputed on demand from what is kept."""
     import copy
 
     out = copy.copy(ts)
     out._fitted, out._described = {}, {}
+    out.accesses = copy.copy(ts.accesses)
+    for name, value in vars(ts.accesses).items():
+        if isinstance(value, dict) and name.startswith("_"):
+            setattr(out.accesses, name, {})
     return out
 
 
