@@ -113,7 +113,13 @@ def test_run_on_a_timeloop_folder_gives_a_front(layout, monkeypatch):
     row = _run_row(load_run(layout / "run"), 0.5)  # the sweep summary's columns
     assert row["energy_source"].startswith("ERT ") and "eyeriss-tl" in row["energy_source"]
     assert row["technology_nm"] == 32 and row["template"] == "timeloop:eyeriss-tl"
-    assert (layout / "run" / "report.html").is_file()  # its per-layer breakdown rebuilt the design
+    assert (layout / "run" / "report.html").is_file()
+    from jaqmoo.reporting.breakdown import CostBreakdown
+
+    run = load_run(layout / "run")  # `jaqmoo report` rebuilds the design from meta.json
+    breakdown = CostBreakdown.from_meta(run.meta, run.evaluations)
+    genes = [int(v) for v in str(front["genes"].iloc[0]).split()]
+    assert breakdown.network_cost(genes).energy_pj == pytest.approx(float(front["energy_pj"].iloc[0]))
 
 
 def test_sweep_axis_takes_templates_and_timeloop_folders(layout, capsys):

@@ -77,15 +77,23 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def shape_cache_key(shape: tuple, corners: Sequence[tuple[Any, tuple[int, int, int] | None]], metric: str,
-                    mapper: Any) -> str:
-    """The key of one layer shape's warm-up: a hash of everything that decides its tile sets."""
+def corners_digest(corners: Sequence[tuple[Any, tuple[int, int, int] | None]], metric: str, mapper: Any) -> str:
+    """A hash of what every shape of one warm-up shares: the code, the corner designs (whole
+    accelerators and bits, in order), the metric and the mapper's settings."""
     h = hashlib.sha256(code_fingerprint().encode())
-    h.update(repr(("shape", shape, "metric", metric)).encode())
+    h.update(repr(("metric", metric)).encode())
     h.update(repr(tuple((name, getattr(mapper, name)) for name in MAPPER_SETTINGS)).encode())
     for accel, bits in corners:
         h.update(repr(("corner", accel, bits)).encode())
     return h.hexdigest()
+
+
+def shape_cache_key(shape: tuple, corners: Sequence[tuple[Any, tuple[int, int, int] | None]] | str, metric: str = "",
+                    mapper: Any = None) -> str:
+    """The key of one layer shape's warm-up: a hash of everything that decides its tile sets
+    (``corners`` may be their :func:`corners_digest`, computed once for all shapes)."""
+    digest = corners if isinstance(corners, str) else corners_digest(corners, metric, mapper)
+    return hashlib.sha256(repr((digest, "shape", shape)).encode()).hexdigest()
 
 
 @dataclass
@@ -189,7 +197,8 @@ def warm_up(mapper: Any, layers: Sequence[Any], corners: Sequence[tuple[Any, tup
         _compute(mapper, list(shapes.values()), corners, metric)
         stats.computed = len(shapes)
         return stats
-    keys = {s: shape_cache_key(s, corners, metric, mapper) for s in shapes}
+    digest = corners_digest(corners, metric, mapper)
+    keys = {s: shape_cache_key(s, digest) for s in shapes}
 
     def load_missing(todo: dict) -> dict:
         left = {}
@@ -232,10 +241,11 @@ def store_tile_sets(cache: TileSetCache, mapper: Any, layers: Sequence[Any],
     from jaqmoo.mapping.mapper import shape_key
 
     families = list(dict.fromkeys(family_key(accel) for accel, _ in corners))
+    digest = corners_digest(corners, metric, mapper)
     written = 0
     for s, layer in {shape_key(layer): layer for layer in layers}.items():
         sets = {fam: ts for fam in families if (ts := mapper.tile_set(layer, fam)) is not None}
-        if not cache.store(shape_cache_key(s, corners, metric, mapper), sets):
+        if not cache.store(shape_cache_key(s, digest), sets):
             break
         written += 1
     return written
@@ -273,5 +283,5 @@ def _acquire(lock: Any) -> bool:
     return True
 
 
-__all__ = ["CacheWarning", "MAPPER_SETTINGS", "TileSetCache", "WarmupStats", "code_fingerprint",
+__all__ = ["CacheWarning", "MAPPER_SETTINGS", "TileSetCache", "WarmupStats", "code_fingerprint", "corners_digest",
            "shape_cache_key", "store_tile_sets", "warm_up"]
