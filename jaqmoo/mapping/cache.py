@@ -245,6 +245,8 @@ def store_tile_sets(cache: TileSetCache, mapper: Any, layers: Sequence[Any],
     written = 0
     for s, layer in {shape_key(layer): layer for layer in layers}.items():
         sets = {fam: ts for fam in families if (ts := mapper.tile_set(layer, fam)) is not None}
+        for ts in sets.values():
+            _ = ts.dominated  # the dominance pruning, computed once here and stored with the set
         if not cache.store(shape_cache_key(s, digest), sets):
             break
         written += 1
