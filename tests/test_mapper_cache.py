@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,22 @@ def test_key_follows_everything_that_decides_the_tile_sets(tmp_path):
     ev2, _ = _evaluator(genes=other_genes)
     corners2 = [(ev2.accelerator(d), b) for d, b in ev2.corner_designs()]
     assert key != mcache.shape_cache_key(("s",), corners2, "energy", ev.mapper)
+
+
+def test_keys_are_the_same_in_another_process(tmp_path):
+    """Keys depend on content only (no hash seed, no object ids): other processes find the files."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, 'tests'); import test_mapper_cache as t; from jaqmoo.mapping import cache; "
+            "ev, _ = t._evaluator(); print(cache.corners_digest([(ev.accelerator(d), b) for d, b in "
+            "ev.corner_designs()], 'energy', ev.mapper))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).parent.parent).stdout.split()[-1]
+    ev, _ = _evaluator()
+    assert out == mcache.corners_digest([(ev.accelerator(d), b) for d, b in ev.corner_designs()], "energy", ev.mapper)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "other_key"])

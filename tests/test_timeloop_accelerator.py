@@ -140,10 +140,11 @@ def test_sweep_axis_takes_templates_and_timeloop_folders(layout, capsys):
     out = capsys.readouterr().out
     assert "4 runs" in out and "eyeriss-s1" in out and "eyeriss-tl-s0" in out
     assert "accelerator=timeloop:eyeriss-tl" in out and not (layout / "out").exists()
+    assert f"mapper warm-up cache (shared by runs on the same layers and hardware space): {layout / 'out'}" in out
 
 
 def test_sweep_base_on_a_timeloop_folder_and_a_template_axis(layout):
-    _write(layout)  # base: the Timeloop folder, relative to the base file
+    _write(layout, mapping=None)  # base: the Timeloop folder, relative to the base file
     (layout / "specs" / "sub").mkdir()
     path = layout / "specs" / "sub" / "mix.yaml"
     path.write_text(yaml.safe_dump({"name": "m", "base": "../tl.yaml",
@@ -152,3 +153,4 @@ def test_sweep_base_on_a_timeloop_folder_and_a_template_axis(layout):
     simba, tl = (r.parsed("t").accelerator for r in plan.runs)
     assert simba.template == "simba" and simba.timeloop is None
     assert tl.timeloop == str((layout / "hw" / "eyeriss-tl").resolve())
+    assert plan.runs[0].spec["mapping"] == {"cache_dir": str(layout / "o" / "mapper-cache")}

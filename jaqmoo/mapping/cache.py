@@ -10,6 +10,7 @@ candidate is a re-fit of those sets. A layer shape's sets depend only on
 * the corner designs searched, in order: each corner's whole :class:`Accelerator` (levels,
   meshes, depths, word widths, energies, constraints, accumulator bits...) and bits,
 * the metric and the mapper's settings (budget, utilization floor, refinement, orders, seed),
+* the model backend (numba or numpy) and numpy's version,
 * the cost model's code (a hash of the ``jaqmoo.mapping`` and ``jaqmoo.hardware.spec``
   sources and the package version),
 
@@ -80,8 +81,12 @@ def code_fingerprint() -> str:
 def corners_digest(corners: Sequence[tuple[Any, tuple[int, int, int] | None]], metric: str, mapper: Any) -> str:
     """A hash of what every shape of one warm-up shares: the code, the corner designs (whole
     accelerators and bits, in order), the metric and the mapper's settings."""
+    import numpy
+
+    from jaqmoo.mapping.model import resolve_backend
+
     h = hashlib.sha256(code_fingerprint().encode())
-    h.update(repr(("metric", metric)).encode())
+    h.update(repr(("backend", resolve_backend(), numpy.__version__, "metric", metric)).encode())
     h.update(repr(tuple((name, getattr(mapper, name)) for name in MAPPER_SETTINGS)).encode())
     for accel, bits in corners:
         h.update(repr(("corner", accel, bits)).encode())

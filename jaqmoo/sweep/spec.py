@@ -108,6 +108,9 @@ class SweepPlan:
         for key, path in self.supernets.items():
             users = sum(r.supernet == key for r in self.runs)
             lines.append(f"  {key}: {path} ({users} run{'s' if users != 1 else ''})")
+        caches = [c for c in dict.fromkeys((r.spec.get("mapping") or {}).get("cache_dir") for r in self.runs) if c]
+        if caches:
+            lines.append("mapper warm-up cache (shared by runs on the same layers and hardware space): " + ", ".join(caches))
         return "\n".join(lines)
 
 
@@ -311,7 +314,9 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
             set_dotted(spec_data, axis, _anchored(axis, value, here), f"{src}: axes.{axis}")
         spec_data["name"] = f"{name}-{run_name}"
         spec_data.pop("output", None)
-        mapping = spec_data.setdefault("mapping", {})
+        if spec_data.get("mapping") is None:
+            spec_data["mapping"] = {}
+        mapping = spec_data["mapping"]
         if not isinstance(mapping, dict):
             raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {mapping!r}")
         if "cache_dir" not in mapping:  # runs on the same hardware space share their mapper warm-up
