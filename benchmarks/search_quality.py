@@ -97,7 +97,7 @@ def float_start(prep, path: Path, float_epochs: int, progress: bool) -> Path:
     if cfg.max_train is not None:
         from jaqmoo.data import load_dataset
 
-        splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+        splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                               input_size=spec.dataset.input_size, max_train=cfg.max_train)
     train_supernet(cfg, splits=splits)
     return path
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if max_train is not None:
             from jaqmoo.data import load_dataset
 
-            train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.seed,
+            train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                                         input_size=spec.dataset.input_size, max_train=max_train)
         qat = QATEstimator(start_net, train_splits, data, epochs=args.qat_epochs, lr=args.qat_lr,
                            batch_size=int(spec.accuracy.train_kwargs.get("batch_size", 128)), seed=spec.seed)

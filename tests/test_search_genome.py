@@ -134,3 +134,24 @@ def test_outer_mapping_repair_picks_nearest_feasible(feasible, gene):
     assert all(abs(j - gene) <= abs(k - gene) for k in np.flatnonzero(mask))
     if gene < len(mask) and mask[gene]:
         assert j == gene
+
+
+def test_spread_first_population_spans_precision_levels_and_keeps_other_genes_uniform():
+    from jaqmoo.search.algorithms import SeededIntegerSampling
+
+    space = GenomeSpace(tuple(f"l{i}" for i in range(40)), (2, 3, 4, 5, 6, 7, 8), (2, 3, 4, 5, 6, 7, 8),
+                        hardware_genes=(HardwareGene("pe_x", (4, 8, 12, 16), 8),))
+    problem = JointProblem(space, FakeEvaluator(), ["accuracy", "energy"], Constraints())
+    rng = np.random.default_rng(0)
+    mask = space.level_genes
+    assert mask.sum() == space.n_bit_genes == 80 and not mask[-1]
+    spread = SeededIntegerSampling(None, mask)._do(problem, 400, random_state=rng)
+    plain = SeededIntegerSampling(None)._do(problem, 400, random_state=np.random.default_rng(0))
+    assert spread.min() >= 0 and (spread <= space.upper_bounds).all()
+    # each genome's mean bit index: spread covers near-2-bit to near-8-bit policies, plain clusters at the middle
+    spread_means, plain_means = spread[:, mask].mean(1), plain[:, mask].mean(1)
+    assert spread_means.min() < 1.0 and spread_means.max() > 5.0
+    assert plain_means.min() > 2.0 and plain_means.max() < 4.0
+    # genes still vary within a genome, and the hardware gene takes every choice
+    assert np.median(spread[:, mask].std(1)) > 0.5
+    assert set(spread[:, -1]) == {0, 1, 2, 3}

@@ -14,18 +14,43 @@ from jaqmoo.errors import JaqmooError
 
 
 class SeededIntegerSampling(Sampling):
-    """First population: the given seed genomes, then uniformly random integer genomes."""
+    """First population: the given seed genomes, then random integer genomes.
 
-    def __init__(self, seeds: np.ndarray | None = None) -> None:
+    With ``level_genes`` (a boolean mask of the bit-width genes), each random genome draws
+    its own precision level, a uniform fraction ``f`` of every bit gene's range, and each of
+    its bit genes is ``f * upper`` plus Gaussian noise (``spread`` of the range), rounded and
+    clipped. The first population then spans the whole energy axis, from near-2-bit to
+    near-8-bit policies with per-layer variety, instead of clustering every random policy
+    around the middle bit-width (what independent uniform genes do to the mean of 50 layers).
+    The other genes (hardware, mapping) stay uniform.
+    """
+
+    def __init__(self, seeds: np.ndarray | None = None, level_genes: np.ndarray | None = None,
+                 spread: float = 0.15) -> None:
         super().__init__()
         self.seeds = np.zeros((0, 0), dtype=int) if seeds is None else np.asarray(seeds, dtype=int)
+        self.level_genes = None if level_genes is None else np.asarray(level_genes, dtype=bool)
+        self.spread = spread
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
         xl, xu = problem.bounds()
         n_rand = max(n_samples - len(self.seeds), 0)
         rand = random_state.integers(xl.astype(int), xu.astype(int) + 1, size=(n_rand, problem.n_var))
+        if self.level_genes is not None and self.level_genes.any() and n_rand:
+            rand[:, self.level_genes] = spread_levels(random_state, n_rand, xl[self.level_genes],
+                                                      xu[self.level_genes], self.spread)
         seeds = self.seeds[:n_samples].reshape(-1, problem.n_var) if len(self.seeds) else np.zeros((0, problem.n_var), int)
         return np.vstack([seeds, rand]).astype(int)
+
+
+def spread_levels(rng: np.random.Generator, n: int, lower: np.ndarray, upper: np.ndarray,
+                  spread: float) -> np.ndarray:
+    """``n`` rows of integer genes in ``[lower, upper]``: one uniform level per row, per-gene noise."""
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    level = rng.uniform(0.0, 1.0, size=(n, 1))
+    width = upper - lower
+    values = lower + level * width + rng.normal(0.0, spread, size=(n, len(upper))) * width
+    return np.clip(np.rint(values), lower, upper).astype(int)
 
 
 class _ModuleFunction:
@@ -91,13 +116,16 @@ def _ref_dirs(n_obj: int, pop_size: int) -> np.ndarray:
 ALGORITHM_NAMES = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")
 
 
-def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None = None) -> Algorithm:
-    """A pymoo algorithm ``name`` with integer-safe operators and ``seeds`` in its first population."""
-    return make_picklable(_make_algorithm(name, pop_size, n_obj, seeds))
+def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None = None,
+                   level_genes: np.ndarray | None = None) -> Algorithm:
+    """A pymoo algorithm ``name`` with integer-safe operators, ``seeds`` in its first population
+    and, with ``level_genes``, random genomes spread over precision levels (:class:`SeededIntegerSampling`)."""
+    return make_picklable(_make_algorithm(name, pop_size, n_obj, seeds, level_genes))
 
 
-def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None) -> Algorithm:
-    sampling = SeededIntegerSampling(seeds)
+def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None,
+                    level_genes: np.ndarray | None) -> Algorithm:
+    sampling = SeededIntegerSampling(seeds, level_genes)
     ops = _operators()
     if name == "nsga2":
         from pymoo.algorithms.moo.nsga2 import NSGA2

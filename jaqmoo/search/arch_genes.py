@@ -181,6 +181,11 @@ class ArchGenomeSpace:
     def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self.upper_bounds + 1, size=(n, self.n_var))
 
+    @property
+    def level_genes(self) -> np.ndarray:
+        """Boolean mask of the bit-width genes (after the architecture genes)."""
+        return np.concatenate([np.zeros(self.n_var - self.bits.n_var, dtype=bool), self.bits.level_genes])
+
 
 class ArchEvaluator:
     """Accuracy of the (architecture, bits) pair + cost of the decoded sub-network's workload."""

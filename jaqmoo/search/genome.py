@@ -103,6 +103,11 @@ class GenomeSpace:
         ub += [len(g.choices) - 1 for g in self.hardware_genes]
         return np.asarray(ub, dtype=int)
 
+    @property
+    def level_genes(self) -> np.ndarray:
+        """Boolean mask of the bit-width genes (their index order is the bit order)."""
+        return np.arange(self.n_var) < self.n_bit_genes
+
     def gene_names(self) -> list[str]:
         """A readable name per gene (``w.<layer>``, ``a.<layer>``, ``mapgene.<layer>``, ``hw.<param>``)."""
         names = []

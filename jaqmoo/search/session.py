@@ -112,7 +112,7 @@ def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: Candi
         algorithm = make_bits_nsga2(space, settings.population)
     else:
         algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
-                                   space.uniform_seeds(settings.seed_bits))
+                                   space.uniform_seeds(settings.seed_bits), space.level_genes)
     return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
                       on_generation=on_generation)
 
