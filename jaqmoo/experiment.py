@@ -119,6 +119,10 @@ def _hardware(spec: ExperimentSpec) -> tuple[Any, tuple[HardwareGene, ...], dict
 
     src = spec.source
     acc = spec.accelerator
+    if acc.timeloop is not None:  # fixed hardware read from a Timeloop input (no genes)
+        from jaqmoo.timeloop.design import load_design
+
+        return load_design(acc.timeloop, f"{src}: accelerator.timeloop"), (), {}
     if acc.template not in TEMPLATES:
         raise JaqmooError(f"{src}: accelerator.template: unknown template {acc.template!r}; "
                           f"{_suggest(acc.template, list(TEMPLATES))}choose one of: {', '.join(TEMPLATES)}")
@@ -187,6 +191,15 @@ def _check_area_budget(spec: ExperimentSpec, template: Any, genes: tuple[Hardwar
         )
 
 
+def mapper_cache_dir(spec: ExperimentSpec, out_dir: Path) -> Path | None:
+    """The mapper warm-up cache folder of a run: ``mapping.cache_dir``, else ``out_dir/mapper-cache``
+    (so ``--resume`` skips the warm-up); None when the spec turns it off (``cache_dir: false``)."""
+    value = spec.mapping.cache_dir
+    if value is False:
+        return None
+    return Path(value).expanduser() if isinstance(value, str) else out_dir / "mapper-cache"
+
+
 def default_out_dir(spec: ExperimentSpec) -> Path:
     """``output.dir`` or ``runs/<name>``, refusing a ``..`` (or absolute name) that leaves that folder.
 
@@ -233,6 +246,8 @@ def check_paths(spec: ExperimentSpec, out_dir: Path) -> None:
             raise JaqmooError(f"{src}: accuracy.checkpoint {p} is not readable by this user")
     if spec.accuracy.cache_dir is not None:
         _check_writable_folder(Path(spec.accuracy.cache_dir).expanduser(), f"{src}: accuracy.cache_dir")
+    if isinstance(spec.mapping.cache_dir, str):
+        _check_writable_folder(Path(spec.mapping.cache_dir).expanduser(), f"{src}: mapping.cache_dir")
     if spec.dataset.root is not None:
         p = Path(spec.dataset.root).expanduser()
         if p.exists() and not p.is_dir():
@@ -350,14 +365,16 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         min_acc = baseline_acc - spec.constraints.max_accuracy_drop
     constraints = Constraints(min_accuracy=min_acc, max_area_mm2=spec.constraints.max_area_mm2)
 
+    mapper_cache = mapper_cache_dir(spec, prep.out_dir)
     if prep.elastic is None:
         evaluator = JointEvaluator(prep.workload, prep.template, accuracy.search_estimator, space,
-                                   metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits)
+                                   metric=spec.mapping.metric, accumulator_bits=spec.quantization.accumulator_bits,
+                                   cache_dir=mapper_cache)
     else:  # the cost of each candidate's decoded sub-network (jaqmoo.search.arch_genes)
         from jaqmoo.search.arch_genes import ArchEvaluator
 
         evaluator = ArchEvaluator(space, prep.template, accuracy.search_estimator, metric=spec.mapping.metric,
-                                  accumulator_bits=spec.quantization.accumulator_bits)
+                                  accumulator_bits=spec.quantization.accumulator_bits, cache_dir=mapper_cache)
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
                               seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
@@ -367,7 +384,8 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
 
     (prep.out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     t1 = time.perf_counter()
-    meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.template,
+    meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.label,
+                  "technology_nm": getattr(prep.template, "technology_nm", None),
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
@@ -378,6 +396,8 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
                         meta_extra=meta_extra, locked=True, on_generation=report)
     seconds["search"] = time.perf_counter() - t1
+    if evaluator.warmup_seconds is not None:  # inner mapping's warm-up (part of search)
+        seconds["mapper_warmup"] = evaluator.warmup_seconds
 
     run = load_run(prep.out_dir)
     if accuracy.rescore_estimator is not None and spec.accuracy.rescore_front:

@@ -210,6 +210,15 @@ class FolderLock:
             self.release()
 
 
+def wait_for_lock(lock: FolderLock, poll_seconds: float = 1.0) -> FolderLock:
+    """Acquire ``lock``, waiting (polling every ``poll_seconds``) while another live process holds it."""
+    while True:
+        try:
+            return lock.acquire()
+        except LockHeld:
+            time.sleep(poll_seconds)
+
+
 def assert_unlocked(folder: str | Path, name: str = RUN_LOCK, what: str = "run") -> None:
     """Raise :class:`LockHeld` if a live writer holds ``folder/name`` (the lock is not kept)."""
     if not Path(folder).is_dir():

@@ -265,6 +265,14 @@ class Mapper:
         """Every cached tile set (one per layer shape and accelerator family)."""
         return list(self._candidates.values())
 
+    def tile_set(self, layer: Layer, family: tuple) -> TileSet | None:
+        """The tile set of ``layer``'s shape on accelerator family ``family`` (None: not searched yet)."""
+        return self._candidates.get((shape_key(layer), family))
+
+    def install_tile_set(self, layer: Layer, family: tuple, tile_set: TileSet) -> None:
+        """Use ``tile_set`` (e.g. read from :mod:`jaqmoo.mapping.cache`) for ``layer``'s shape on ``family``."""
+        self._candidates[(shape_key(layer), family)] = tile_set
+
     def prune_tile_sets(self) -> int:
         """Compute the dominance pruning of every tile set now (else on first use); rows kept."""
         return sum(int((~t.dominated).sum()) for t in self._candidates.values())

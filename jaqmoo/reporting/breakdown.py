@@ -120,7 +120,6 @@ class CostBreakdown:
         if missing:
             raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
                               "`jaqmoo run`, so its per-layer costs cannot be recomputed")
-        from jaqmoo.hardware.templates import get_template
         from jaqmoo.models import build_model
         from jaqmoo.search.evaluation import JointEvaluator
         from jaqmoo.workload import extract_workload
@@ -135,7 +134,11 @@ class CostBreakdown:
         if [layer.name for layer in workload.layers] != list(space.layer_names):
             raise JaqmooError(f"the layers of {meta['model']} no longer match the run's layer_names; "
                               "the model code changed since the run")
-        evaluator = JointEvaluator(workload, get_template(meta["template"]), None, space,
+        from jaqmoo.timeloop.design import accelerator_template
+
+        section = spec.get("accelerator") or {}
+        template = accelerator_template(section if section.get("timeloop") else {"template": meta["template"]})
+        evaluator = JointEvaluator(workload, template, None, space,
                                    metric=spec.get("mapping", {}).get("metric", "energy"))
         return cls.of(evaluator, space, workload)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -233,9 +234,11 @@ class ArchEvaluator:
 
     def __init__(self, genome: ArchGenomeSpace, template: Any, accuracy: PairEstimator | None, metric: str = "energy",
                  batch: int = 1, mapper_options: Mapping[str, Any] | None = None,
-                 accumulator_bits: int | None = None) -> None:
+                 accumulator_bits: int | None = None, cache_dir: str | Path | None = None) -> None:
         from jaqmoo.mapping.mapper import Mapper
 
+        self.cache_dir = cache_dir
+        """Where the warm-up's tile sets are shared (:class:`jaqmoo.mapping.cache.TileSetCache`); None: not stored."""
         self.genome = genome
         self.template = template
         self.accuracy = accuracy
@@ -279,7 +282,7 @@ class ArchEvaluator:
 
             shapes = Workload(self.genome.space.model, tuple(self.shape_layers()))
             ev = JointEvaluator(shapes, self.template, None, self.genome.bits, self.metric,
-                                accumulator_bits=self.accumulator_bits)
+                                accumulator_bits=self.accumulator_bits, cache_dir=self.cache_dir)
             ev.mapper = self.mapper
             self.warmup_seconds = ev.prepare()
         return self.warmup_seconds

@@ -15,7 +15,8 @@ from typing import Any
 from jaqmoo.errors import JaqmooError
 
 #: dotted spec keys that may differ on --resume
-SPEC_MAY_CHANGE = ("search.generations", "output.dir", "dataset.root", "name", "source", "base_dir")
+SPEC_MAY_CHANGE = ("search.generations", "output.dir", "dataset.root", "name", "source", "base_dir",
+                   "mapping.cache_dir")
 #: meta.json keys compared on --resume (search layer), and the settings that may change
 META_KEYS = ("objectives", "constraints", "layer_names", "gene_names", "mapping_mode", "hardware_genes",
              "hardware_fixed", "space", "settings")

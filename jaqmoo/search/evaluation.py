@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,8 +75,13 @@ class JointEvaluator:
     """Scores candidates for accuracy and hardware cost (see the module doc)."""
 
     def __init__(self, workload: Workload, template: Any, accuracy: Any, space: GenomeSpace,
-                 metric: str = "energy", accumulator_bits: int | None = None, max_pe_arrays: int = 36) -> None:
+                 metric: str = "energy", accumulator_bits: int | None = None, max_pe_arrays: int = 36,
+                 cache_dir: str | Path | None = None) -> None:
         self.workload = workload
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        """Folder of the persistent warm-up cache (:mod:`jaqmoo.mapping.cache`); None: no cache."""
+        self.warmup_stats: Any = None
+        """:class:`jaqmoo.mapping.cache.WarmupStats` of :meth:`prepare` (None until it ran)."""
         self.accumulator_bits = accumulator_bits
         """Partial-sum width given by the spec (None: the template's psum width)."""
         self.template = template
@@ -180,13 +186,17 @@ class JointEvaluator:
         """The one-time warm-up of inner mapping (see the module doc); returns its seconds."""
         if self.warmup_seconds is not None:
             return self.warmup_seconds
+        from jaqmoo.mapping.cache import TileSetCache, warm_up
+
         t0 = time.perf_counter()
+        corners = []
         for design, bits in self.corner_designs():
             try:
-                accel = self.accelerator(design)
+                corners.append((self.accelerator(design), bits))
             except JaqmooError:
                 continue  # an impossible corner; the real request reports it
-            self.mapper.prepare(self.workload.layers, [accel], bits=bits, metric=self.metric)
+        cache = None if self.cache_dir is None else TileSetCache(self.cache_dir)
+        self.warmup_stats = warm_up(self.mapper, self.workload.layers, corners, self.metric, cache)
         self.mapper.prune_tile_sets()
         self.mapper.refit_topologies = True
         self.warmup_seconds = time.perf_counter() - t0

@@ -89,13 +89,24 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class AcceleratorSpec:
-    """Hardware template, parameters held fixed and parameters evolved by the search."""
+    """Hardware template, parameters held fixed and parameters evolved by the search; or a
+    Timeloop architecture (``timeloop``: an absolute path; fixed hardware, no template)."""
 
-    template: str
+    template: str | None
     fixed: tuple[tuple[str, int], ...] = ()
     #: evolved parameters: (name, allowed values or () = all the template's choices)
     search: tuple[tuple[str, tuple[int, ...]], ...] = ()
     search_all: bool = False
+    timeloop: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The template name, or ``timeloop:<folder name>``."""
+        if self.timeloop is None:
+            return str(self.template)
+        from jaqmoo.timeloop.design import design_name
+
+        return f"timeloop:{design_name(self.timeloop)}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,9 @@ class MappingSpec:
     mode: str = "inner"
     metric: str = "energy"
     candidates: int = 16  # outer mode: mapping candidates per layer the gene indexes into
+    #: folder of the persistent mapper warm-up cache (jaqmoo.mapping.cache); None: the run
+    #: folder's ``mapper-cache`` (a sweep's ``<sweep dir>/mapper-cache``); False: no cache
+    cache_dir: str | bool | None = None
 
 
 @dataclass(frozen=True)
@@ -370,11 +384,38 @@ def _dataset(data: Any, src: str) -> DatasetSpec:
     return DatasetSpec(name=name, root=root, input_size=size, split_seed=split_seed)
 
 
-def _accelerator(data: Any, src: str) -> AcceleratorSpec:
+def _timeloop_accelerator(d: dict, src: str, base_dir: str | Path) -> AcceleratorSpec:
+    """``accelerator: {timeloop: PATH}``: fixed hardware read from a Timeloop input (PATH relative
+    to the spec's folder)."""
+    if d.get("template") is not None:
+        raise JaqmooError(f"{src}: accelerator: give template (a parameterised design) or timeloop (a Timeloop "
+                          "architecture folder or file), not both")
+    for key in ("search", "fixed"):
+        if d.get(key) not in (None, [], {}):
+            raise JaqmooError(f"{src}: accelerator.{key}: a Timeloop architecture (accelerator.timeloop) is fixed "
+                              "hardware with no parameters to fix or search; remove accelerator."
+                              f"{key}, or use a template (eyeriss, simba...) to search hardware")
+    raw = d["timeloop"]
+    if not isinstance(raw, str) or not raw.strip():
+        raise JaqmooError(f"{src}: accelerator.timeloop: expected the path of a Timeloop architecture folder or "
+                          f"YAML file, got {raw!r}")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    if not path.exists():
+        raise JaqmooError(f"{src}: accelerator.timeloop: {path} does not exist (relative paths are read from the "
+                          "spec file's folder); give a Timeloop architecture folder or YAML file")
+    return AcceleratorSpec(None, timeloop=str(path.resolve()))
+
+
+def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> AcceleratorSpec:
     d = _section(data, f"{src}: accelerator")
-    check_keys(d, ["template", "fixed", "search"], f"{src}: accelerator")
-    if "template" not in d:
-        raise JaqmooError(f"{src}: accelerator.template is required (e.g. eyeriss or simba)")
+    check_keys(d, ["template", "fixed", "search", "timeloop"], f"{src}: accelerator")
+    if d.get("timeloop") is not None:
+        return _timeloop_accelerator(d, src, base_dir)
+    if d.get("template") is None:
+        raise JaqmooError(f"{src}: accelerator.template (e.g. eyeriss or simba) or accelerator.timeloop (a Timeloop "
+                          "architecture folder or file) is required")
     template = _typed(d["template"], str, f"{src}: accelerator.template")
     fixed = _section(d.get("fixed"), f"{src}: accelerator.fixed")
     fixed_items = []
@@ -433,7 +474,19 @@ def _mapping(data: Any, src: str) -> MappingSpec:
         mode=_choice(d.get("mode", "inner"), "mapping.mode", MAPPING_MODES, src),
         metric=_choice(d.get("metric", "energy"), "mapping.metric", MAPPING_METRICS, src),
         candidates=_int_range(d.get("candidates", 16), "mapping.candidates", 1, 4096, src),
+        cache_dir=_cache_dir(d.get("cache_dir"), src),
     )
+
+
+def _cache_dir(value: Any, src: str) -> str | bool | None:
+    """``mapping.cache_dir``: a folder, false (no cache) or unset (the default folder)."""
+    if value is None or value is False:
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    raise JaqmooError(f"{src}: mapping.cache_dir must be a folder path (shared by runs that warm up the same "
+                      f"layers on the same hardware), false to turn the cache off, or left out for the run "
+                      f"folder's mapper-cache; got {value!r}")
 
 
 def _accuracy(data: Any, src: str) -> AccuracySpec:
@@ -537,7 +590,7 @@ def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") ->
         name=str(_typed(d.get("name", default_name), str, f"{src}: name")),
         model=_model(d["model"], src),
         dataset=_dataset(d["dataset"], src),
-        accelerator=_accelerator(d["accelerator"], src),
+        accelerator=_accelerator(d["accelerator"], src, base_dir),
         quantization=_quantization(d.get("quantization"), src),
         mapping=_mapping(d.get("mapping"), src),
         accuracy=_accuracy(d.get("accuracy"), src),
@@ -598,7 +651,8 @@ def _elastic_cross_checks(spec: ExperimentSpec) -> None:
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a spec file (relative paths inside resolve against the working directory)."""
+    """Read and validate a spec file (relative paths inside resolve against the working directory,
+    but for ``accelerator.timeloop``, read from the spec file's folder)."""
     path = Path(path)
     if path.is_dir():
         raise JaqmooError(f"experiment spec {path} is a folder; give a spec file such as problems/quickstart.yaml")
@@ -615,7 +669,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_spec(data, source=str(path))
+    return parse_spec(data, source=str(path), base_dir=path.parent)
 
 
 def coerce_spec(spec_or_path: ExperimentSpec | str | Path | Mapping) -> ExperimentSpec:

@@ -53,7 +53,10 @@ def _accuracy_column(df: pd.DataFrame) -> str:
 
 
 def _technology_nm(meta: dict) -> int | None:
-    """The run's technology node: its fixed hardware, the template default, or the energy source."""
+    """The run's technology node: its fixed hardware, the template default, what a Timeloop
+    architecture's components name, or the energy source."""
+    if meta.get("technology_nm") is not None:
+        return int(meta["technology_nm"])
     fixed = meta.get("hardware_fixed") or {}
     if "technology" in fixed:
         return int(fixed["technology"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
+from jaqmoo.search.compat import SPEC_MAY_CHANGE, differences
 from jaqmoo.sweep.executor import Task, make_backend, run_graph
 from jaqmoo.sweep.outputs import RUNS, SWEEP_JSON, write_outputs
 from jaqmoo.sweep.spec import SweepPlan
@@ -43,7 +44,8 @@ def _check_resume(sweep_dir: Path, plan: SweepPlan) -> list[dict]:
     old_specs = {r["name"]: r["spec"] for r in old.get("runs", [])}
     for r in plan.runs:
         marker = read_marker(sweep_dir / RUNS / r.name) or {}
-        if marker.get("status") == "done" and r.name in old_specs and old_specs[r.name] != json.loads(json.dumps(r.spec)):
+        if marker.get("status") == "done" and r.name in old_specs and \
+                differences(old_specs[r.name], json.loads(json.dumps(r.spec)), SPEC_MAY_CHANGE):
             raise JaqmooError(f"--resume: run {r.name} finished with a different spec than {plan.source} now gives; "
                               "resume with the same sweep spec or use a new --out folder")
     return list(old.get("launches", []))
@@ -56,6 +58,9 @@ def _absolute(spec_data: dict) -> dict:
     for key in ("checkpoint", "cache_dir"):
         if acc.get(key):
             acc[key] = str(Path(acc[key]).expanduser().resolve())
+    mapping = data.get("mapping") or {}
+    if isinstance(mapping.get("cache_dir"), str):
+        mapping["cache_dir"] = str(Path(mapping["cache_dir"]).expanduser().resolve())
     return data
 
 

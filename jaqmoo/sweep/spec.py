@@ -6,7 +6,8 @@ Example (``problems/sweep-quick.yaml``)::
     base: quickstart.yaml              # a spec file (relative to this file) or an inline mapping
     axes:                              # the cross product of every axis
       model: [simple_cnn, mobilenet_v1]            # shorthand for model.name
-      accelerator: [eyeriss, simba]                # shorthand for accelerator.template
+      accelerator: [eyeriss, simba]                # shorthand for accelerator.template; a
+                                                 # Timeloop folder: {timeloop: path/to/folder}
       seed: [0, 1]
       search.population: [16, 32]                  # any dotted key of the experiment spec
     # combinations: [{model: simple_cnn, accelerator: eyeriss}, ...]   # instead of the product
@@ -23,6 +24,11 @@ run's seed trains it) share one supernet task; its checkpoint is ``accuracy.chec
 supernets is an error), else a file named by the supernet's identity hash in
 ``accuracy.cache_dir`` (shared with ``jaqmoo run`` of the same settings), else
 ``<sweep dir>/supernets/<key>.pt``.
+
+Runs share their mapper warm-up (BatchTile tile sets per layer shape and hardware space,
+:mod:`jaqmoo.mapping.cache`) through ``mapping.cache_dir``, by default
+``<sweep dir>/mapper-cache``. The ``accelerator`` axis takes template names and Timeloop
+architectures (``{timeloop: path}``, relative to the file that names it).
 """
 
 from __future__ import annotations
@@ -102,22 +108,49 @@ class SweepPlan:
         for key, path in self.supernets.items():
             users = sum(r.supernet == key for r in self.runs)
             lines.append(f"  {key}: {path} ({users} run{'s' if users != 1 else ''})")
+        caches = [c for c in dict.fromkeys((r.spec.get("mapping") or {}).get("cache_dir") for r in self.runs) if c]
+        if caches:
+            lines.append("mapper warm-up cache (shared by runs on the same layers and hardware space): " + ", ".join(caches))
         return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
+def _timeloop_name(value: Any) -> str | None:
+    """``timeloop:<name>`` of an ``accelerator`` axis value ``{timeloop: PATH}``; None for others."""
+    if isinstance(value, dict) and isinstance(value.get("timeloop"), str):
+        from jaqmoo.timeloop.design import design_name
+
+        return f"timeloop:{design_name(value['timeloop'])}"
+    return None
+
+
+def _anchored(key: str, value: Any, folder: Path | None) -> Any:
+    """``value`` for dotted ``key`` with a relative ``accelerator.timeloop`` path made absolute
+    against ``folder`` (the file the value was written in)."""
+    key = SHORTHANDS.get(key, key)
+    if folder is None:
+        return value
+    if key == "accelerator.timeloop" and isinstance(value, str):
+        return str((folder / Path(value).expanduser()).resolve())
+    if key in ("accelerator.template", "accelerator") and _timeloop_name(value) is not None:
+        return {**value, "timeloop": _anchored("accelerator.timeloop", value["timeloop"], folder)}
+    return value
+
+
 def axis_label(value: Any) -> Any:
     """An axis value as a table cell or title: lists space-joined, a mapping with a name or
-    template as ``"name key=value ..."`` (other mappings as compact JSON), scalars as they are."""
+    template as ``"name key=value ..."`` (a Timeloop architecture as ``timeloop:<folder name>``,
+    other mappings as compact JSON), scalars as they are."""
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
-        head = value.get("name", value.get("template"))
+        head = value.get("name", value.get("template", _timeloop_name(value)))
         if head is None:
             return json.dumps(value, sort_keys=True)
-        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
+        rest = " ".join(f"{k}={axis_label(v)}" for k, v in sorted(value.items())
+                        if k not in ("name", "template", "timeloop"))
         return f"{head} {rest}".strip()
     return value
 
@@ -136,7 +169,9 @@ def _run_name(values: dict[str, Any]) -> str:
         if axis == "seed":
             parts.append(f"s{v}")
         elif axis in SHORTHANDS:
-            parts.append(_label(v if not isinstance(v, dict) else v.get("template", v.get("name", v))))
+            tl = _timeloop_name(v)
+            parts.append(tl.split(":", 1)[1] if tl else
+                         _label(v if not isinstance(v, dict) else v.get("template", v.get("name", v))))
         else:
             parts.append(f"{axis.rsplit('.', 1)[-1]}={_label(v)}")
     name = "-".join(parts) or "run"
@@ -159,6 +194,8 @@ def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
             raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {child!r}, not a mapping")
         node = child
     last = parts[-1]
+    if key == "accelerator.template":  # a template replaces a Timeloop architecture of the base
+        node.pop("timeloop", None)
     if isinstance(value, dict) and key in SHORTHANDS.values():
         # a whole section given for a shorthand axis (e.g. accelerator: {template: simba, fixed: {...}})
         section = parts[0]
@@ -169,7 +206,10 @@ def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
 
 def _load_base(base: Any, sweep_path: Path | None, src: str) -> dict:
     if isinstance(base, dict):
-        return copy.deepcopy(base)
+        base = copy.deepcopy(base)
+        if "accelerator" in base:
+            base["accelerator"] = _anchored("accelerator", base["accelerator"], sweep_path.parent if sweep_path else None)
+        return base
     if not isinstance(base, str):
         raise JaqmooError(f"{src}: base: expected an experiment spec path or an inline mapping, got {base!r}")
     candidates = [Path(base)]
@@ -183,6 +223,8 @@ def _load_base(base: Any, sweep_path: Path | None, src: str) -> dict:
                 raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
             if not isinstance(data, dict):
                 raise JaqmooError(f"{path}: expected an experiment spec mapping")
+            if "accelerator" in data:  # its Timeloop path is relative to the base file
+                data["accelerator"] = _anchored("accelerator", data["accelerator"], path.parent)
             return data
     raise JaqmooError(f"{src}: base: experiment spec {base!r} not found (looked next to the sweep file "
                       "and in the working directory)")
@@ -249,8 +291,9 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
     if "base" not in data:
         raise JaqmooError(f"{src}: 'base' is required: an experiment spec path (e.g. quickstart.yaml) or mapping")
     base = _load_base(data["base"], sweep_path, src)
+    here = sweep_path.parent if sweep_path is not None else None
     for k, v in (data.get("set") or {}).items():
-        set_dotted(base, str(k), v, f"{src}: set")
+        set_dotted(base, str(k), _anchored(str(k), v, here), f"{src}: set")
     axes, combos = _combinations(data, src)
     output = data.get("output") or {}
     if not isinstance(output, dict):
@@ -268,9 +311,16 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
         run_name = _run_name(values)
         spec_data = copy.deepcopy(base)
         for axis, value in values.items():
-            set_dotted(spec_data, axis, value, f"{src}: axes.{axis}")
+            set_dotted(spec_data, axis, _anchored(axis, value, here), f"{src}: axes.{axis}")
         spec_data["name"] = f"{name}-{run_name}"
         spec_data.pop("output", None)
+        if spec_data.get("mapping") is None:
+            spec_data["mapping"] = {}
+        mapping = spec_data["mapping"]
+        if not isinstance(mapping, dict):
+            raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {mapping!r}")
+        if "cache_dir" not in mapping:  # runs on the same hardware space share their mapper warm-up
+            mapping["cache_dir"] = str(Path(out) / "mapper-cache")
         spec = parse_spec(copy.deepcopy(spec_data), source=f"{src} [run {run_name}]")
         validate_hardware(spec)
         key, _ = supernet_key(spec)

@@ -53,14 +53,9 @@ def write_marker(run_dir: str | Path, record: dict[str, Any]) -> None:
 
 def _wait_for(folder: Path, name: str, what: str) -> Any:
     """Hold ``folder/name`` (:class:`jaqmoo.locking.FolderLock`), waiting while another process has it."""
-    from jaqmoo.locking import FolderLock, LockHeld
+    from jaqmoo.locking import FolderLock, wait_for_lock
 
-    lock = FolderLock(folder, name, what=what)
-    while True:
-        try:
-            return lock.acquire()
-        except LockHeld:
-            time.sleep(1.0)
+    return wait_for_lock(FolderLock(folder, name, what=what))
 
 
 def supernet_task(key: str, spec_data: dict, source: str, threads: int | None = 1) -> dict[str, Any]:
