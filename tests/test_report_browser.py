@@ -53,7 +53,7 @@ def test_run_report_points_click_and_download(run_dir, browser):
     # a real mouse click on a drawn front point shows that point's per-layer bits
     from selenium.webdriver.common.action_chains import ActionChains
 
-    k = len(front) // 2
+    k = _isolated_front_point(browser)  # a small dominated marker near a front marker would take the click
     ActionChains(browser).move_to_element(_front_point(browser, k)).pause(0.3).click().perform()
     panel = _wait(browser, "return document.querySelector('#details .detail')")
     kind, index = panel.get_attribute("data-kind"), int(panel.get_attribute("data-index"))
@@ -124,6 +124,22 @@ def _front_point(driver, k):
         "var g = Array.prototype.find.call(gd.querySelectorAll('.subplot.xy .scatterlayer .trace'),"
         "  function (g) { return g.__data__[0].trace.index === i; });"
         "return g.querySelectorAll('path.point')[arguments[0]];", k)
+
+
+def _isolated_front_point(driver):
+    """The front point of the first projection farthest (in pixels) from every other drawn marker."""
+    return driver.execute_script(
+        "var gd = document.getElementById('projections'), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
+        "function px(t, j) { return [xa.l2p(xa.d2l(t.x[j])), ya.l2p(ya.d2l(t.y[j]))]; }"
+        "var mine = gd._fullData.filter(function (t) { return t.meta && t.xaxis === 'x' && t.visible === true; });"
+        "var front = mine.find(function (t) { return t.meta.kind === 'front'; }), best = 0, bestD = -1;"
+        "for (var k = 0; k < front.x.length; k++) {"
+        "  var p = px(front, k), d = Infinity;"
+        "  mine.forEach(function (t) { for (var j = 0; j < t.x.length; j++) {"
+        "    if (t === front && j === k) continue;"
+        "    var q = px(t, j); d = Math.min(d, Math.hypot(p[0] - q[0], p[1] - q[1])); } });"
+        "  if (d > bestD) { bestD = d; best = k; } }"
+        "return best;")
 
 
 def _wait(driver, script, timeout=10.0, args=()):
