@@ -175,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     within = table[table["accuracy"] >= acc8 - args.tolerance - 1e-12]
     print(f"front: {len(front)} points, {len(within)} within {args.tolerance * 100:.2f} points of uniform 8-bit "
-          "(test accuracy); each with both ratios:")
+          "(test accuracy); every point with both ratios (within: inside the tolerance):")
+    table["within"] = table["accuracy"] >= acc8 - args.tolerance - 1e-12
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(within.sort_values("energy_ratio", ascending=False).to_string(
-            index=False, float_format=lambda v: f"{v:.3f}") if len(within) else "  (none)")
+        print(table.sort_values("energy_ratio", ascending=False).to_string(
+            index=False, float_format=lambda v: f"{v:.3f}") if len(table) else "  (none)")
 
     # 3. one point
     best = pick_point(table, acc8, args.tolerance)
