@@ -49,17 +49,20 @@ def test_lsq_gradients_are_straight_through_inside_and_zero_outside():
 
 def test_lean_lsq_matches_autograd_lsq():
     torch.manual_seed(0)
-    for s_shape in [(), (4, 1, 1, 1)]:
-        x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    for s_shape, (qmin, qmax) in [((), (-8, 7)), ((4, 1, 1, 1), (-8, 7)), ((), (0, 3)), ((1, 3, 1, 1), (0, 15))]:
+        x = (torch.randn(4, 3, 5, 5) * 2).requires_grad_()
         s = (torch.rand(s_shape) * 0.3 + 0.1).requires_grad_()
         up = torch.randn(4, 3, 5, 5)
-        (lsq_quantize(x, s, -8, 7) * up).sum().backward()
+        (lsq_quantize(x, s, qmin, qmax) * up).sum().backward()
         gx, gs = x.grad.clone(), s.grad.clone()
         x.grad = s.grad = None
-        out = lsq_quantize_lean(x, s, -8, 7)
+        out = lsq_quantize_lean(x, s, qmin, qmax)
         (out * up).sum().backward()
-        assert torch.allclose(out, lsq_quantize(x, s, -8, 7))
+        v = x.detach() / s.detach()
+        assert bool(((v < qmin) | (v > qmax)).any()) and bool(((v > qmin) & (v < qmax)).any())  # both regimes
+        assert torch.allclose(out, lsq_quantize(x, s, qmin, qmax))
         assert torch.allclose(x.grad, gx, atol=1e-6) and torch.allclose(s.grad, gs, atol=1e-5)
+        assert s.grad.shape == s.shape
 
 
 def test_bits_change_outputs_and_float_is_exact():

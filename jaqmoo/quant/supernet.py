@@ -200,7 +200,8 @@ class Supernet(nn.Module):
             layer.csq_fraction = float(fraction)
 
     def set_lean_lsq(self, lean: bool) -> None:
-        """Full path with the memory-lean LSQ function instead of the standard autograd ops."""
+        """Quantize with the memory-lean LSQ function (``True``, the default) or with the standard
+        autograd ops (``False``: same values and gradients, more memory and time; a reference)."""
         for layer in self.layers:
             layer.lean_lsq = bool(lean)
 
