@@ -79,3 +79,26 @@ def test_bits_change_outputs_and_float_is_exact():
     ref = lin(x).detach()
     err = {b: float((o - ref).abs().mean()) for b, o in outs.items()}
     assert err[2] > err[4] > err[8] > 0
+
+
+def test_mse_init_step_beats_lsq_and_max_scaling_per_channel_and_unsigned():
+    from jaqmoo.quant.fakequant import lsq_init_step, mse_init_step
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3000) * torch.tensor([[0.1], [1.0], [5.0], [20.0]])
+
+    def mse(s, rows, qmin, qmax):
+        return float(((rows / s).round().clamp(qmin, qmax) * s - rows).pow(2).mean())
+
+    for qmin, qmax in [(-8, 7), (-2, 1)]:
+        s = mse_init_step(x, qmin, qmax, dim=0)
+        assert s.shape == (4,) and bool((s > 0).all())
+        for i in range(4):
+            best = mse(s[i], x[i], qmin, qmax)
+            assert best < mse(lsq_init_step(x[i], qmax), x[i], qmin, qmax)
+            assert best < mse(x[i].abs().max() / qmax, x[i], qmin, qmax)
+        assert torch.allclose(s / s[1], torch.tensor([0.1, 1.0, 5.0, 20.0]), rtol=0.25)  # scales with the channel
+    u = torch.rand(20000).pow(2) * 3  # non-negative: unsigned range, judged against the maximum
+    su = mse_init_step(u, 0, 15)
+    assert su.shape == () and mse(su, u, 0, 15) < mse(lsq_init_step(u, 15), u, 0, 15)
+    assert torch.equal(mse_init_step(u, 0, 15), su)  # deterministic (seeded subsample)

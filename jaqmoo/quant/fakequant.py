@@ -99,6 +99,35 @@ def quantize_nograd(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
         return torch.div(x, s).round_().clamp_(qmin, qmax).mul_(s)
 
 
+def mse_init_step(x: Tensor, qmin: int, qmax: int, dim: int | None = None, grid: int = 40,
+                  max_samples: int = 65536) -> Tensor:
+    """The step minimising the mean squared quantization error of ``x`` (per slice along ``dim``).
+
+    Steps ``f * max / qmax`` for ``grid`` fractions ``f`` in ``[0.05, 1]`` are tried (``max``
+    the largest magnitude, or the largest value when ``qmin`` is 0); slices longer than
+    ``max_samples`` are judged on a fixed, seeded subsample. Returns shape ``()`` or
+    ``(x.shape[dim],)``. This is where quantization-aware training starts from a float model:
+    LSQ's own ``2 mean|x| / sqrt(qmax)`` is tuned for training from scratch and clips far too
+    much at low bits.
+    """
+    with torch.no_grad():
+        rows = x.detach().reshape(1, -1) if dim is None else x.detach().transpose(0, dim).reshape(x.shape[dim], -1)
+        if rows.shape[1] > max_samples:
+            pick = torch.randperm(rows.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
+            rows = rows[:, pick.to(rows.device)]
+        top = (rows.amax(1, keepdim=True) if qmin == 0 else rows.abs().amax(1, keepdim=True)).clamp_min(1e-8)
+        best = best_err = None
+        for f in torch.linspace(0.05, 1.0, grid).tolist():
+            s = top * (f / qmax)
+            err = (torch.div(rows, s).round_().clamp_(qmin, qmax).mul_(s).sub_(rows)).pow_(2).mean(1, keepdim=True)
+            if best is None:
+                best, best_err = s, err
+            else:
+                better = err < best_err
+                best, best_err = torch.where(better, s, best), torch.where(better, err, best_err)
+        return best.reshape(()) if dim is None else best.reshape(-1)
+
+
 def lsq_init_step(x: Tensor, qmax: int, dim: int | None = None) -> Tensor:
     """LSQ's initial step ``2 * mean(|x|) / sqrt(qmax)`` (per channel along ``dim`` if given)."""
     with torch.no_grad():
@@ -117,4 +146,5 @@ __all__ = [
     "lsq_quantize_lean",
     "quantize_nograd",
     "lsq_init_step",
+    "mse_init_step",
 ]

@@ -261,6 +261,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         supernet.train()
         float_phase = epoch < cfg.float_epochs
         csq = cfg.csq_fraction > 0.0 and not float_phase
+        if epoch == cfg.float_epochs:  # quantized training starts from these float weights
+            if elastic:
+                supernet.set_arch(supernet.space.largest())
+            supernet.calibrate_steps(calib[0])
         if elastic and not float_phase:
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:
