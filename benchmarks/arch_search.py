@@ -105,6 +105,7 @@ def qat_from_float_start(start: Path, space: ElasticSpace, arch, bits: int, spli
                         space.width_mult, ints(args.bits))
     torch.manual_seed(seed)
     sn = Supernet(net, meta)
+    sn.calibrate_steps(data.calib[0])  # QAT starts from quantization-error-optimal steps, as the supernet's did
     opt = make_optimizer(sn, TrainConfig(lr=args.qat_lr))
     per_epoch = max(1, len(splits.train) // args.batch_size)
     total = max(1, round(args.qat_epochs * per_epoch))
