@@ -41,6 +41,11 @@ from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
 
+#: Version of the training code, raised whenever a change makes the same recipe train different
+#: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
+#: at the float-to-quantized switch (``Supernet.calibrate_steps``).
+TRAINING_VERSION = 2
+
 
 @dataclass
 class TrainConfig:
