@@ -24,13 +24,15 @@ hardware genes uniform; seeded independently of both fit sets). Every supernet s
 spec's ``accuracy.val_images`` validation images with BN recalibrated per sample, as the search
 does. Printed per arm: the fit set's accuracy spread, the cross-validated fit error, Kendall tau
 (with a 95 % bootstrap interval over the held-out samples) and MAE vs the supernet on the
-held-out set, and the prediction for the largest network at the top bits. Last line:
+held-out set, and the prediction for the largest network at the top bits; every supernet score is
+saved to ``<--out>/scores.pkl``. Last line:
 ``RESULT tau_old=.. tau_new=.. mae_old=.. mae_new=..`` (MAE in accuracy points).
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -173,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     print(describe("held-out", held_acc))
     top_acc = float(np.asarray(score([top]), dtype=float)[0])
 
-    results = {}
+    results, fit_sets = {}, {}
     for arm, draw in draws.items():
         samples = draw(net, args.fit, np.random.default_rng(seed), choices)
         acc = np.asarray(score(samples), dtype=float)
+        fit_sets[arm] = (samples, acc)
         model = fit(samples, acc)
         pred = np.asarray(predict(model, held), dtype=float)
         tau, lo, hi = bootstrap_kendall_tau(pred, held_acc, seed=seed)
@@ -191,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
               f"MAE {mae:.2f} pts")
         print(f"  {'largest network' if elastic else 'uniform'} at {max(choices)} bits: predicted {top_pred * 100:.1f} %, "
               f"supernet {top_acc * 100:.1f} %")
-    print(f"\n{len(held) + 2 * args.fit} sample slots, "
+    scores = Path(args.out) / "scores.pkl"  # every supernet score, to refit other predictors without the supernet
+    scores.parent.mkdir(parents=True, exist_ok=True)
+    with open(scores, "wb") as fh:
+        pickle.dump({"checkpoint": str(ckpt), "held_out": held, "held_out_accuracy": held_acc,
+                     "fit": fit_sets, "top": (top, top_acc)}, fh)
+    print(f"\nscores saved to {scores}; {len(held) + 2 * args.fit} sample slots, "
           f"{truth.calls} distinct supernet scores, "
           f"{time.perf_counter() - t_start:.0f} s in all")
     (tau_old, mae_old), (tau_new, mae_new) = results["old"], results["new"]
