@@ -104,6 +104,7 @@ def test_space_genes_round_trip_through_the_genome():
         SPACE.from_genes([0])
 
 
+@pytest.mark.slow  # the positive ridge's nested cross-validation: ~90 s of CPU
 def test_arch_predictor_fitted_on_sample_pairs_is_monotone_in_bits():
     import torch
 
