@@ -142,6 +142,21 @@ class ElasticSpace:
     def expand_choices(self, block: int) -> tuple[int, ...]:
         return self.expand if self.block_has_expand()[block] else (1,)
 
+    def gene_choices(self) -> list[tuple[int, ...]]:
+        """The values of every architecture gene, in gene order: depth per stage, expand ratio
+        per block, depthwise kernel per block."""
+        return ([self.depth_choices(s) for s in range(len(self.stage_blocks))]
+                + [self.expand_choices(b) for b in range(self.n_blocks)] + [self.kernel for _ in range(self.n_blocks)])
+
+    def from_genes(self, genes: Sequence[int]) -> ArchSpec:
+        """The canonical architecture of gene indices into :meth:`gene_choices` (one per gene)."""
+        choices = self.gene_choices()
+        if len(genes) != len(choices):
+            raise JaqmooError(f"architecture genes: got {len(genes)}, this space has {len(choices)}")
+        vals = [int(c[int(i)]) for c, i in zip(choices, genes, strict=True)]
+        n_st, n_b = len(self.stage_blocks), self.n_blocks
+        return self.canonical(ArchSpec(tuple(vals[:n_st]), tuple(vals[n_st : n_st + n_b]), tuple(vals[n_st + n_b :])))
+
     def largest(self) -> ArchSpec:
         return ArchSpec(tuple(max(self.depth_choices(s)) for s in range(len(self.stage_blocks))),
                         tuple(max(self.expand_choices(b)) for b in range(self.n_blocks)),

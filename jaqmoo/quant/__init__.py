@@ -8,6 +8,7 @@ Modules (imported explicitly; this package imports nothing heavy on its own):
 * :mod:`~jaqmoo.quant.supernet` — :class:`Supernet`, ``build_supernet``, ``load_supernet``.
 * :mod:`~jaqmoo.quant.sensitivity` — measured per-channel sensitivity for CSQ.
 * :mod:`~jaqmoo.quant.train` — sandwich-rule supernet training (``train_supernet``).
+* :mod:`~jaqmoo.quant.sampling` — level + noise bit draws (the search's first population, predictor samples).
 * :mod:`~jaqmoo.quant.estimators` — ``SupernetEstimator``, ``PredictorEstimator``, ``QATEstimator``.
 * :mod:`~jaqmoo.quant.memory` — saved-for-backward bytes and peak-RSS measurement.
 * :mod:`~jaqmoo.quant.fidelity` — Kendall tau / gap of estimates against ground truth.

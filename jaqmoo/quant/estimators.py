@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.policy import FLOAT_BITS, QuantPolicy
+from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.supernet import Supernet
 from jaqmoo.quant.train import iterate_batches, resolve_device
 
@@ -81,28 +82,36 @@ def _as_list(policies: Sequence[QuantPolicy] | QuantPolicy) -> list[QuantPolicy]
     return policies
 
 
+#: identifies how :func:`sample_policies` draws (part of the search's predictor cache key, so a
+#: predictor fitted on samples drawn another way is refitted rather than reused)
+SAMPLING_VERSION = "level-spread-1"
+
+
 def sample_policies(supernet: Supernet, n: int, rng: np.random.Generator,
                     choices: Sequence[int] | None = None) -> list[QuantPolicy]:
-    """``n`` random mixed policies covering the accuracy range.
+    """``n`` mixed policies spread over the precision levels a search visits (predictor training samples).
 
-    Half draw every layer's weight and activation bits uniformly from ``choices``; the other
-    half pick a per-policy level from ``choices`` and move each layer up to one candidate
-    away from it (so nearly-uniform low- and high-bit policies are represented too). The
-    supernet's first/last-layer rule is applied.
+    The first ``min(len(choices), max(2, n // 4))`` are uniform policies at the candidate
+    bit-widths, highest and lowest first (the ends of the accuracy range are anchored). The
+    others are drawn as the search's first population draws its bit genes
+    (:func:`jaqmoo.quant.sampling.level_policies`): per policy a level uniform over the
+    candidate range, every layer's weight and activation bits that level plus Gaussian noise
+    of 0.15 of the range, rounded to ``choices``. The supernet's first/last-layer rule is
+    applied; the draw is deterministic for a given ``rng`` state.
+
+    (Until :data:`SAMPLING_VERSION` ``level-spread-1`` half the policies drew every layer
+    independently and uniformly, so nearly all of them had a few 2-bit layers and sat near
+    chance accuracy, and the other half stayed within one candidate of a level.)
     """
+    if n < 0:
+        raise JaqmooError(f"sample_policies: n must be >= 0 (got {n})")
     choices = sorted(int(b) for b in (choices if choices is not None else supernet.bits))
-    names = supernet.layer_names
-    out = []
-    for i in range(n):
-        if i % 2 == 0:
-            out.append(supernet.random_policy(rng, choices))
-            continue
-        level = int(rng.integers(len(choices)))
-        w = np.clip(level + rng.integers(-1, 2, len(names)), 0, len(choices) - 1)
-        a = np.clip(level + rng.integers(-1, 2, len(names)), 0, len(choices) - 1)
-        pol = QuantPolicy(names, tuple(choices[j] for j in w), tuple(choices[j] for j in a), 8)
-        out.append(supernet.apply_rules(pol))
-    return out
+    ends = [choices[-1], choices[0]] if len(choices) > 1 else choices
+    order = ends + [b for b in choices if b not in ends]
+    names, k = supernet.layer_names, len(supernet.layer_names)
+    anchors = [supernet.apply_rules(QuantPolicy(names, (b,) * k, (b,) * k, 8))  # as the search's uniform seeds
+               for b in order[: min(n, len(choices), max(2, n // 4))]]
+    return anchors + level_policies(supernet, n - len(anchors), rng, choices)
 
 
 class SupernetEstimator:
@@ -346,4 +355,5 @@ __all__ = [
     "QATEstimator",
     "policy_features",
     "sample_policies",
+    "SAMPLING_VERSION",
 ]

@@ -340,12 +340,17 @@ def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[st
 def cached_predictor(spec: ExperimentSpec, default_checkpoint: Path, ckpt: Path, kind: str, fit: Any,
                      extra_key: dict | None = None) -> tuple[Any, float]:
     """The predictor fitted for this supernet and spec: loaded from ``predictor.pkl`` next to the
-    run (so ``--resume`` does not refit it) when its key matches, else ``fit()`` and saved there."""
+    run (so ``--resume`` does not refit it) when its key matches, else ``fit()`` and saved there.
+    The key names the training-sample draw (:data:`~jaqmoo.quant.estimators.SAMPLING_VERSION`):
+    a predictor fitted on samples drawn another way is refitted, not reused."""
+    from jaqmoo.quant.estimators import SAMPLING_VERSION
+
     t0 = time.perf_counter()
     cache = default_checkpoint.parent / "predictor.pkl"
     key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
            "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
-           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": kind, **(extra_key or {})}
+           "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": kind, "sampling": SAMPLING_VERSION,
+           **(extra_key or {})}
     predictor = _load_predictor(cache, key)
     if predictor is None:
         predictor = fit()

@@ -11,6 +11,7 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.util.ref_dirs import get_reference_directions
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.sampling import LEVEL_SPREAD, spread_levels
 
 
 class SeededIntegerSampling(Sampling):
@@ -26,7 +27,7 @@ class SeededIntegerSampling(Sampling):
     """
 
     def __init__(self, seeds: np.ndarray | None = None, level_genes: np.ndarray | None = None,
-                 spread: float = 0.15) -> None:
+                 spread: float = LEVEL_SPREAD) -> None:
         super().__init__()
         self.seeds = np.zeros((0, 0), dtype=int) if seeds is None else np.asarray(seeds, dtype=int)
         self.level_genes = None if level_genes is None else np.asarray(level_genes, dtype=bool)
@@ -41,16 +42,6 @@ class SeededIntegerSampling(Sampling):
                                                       xu[self.level_genes], self.spread)
         seeds = self.seeds[:n_samples].reshape(-1, problem.n_var) if len(self.seeds) else np.zeros((0, problem.n_var), int)
         return np.vstack([seeds, rand]).astype(int)
-
-
-def spread_levels(rng: np.random.Generator, n: int, lower: np.ndarray, upper: np.ndarray,
-                  spread: float) -> np.ndarray:
-    """``n`` rows of integer genes in ``[lower, upper]``: one uniform level per row, per-gene noise."""
-    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-    level = rng.uniform(0.0, 1.0, size=(n, 1))
-    width = upper - lower
-    values = lower + level * width + rng.normal(0.0, spread, size=(n, len(upper))) * width
-    return np.clip(np.rint(values), lower, upper).astype(int)
 
 
 class _ModuleFunction:

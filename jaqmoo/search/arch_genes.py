@@ -130,9 +130,7 @@ class ArchGenomeSpace:
     def _arch_choices(self) -> list[tuple[int, ...]]:
         if self.fixed_arch is not None:
             return []
-        sp = self.space
-        return ([sp.depth_choices(s) for s in range(len(sp.stage_blocks))]
-                + [sp.expand_choices(b) for b in range(sp.n_blocks)] + [sp.kernel for _ in range(sp.n_blocks)])
+        return self.space.gene_choices()
 
     @property
     def n_arch_genes(self) -> int:
@@ -166,11 +164,7 @@ class ArchGenomeSpace:
         """The canonical architecture of genome ``x``."""
         if self.fixed_arch is not None:
             return self.fixed_arch
-        x = self.clip(x)[0]
-        vals = [c[i] for c, i in zip(self._arch_choices(), x[: self.n_arch_genes], strict=True)]
-        n_st, n_b = len(self.space.stage_blocks), self.space.n_blocks
-        spec = ArchSpec(tuple(vals[:n_st]), tuple(vals[n_st : n_st + n_b]), tuple(vals[n_st + n_b :]))
-        return self.space.canonical(spec)
+        return self.space.from_genes(self.clip(x)[0][: self.n_arch_genes])
 
     def active_names(self, arch: ArchSpec) -> tuple[str, ...]:
         wl = subnet_workload(self.space, arch, self.num_classes, self.in_channels, self.input_size)

@@ -94,15 +94,34 @@ class NoGradPairs:
             return self.estimator.estimate_pairs(pairs)
 
 
+def sample_archs(space: ElasticSpace, n: int, rng: np.random.Generator) -> list[ArchSpec]:
+    """``n`` architectures spread over the space's sizes: the largest and the smallest first, then
+    alternately one drawn like a search genome's bits (one level over every architecture gene's
+    range plus per-gene noise, :func:`~jaqmoo.quant.sampling.spread_levels`: small, medium and
+    large networks all appear) and one with uniformly random genes (as the search's first
+    population draws its architecture genes: per-block variety at medium size)."""
+    from jaqmoo.quant.sampling import spread_levels
+
+    upper = np.asarray([len(c) - 1 for c in space.gene_choices()], dtype=float)
+    archs = [space.largest(), space.smallest()][:n]
+    rest = n - len(archs)
+    spread = iter(spread_levels(rng, (rest + 1) // 2, np.zeros_like(upper), upper))
+    for i in range(rest):
+        archs.append(space.from_genes(next(spread)) if i % 2 == 0 else space.sample(rng))
+    return archs
+
+
 def sample_pairs(supernet: Any, n: int, rng: np.random.Generator,
                  choices: Sequence[int]) -> list[tuple[ArchSpec, QuantPolicy]]:
-    """``n`` (architecture, bits) pairs to fit a predictor on: the largest and the smallest
-    architecture first, then uniformly random ones; bits as :func:`~jaqmoo.quant.estimators.sample_policies`."""
+    """``n`` (architecture, bits) pairs to fit a predictor on: architectures from
+    :func:`sample_archs` (largest and smallest first), bits from
+    :func:`~jaqmoo.quant.estimators.sample_policies` (uniform anchors first, highest and lowest
+    bit-width first, so the largest network at the top bits and the smallest at the lowest
+    anchor both ends; then level + noise policies as the search draws them)."""
     from jaqmoo.quant.estimators import sample_policies
 
-    space = supernet.space
-    archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(max(0, n - 2))]
-    return list(zip(archs[:n], sample_policies(supernet, n, rng, choices), strict=True))
+    archs = sample_archs(supernet.space, n, rng)
+    return list(zip(archs, sample_policies(supernet, n, rng, choices), strict=True))
 
 
 def fit_arch_predictor(supernet: Any, estimator: Any, n_samples: int, choices: Sequence[int], seed: int,
@@ -168,4 +187,4 @@ def candidate_accuracy(estimator: Any, cand: Any) -> float:
 
 __all__ = ["NoGradPairs", "PairCache", "arch_genome", "candidate_accuracy", "elastic_space", "elastic_space_of",
            "fit_arch_predictor",
-           "largest_workload", "obtain_elastic_accuracy", "sample_pairs"]
+           "largest_workload", "obtain_elastic_accuracy", "sample_archs", "sample_pairs"]
