@@ -52,8 +52,8 @@ def test_stages_and_space():
     # a dropped block is always an equal-shape one: each stage's first block runs at every depth
     small = SPACE.block_shapes(SPACE.smallest())
     assert [b is not None for b in small] == [True, True, False, True, False, True] + [False] * 5 + [True, False]
-    assert all(b.inp == b.oup and b.stride == 1 for b in SPACE.block_shapes(SPACE.largest())
-               if b is not None and b not in small)
+    dropped = [b for b, s in zip(SPACE.block_shapes(SPACE.largest()), small, strict=True) if s is None]
+    assert len(dropped) == 8 and all(b.inp == b.oup and b.stride == 1 for b in dropped)
 
 
 @pytest.mark.parametrize("width, shape", [(0.5, (1, 28, 28)), (1.0, (3, 224, 224)), (0.25, (1, 8, 8))])
