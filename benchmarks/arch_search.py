@@ -1,12 +1,16 @@
 """Architecture search with the elastic supernet: fidelity and value (issue 12 acceptance).
 
 (a) Fidelity. An elastic, bit-switchable MobileNetV2 supernet (depth / expand / kernel) is
-trained with ``jaqmoo.quant.train.train_supernet`` (float epochs on the largest network, then
-sandwich epochs over (architecture, bits) with in-place distillation). ``--pairs`` sampled
-(architecture, uniform bits) pairs are scored on it (BN recalibrated per pair) and the same
-sub-networks are trained *standalone* (fresh seeded weights, independent of the supernet)
-with the same budget: ``--float-epochs`` float epochs, then ``--epochs`` QAT epochs at the
-pair's bits. ``tau_arch`` is Kendall's tau between the two accuracy lists, ``tau_ci_low`` the
+trained with ``jaqmoo.quant.train.train_supernet``: ``--float-epochs`` float epochs on the
+largest network (the *float start*, cached next to the checkpoint), then ``--epochs``
+sandwich epochs over (architecture, bits) with in-place distillation, resumed from that
+start. ``--pairs`` sampled (architecture, uniform bits) pairs are scored on it (BN
+recalibrated per pair) and compared with an independent truth: the same sub-network
+exported from the float start (hidden channels sorted by importance, as the supernet's
+prefixes are), fine-tuned *standalone* with quantization-aware training at the pair's bits
+for ``--qat-epochs`` epochs (seeded; never touching the supernet), BN recalibrated. Both
+sides are scored on the same held-out images (the test split: the fidelity check selects
+nothing). ``tau_arch`` is Kendall's tau between the two accuracy lists, ``tau_ci_low`` the
 2.5th percentile of a 2000-sample bootstrap over pairs.
 
 (b) Value. For each of ``--seeds`` seeds two NSGA-II searches with the same evaluator
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,12 +41,17 @@ import torch
 from scipy.stats import kendalltau
 
 from jaqmoo.data import load_dataset
-from jaqmoo.models.elastic_mbv2 import ElasticSpace, build_standalone
-from jaqmoo.quant.elastic import evaluate_pair, load_elastic_supernet
+from jaqmoo.models.elastic_mbv2 import ElasticSpace
+from jaqmoo.quant.elastic import (
+    evaluate_pair,
+    export_subnet,
+    load_elastic_supernet,
+    sort_hidden_channels,
+)
 from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
 from jaqmoo.quant.estimators import EvalData
 from jaqmoo.quant.fidelity import bootstrap_kendall_tau
-from jaqmoo.quant.supernet import Supernet, SupernetMeta
+from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 from jaqmoo.quant.train import (
     TrainConfig,
     iterate_batches,
@@ -59,13 +69,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--expand", default="3,4,6")
     p.add_argument("--kernel", default="3,5")
     p.add_argument("--bits", default="2,4,8")
-    p.add_argument("--float-epochs", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--float-epochs", type=int, default=15, help="float epochs of the largest network (the float start)")
+    p.add_argument("--epochs", type=int, default=10, help="sandwich epochs of the supernet after the float start")
+    p.add_argument("--qat-epochs", type=float, default=3.0,
+                   help="standalone QAT epochs of each sub-network from the float start (the truth)")
+    p.add_argument("--qat-lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--n-random", type=int, default=2)
-    p.add_argument("--pairs", type=int, default=16)
-    p.add_argument("--val-images", type=int, default=360)
+    p.add_argument("--pairs", type=int, default=24)
+    p.add_argument("--val-images", type=int, default=360,
+                   help="held-out images of the fidelity check (test split) and of the searches (validation split)")
     p.add_argument("--population", type=int, default=10)
     p.add_argument("--generations", type=int, default=4)
     p.add_argument("--seeds", type=int, default=3)
@@ -79,30 +93,63 @@ def ints(text: str) -> tuple[int, ...]:
     return tuple(int(t) for t in text.split(",") if t)
 
 
-def train_standalone(space: ElasticSpace, arch, bits: int, splits, args, seed: int, data: EvalData) -> float:
-    """A sub-network trained on its own: float epochs, then QAT epochs at ``bits`` (fresh weights)."""
-    torch.manual_seed(seed)
-    net = build_standalone(space, arch, splits.num_classes, splits.in_channels, splits.input_size)
+def qat_from_float_start(start: Path, space: ElasticSpace, arch, bits: int, splits, args, seed: int,
+                         data: EvalData) -> float:
+    """The truth for one pair: sub-network ``arch`` exported from the float start (hidden channels
+    sorted by importance), fine-tuned on its own with QAT at uniform ``bits`` for ``--qat-epochs``
+    epochs (seeded), BN recalibrated, scored on ``data``."""
+    float_sn = load_elastic_supernet(start, expect_space=space)
+    sort_hidden_channels(float_sn)
+    net = export_subnet(float_sn, arch)
     meta = SupernetMeta("mobilenet_v2", splits.name, splits.num_classes, splits.in_channels, splits.input_size,
                         space.width_mult, ints(args.bits))
+    torch.manual_seed(seed)
     sn = Supernet(net, meta)
-    cfg = TrainConfig(lr=args.lr)
-    opt = make_optimizer(sn, cfg)
-    total = (args.float_epochs + args.epochs) * max(1, len(splits.train) // args.batch_size)
+    sn.calibrate_steps(data.calib[0])  # QAT starts from quantization-error-optimal steps, as the supernet's did
+    opt = make_optimizer(sn, TrainConfig(lr=args.qat_lr))
+    per_epoch = max(1, len(splits.train) // args.batch_size)
+    total = max(1, round(args.qat_epochs * per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(args.float_epochs + args.epochs):
-        pol = sn.uniform_policy(32 if epoch < args.float_epochs else bits)
-        sn.train()
+    pol = sn.uniform_policy(bits)
+    sn.train()
+    step = 0
+    while step < total:
         for x, y in iterate_batches(splits.train, args.batch_size, True, gen, drop_last=True):
             opt.zero_grad(set_to_none=True)
             train_step(sn, x, y, [pol], distill=False)
             torch.nn.utils.clip_grad_norm_(sn.parameters(), 5.0)
             opt.step()
             sched.step()
-    sn.set_policy(sn.uniform_policy(bits))
+            step += 1
+            if step == total:
+                break
+    sn.set_policy(pol)
     sn.recalibrate_bn(data.calib)
     return sn.accuracy(data.images, data.labels)
+
+
+def train_elastic(space: ElasticSpace, bits: tuple[int, ...], splits, args, out: Path) -> Path:
+    """Train (or reuse) the float start and the supernet resumed from it; returns the float start's path."""
+    start = out.with_name(out.stem + f"-float{args.float_epochs}.pt")
+
+    def config(path: Path, epochs: int, resume: bool) -> TrainConfig:
+        return TrainConfig(model="mobilenet_v2", dataset=splits.name, out=str(path), epochs=epochs,
+                           float_epochs=args.float_epochs, batch_size=args.batch_size, lr=args.lr,
+                           width_mult=args.width_mult, bits=bits, n_random=args.n_random, progress=False,
+                           resume=resume, extra={"elastic": space.to_dict()})
+
+    if _epochs_done(start) < args.float_epochs:
+        train_supernet(config(start, 0, False), splits=splits)
+    if _epochs_done(out) < args.float_epochs + args.epochs:
+        if _epochs_done(out) < args.float_epochs:
+            shutil.copyfile(start, out)
+        train_supernet(config(out, args.epochs, True), splits=splits)
+    return start
+
+
+def _epochs_done(path: Path) -> int:
+    return int(read_checkpoint(path).get("epoch", 0)) if path.is_file() else -1
 
 
 def bootstrap_low(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> float:
@@ -142,19 +189,14 @@ def main() -> None:
     space = ElasticSpace(ints(args.depth), ints(args.expand), ints(args.kernel), args.width_mult)
     splits = load_dataset(args.dataset, seed=0)
     out = Path(args.out or Path(tempfile.mkdtemp()) / "elastic.pt")
-    cfg = TrainConfig(model="mobilenet_v2", dataset=splits.name, out=str(out), epochs=args.epochs,
-                      float_epochs=args.float_epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width_mult,
-                      bits=bits, n_random=args.n_random, progress=False, extra={"elastic": space.to_dict()})
     t_train = time.perf_counter()
-    if not out.is_file():
-        train_supernet(cfg, splits=splits)
+    start = train_elastic(space, bits, splits, args, out)
     sn = load_elastic_supernet(out, expect_space=space)
-    from jaqmoo.quant.supernet import read_checkpoint
-
     for rec in read_checkpoint(out).get("history", []):
         print("supernet epoch", {k: round(v, 3) if isinstance(v, float) else v for k, v in rec.items()})
     print(f"supernet: {out} ({time.perf_counter() - t_train:.0f} s)")
     data = EvalData.from_splits(splits, args.val_images, calib_batches=2, calib_batch_size=64)
+    held_out = EvalData.from_splits(splits, args.val_images, calib_batches=2, calib_batch_size=64, use_test=True)
 
     # (a) fidelity
     rng = np.random.default_rng(123)
@@ -163,14 +205,15 @@ def main() -> None:
     sup, alone = [], []
     for i, (arch, b) in enumerate(pairs):
         t1 = time.perf_counter()
-        sup.append(evaluate_pair(sn, arch, sn.uniform_policy(b), data.calib, data.images, data.labels))
-        alone.append(train_standalone(space, arch, b, splits, args, 1000 + i, data))
-        print(f"pair {i:2d}: depth {arch.depth} bits {b}: supernet {sup[-1]:.3f} standalone {alone[-1]:.3f} "
+        sup.append(evaluate_pair(sn, arch, sn.uniform_policy(b), held_out.calib, held_out.images, held_out.labels))
+        alone.append(qat_from_float_start(start, space, arch, b, splits, args, 1000 + i, held_out))
+        print(f"pair {i:2d}: depth {arch.depth} bits {b}: supernet {sup[-1]:.3f} standalone QAT {alone[-1]:.3f} "
               f"({time.perf_counter() - t1:.0f} s)", flush=True)
     sup_a, alone_a = np.array(sup), np.array(alone)
     tau = float(kendalltau(sup_a, alone_a).statistic)
     tau_low = bootstrap_low(sup_a, alone_a)
-    print(f"fidelity: Kendall tau {tau:.3f} (bootstrap 95% low {tau_low:.3f}) over {len(pairs)} pairs")
+    print(f"fidelity: Kendall tau {tau:.3f} (bootstrap 95% low {tau_low:.3f}) over {len(pairs)} pairs, "
+          f"{len(held_out.images)} test images")
 
     # (b) value: joint vs fixed largest architecture, same evaluator / budget / reference point
     template = get_template("eyeriss")

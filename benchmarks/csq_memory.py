@@ -119,7 +119,7 @@ def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, floa
                 ckpt = net.save(Path(tmp) / f"{name}.pt")
                 results[name]["rss_peak"] = step_peak_rss_bytes(str(ckpt), args.memory_batch, bits, fraction, lean,
                                                                 args.seed)
-    net.set_lean_lsq(False)
+    net.set_lean_lsq(True)
     return results
 
 

@@ -181,3 +181,22 @@ def test_cli_eval_uniform_bits_follow_the_first_last_rule(tmp_path, capsys):
     policy.write_text("default: 4/8\n")  # an explicit per-layer policy must respect the rule itself
     assert main(["supernet", "eval", "--checkpoint", str(out), "--bits-file", str(policy)]) == 2
     assert "first and last layers at 8 bits" in capsys.readouterr().err
+
+
+def test_quantized_training_calibrates_steps_once_at_the_float_to_quantized_switch(trained, tmp_path, monkeypatch):
+    from jaqmoo.quant.supernet import Supernet
+
+    splits, _, cfg = trained
+    calls = []
+    original = Supernet.calibrate_steps
+
+    def counting(self, batch):
+        calls.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(Supernet, "calibrate_steps", counting)
+    base = {**cfg.__dict__, "epochs": 1, "float_epochs": 1, "out": str(tmp_path / "c.pt")}
+    train_supernet(TrainConfig(**base), splits=splits)
+    assert len(calls) == 1
+    train_supernet(TrainConfig(**{**base, "epochs": 2, "resume": True}), splits=splits)
+    assert len(calls) == 1  # resumed past the switch: the learned steps are kept

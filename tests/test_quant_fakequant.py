@@ -49,17 +49,20 @@ def test_lsq_gradients_are_straight_through_inside_and_zero_outside():
 
 def test_lean_lsq_matches_autograd_lsq():
     torch.manual_seed(0)
-    for s_shape in [(), (4, 1, 1, 1)]:
-        x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    for s_shape, (qmin, qmax) in [((), (-8, 7)), ((4, 1, 1, 1), (-8, 7)), ((), (0, 3)), ((1, 3, 1, 1), (0, 15))]:
+        x = (torch.randn(4, 3, 5, 5) * 2).requires_grad_()
         s = (torch.rand(s_shape) * 0.3 + 0.1).requires_grad_()
         up = torch.randn(4, 3, 5, 5)
-        (lsq_quantize(x, s, -8, 7) * up).sum().backward()
+        (lsq_quantize(x, s, qmin, qmax) * up).sum().backward()
         gx, gs = x.grad.clone(), s.grad.clone()
         x.grad = s.grad = None
-        out = lsq_quantize_lean(x, s, -8, 7)
+        out = lsq_quantize_lean(x, s, qmin, qmax)
         (out * up).sum().backward()
-        assert torch.allclose(out, lsq_quantize(x, s, -8, 7))
+        v = x.detach() / s.detach()
+        assert bool(((v < qmin) | (v > qmax)).any()) and bool(((v > qmin) & (v < qmax)).any())  # both regimes
+        assert torch.allclose(out, lsq_quantize(x, s, qmin, qmax))
         assert torch.allclose(x.grad, gx, atol=1e-6) and torch.allclose(s.grad, gs, atol=1e-5)
+        assert s.grad.shape == s.shape
 
 
 def test_bits_change_outputs_and_float_is_exact():
@@ -76,3 +79,26 @@ def test_bits_change_outputs_and_float_is_exact():
     ref = lin(x).detach()
     err = {b: float((o - ref).abs().mean()) for b, o in outs.items()}
     assert err[2] > err[4] > err[8] > 0
+
+
+def test_mse_init_step_beats_lsq_and_max_scaling_per_channel_and_unsigned():
+    from jaqmoo.quant.fakequant import lsq_init_step, mse_init_step
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3000) * torch.tensor([[0.1], [1.0], [5.0], [20.0]])
+
+    def mse(s, rows, qmin, qmax):
+        return float(((rows / s).round().clamp(qmin, qmax) * s - rows).pow(2).mean())
+
+    for qmin, qmax in [(-8, 7), (-2, 1)]:
+        s = mse_init_step(x, qmin, qmax, dim=0)
+        assert s.shape == (4,) and bool((s > 0).all())
+        for i in range(4):
+            best = mse(s[i], x[i], qmin, qmax)
+            assert best < mse(lsq_init_step(x[i], qmax), x[i], qmin, qmax)
+            assert best < mse(x[i].abs().max() / qmax, x[i], qmin, qmax)
+        assert torch.allclose(s / s[1], torch.tensor([0.1, 1.0, 5.0, 20.0]), rtol=0.25)  # scales with the channel
+    u = torch.rand(20000).pow(2) * 3  # non-negative: unsigned range, judged against the maximum
+    su = mse_init_step(u, 0, 15)
+    assert su.shape == () and mse(su, u, 0, 15) < mse(lsq_init_step(u, 15), u, 0, 15)
+    assert torch.equal(mse_init_step(u, 0, 15), su)  # deterministic (seeded subsample)

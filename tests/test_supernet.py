@@ -146,3 +146,35 @@ def test_batch_norm_folding_for_evaluation_matches_the_unfolded_model():
     # equal up to float rounding (a value on a rounding boundary may move by one step)
     assert torch.allclose(out, reference, rtol=1e-3, atol=1e-3 * reference.abs().max().item())
     assert (out.argmax(1) == reference.argmax(1)).float().mean() >= 0.9
+
+
+def test_calibrated_steps_fit_weights_that_moved_since_wrapping(net):
+    """Float training moves weights away from the ones the steps were made for; calibrating
+    makes 8-bit match float again, for every candidate bit-width, and changes nothing else."""
+    torch.manual_seed(1)
+    x = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(20.0)
+    net.set_policy(net.uniform_policy(32))
+    net.recalibrate_bn([x])  # running statistics = this batch's, as calibration sees it
+    net.eval()
+    ref = net(x).detach()
+
+    def rel_error(bits: int) -> float:
+        net.set_policy(net.uniform_policy(bits))
+        return float((net(x).detach() - ref).norm() / ref.norm())
+
+    stale = {b: rel_error(b) for b in (8, 4)}
+    net.set_policy(net.uniform_policy(6))
+    net.train()
+    bn_before = [t.clone() for n, t in net.state_dict().items() if "running" in n]
+    net.calibrate_steps(x)
+    assert net.training and net.policy() == net.uniform_policy(6)
+    assert all(torch.equal(a, t) for a, t in zip(bn_before, [t for n, t in net.state_dict().items() if "running" in n],
+                                                     strict=True))
+    assert all(bool(m.a_step_ready.all()) for m in net.layers)
+    net.eval()
+    fresh = {b: rel_error(b) for b in (8, 4)}
+    assert fresh[8] < 0.05 < stale[8]
+    assert fresh[4] < stale[4]

@@ -271,10 +271,18 @@ class PredictorEstimator:
 
 
 class QATEstimator:
-    """Ground truth: quantization-aware fine-tuning of one policy from the supernet weights."""
+    """Ground truth: quantization-aware fine-tuning of one policy from the supernet weights.
+
+    With ``calibrate_steps`` (the default, right for a float-trained start) each fine-tune
+    starts from quantization-error-optimal step sizes for its policy
+    (:meth:`~jaqmoo.quant.supernet.Supernet.calibrate_steps` on the first calibration batch of
+    ``data``), as quantized training does after float epochs; ``False`` keeps the supernet's
+    own steps (a quantization-trained start).
+    """
 
     def __init__(self, supernet: Supernet, splits, data: EvalData, epochs: float = 1.0, lr: float = 5e-4,
-                 batch_size: int = 128, seed: int = 0, device: str = "auto", progress: bool = False) -> None:
+                 batch_size: int = 128, seed: int = 0, device: str = "auto", progress: bool = False,
+                 calibrate_steps: bool = True) -> None:
         if epochs <= 0:
             raise JaqmooError(f"QAT epochs must be > 0 (got {epochs})")
         self.supernet = supernet
@@ -286,6 +294,7 @@ class QATEstimator:
         self.seed = seed
         self.device = resolve_device(device)
         self.progress = progress
+        self.calibrate_steps = calibrate_steps
 
     def finetune(self, policy: QuantPolicy) -> Supernet:
         """A copy of the supernet fine-tuned under ``policy`` (full LSQ path, no CSQ)."""
@@ -296,6 +305,8 @@ class QATEstimator:
     def _finetune(self, policy: QuantPolicy) -> Supernet:
         net = copy.deepcopy(self.supernet).to(self.device)
         net.set_csq_fraction(0.0)
+        if self.calibrate_steps:
+            net.calibrate_steps(self.data.calib[0].to(self.device))
         net.set_policy(policy)
         net.train()
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)

@@ -54,7 +54,7 @@ class QuantMixin:
         self.w_bits = max(bits)
         self.a_bits = max(bits)
         self.csq_fraction = 0.0
-        self.lean_lsq = False  # full path: standard autograd LSQ (False) or the lean function
+        self.lean_lsq = True  # the lean LSQ function (default) or standard autograd LSQ (False, for reference)
 
     def _bit_index(self, bits: int) -> int:
         return self.bits.index(bits)
@@ -93,7 +93,8 @@ class QuantMixin:
         return self.a_step[i]
 
     def quant_input(self, x: Tensor) -> Tensor:
-        """LSQ fake quantization of the input activation (the full path)."""
+        """LSQ fake quantization of the input activation (every channel; CSQ's fused path is
+        :class:`jaqmoo.quant.csq.CSQBlock`)."""
         if self.a_bits == FLOAT_BITS:
             return x
         qmin, qmax = self._act_range(x)
@@ -137,7 +138,7 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
 
 
 class QuantLinear(QuantMixin, nn.Linear):
-    """``nn.Linear`` with bit-switchable LSQ fake quantization (always the full path)."""
+    """``nn.Linear`` with bit-switchable LSQ fake quantization (never on CSQ's fused path)."""
 
     @classmethod
     def from_module(cls, lin: nn.Linear, bits: tuple[int, ...] = SUPPORTED_BITS,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import build_model
+from jaqmoo.quant.fakequant import int_range, mse_init_step
 from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.workload import quantizable_layers
@@ -200,7 +201,8 @@ class Supernet(nn.Module):
             layer.csq_fraction = float(fraction)
 
     def set_lean_lsq(self, lean: bool) -> None:
-        """Full path with the memory-lean LSQ function instead of the standard autograd ops."""
+        """Quantize with the memory-lean LSQ function (``True``, the default) or with the standard
+        autograd ops (``False``: same values and gradients, more memory and time; a reference)."""
         for layer in self.layers:
             layer.lean_lsq = bool(lean)
 
@@ -213,6 +215,50 @@ class Supernet(nn.Module):
             k = n_sensitive(score.numel(), layer.csq_fraction)
             idx = torch.topk(score.float(), k).indices.sort().values
             layer.sensitive = idx.to(layer.weight.device)
+
+    @torch.no_grad()
+    def calibrate_steps(self, batch: Tensor) -> None:
+        """Set every layer's LSQ step sizes, for every candidate bit-width, to the values that
+        minimise the quantization error (:func:`~jaqmoo.quant.fakequant.mse_init_step`) of the
+        current float weights (per output channel when per-channel) and of the layer's input
+        activations on ``batch`` (one float forward with batch-norms on batch statistics, as in
+        training, and dropout off; running statistics and everything else are left as they were).
+
+        Quantized training calls it where it starts from float weights: steps made when the
+        layers were wrapped belong to the weights of that moment (random ones, for a network
+        trained in float afterwards), and LSQ learns steps too slowly to recover within a few
+        epochs. Layers that do not run on ``batch`` (an elastic supernet's inactive blocks)
+        keep their activation steps.
+        """
+        inputs: dict[int, Tensor] = {}
+        hooks = [layer.register_forward_pre_hook(lambda _m, args, i=i: inputs.__setitem__(i, args[0]))
+                 for i, layer in enumerate(self.layers)]
+        policy, was_training = self.policy(), self.training
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in bns]
+        for layer in self.layers:  # every layer in float, whatever first/last-layer rule the supernet has
+            layer.set_bits(FLOAT_BITS, FLOAT_BITS)
+        self.eval()
+        for m in bns:  # batch statistics, as training will see them (running ones may belong to another policy)
+            m.train()
+        try:
+            self.model(batch)
+        finally:
+            for h in hooks:
+                h.remove()
+            for m, state in zip(bns, saved, strict=True):
+                m.load_state_dict(state)
+            self.set_policy(policy)
+            self.train(was_training)
+        for i, layer in enumerate(self.layers):
+            x = inputs.get(i)
+            if x is not None and int(layer.a_signed) < 0:
+                layer.a_signed.fill_(1 if bool((x < 0).any()) else 0)
+            for j, b in enumerate(layer.bits):
+                layer.w_step[j] = mse_init_step(layer.weight, *int_range(b, True), dim=0 if layer.per_channel else None)
+                if x is not None:
+                    layer.a_step[j] = mse_init_step(x, *int_range(b, int(layer.a_signed) == 1))
+                    layer.a_step_ready[j] = True
 
     # ------------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -41,6 +41,11 @@ from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
 
+#: Version of the training code, raised whenever a change makes the same recipe train different
+#: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
+#: at the float-to-quantized switch (``Supernet.calibrate_steps``).
+TRAINING_VERSION = 2
+
 
 @dataclass
 class TrainConfig:
@@ -261,6 +266,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         supernet.train()
         float_phase = epoch < cfg.float_epochs
         csq = cfg.csq_fraction > 0.0 and not float_phase
+        if epoch == cfg.float_epochs:  # quantized training starts from these float weights
+            if elastic:
+                supernet.set_arch(supernet.space.largest())
+            supernet.calibrate_steps(calib[0])
         if elastic and not float_phase:
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:

@@ -207,7 +207,12 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
         return Path(spec.accuracy.checkpoint).expanduser()
     if spec.accuracy.cache_dir:
         kind = f"{spec.model.name}-elastic" if spec.model.elastic is not None else spec.model.name
-        name = f"{kind}-{splits.name}-{identity_hash(expected_identity(spec, splits))}.pt"
+        from jaqmoo.quant.train import TRAINING_VERSION
+
+        # the training code's version is hashed into the name (not into the identity an explicit
+        # checkpoint is checked against): a cache made by older training code is not reused
+        ident = {**expected_identity(spec, splits), "training_version": TRAINING_VERSION}
+        name = f"{kind}-{splits.name}-{identity_hash(ident)}.pt"
         return Path(spec.accuracy.cache_dir).expanduser() / name
     return default_checkpoint
 
