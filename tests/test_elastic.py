@@ -214,3 +214,31 @@ def test_cli_train_elastic_writes_space_and_resume_refuses_another(tmp_path, cap
     assert "another architecture space (kernel: [3, 5] -> [3, 7])" in capsys.readouterr().err
     assert main([a for a in args if a != "--elastic"]) != 0
     assert "need --elastic" in capsys.readouterr().err
+
+
+def test_sort_hidden_channels_keeps_every_block_output():
+    """Each block's output is unchanged by the sort (the network's output alone can be blind to it:
+    at initialisation it hardly depends on the input). A block without an expand layer keeps its
+    channel order: its depthwise channels are its input channels."""
+    torch.manual_seed(0)
+    sn = build_elastic_supernet(SPACE, 10, 1, 16, bits=(4, 8))
+    _randomise(sn)
+    sn.set_policy(sn.uniform_policy(FLOAT_BITS))
+    sn.eval()
+    outputs: list[torch.Tensor] = []
+    blocks = [m for m in sn.model.features if hasattr(m, "active_hidden")]
+    hooks = [b.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for b in blocks]
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        sn(x)
+        before, outputs[:] = list(outputs), []
+        sn(torch.randn(2, 1, 16, 16))
+        assert not torch.allclose(before[0], outputs[0])  # the blocks do see the input
+        outputs.clear()
+        sort_hidden_channels(sn)
+        sn(x)
+    for h in hooks:
+        h.remove()
+    assert len(before) == len(outputs) == len(blocks)
+    for a, b in zip(before, outputs, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

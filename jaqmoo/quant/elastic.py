@@ -117,6 +117,8 @@ def sort_hidden_channels(supernet: ElasticSupernet) -> None:
     """
     for block in _blocks(supernet.model):
         seq = list(block.conv)
+        if len(seq) < 4:  # no expand layer: the hidden channels are the block's inputs (not elastic, not movable)
+            continue
         proj = seq[-2]
         order = proj.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True)
         for unit in seq[:-2]:
