@@ -80,7 +80,7 @@ def test_jaq_spec_prepares_without_training(tmp_path):
 
 
 @pytest.mark.parametrize("model, extra, message", [
-    ({"name": "mobilenet_v1", "elastic": {"depth": [2, 3]}}, {}, "model 'mobilenet_v1' has no elastic"),
+    ({"name": "resnet18", "elastic": {"depth": [2, 3]}}, {}, "model 'resnet18' has no elastic"),
     ({"name": "mobilenet_v2", "elastic": {"depth": [2, 5]}}, {}, r"model.elastic.depth\[1\]: 5 is out of range"),
     ({"name": "mobilenet_v2", "elastic": {"kernel": [3, 4]}}, {}, "model.elastic.kernel: .* even kernel"),
     ({"name": "mobilenet_v2", "elastic": {"expnd": [3]}}, {}, "did you mean 'expand'"),

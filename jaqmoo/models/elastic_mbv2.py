@@ -18,12 +18,20 @@ that build the same network compare equal. :func:`subnet_workload` computes the 
 the decoded sub-network analytically (named like the supernet's layers, so a per-layer
 policy of the largest network applies) and :func:`build_standalone` builds the same
 sub-network as an ordinary ``nn.Module``.
+
+The space is generic over a *family* (:class:`ElasticFamily`): the stage table, the channel
+rounding, the network module and the names of a block's layers are what differ between
+MobileNetV2 (:data:`MBV2`, here) and MobileNetV1 (:mod:`jaqmoo.models.elastic_mbv1`, whose
+depthwise-separable block is a block without expansion); :func:`family` looks one up by
+``ElasticSpace.model``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +50,95 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     """torchvision's channel rounding (never below 90 % of ``v``)."""
     new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+class ElasticFamily(ABC):
+    """What differs between the elastic network families (plain, stateless).
+
+    ``settings`` is the stage table ``(expand t, channels c, blocks n, stride s)`` of the fixed
+    network (``t == 1``: the stage's blocks have no expand layer and no expand choice);
+    ``defaults`` the ``model.elastic`` defaults. Subclasses give the channel rounding, the
+    network module and the names of the layers of a block and of the head."""
+
+    name: ClassVar[str] = ""
+    settings: ClassVar[tuple[tuple[int, int, int, int], ...]] = ()
+    defaults: ClassVar[dict[str, tuple[int, ...]]] = {}
+
+    @property
+    def max_depth(self) -> int:
+        """Blocks of the longest stage (the largest useful depth choice)."""
+        return max(n for _, _, n, _ in self.settings)
+
+    @property
+    def has_expand(self) -> bool:
+        return any(t != 1 for t, _, _, _ in self.settings)
+
+    @abstractmethod
+    def channels(self, c: float, width_mult: float) -> int:
+        """``c`` channels at ``width_mult``, rounded as the fixed network rounds them."""
+
+    @abstractmethod
+    def build(self, space: ElasticSpace, blocks: Sequence[BlockShape], num_classes: int, in_channels: int,
+              input_size: int) -> nn.Module:
+        """The network with the given blocks (module names as in the fixed network)."""
+
+    @abstractmethod
+    def block_layers(self, b: int, shape: BlockShape, size: int, batch: int) -> list[Layer]:
+        """The layers of block ``b`` (of the largest network) on an input map of ``size``, named as
+        in the largest network."""
+
+    @abstractmethod
+    def head_layers(self, space: ElasticSpace, size: int, num_classes: int, batch: int) -> list[Layer]:
+        """The layers after the last block."""
+
+
+class MobileNetV2Family(ElasticFamily):
+    """torchvision's MobileNetV2: inverted-residual blocks, ``features.<i>.conv.<j>`` names."""
+
+    name = "mobilenet_v2"
+    settings = MBV2_SETTINGS
+    defaults = {"depth": (2, 3, 4), "expand": (3, 4, 6), "kernel": (3, 5, 7)}
+
+    def channels(self, c: float, width_mult: float) -> int:
+        return make_divisible(c * width_mult)
+
+    def build(self, space: ElasticSpace, blocks: Sequence[BlockShape], num_classes: int, in_channels: int,
+              input_size: int) -> nn.Module:
+        return MobileNetV2Net(space, blocks, num_classes, in_channels, input_size)
+
+    def block_layers(self, b: int, shape: BlockShape, size: int, batch: int) -> list[Layer]:
+        pre = f"features.{b + 1}.conv"
+        layers, j = [], 0
+        if shape.has_expand:
+            layers.append(conv_layer(f"{pre}.0.0", shape.inp, shape.hidden, 1, 1, 1, size, batch))
+            j = 1
+        dw = conv_layer(f"{pre}.{j}.0", shape.hidden, shape.hidden, shape.kernel, shape.stride, shape.hidden, size, batch)
+        return [*layers, dw, conv_layer(f"{pre}.{j + 1}", shape.hidden, shape.oup, 1, 1, 1, dw.P, batch)]
+
+    def head_layers(self, space: ElasticSpace, size: int, num_classes: int, batch: int) -> list[Layer]:
+        last = f"features.{space.n_blocks + 1}.0"
+        return [conv_layer(last, space.last_input_channels(), space.last_channels(), 1, 1, 1, size, batch),
+                Layer("classifier.1", "linear", N=batch, K=num_classes, C=space.last_channels())]
+
+
+#: the MobileNetV2 family
+MBV2 = MobileNetV2Family()
+
+
+def family(model: str) -> ElasticFamily:
+    """The elastic family of ``model``; :class:`JaqmooError` for a model without an elastic space."""
+    if model == MBV2.name:
+        return MBV2
+    if model == "mobilenet_v1":
+        from jaqmoo.models.elastic_mbv1 import MBV1
+
+        return MBV1
+    raise JaqmooError(f"model.elastic: only {', '.join(ELASTIC_MODELS)} have an elastic space (model is {model!r}); "
+                      f"set model.name to one of them or remove model.elastic")
+
+
+#: the models with an elastic architecture space
+ELASTIC_MODELS = ("mobilenet_v1", "mobilenet_v2")
 
 
 @dataclass(frozen=True)
@@ -91,7 +188,9 @@ def _choices(value, name: str, positive_odd: bool = False) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class ElasticSpace:
-    """The architecture space of an elastic MobileNetV2 (plain, hashable, JSON-able)."""
+    """The architecture space of an elastic network of family ``model`` (plain, hashable, JSON-able).
+
+    The field defaults are MobileNetV2's; :meth:`from_dict` takes the family's own."""
 
     depth: tuple[int, ...] = (2, 3, 4)
     expand: tuple[int, ...] = (3, 4, 6)
@@ -99,20 +198,31 @@ class ElasticSpace:
     width_mult: float = 1.0
     model: str = "mobilenet_v2"
 
+    def __post_init__(self) -> None:
+        if not self.family.has_expand:  # a family without expand layers (MobileNetV1): ratio 1 only
+            object.__setattr__(self, "expand", (1,))
+
+    @property
+    def family(self) -> ElasticFamily:
+        """The network family of :attr:`model` (:func:`family`)."""
+        return family(self.model)
+
     @classmethod
     def from_dict(cls, data: dict, width_mult: float = 1.0, model: str = "mobilenet_v2") -> ElasticSpace:
         """Validate ``model.elastic`` (keys depth, expand, kernel); :class:`JaqmooError` names the field."""
-        if model != "mobilenet_v2":
-            raise JaqmooError(f"model.elastic: only mobilenet_v2 has an elastic space (model is {model!r}); "
-                              "set model.name: mobilenet_v2 or remove model.elastic")
+        fam = family(model)
         if not isinstance(data, dict):
             raise JaqmooError(f"model.elastic must be a mapping {{depth: [...], expand: [...], kernel: [...]}} (got {data!r})")
         unknown = sorted(set(data) - {"depth", "expand", "kernel", "width_mult", "model"})
         if unknown:
             raise JaqmooError(f"model.elastic: unknown keys {unknown}; allowed: depth, expand, kernel")
-        d = cls()
-        return cls(_choices(data.get("depth", d.depth), "depth"), _choices(data.get("expand", d.expand), "expand"),
-                   _choices(data.get("kernel", d.kernel), "kernel", positive_odd=True),
+        d = fam.defaults
+        expand = _choices(data.get("expand", d["expand"]), "expand")
+        if not fam.has_expand and expand != (1,):
+            raise JaqmooError(f"model.elastic.expand: {model}'s depthwise-separable blocks have no expand layer "
+                              f"(got {list(expand)}); remove model.elastic.expand or give [1]")
+        return cls(_choices(data.get("depth", d["depth"]), "depth"), expand,
+                   _choices(data.get("kernel", d["kernel"]), "kernel", positive_odd=True),
                    float(data.get("width_mult", width_mult)), model)
 
     def to_dict(self) -> dict:
@@ -122,8 +232,8 @@ class ElasticSpace:
     # ------------------------------------------------------------------ the largest network
     @property
     def stage_blocks(self) -> tuple[int, ...]:
-        """Blocks per stage in the largest network: MobileNetV2's, capped at the largest depth choice."""
-        return tuple(min(n, max(self.depth)) for _, _, n, _ in MBV2_SETTINGS)
+        """Blocks per stage in the largest network: the family's, capped at the largest depth choice."""
+        return tuple(min(n, max(self.depth)) for _, _, n, _ in self.family.settings)
 
     @property
     def n_blocks(self) -> int:
@@ -133,7 +243,8 @@ class ElasticSpace:
         return tuple(s for s, n in enumerate(self.stage_blocks) for _ in range(n))
 
     def block_has_expand(self) -> tuple[bool, ...]:
-        return tuple(MBV2_SETTINGS[s][0] != 1 for s in self.block_stage())
+        settings = self.family.settings
+        return tuple(settings[s][0] != 1 for s in self.block_stage())
 
     def depth_choices(self, stage: int) -> tuple[int, ...]:
         n = self.stage_blocks[stage]
@@ -211,12 +322,13 @@ class ElasticSpace:
         spec = self.canonical(spec)
         act = self.active_blocks(spec)
         out: list[BlockShape | None] = []
-        inp = make_divisible(32 * self.width_mult)
+        fam = self.family
+        inp = self.stem_channels()
         b = 0
-        for s, (_, c, _, stride) in enumerate(MBV2_SETTINGS):
-            oup = make_divisible(c * self.width_mult)
+        for s, (t, c, _, stride) in enumerate(fam.settings):
+            oup = fam.channels(c, self.width_mult)
             for i in range(self.stage_blocks[s]):
-                has_e = MBV2_SETTINGS[s][0] != 1
+                has_e = t != 1
                 hidden = int(round(inp * (spec.expand[b] if has_e else 1)))
                 out.append(BlockShape(s, inp, hidden, oup, stride if i == 0 else 1, spec.kernel[b], has_e)
                            if act[b] else None)
@@ -225,13 +337,15 @@ class ElasticSpace:
         return out
 
     def stem_channels(self) -> int:
-        return make_divisible(32 * self.width_mult)
+        return self.family.channels(32, self.width_mult)
 
     def last_channels(self) -> int:
+        """MobileNetV2's last 1x1 convolution's outputs."""
         return make_divisible(1280 * max(1.0, self.width_mult))
 
     def last_input_channels(self) -> int:
-        return make_divisible(MBV2_SETTINGS[-1][1] * self.width_mult)
+        """Channels out of the last block."""
+        return self.family.channels(self.family.settings[-1][1], self.width_mult)
 
 
 # ---------------------------------------------------------------------------------- modules
@@ -256,6 +370,11 @@ class InvertedResidual(nn.Module):
         self.hidden = shape.hidden
         self.active_hidden = shape.hidden
         self.active = True
+
+    @property
+    def dw_conv(self) -> nn.Module:
+        """The depthwise convolution (its kernel is the elastic one)."""
+        return self.conv[len(self.conv) - 3][0]
 
     def forward(self, x: Tensor) -> Tensor:
         h = x
@@ -292,6 +411,10 @@ class MobileNetV2Net(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def elastic_blocks(self) -> list[InvertedResidual]:
+        """The blocks, in order (each has ``active``, ``active_hidden`` and ``dw_conv``)."""
+        return [m for m in self.features if isinstance(m, InvertedResidual)]
+
     def forward(self, x: Tensor) -> Tensor:
         for m in self.features:
             if isinstance(m, InvertedResidual) and not m.active:
@@ -302,16 +425,16 @@ class MobileNetV2Net(nn.Module):
 
 def build_largest(space: ElasticSpace, num_classes: int, in_channels: int, input_size: int) -> MobileNetV2Net:
     """The float network holding the shared weights of every sub-network of ``space``."""
-    return MobileNetV2Net(space, [b for b in space.block_shapes(space.largest()) if b is not None],
-                          num_classes, in_channels, input_size)
+    return space.family.build(space, [b for b in space.block_shapes(space.largest()) if b is not None],
+                              num_classes, in_channels, input_size)
 
 
 def build_standalone(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_channels: int,
                      input_size: int) -> MobileNetV2Net:
     """The sub-network ``spec`` as an ordinary network (fresh weights, only the blocks that run)."""
     spec = space.check(spec)
-    return MobileNetV2Net(space, [b for b in space.block_shapes(spec) if b is not None],
-                          num_classes, in_channels, input_size)
+    return space.family.build(space, [b for b in space.block_shapes(spec) if b is not None],
+                              num_classes, in_channels, input_size)
 
 
 # ---------------------------------------------------------------------------------- workloads
@@ -319,7 +442,8 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * ((kernel - 1) // 2) - kernel) // stride + 1
 
 
-def _conv_layer(name: str, inp: int, oup: int, kernel: int, stride: int, groups: int, size: int, batch: int) -> Layer:
+def conv_layer(name: str, inp: int, oup: int, kernel: int, stride: int, groups: int, size: int, batch: int) -> Layer:
+    """The :class:`Layer` of a convolution (padding ``(kernel - 1) // 2``) on a ``size`` x ``size`` map."""
     out = _conv_out(size, kernel, stride)
     kind = "conv" if groups == 1 else ("depthwise" if inp == oup == groups else "grouped")
     return Layer(name, kind, N=batch, G=groups, K=oup // groups, C=inp // groups, P=out, Q=out, R=kernel, S=kernel,
@@ -330,26 +454,18 @@ def subnet_layers(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_chan
                   batch: int = 1) -> list[Layer]:
     """The layers that run in ``spec``, in execution order, named as in the supernet."""
     size = input_size
-    stem = _conv_layer("features.0.0", in_channels, space.stem_channels(), 3,
+    stem = conv_layer("features.0.0", in_channels, space.stem_channels(), 3,
                        1 if input_size < SMALL_INPUT_BELOW else 2, 1, size, batch)
     layers = [stem]
     size = stem.P
+    fam = space.family
     for i, b in enumerate(space.block_shapes(spec)):
         if b is None:
             continue
-        pre = f"features.{i + 1}.conv"
-        j = 0
-        if b.has_expand:
-            layers.append(_conv_layer(f"{pre}.0.0", b.inp, b.hidden, 1, 1, 1, size, batch))
-            j = 1
-        dw = _conv_layer(f"{pre}.{j}.0", b.hidden, b.hidden, b.kernel, b.stride, b.hidden, size, batch)
-        layers.append(dw)
-        size = dw.P
-        layers.append(_conv_layer(f"{pre}.{j + 1}", b.hidden, b.oup, 1, 1, 1, size, batch))
-    last = f"features.{space.n_blocks + 1}.0"
-    layers.append(_conv_layer(last, space.last_input_channels(), space.last_channels(), 1, 1, 1, size, batch))
-    layers.append(Layer("classifier.1", "linear", N=batch, K=num_classes, C=space.last_channels()))
-    return layers
+        block = fam.block_layers(i, b, size, batch)
+        layers += block
+        size = block[-1].P
+    return layers + fam.head_layers(space, size, num_classes, batch)
 
 
 def subnet_workload(space: ElasticSpace, spec: ArchSpec, num_classes: int, in_channels: int, input_size: int,
@@ -375,5 +491,6 @@ def arch_columns(space: ElasticSpace, spec: ArchSpec) -> dict[str, int]:
     return cols
 
 
-__all__ = ["ArchSpec", "BlockShape", "ElasticSpace", "InvertedResidual", "MobileNetV2Net", "arch_columns", "arch_stats",
-           "build_largest", "build_standalone", "make_divisible", "subnet_layers", "subnet_workload"]
+__all__ = ["ELASTIC_MODELS", "MBV2", "ArchSpec", "BlockShape", "ElasticFamily", "ElasticSpace", "MobileNetV2Family",
+           "family", "InvertedResidual", "MobileNetV2Net", "arch_columns", "arch_stats",
+           "build_largest", "build_standalone", "conv_layer", "make_divisible", "subnet_layers", "subnet_workload"]

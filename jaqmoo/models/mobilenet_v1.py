@@ -11,7 +11,13 @@ V1_BLOCKS: tuple[tuple[int, int], ...] = (
 )
 
 
-def _conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
+def v1_channels(c: int, width_mult: float) -> int:
+    """MobileNetV1's channel rounding: ``c * width_mult`` to a multiple of 8, at least 8."""
+    return max(8, int(round(c * width_mult / 8)) * 8)
+
+
+def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
+    """Conv (no bias, padding ``kernel // 2``) + BatchNorm + ReLU: one unit of MobileNetV1."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
@@ -32,13 +38,13 @@ class MobileNetV1(nn.Module):
         super().__init__()
 
         def ch(c: int) -> int:
-            return max(8, int(round(c * width_mult / 8)) * 8)
+            return v1_channels(c, width_mult)
 
-        layers: list[nn.Module] = [_conv_bn(in_channels, ch(32), 3, stem_stride)]
+        layers: list[nn.Module] = [conv_bn(in_channels, ch(32), 3, stem_stride)]
         cin = ch(32)
         for cout, stride in V1_BLOCKS:
-            layers.append(_conv_bn(cin, cin, 3, stride, groups=cin))  # depthwise
-            layers.append(_conv_bn(cin, ch(cout), 1, 1))  # pointwise
+            layers.append(conv_bn(cin, cin, 3, stride, groups=cin))  # depthwise
+            layers.append(conv_bn(cin, ch(cout), 1, 1))  # pointwise
             cin = ch(cout)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

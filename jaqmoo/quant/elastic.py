@@ -1,17 +1,20 @@
 """The elastic, bit-switchable supernet: one set of weights for every (architecture, bits) pair.
 
 :class:`ElasticSupernet` is a :class:`~jaqmoo.quant.supernet.Supernet` over the largest
-network of an :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace`: every Conv2d/Linear is a
+network of an :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace` (MobileNetV2 or MobileNetV1,
+:mod:`jaqmoo.models.elastic_mbv1`): every Conv2d/Linear is a
 bit-switchable :class:`~jaqmoo.quant.layers.QuantConv2d` / ``QuantLinear`` with CSQ exactly
 as in the fixed supernet, and a per-layer policy always covers all layers of the largest
 network (the bits of layers that do not run are ignored). :meth:`ElasticSupernet.set_arch`
 selects a sub-network:
 
-- depth: blocks beyond a stage's depth are skipped (they are residual blocks);
+- depth: blocks beyond a stage's depth are skipped (residual blocks in MobileNetV2, equal-shape
+  blocks passed through as identity in MobileNetV1);
 - expand: the hidden channels beyond ``round(in * ratio)`` are held at exactly zero after
   the expand and the depthwise layers, which equals running the prefix-sliced block;
   :func:`sort_hidden_channels` orders the hidden channels by importance (L1 norm of the
-  projection weights that read them) so that each prefix is the best subset;
+  projection weights that read them) so that each prefix is the best subset (MobileNetV2
+  only: MobileNetV1's blocks have no expand choice);
 - kernel: a depthwise layer's weight is parametrized (:class:`KernelTransform`): a smaller
   kernel is the centre of the largest one through a learnable ``k*k x k*k`` transform
   (identity at start, once-for-all's kernel transformation), zero-padded to the largest
@@ -34,7 +37,6 @@ from torch.nn.utils import parametrize
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, InvertedResidual, build_largest
-from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 
@@ -59,11 +61,8 @@ class KernelTransform(nn.Module):
 
 
 def _blocks(model: nn.Module) -> list[InvertedResidual]:
+    """The blocks with hidden channels to rank (MobileNetV2's; a MobileNetV1 has none)."""
     return [m for m in model.features if isinstance(m, InvertedResidual)]
-
-
-def _dw_conv(block: InvertedResidual) -> QuantConv2d:
-    return block.conv[len(block.conv) - 3][0]
 
 
 class ElasticSupernet(Supernet):
@@ -72,19 +71,19 @@ class ElasticSupernet(Supernet):
     def __init__(self, model: nn.Module, meta: SupernetMeta, space: ElasticSpace) -> None:
         super().__init__(model, meta)
         self.space = space
-        for block in _blocks(model):
-            conv = _dw_conv(block)
+        for block in model.elastic_blocks():
+            conv = block.dw_conv
             parametrize.register_parametrization(conv, "weight", KernelTransform(conv.kernel_size[0], space.kernel))
         self.arch = space.largest()
 
     def set_arch(self, spec: ArchSpec) -> ArchSpec:
         """Run the sub-network ``spec`` from now on; returns its canonical form."""
         spec = self.space.check(spec)
-        for block, shape in zip(_blocks(self.model), self.space.block_shapes(spec), strict=True):
+        for block, shape in zip(self.model.elastic_blocks(), self.space.block_shapes(spec), strict=True):
             block.active = shape is not None
             if shape is not None:
                 block.active_hidden = shape.hidden
-                _dw_conv(block).parametrizations.weight[0].active = shape.kernel
+                block.dw_conv.parametrizations.weight[0].active = shape.kernel
         self.arch = spec
         return spec
 

@@ -65,7 +65,7 @@ class ModelSpec:
     name: str
     width_mult: float = 1.0
     checkpoint: str | None = None  # pretrained float weights (state_dict) to start the supernet from
-    #: elastic architecture space (mobilenet_v2): (("depth", (...)), ("expand", (...)), ("kernel", (...)));
+    #: elastic architecture space (mobilenet_v2, mobilenet_v1): (("depth", (...)), ("expand", (...)), ("kernel", (...)));
     #: None = the fixed network. See :mod:`jaqmoo.models.elastic_mbv2`.
     elastic: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
@@ -335,24 +335,29 @@ def _model(data: Any, src: str) -> ModelSpec:
 
 
 #: the elastic architecture spaces (model name -> largest depth any of its stages has)
-ELASTIC_MODELS = {"mobilenet_v2": 4}
+ELASTIC_MODELS = {"mobilenet_v1": 6, "mobilenet_v2": 4}
 ELASTIC_KEYS = ("depth", "expand", "kernel")
 
 
 def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """``model.elastic``: ``{depth: [...], expand: [...], kernel: [...]}`` (each key optional,
-    defaults 2/3/4, 3/4/6, 3/5/7), validated; sorted unique choices per key."""
+    defaults the family's: 2/3/4, 3/4/6, 3/5/7 for mobilenet_v2; 1/2/4/6, 1, 3/5/7 for
+    mobilenet_v1, whose blocks have no expand layer), validated; sorted unique choices per key."""
     if model not in ELASTIC_MODELS:
         raise JaqmooError(f"{src}: model.elastic: model {model!r} has no elastic architecture space; only "
-                          f"{', '.join(ELASTIC_MODELS)} has one. Set model.name: mobilenet_v2 or remove model.elastic")
+                          f"{', '.join(ELASTIC_MODELS)} have one. Set model.name to one of them or remove model.elastic")
     if checkpoint is not None:
         raise JaqmooError(f"{src}: model.checkpoint cannot start an elastic supernet (its largest network has other "
                           "weight shapes); remove model.checkpoint or model.elastic")
     d = _section(data, f"{src}: model.elastic")
     check_keys(d, list(ELASTIC_KEYS), f"{src}: model.elastic")
-    defaults = {"depth": (2, 3, 4), "expand": (3, 4, 6), "kernel": (3, 5, 7)}
+    from jaqmoo.models.elastic_mbv2 import family
+
+    fam = family(model)
+    defaults = fam.defaults
+    top_expand = 8 if fam.has_expand else 1
     limits = {"depth": (1, ELASTIC_MODELS[model], f"{model}'s stages have at most {ELASTIC_MODELS[model]} blocks"),
-              "expand": (1, 8, "an expand ratio of 1..8 (MobileNetV2 uses 6)"),
+              "expand": (1, top_expand, "an expand ratio of 1..8 (MobileNetV2 uses 6)"),
               "kernel": (1, 9, "an odd depthwise kernel of 1..9 (e.g. 3, 5, 7)")}
     out = []
     for key in ELASTIC_KEYS:
@@ -361,6 +366,9 @@ def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[t
             raise JaqmooError(f"{src}: model.elastic.{key}: expected a non-empty list of integers such as "
                               f"{list(defaults[key])} (got {value!r})")
         lo, hi, what = limits[key]
+        if key == "expand" and not fam.has_expand and value != [1]:
+            raise JaqmooError(f"{src}: model.elastic.expand: {model}'s depthwise-separable blocks have no expand "
+                              f"layer (got {value!r}); remove model.elastic.expand or give [1]")
         vals = tuple(_int_range(v, f"model.elastic.{key}[{i}]", lo, hi, src) for i, v in enumerate(value))
         if key == "kernel" and any(k % 2 == 0 for k in vals):
             raise JaqmooError(f"{src}: model.elastic.kernel: {list(vals)} has an even kernel; use {what}")
