@@ -43,8 +43,9 @@ from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, sup
 
 #: Version of the training code, raised whenever a change makes the same recipe train different
 #: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
-#: at the float-to-quantized switch (``Supernet.calibrate_steps``).
-TRAINING_VERSION = 2
+#: at the float-to-quantized switch (``Supernet.calibrate_steps``); 3: elastic MobileNetV2's
+#: channel sort leaves blocks without an expand layer alone.
+TRAINING_VERSION = 3
 
 
 @dataclass
