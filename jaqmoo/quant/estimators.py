@@ -108,9 +108,7 @@ def sample_policies(supernet: Supernet, n: int, rng: np.random.Generator,
     choices = sorted(int(b) for b in (choices if choices is not None else supernet.bits))
     ends = [choices[-1], choices[0]] if len(choices) > 1 else choices
     order = ends + [b for b in choices if b not in ends]
-    names, k = supernet.layer_names, len(supernet.layer_names)
-    anchors = [supernet.apply_rules(QuantPolicy(names, (b,) * k, (b,) * k, 8))  # as the search's uniform seeds
-               for b in order[: min(n, len(choices), max(2, n // 4))]]
+    anchors = [supernet.uniform_policy(b) for b in order[: min(n, len(choices), max(2, n // 4))]]
     return anchors + level_policies(supernet, n - len(anchors), rng, choices)
 
 
@@ -304,18 +302,27 @@ class QATEstimator:
         self.device = resolve_device(device)
         self.progress = progress
         self.calibrate_steps = calibrate_steps
+        self._start: Supernet | None = None  # the (calibrated) start every fine-tune copies
+
+    def start(self) -> Supernet:
+        """The network every fine-tune starts from: the supernet, with calibrated steps when asked
+        (computed once: calibration does not depend on the policy)."""
+        if self._start is None:
+            self._start = self.supernet
+            if self.calibrate_steps:
+                self._start = copy.deepcopy(self.supernet).to(self.device)
+                self._start.calibrate_steps(self.data.calib[0].to(self.device))
+        return self._start
 
     def finetune(self, policy: QuantPolicy) -> Supernet:
-        """A copy of the supernet fine-tuned under ``policy`` (full LSQ path, no CSQ)."""
+        """A copy of the start (:meth:`start`) fine-tuned under ``policy`` (every channel quantized, no CSQ)."""
         with torch.random.fork_rng(devices=[]):  # dropout & co. draw from torch's global RNG: seed it,
             torch.manual_seed(self.seed)          # so the truth does not depend on what ran before
             return self._finetune(policy)
 
     def _finetune(self, policy: QuantPolicy) -> Supernet:
-        net = copy.deepcopy(self.supernet).to(self.device)
+        net = copy.deepcopy(self.start()).to(self.device)
         net.set_csq_fraction(0.0)
-        if self.calibrate_steps:
-            net.calibrate_steps(self.data.calib[0].to(self.device))
         net.set_policy(policy)
         net.train()
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
