@@ -51,7 +51,7 @@ from jaqmoo.quant.elastic import (
 from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
 from jaqmoo.quant.estimators import EvalData
 from jaqmoo.quant.fidelity import bootstrap_kendall_tau
-from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
+from jaqmoo.quant.supernet import Supernet, SupernetMeta, checkpoint_epochs, read_checkpoint
 from jaqmoo.quant.train import (
     TrainConfig,
     iterate_batches,
@@ -139,17 +139,13 @@ def train_elastic(space: ElasticSpace, bits: tuple[int, ...], splits, args, out:
                            width_mult=args.width_mult, bits=bits, n_random=args.n_random, progress=False,
                            resume=resume, extra={"elastic": space.to_dict()})
 
-    if _epochs_done(start) < args.float_epochs:
+    if checkpoint_epochs(start) < args.float_epochs:
         train_supernet(config(start, 0, False), splits=splits)
-    if _epochs_done(out) < args.float_epochs + args.epochs:
-        if _epochs_done(out) < args.float_epochs:
+    if checkpoint_epochs(out) < args.float_epochs + args.epochs:
+        if checkpoint_epochs(out) < args.float_epochs:
             shutil.copyfile(start, out)
         train_supernet(config(out, args.epochs, True), splits=splits)
     return start
-
-
-def _epochs_done(path: Path) -> int:
-    return int(read_checkpoint(path).get("epoch", 0)) if path.is_file() else -1
 
 
 def bootstrap_low(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> float:

@@ -34,7 +34,7 @@ import numpy as np
 
 from jaqmoo.quant.estimators import EvalData, QATEstimator
 from jaqmoo.quant.fidelity import heterogeneous_policies, stratify_by_energy
-from jaqmoo.quant.supernet import Supernet, load_supernet, read_checkpoint
+from jaqmoo.quant.supernet import Supernet, checkpoint_epochs, load_supernet
 from jaqmoo.quant.train import TrainConfig, train_supernet
 
 PRESETS = {
@@ -156,14 +156,10 @@ def train_config(args: argparse.Namespace, out: Path, csq_fraction: float, float
                        progress=not args.quiet, resume=resume)
 
 
-def _epochs_done(path: Path) -> int:
-    return int(read_checkpoint(path).get("epoch", 0)) if path.is_file() else -1
-
-
 def float_start(args: argparse.Namespace, splits, path: str | Path) -> Path:
     """The float-trained starting point (``float_epochs`` epochs) shared by every supernet of a run."""
     path = Path(path)
-    if args.retrain or _epochs_done(path) < args.float_epochs:
+    if args.retrain or checkpoint_epochs(path) < args.float_epochs:
         t0 = time.perf_counter()
         train_supernet(train_config(args, path, 0.0, args.float_epochs, 0), splits=splits)
         print(f"float start: {args.float_epochs} epochs on {len(splits.train)} images in "
@@ -177,8 +173,8 @@ def supernet_from_float_start(args: argparse.Namespace, splits, start: Path, fra
     (trained first if missing); reused when complete, without touching ``start``."""
     path = Path(path)
     total = args.float_epochs + args.epochs
-    if args.retrain or _epochs_done(path) < total:
-        if args.retrain or _epochs_done(path) < args.float_epochs:
+    if args.retrain or checkpoint_epochs(path) < total:
+        if args.retrain or checkpoint_epochs(path) < args.float_epochs:
             shutil.copyfile(float_start(args, splits, start), path)
         t0 = time.perf_counter()
         train_supernet(train_config(args, path, fraction, args.float_epochs, args.epochs, resume=True), splits=splits)

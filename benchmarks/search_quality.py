@@ -81,12 +81,12 @@ def pick_point(table: pd.DataFrame, acc8: float, tolerance: float) -> pd.Series 
 
 def float_start(prep, path: Path, float_epochs: int, progress: bool) -> Path:
     """A float-trained start with the spec's training settings (cached at ``path``)."""
-    from jaqmoo.quant.supernet import read_checkpoint
+    from jaqmoo.quant.supernet import checkpoint_epochs
     from jaqmoo.quant.train import TrainConfig, train_supernet
     from jaqmoo.search.accuracy import _first_last, _train_kwargs, supernet_bits
 
     spec = prep.spec
-    if path.is_file() and int(read_checkpoint(path).get("epoch", 0)) >= float_epochs:
+    if checkpoint_epochs(path) >= float_epochs:
         return path
     kw = {k: v for k, v in _train_kwargs(spec).items() if k not in ("epochs", "float_epochs", "csq_fraction")}
     cfg = TrainConfig(model=spec.model.name, dataset=prep.splits.name, out=str(path), width_mult=spec.model.width_mult,

@@ -346,6 +346,12 @@ def build_supernet(
     return Supernet(net, meta)
 
 
+def checkpoint_epochs(path: str | Path) -> int:
+    """Epochs a training checkpoint at ``path`` has completed (-1 when there is no file)."""
+    path = Path(path)
+    return int(read_checkpoint(path).get("epoch", 0)) if path.is_file() else -1
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load and sanity-check a checkpoint file; :class:`JaqmooError` when it is not one."""
     path = Path(path)
@@ -412,6 +418,7 @@ def load_supernet(path: str | Path, expect_model: str | None = None, device: str
 
 
 __all__ = [
+    "checkpoint_epochs",
     "Supernet",
     "SupernetMeta",
     "build_supernet",
