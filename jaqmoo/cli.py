@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from jaqmoo import __version__
 from jaqmoo.errors import JaqmooError
 
 COMMAND_MODULES = [
@@ -20,6 +21,7 @@ COMMAND_MODULES = [
     "jaqmoo.commands.search",
     "jaqmoo.commands.sweep",
     "jaqmoo.commands.report",
+    "jaqmoo.commands.reference",
 ]
 
 
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jaqmoo",
         description="Joint quantization / mapping / hardware search for CNN accelerators.",
     )
+    parser.add_argument("--version", action="version", version=f"jaqmoo {__version__}",
+                        help="print jaqmoo's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:

@@ -246,9 +246,9 @@ def network_cost(workload: Workload, accel, policy: QuantPolicy | None = None,
     out = NetworkCost.start(workload.name, accel, metric)
     layers = workload.layers
     if progress:
-        from tqdm import tqdm
+        from jaqmoo.progress import progress_bar
 
-        layers = tqdm(layers, desc=f"mapping {workload.name}", unit="layer")
+        layers = progress_bar(layers, desc=f"mapping {workload.name}", unit="layer")
     for layer, lb in zip(layers, layer_bits, strict=True):
         try:
             result: MappingResult = mapper.best(layer, accel, lb, metric=metric)

@@ -29,13 +29,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.describe import describe_accelerator
 from jaqmoo.locking import FolderLock
+from jaqmoo.progress import progress_bar
+from jaqmoo.quant.sanity import accuracy_warnings, strict_error
 from jaqmoo.reporting.run import RESCORED, Run, load_run, read_rescored
 from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.compat import check_resume_spec
@@ -293,7 +298,8 @@ def prepare_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: st
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | Path | None = None,
                    resume: bool = False, generations: int | None = None, population: int | None = None,
-                   progress: bool = True, accuracy: Any = None, plots: bool = True) -> ExperimentResult:
+                   progress: bool = True, accuracy: Any = None, plots: bool = True, strict: bool = False,
+                   echo: Callable[[str], None] | None = None) -> ExperimentResult:
     """Run (or ``resume``) the experiment; returns the loaded run and timings.
 
     The run folder is locked (:class:`jaqmoo.locking.FolderLock`) from before supernet
@@ -301,12 +307,22 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path | dict, out: str | 
     ``accuracy``: an :class:`~jaqmoo.search.accuracy.AccuracySetup` already obtained for this
     spec's model and data (runs that compare searchers share one supernet and predictor);
     by default it is loaded or trained from ``accuracy.checkpoint``. ``plots=False`` skips the
-    PNGs (``jaqmoo plot RUN_DIR`` draws them later).
+    PNGs (``jaqmoo plot RUN_DIR`` draws them later). ``echo``: where the start-up lines (the
+    accelerator, its energy source) and warnings go (default: stderr). ``strict``: a
+    meaningless accuracy set-up (:mod:`jaqmoo.quant.sanity`) is an error instead of a warning.
     """
     t0 = time.perf_counter()
     prep = prepare_experiment(spec_or_path, out, generations, population)
+    echo = echo if echo is not None else _stderr
+    for line in describe_accelerator(prep.template, prep.hardware_fixed, prep.hardware_genes, prep.spec.accelerator.label,
+                                     prep.spec.quantization.accumulator_bits):
+        echo(line)
     with FolderLock(prep.out_dir, what="run"):  # one writer per run folder, for the whole run
-        return _run_locked(prep, resume, progress, t0, accuracy, plots)
+        return _run_locked(prep, resume, progress, t0, accuracy, plots, strict, echo)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _stored_spec(store: ResultsStore) -> dict | None:
@@ -327,7 +343,7 @@ def _stored_spec(store: ResultsStore) -> dict | None:
 
 
 def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accuracy: Any = None,
-                plots: bool = True) -> ExperimentResult:
+                plots: bool = True, strict: bool = False, echo: Callable[[str], None] = print) -> ExperimentResult:
     from jaqmoo.search.accuracy import obtain_accuracy
     from jaqmoo.search.elastic_run import candidate_accuracy
     from jaqmoo.search.evaluation import JointEvaluator
@@ -354,11 +370,18 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     space = prep.search_space(accuracy.fixed_layers)
 
     min_acc = spec.constraints.min_accuracy
-    baseline_acc = None
-    if spec.constraints.max_accuracy_drop is not None or spec.accuracy.estimator == "predictor":
-        # the uniform 8-bit policy (of the largest architecture in an elastic search)
-        baseline_acc = candidate_accuracy(accuracy.search_estimator, space.decode_one(space.uniform_seeds([8])[0])) \
-            if 8 in space.weight_choices and 8 in space.act_choices else None
+    has8 = 8 in space.weight_choices and 8 in space.act_choices
+    # the uniform 8-bit policy (of the largest architecture in an elastic search)
+    baseline_acc = candidate_accuracy(accuracy.search_estimator, space.decode_one(space.uniform_seeds([8])[0])) \
+        if has8 else None
+    # is the accuracy meaningful at all? (judged by the supernet, also when a predictor searches)
+    checked = accuracy.search_estimator if accuracy.rescore_estimator is None else accuracy.rescore_estimator
+    supernet_u8 = candidate_accuracy(checked, space.decode_one(space.uniform_seeds([8])[0])) if has8 else None
+    warnings = accuracy_warnings(supernet_u8, prep.splits.num_classes, accuracy.meta.get("float_accuracy"))
+    for text in warnings:
+        echo(f"warning: {text}")
+    if warnings and strict:
+        raise strict_error(warnings, spec.source)
     if spec.constraints.max_accuracy_drop is not None:
         if baseline_acc is None:
             raise JaqmooError(f"{spec.source}: constraints.max_accuracy_drop needs 8 in quantization.weight_bits and act_bits")
@@ -388,7 +411,8 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
                   "technology_nm": getattr(prep.template, "technology_nm", None),
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
-                  "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta}
+                  "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta,
+                  "supernet_uniform8_accuracy": supernet_u8, "accuracy_warnings": warnings}
     from jaqmoo.reporting.breakdown import CostBreakdown
     from jaqmoo.reporting.html import ReportWriter
 
@@ -421,7 +445,6 @@ def _rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bo
     marks the front under the re-scored accuracy. Genomes already in ``rescored.json`` (a
     resumed or re-opened run) keep their score and are not estimated again."""
     import numpy as np
-    from tqdm.auto import tqdm
 
     from jaqmoo.reporting.run import nondominated_ranks
     from jaqmoo.search.elastic_run import candidate_accuracy
@@ -431,7 +454,7 @@ def _rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bo
     genes = list(dict.fromkeys(list(rows["genes"]) + (list(base["genes"]) if len(base) else [])))
     scores = read_rescored(run.dir)
     todo = [g for g in genes if g not in scores]
-    for g in tqdm(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
+    for g in progress_bar(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
         scores[g] = candidate_accuracy(estimator, space.decode_one(np.array([int(v) for v in g.split()])))
     (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
 

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from jaqmoo.errors import JaqmooError
 
+THREADS_HELP = ("torch CPU threads per process (default: the machine's cores divided among the processes the "
+                "command starts: all of them for one process, cores // --workers for a sweep); on a machine "
+                "shared with other jobs, 1 is often fastest")
+
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
-    """``--threads N``: torch CPU threads (on a machine shared with other jobs, 1 is often fastest)."""
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: one per core; on a busy machine 1 avoids thread thrashing)")
+    """``--threads N``: torch CPU threads per process; one default rule for every command
+    (:func:`default_threads`)."""
+    p.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def default_threads(processes: int = 1) -> int:
+    """The ``--threads`` default: the machine's cores divided among ``processes`` (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+def resolve_threads(n: int | None, processes: int = 1) -> int:
+    """``--threads`` checked (>= 1), or its default for ``processes`` processes."""
+    if n is None:
+        return default_threads(processes)
+    if n < 1:
+        raise JaqmooError(f"--threads must be >= 1 (got {n})")
+    return n
 
 
 def set_threads(n: int | None) -> None:
-    """Apply ``--threads`` (``None``: leave torch's default)."""
-    if n is None:
-        return
-    if n < 1:
-        raise JaqmooError(f"--threads must be >= 1 (got {n})")
+    """Apply ``--threads`` to this process (``None``: :func:`default_threads`)."""
     import torch
 
-    torch.set_num_threads(n)
+    torch.set_num_threads(resolve_threads(n))
+
+
+def add_quiet_option(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress output."""
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output (bars on a terminal, one line per epoch / generation otherwise)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jaqmoo.commands import add_quiet_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--accumulator-bits", type=int, default=None, metavar="BITS",
                    help="partial-sum width at every level still reducing outputs (default: the template's "
                         "psum width, else each level's datawidth)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(p)
     p.set_defaults(func=run)
 
 

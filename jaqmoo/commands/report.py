@@ -13,7 +13,13 @@ def _report(args: argparse.Namespace) -> int:
     if args.open:
         import webbrowser
 
-        webbrowser.open(path.resolve().as_uri())
+        uri = path.resolve().as_uri()
+        try:
+            opened = webbrowser.open(uri)
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            print(f"no web browser found here; open this file in one: {uri}")
     return 0
 
 

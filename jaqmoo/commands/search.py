@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jaqmoo.commands import add_threads_option, set_threads
+from jaqmoo.commands import add_quiet_option, add_threads_option, set_threads
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     result = run_experiment(args.spec, out=args.out, resume=args.resume, generations=args.generations,
-                            population=args.pop, progress=not args.quiet)
+                            population=args.pop, progress=not args.quiet, strict=args.strict)
     print(result.summary())
     return 0
 
@@ -54,25 +54,39 @@ def _repair(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run``, ``export`` and ``plot`` sub-commands."""
     p = sub.add_parser("run", help="run a joint quantization/mapping/hardware search from a spec",
-                       description="Run the experiment described by a spec file (see problems/*.yaml).")
+                       description="Run the experiment described by a spec file (see problems/*.yaml and "
+                                   "`jaqmoo spec --example`): validate it, print the accelerator and its energy "
+                                   "source, train or load the supernet, check that its accuracy is meaningful, "
+                                   "search, then write front.csv/.parquet, evaluations.csv/.parquet, the PNGs "
+                                   "and report.html into the run folder (columns: `jaqmoo columns`).")
     p.add_argument("spec", help="experiment spec YAML, e.g. problems/quickstart.yaml")
     p.add_argument("--out", help="run directory (default: the spec's output.dir or runs/<name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in the output directory from its last completed generation")
-    p.add_argument("--generations", type=int, help="override search.generations")
-    p.add_argument("--pop", type=int, help="override search.population")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--generations", type=int, metavar="N", help="override search.generations")
+    p.add_argument("--pop", type=int, metavar="N", help="override search.population")
+    p.add_argument("--strict", action="store_true",
+                   help="stop with an error (exit 2) instead of a warning when the supernet's uniform 8-bit accuracy "
+                        "is within 10 points of chance or more than 5 points below the float network's")
+    add_quiet_option(p)
     add_threads_option(p)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("export", help="export a run's Pareto front (or every evaluation) as CSV / Parquet")
+    p = sub.add_parser("export", help="export a run's Pareto front (or every evaluation) as CSV / Parquet",
+                       description="Write a run's Pareto front (or, with --all, every evaluated individual) with "
+                                   "readable columns (their units and meanings: `jaqmoo columns`); for a sweep "
+                                   "folder, every run's front with the run and axis values as first columns.")
     p.add_argument("run_dir", help="run directory written by `jaqmoo run` (or a `jaqmoo sweep` folder)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)")
+    p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)",
+                       description="Draw front.png (every 2-D projection of the objectives, uniform-bit baselines "
+                                   "as stars) and hypervolume.png (per generation, in the run's own "
+                                   "normalisation) of a run folder; for a sweep folder, grid.png (one panel per "
+                                   "pair of axis values).")
     p.add_argument("run_dir", help="run directory written by `jaqmoo run` (or a `jaqmoo sweep` folder: grid plot)")
     p.add_argument("--out", help="front PNG path (default: RUN_DIR/front.png)")
     p.set_defaults(func=_plot)

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from jaqmoo.commands import add_threads_option, set_threads
+from jaqmoo.commands import add_quiet_option, add_threads_option, set_threads
 from jaqmoo.errors import JaqmooError
 
 
@@ -107,7 +107,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``supernet train`` and ``supernet eval``."""
-    p = sub.add_parser("supernet", help="train or evaluate a quantization-aware (CSQ) supernet")
+    p = sub.add_parser("supernet", help="train or evaluate a quantization-aware (CSQ) supernet",
+                       description="Train a bit-switchable CSQ supernet outside a run (`train`), or read one policy's "
+                                   "accuracy off a trained one (`eval`).")
     ss = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
 
     t = ss.add_parser("train", help="train a bit-switchable supernet (sandwich rule, optional CSQ)")
@@ -119,10 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="checkpoint file to write (updated after every epoch)")
     t.add_argument("--csq-fraction", type=float, default=0.0,
                    help="fraction of each layer's channels on the full LSQ path (CSQ); 0 = all (plain LSQ)")
-    t.add_argument("--width-mult", type=float, default=1.0)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    t.add_argument("--width-mult", type=float, default=1.0, help="channel width multiplier of the model (default 1.0)")
+    t.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, cosine-decayed to 0 (default 0.002)")
+    t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="optimizer (default adamw)")
     t.add_argument("--train-bits", default="2,3,4,5,6,7,8", help="candidate bit-widths (comma-separated)")
     t.add_argument("--per-tensor", action="store_true", help="one weight step per layer instead of per channel")
     t.add_argument("--keep-first-last", type=int, default=None, metavar="BITS",
@@ -141,7 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
     e = ss.add_parser("eval", help="accuracy of one policy on a trained supernet (BN recalibrated)")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True, help="supernet checkpoint written by `jaqmoo supernet train` "
+                                                      "(or a run's accuracy.cache_dir)")
     e.add_argument("--bits", help="uniform W/A bits, e.g. 4/8 or 6")
     e.add_argument("--bits-file", help="policy YAML (per-layer bits; see jaqmoo.quant.policy); unlike --bits, layers held by the "
                    "supernet's first/last-layer rule must be given at their fixed bits")
@@ -157,6 +160,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the standard location)")
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset if missing")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, sampling and training (default 0)")
     add_threads_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_option(p)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from jaqmoo.commands import add_quiet_option, add_threads_option, resolve_threads
+
 SUMMARY_COLUMNS = ("run", "status", "hypervolume", "front_size", "best_energy_pj", "energy_ratio_vs_8bit",
                    "wall_seconds", "technology_nm")
 
@@ -19,10 +21,10 @@ def _sweep(args: argparse.Namespace) -> int:
         print(plan.describe())
         print(f"output folder: {plan.output_dir}")
         return 0
-    if args.threads is not None and args.threads < 1:
-        raise JaqmooError(f"--threads must be >= 1 (got {args.threads})")
+    if args.workers < 1:
+        raise JaqmooError(f"--workers must be >= 1 (got {args.workers})")
     outcome = run_sweep(plan, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                        threads=args.threads, progress=not args.quiet)
+                        threads=resolve_threads(args.threads, args.workers), progress=not args.quiet)
     summary = load_sweep(outcome.dir).summary
     cols = [c for c in ("run", *plan.axes, *SUMMARY_COLUMNS) if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -51,6 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="finish a sweep in --out: finished runs are skipped, failed and missing ones run")
     p.add_argument("--dry-run", action="store_true", help="print the runs the sweep would make and exit")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p)
+    add_quiet_option(p)
     p.set_defaults(func=_sweep)

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import kendalltau
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.progress import progress_bar
 from jaqmoo.quant.policy import FLOAT_BITS, QuantPolicy
 from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.supernet import Supernet
@@ -272,7 +272,7 @@ class PredictorEstimator:
             raise JaqmooError(f"predictor: n_samples must be >= 5 (got {n_samples})")
         rng = np.random.default_rng(seed)
         policies = sample_policies(estimator.supernet, n_samples, rng, choices)
-        acc = np.array([estimator.estimate([p])[0] for p in tqdm(
+        acc = np.array([estimator.estimate([p])[0] for p in progress_bar(
             policies, desc="predictor samples", disable=not progress, leave=False)])
         return cls(kind, seed).fit(policies, acc)
 
@@ -346,7 +346,7 @@ class QATEstimator:
     def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
         policies = [self.supernet.check_policy(p) for p in _as_list(policies)]
         out = []
-        for p in tqdm(policies, desc="QAT ground truth", disable=not self.progress, leave=False):
+        for p in progress_bar(policies, desc="QAT ground truth", disable=not self.progress, leave=False):
             net = self.finetune(p)
             with torch.inference_mode():
                 net.recalibrate_bn([c.to(self.device) for c in self.data.calib])

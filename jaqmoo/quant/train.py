@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.progress import progress_bar
 from jaqmoo.quant.csq import csq_blocks
 from jaqmoo.quant.elastic import ElasticSupernet
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
@@ -276,7 +277,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         if csq:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
             rank_sensitive_channels(supernet, sens)
-        bar = tqdm(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
+        bar = progress_bar(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
                    total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
                    leave=False)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
@@ -308,6 +309,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
+        if float_phase:  # the float network's accuracy (jaqmoo.quant.sanity compares 8-bit with it)
+            record["acc_float"] = quick_accuracy(supernet, float_policy, calib, vx, vy)
         if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
             from jaqmoo.quant.elastic import evaluate_pair
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.quant.sanity import float_phase_accuracy
+from jaqmoo.quant.supernet import read_checkpoint
 from jaqmoo.search.spec import ExperimentSpec
 
 
@@ -61,8 +63,8 @@ class AccuracySetup:
     meta: dict = field(default_factory=dict)
 
 
-#: TrainConfig fields the spec decides (not settable under accuracy.train)
-_SPEC_OWNED = ("model", "dataset", "out", "bits", "fixed_first_last", "seed", "progress", "width_mult",
+#: TrainConfig fields the spec decides (not settable under accuracy.train; public: the spec reference lists the rest)
+SPEC_OWNED_TRAIN_FIELDS = ("model", "dataset", "out", "bits", "fixed_first_last", "seed", "progress", "width_mult",
                "data_root", "resume", "extra", "input_size")
 
 
@@ -73,7 +75,7 @@ def _train_kwargs(spec: ExperimentSpec) -> dict:
     from jaqmoo.quant.train import TrainConfig
     from jaqmoo.search.spec import _suggest
 
-    types = {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in _SPEC_OWNED}
+    types = {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in SPEC_OWNED_TRAIN_FIELDS}
     allowed = list(types)
     kwargs = {}
     for key, value in spec.accuracy.train_kwargs.items():
@@ -158,8 +160,6 @@ def _first_last(spec: ExperimentSpec) -> int | None:
 
 def _training_finished(path: Path) -> bool:
     """False for a checkpoint that training wrote before its last epoch (a killed run)."""
-    from jaqmoo.quant.supernet import read_checkpoint
-
     payload = read_checkpoint(path)
     config = payload.get("config") or {}
     epochs = config.get("epochs") if isinstance(config, dict) else None
@@ -220,7 +220,6 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
 def check_identity(spec: ExperimentSpec, splits: Any, ckpt: Path) -> None:
     """Refuse a supernet checkpoint whose identity differs from what ``spec`` needs (listing the keys)."""
     from jaqmoo.quant.identity import identity_differences, identity_of_checkpoint
-    from jaqmoo.quant.supernet import read_checkpoint
 
     diffs = identity_differences(identity_of_checkpoint(read_checkpoint(ckpt)), expected_identity(spec, splits))
     if diffs:
@@ -333,7 +332,8 @@ def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[st
     fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
     ckpt = supernet_path(spec, splits, default_checkpoint)
     meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
-            "supernet_identity": expected_identity(spec, splits)}
+            "supernet_identity": expected_identity(spec, splits),
+            "float_accuracy": float_phase_accuracy(read_checkpoint(ckpt).get("history"))}
     return net, timings, fixed, ckpt, meta
 
 

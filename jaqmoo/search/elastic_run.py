@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, subnet_workload
+from jaqmoo.progress import progress_bar
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.spec import ExperimentSpec
 from jaqmoo.workload import Workload
@@ -128,13 +129,12 @@ def fit_arch_predictor(supernet: Any, estimator: Any, n_samples: int, choices: S
                        progress: bool = False) -> Any:
     """An :class:`~jaqmoo.quant.elastic_estimators.ArchPredictor` fitted on ``n_samples``
     supernet-scored pairs (its ``fit_error`` holds the cross-validated MAE and Kendall tau)."""
-    from tqdm.auto import tqdm
 
     from jaqmoo.quant.elastic_estimators import ArchPredictor
 
     pairs = sample_pairs(supernet, n_samples, np.random.default_rng(seed), choices)
     acc = [float(estimator.estimate_pairs([p])[0])
-           for p in tqdm(pairs, desc="predictor samples", disable=not progress, leave=False)]
+           for p in progress_bar(pairs, desc="predictor samples", disable=not progress, leave=False)]
     return ArchPredictor(supernet, seed).fit(pairs, acc, folds=min(5, len(pairs)))
 
 

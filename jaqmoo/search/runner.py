@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymoo.core.algorithm import Algorithm
 from pymoo.termination.max_gen import MaximumGenerationTermination
-from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.progress import progress_bar
 from jaqmoo.search.indicators import hv_scale, hypervolume
 from jaqmoo.search.problem import PENALTY, JointProblem
 from jaqmoo.search.spec import OBJECTIVES
@@ -95,7 +95,7 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
     if done >= generations:
         return SearchOutcome(algorithm, history, n_evals, done, time.perf_counter() - start)
 
-    bar = tqdm(total=generations, initial=done, unit="gen", desc="search", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(lines=True, total=generations, initial=done, unit="gen", desc="search", disable=not progress, dynamic_ncols=True)
     try:
         while algorithm.has_next():
             pop = algorithm.ask()

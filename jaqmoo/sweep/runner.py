@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
+from jaqmoo.progress import progress_bar
 from jaqmoo.search.compat import SPEC_MAY_CHANGE, differences
 from jaqmoo.sweep.executor import Task, make_backend, run_graph
 from jaqmoo.sweep.outputs import RUNS, SWEEP_JSON, write_outputs
@@ -116,7 +117,7 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
         echo(f"executor: {backend_text}")
         if backend.dashboard:
             echo(f"Dask dashboard: {backend.dashboard}")
-        bar = tqdm(total=len(plan.runs), initial=len(done), desc="runs", unit="run", disable=not progress)
+        bar = progress_bar(total=len(plan.runs), initial=len(done), desc="runs", unit="run", disable=not progress)
         failures = 0
 
         def on_start(task: Task, attempt: int) -> None:

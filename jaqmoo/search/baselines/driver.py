@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.progress import progress_bar
 from jaqmoo.search.indicators import hv_scale, hypervolume, non_dominated
 from jaqmoo.search.problem import PENALTY, JointProblem, constraint_matrix, objective_matrix
 from jaqmoo.search.runner import OnGeneration, best_values
@@ -53,7 +53,7 @@ class EvaluationDriver:
         problem.store = None  # the driver appends (only what is not stored yet)
         problem.on_batch = self._flush
         self._start = time.perf_counter()
-        self._bar = tqdm(total=budget, unit="eval", desc="search", disable=not progress, dynamic_ncols=True)
+        self._bar = progress_bar(total=budget, unit="eval", desc="search", disable=not progress, dynamic_ncols=True)
 
     @property
     def remaining(self) -> int:

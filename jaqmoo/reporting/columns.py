@@ -1,0 +1,160 @@
+"""The column dictionary: every column jaqmoo writes to ``front.csv`` / ``evaluations.csv``
+(and their Parquet twins), a sweep's ``fronts.csv`` and ``summary.csv``, with its unit and
+meaning. One table, read by ``jaqmoo columns`` (and ``--markdown``, which writes
+``docs/columns.md``), checked by a test against the columns of real run folders.
+
+Costs are per inference of one input (batch 1) on the accelerator; accuracies are fractions
+in [0, 1] (0.951 = 95.1 %), top-1 on the supernet's validation images.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: which file a column appears in
+RUN = "front.csv, evaluations.csv"
+SWEEP_FRONTS = "fronts.csv (sweep)"
+SWEEP_SUMMARY = "summary.csv (sweep)"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column (or a family: ``<layer>``, ``<level>`` ... stand for any name)."""
+
+    name: str
+    unit: str
+    meaning: str
+    files: str = RUN
+
+    @property
+    def pattern(self) -> re.Pattern:
+        """A regex matching the column names this entry describes."""
+        parts = re.split(r"(<[a-z]+>)", self.name)
+        return re.compile("".join(".+" if p.startswith("<") else re.escape(p) for p in parts if p) + r"\Z")
+
+
+COLUMNS: tuple[Column, ...] = (
+    # --- where an individual comes from
+    Column("gen", "-", "generation in which the individual was evaluated (1 = the first population, which holds "
+                       "the uniform-bit seeds)"),
+    Column("idx", "-", "its index within that generation; (gen, idx) names an individual in evaluations.jsonl"),
+    Column("on_front", "true/false", "on the Pareto front of the valid individuals (under accuracy_rescored when "
+                                     "the front was re-scored)"),
+    Column("on_search_front", "true/false", "on the front the search itself saw (predicted accuracy); only when "
+                                            "the front was re-scored"),
+    Column("valid", "true/false", "feasible and within the spec's constraints (accuracy, area)"),
+    Column("feasible", "true/false", "every layer found a mapping that fits the buffers (and word widths)"),
+    Column("reason", "text", "why an individual is infeasible (empty when feasible)"),
+    # --- objectives and metrics
+    Column("accuracy", "fraction 0-1", "top-1 accuracy from the search's estimator (the supernet, or the "
+                                       "predictor when accuracy.estimator is predictor)"),
+    Column("accuracy_rescored", "fraction 0-1", "the supernet's accuracy of a predictor run's best individuals, "
+                                                "measured after the search (empty for the others)"),
+    Column("energy_pj", "pJ", "energy of one inference on the accelerator (sum of energy.<level>)"),
+    Column("cycles", "cycles", "latency of one inference in accelerator clock cycles (the max over compute and "
+                               "each level's bandwidth, summed over layers)"),
+    Column("latency_s", "s", "cycles times the accelerator's cycle time (1 ns for the templates)"),
+    Column("edp", "pJ x cycles", "energy-delay product: energy_pj x cycles"),
+    Column("memory_bits", "bit", "the memory objective: weight_memory_bits + activation_memory_bits"),
+    Column("weight_memory_bits", "bit", "all weights at their bits, bit-packed into the weight level's words"),
+    Column("activation_memory_bits", "bit", "peak activation storage: the largest (input + output) of a layer "
+                                            "at its bits, bit-packed"),
+    Column("area_mm2", "mm²", "accelerator area from the energy/area tables (empty when they carry none)"),
+    Column("mean_w_bits", "bit", "mean weight bits over the layers (report only)"),
+    # --- hardware, energy per level, per layer
+    Column("hw.<param>", "the parameter's (see `jaqmoo cost --help` / template docs)",
+           "a hardware parameter of the individual's accelerator: searched genes and held-fixed values, e.g. "
+           "hw.pe_x (PEs per row), hw.glb_depth (global-buffer words), hw.<level>_depth (words of that level)"),
+    Column("energy.<level>", "pJ", "energy of one inference spent in one storage level (reads, fills, updates, "
+                                   "leakage) or in compute (mac)"),
+    Column("w.<layer>", "bit", "weight bits of a layer"),
+    Column("a.<layer>", "bit", "activation (input) bits of a layer"),
+    Column("map.<layer>", "text", "the layer's mapping, outermost level first: LEVEL[temporal factors] and "
+                                  "X[...] / Y[...] spatial fan-out, e.g. DRAM[Q8] shared_glb[P8] Y[S3]"),
+    Column("mapgene.<layer>", "index", "outer mapping mode: index of the layer's mapping in its candidate list"),
+    # --- architecture search (model.elastic)
+    Column("architecture", "text", "an elastic search's sub-network in one line: depth per stage, expand ratio "
+                                   "and kernel per block (0 = the block does not run)"),
+    Column("depth_s<i>", "blocks", "blocks run in stage i"),
+    Column("expand_b<j>", "ratio", "expand ratio of block j (0 = the block does not run)"),
+    Column("kernel_b<j>", "pixels", "depthwise kernel size of block j (0 = the block does not run)"),
+    Column("macs", "MAC", "multiply-accumulates of one inference of the sub-network"),
+    Column("params", "-", "parameters (weights) of the sub-network"),
+    # --- the genome
+    Column("genes", "integers", "the genome, space-separated: architecture genes, then bits (weight, activation "
+                                "per layer), mapping genes, hardware genes; meta.json's gene_names names them"),
+    # --- sweep: combined fronts
+    Column("run", "text", "the run's name (its folder is runs/<run>)", f"{SWEEP_FRONTS}, {SWEEP_SUMMARY}"),
+    Column("<axis>", "the axis'", "the value of each sweep axis (model, accelerator, seed or a dotted spec key)",
+           f"{SWEEP_FRONTS}, {SWEEP_SUMMARY}"),
+    # --- sweep summary
+    Column("status", "text", "done, failed, interrupted or pending", SWEEP_SUMMARY),
+    Column("error", "text", "a failed run's error (its traceback is in runs/<run>/sweep_run.json)", SWEEP_SUMMARY),
+    Column("warning", "text", "the run's accuracy warnings (meaningless accuracy, see meta.json's "
+                              "accuracy_warnings); empty when none", SWEEP_SUMMARY),
+    Column("hypervolume", "-", "hypervolume of the run's front in the sweep's one normalisation: objectives "
+                               "min-max scaled over every run's front and baselines, reference point 1.1 "
+                               "(comparable between the runs of this sweep only; not the hypervolume of "
+                               "history.csv, which uses the run's own scale)", SWEEP_SUMMARY),
+    Column("front_size", "points", "individuals on the run's front", SWEEP_SUMMARY),
+    Column("evaluations", "individuals", "individuals the run evaluated", SWEEP_SUMMARY),
+    Column("uniform8_accuracy", "fraction 0-1", "accuracy of uniform 8-bit (re-scored when the front was)",
+           SWEEP_SUMMARY),
+    Column("uniform8_energy_pj", "pJ", "energy of one inference at uniform 8 bits, default hardware", SWEEP_SUMMARY),
+    Column("best_energy_pj", "pJ", "lowest front energy among points within accuracy_tolerance of uniform 8-bit",
+           SWEEP_SUMMARY),
+    Column("energy_ratio_vs_8bit", "x", "uniform8_energy_pj / best_energy_pj (empty when no point qualifies)",
+           SWEEP_SUMMARY),
+    Column("wall_seconds", "s", "the run's wall time", SWEEP_SUMMARY),
+    Column("attempts", "-", "how many times the run was started (a lost worker's run is resumed)", SWEEP_SUMMARY),
+    Column("supernet", "text", "the key of the supernet the run used (runs sharing it trained it once)",
+           SWEEP_SUMMARY),
+    Column("energy_source", "text", "where per-action energies come from: a built-in table (and its node) or an "
+                                    "Accelergy ERT file", SWEEP_SUMMARY),
+    Column("technology_nm", "nm", "technology node of the energy tables", SWEEP_SUMMARY),
+    Column("template", "text", "accelerator template, or timeloop:<folder>", SWEEP_SUMMARY),
+    Column("objectives", "text", "the run's objectives, ;-separated", SWEEP_SUMMARY),
+    Column("run_dir", "path", "the run's folder, relative to the sweep folder", SWEEP_SUMMARY),
+)
+
+
+def describe_column(name: str, columns: tuple[Column, ...] = COLUMNS) -> Column | None:
+    """The dictionary entry of column ``name`` (exact names before families); None if unknown."""
+    for col in columns:
+        if "<" not in col.name and col.name == name:
+            return col
+    for col in columns:
+        if "<" in col.name and col.name != "<axis>" and col.pattern.match(name):
+            return col
+    return None
+
+
+def unknown_columns(names: list[str], axes: tuple[str, ...] = ()) -> list[str]:
+    """The names among ``names`` that the dictionary does not describe (``axes``: a sweep's axis
+    columns, described by the ``<axis>`` entry)."""
+    return [n for n in names if n not in axes and describe_column(n) is None]
+
+
+def columns_text() -> str:
+    """The dictionary as an aligned plain-text table (``jaqmoo columns``)."""
+    width = max(len(c.name) for c in COLUMNS)
+    uwidth = min(28, max(len(c.unit) for c in COLUMNS))
+    lines = [f"{'column':{width}s}  {'unit':{uwidth}s}  meaning [files]"]
+    for c in COLUMNS:
+        lines.append(f"{c.name:{width}s}  {c.unit:{uwidth}s}  {c.meaning} [{c.files}]")
+    return "\n".join(lines)
+
+
+def columns_markdown() -> str:
+    """The dictionary as the Markdown page ``docs/columns.md``."""
+    head = ("# Output columns\n\n"
+            "Generated from `jaqmoo/reporting/columns.py` by `jaqmoo columns --markdown > docs/columns.md`; "
+            "a test checks that every column of a real `front.csv` is listed here.\n\n"
+            "Costs are per inference of one input (batch 1) on the accelerator. Accuracies are fractions in "
+            "[0, 1] (0.951 = 95.1 %), top-1 on the supernet's validation images. `<layer>`, `<level>`, "
+            "`<param>`, `<axis>`, `<i>`, `<j>` stand for any name or number.\n\n")
+    rows = ["| column | unit | meaning | files |", "| --- | --- | --- | --- |"]
+    for c in COLUMNS:
+        rows.append(f"| `{c.name}` | {c.unit} | {c.meaning.replace('|', '/')} | {c.files} |")
+    return head + "\n".join(rows) + "\n"
