@@ -112,7 +112,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "accuracy off a trained one (`eval`).")
     ss = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
 
-    t = ss.add_parser("train", help="train a bit-switchable supernet (sandwich rule, optional CSQ)")
+    t = ss.add_parser("train", help="train a bit-switchable supernet (sandwich rule, optional CSQ)",
+                      description="Train a bit-switchable supernet: --float-epochs plain float epochs, then "
+                                  "--epochs sandwich-rule epochs (largest, smallest and --n-random random bit "
+                                  "policies per step, distilled from the largest), with CSQ on --csq-fraction of "
+                                  "each layer's channels. One line per epoch reports the validation accuracy; "
+                                  "the checkpoint is rewritten after every epoch (--resume continues it).")
     t.add_argument("--model", default="mobilenet_v2", help="model name (see jaqmoo.models.MODELS)")
     t.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | cifar10 | imagefolder")
     t.add_argument("--epochs", type=int, default=5, help="quantized (sandwich-rule) epochs")
@@ -142,7 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_train)
 
-    e = ss.add_parser("eval", help="accuracy of one policy on a trained supernet (BN recalibrated)")
+    e = ss.add_parser("eval", help="accuracy of one policy on a trained supernet (BN recalibrated)",
+                      description="Set one bit policy (uniform --bits or per-layer --bits-file) on a trained "
+                                  "supernet, recalibrate batch-norm and print its top-1 accuracy on --images "
+                                  "validation (or test) images.")
     e.add_argument("--checkpoint", required=True, help="supernet checkpoint written by `jaqmoo supernet train` "
                                                       "(or a run's accuracy.cache_dir)")
     e.add_argument("--bits", help="uniform W/A bits, e.g. 4/8 or 6")
@@ -150,7 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "supernet's first/last-layer rule must be given at their fixed bits")
     e.add_argument("--images", type=int, default=2000, help="validation images to evaluate")
     e.add_argument("--calib-batches", type=int, default=2, help="BN recalibration batches (128 images each)")
-    e.add_argument("--split", choices=["val", "test"], default="val")
+    e.add_argument("--split", choices=["val", "test"], default="val",
+                   help="val: the validation split the search uses (default); test: the held-out test set")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(e)
     e.set_defaults(func=_eval)

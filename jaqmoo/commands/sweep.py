@@ -29,6 +29,10 @@ def _sweep(args: argparse.Namespace) -> int:
     cols = [c for c in ("run", *plan.axes, *SUMMARY_COLUMNS) if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary[list(dict.fromkeys(cols))].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if "warning" in summary:
+        for run, text in zip(summary["run"], summary["warning"], strict=True):
+            if isinstance(text, str) and text:
+                print(f"warning: run {run}: {text}")
     print(f"wall time {outcome.wall_seconds:.1f} s; wrote " + ", ".join(str(p) for p in outcome.files))
     if outcome.failed:
         print(f"{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)} (errors in summary.csv); "

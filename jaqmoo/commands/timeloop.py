@@ -25,7 +25,11 @@ from jaqmoo.errors import JaqmooError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("timeloop", help="validate the cost model against Timeloop outputs")
     sub = parser.add_subparsers(dest="timeloop_command", required=True, metavar="ACTION")
-    check = sub.add_parser("check", help="compare our model with a Timeloop reference folder")
+    check = sub.add_parser("check", help="compare our model with a Timeloop reference folder",
+                           description="Evaluate a Timeloop run's mapping with jaqmoo's cost model and print every "
+                                       "per-level access count, energy and cycle count beside Timeloop's "
+                                       "*.stats.txt (exit 1 on a mismatch); with --search, search the same "
+                                       "constrained mapspace with jaqmoo's mapper instead.")
     check.add_argument("folder", help="folder with a Timeloop input, its ERT/ART, the mapping and *.stats.txt")
     check.add_argument("--search", action="store_true",
                        help="run our mapper on the folder's constrained mapspace instead of its mapping")

@@ -1,5 +1,5 @@
 """The column dictionary: every column jaqmoo writes to ``front.csv`` / ``evaluations.csv``
-(and their Parquet twins), a sweep's ``fronts.csv`` and ``summary.csv``, with its unit and
+(and their Parquet twins), ``history.csv``, a sweep's ``fronts.csv`` and ``summary.csv``, with its unit and
 meaning. One table, read by ``jaqmoo columns`` (and ``--markdown``, which writes
 ``docs/columns.md``), checked by a test against the columns of real run folders.
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 RUN = "front.csv, evaluations.csv"
 SWEEP_FRONTS = "fronts.csv (sweep)"
 SWEEP_SUMMARY = "summary.csv (sweep)"
+HISTORY = "history.csv"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,20 @@ COLUMNS: tuple[Column, ...] = (
     # --- the genome
     Column("genes", "integers", "the genome, space-separated: architecture genes, then bits (weight, activation "
                                 "per layer), mapping genes, hardware genes; meta.json's gene_names names them"),
+    # --- history.csv: one row per generation
+    Column("generation", "-", "the generation just completed", HISTORY),
+    Column("front_size", "points", "individuals on the valid front after it (summary.csv: on the run's final front)",
+           f"{HISTORY}, {SWEEP_SUMMARY}"),
+    Column("hypervolume", "-", "history.csv: hypervolume of the valid front in the run's own scale (each objective "
+                               "in minimisation form divided by its largest value in the first generation, "
+                               "reference point 1.1 per objective; can exceed 1; compares generations of one run). "
+                               "summary.csv: the run's final front in the sweep's one normalisation (objectives "
+                               "min-max scaled over every run's front and baselines, reference point 1.1; compares "
+                               "the runs of one sweep). The two are not comparable with each other",
+           f"{HISTORY}, {SWEEP_SUMMARY}"),
+    Column("best_<objective>", "the objective's (accuracy fraction, energy pJ, latency s, memory bit, edp "
+                               "pJ x cycles, area mm²)", "best value of that objective on the front so far",
+           HISTORY),
     # --- sweep: combined fronts
     Column("run", "text", "the run's name (its folder is runs/<run>)", f"{SWEEP_FRONTS}, {SWEEP_SUMMARY}"),
     Column("<axis>", "the axis'", "the value of each sweep axis (model, accelerator, seed or a dotted spec key)",
@@ -93,12 +108,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("error", "text", "a failed run's error (its traceback is in runs/<run>/sweep_run.json)", SWEEP_SUMMARY),
     Column("warning", "text", "the run's accuracy warnings (meaningless accuracy, see meta.json's "
                               "accuracy_warnings); empty when none", SWEEP_SUMMARY),
-    Column("hypervolume", "-", "hypervolume of the run's front in the sweep's one normalisation: objectives "
-                               "min-max scaled over every run's front and baselines, reference point 1.1 "
-                               "(comparable between the runs of this sweep only; not the hypervolume of "
-                               "history.csv, which uses the run's own scale)", SWEEP_SUMMARY),
-    Column("front_size", "points", "individuals on the run's front", SWEEP_SUMMARY),
-    Column("evaluations", "individuals", "individuals the run evaluated", SWEEP_SUMMARY),
+    Column("evaluations", "individuals", "individuals evaluated (history.csv: so far; summary.csv: by the run)",
+           f"{HISTORY}, {SWEEP_SUMMARY}"),
     Column("uniform8_accuracy", "fraction 0-1", "accuracy of uniform 8-bit (re-scored when the front was)",
            SWEEP_SUMMARY),
     Column("uniform8_energy_pj", "pJ", "energy of one inference at uniform 8 bits, default hardware", SWEEP_SUMMARY),

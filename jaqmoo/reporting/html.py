@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.reporting.breakdown import CostBreakdown, point_details
 from jaqmoo.reporting.payload import MAX_POINTS, run_payload
 from jaqmoo.reporting.run import Run, load_run
+from jaqmoo.timeloop.design import design_name
 
 REPORT_HTML = "report.html"
 SWEEP_JSON = "sweep.json"
@@ -47,6 +49,22 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
+def warning_banner(payload: dict) -> str:
+    """The accuracy warnings of every run of ``payload`` as an HTML banner (empty when none);
+    written into the page itself, so that it shows even where scripts do not run."""
+    items = []
+    sweep = payload.get("kind") == "sweep"
+    for run in payload.get("runs", []):
+        for text in run.get("warnings") or ():
+            who = f"<b>{html.escape(str(run.get('name', '')))}</b>: " if sweep else ""
+            items.append(f"<li>{who}{html.escape(str(text))}</li>")
+    if not items:
+        return ""
+    return ("<div id=\"accuracy-warnings\" class=\"banner\" role=\"alert\"><b>Warning: these results may be "
+            "meaningless.</b> The accuracy set-up failed a sanity check (<code>jaqmoo run --strict</code> makes it "
+            f"an error):<ul>{''.join(items)}</ul></div>\n")
+
+
 def render_html(payload: dict) -> str:
     """The whole page for ``payload`` (a :func:`run_payload` or a sweep payload)."""
     data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
@@ -54,7 +72,7 @@ def render_html(payload: dict) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{title}</title>\n<style>{_static('report.css')}</style>\n"
-        f"<script>{plotly_js()}</script>\n</head><body>\n{_static('report.html')}\n"
+        f"<script>{plotly_js()}</script>\n</head><body>\n{warning_banner(payload)}{_static('report.html')}\n"
         f"<script id=\"jaqmoo-data\" type=\"application/json\">{data}</script>\n"
         f"<script>{_static('report.js')}</script>\n</body></html>\n"
     )
@@ -127,7 +145,8 @@ def sweep_runs(sweep_dir: Path) -> tuple[dict, list[tuple[str, Path, dict]]]:
     if manifest.is_file():
         try:
             sweep = json.loads(manifest.read_text())
-            runs = [(str(r["name"]), sweep_dir / "runs" / str(r["name"]), dict(r.get("values", {}))) for r in sweep["runs"]]
+            runs = [(str(r["name"]), sweep_dir / "runs" / str(r["name"]),
+                     {k: axis_text(v) for k, v in dict(r.get("values", {})).items()}) for r in sweep["runs"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise JaqmooError(f"{manifest} is corrupt ({exc}); re-run `jaqmoo sweep SPEC --resume` to rewrite it") from None
         return sweep, runs
@@ -139,20 +158,52 @@ def sweep_runs(sweep_dir: Path) -> tuple[dict, list[tuple[str, Path, dict]]]:
     keys = ("model", "template", "dataset")
     values = {p: {k: m.get(k) for k in keys} | {"seed": m.get("settings", {}).get("seed")} for p, m in metas.items()}
     varying = [k for k in (*keys, "seed") if len({str(v[k]) for v in values.values()}) > 1] or ["run"]
-    runs = [(str(p.relative_to(sweep_dir)), p, {k: (values[p].get(k) if k != "run" else str(p.relative_to(sweep_dir)))
-                                                for k in varying}) for p in found]
+    runs = [(str(p.relative_to(sweep_dir)), p, {k: (axis_text(values[p].get(k)) if k != "run"
+                                                    else str(p.relative_to(sweep_dir))) for k in varying})
+            for p in found]
     return {"name": sweep_dir.name, "axes": varying}, runs
+
+
+def axis_text(value: Any) -> Any:
+    """An axis value as a panel title shows it: a model or accelerator given as a mapping becomes
+    ``"name key=value ..."`` (``{timeloop: PATH}``: ``timeloop:<folder>``), a list is space-joined,
+    a scalar stays as it is (the same text as a sweep's ``summary.csv``)."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(axis_text(v)) for v in value)
+    if isinstance(value, dict):
+        if isinstance(value.get("timeloop"), str) and len(value) == 1:
+            return f"timeloop:{design_name(value['timeloop'])}"
+        head = value.get("name", value.get("template"))
+        rest = " ".join(f"{k}={axis_text(v)}" for k, v in sorted(value.items()) if k not in ("name", "template"))
+        return f"{head} {rest}".strip() if head is not None else json.dumps(value, sort_keys=True)
+    return value
+
+
+def _sweep_hypervolumes(sweep_dir: Path) -> dict[str, float]:
+    """Each run's hypervolume in the sweep's one normalisation (``summary.csv``), when written."""
+    path = sweep_dir / "summary.csv"
+    if not path.is_file():
+        return {}
+    try:
+        summary = pd.read_csv(path)
+    except (ValueError, OSError):
+        return {}
+    if "run" not in summary or "hypervolume" not in summary:
+        return {}
+    return {str(r): float(h) for r, h in zip(summary["run"], summary["hypervolume"], strict=True) if pd.notna(h)}
 
 
 def sweep_payload(sweep_dir: Path, max_points: int = MAX_POINTS, recompute: bool = True) -> dict:
     """The payload of a sweep: one entry per run (``error`` set for a run with nothing to show)."""
     sweep, runs = sweep_runs(sweep_dir)
     per_run = max(2_000, max_points // max(len(runs), 1))
+    sweep_hv = _sweep_hypervolumes(sweep_dir)
     entries = []
     for name, path, axes in runs:
         try:
             run = load_run(path)
-            entries.append(payload_of_run(run, axes=axes, max_points=per_run, recompute=recompute) | {"name": name})
+            entries.append(payload_of_run(run, axes=axes, max_points=per_run, recompute=recompute)
+                           | {"name": name, "sweep_hypervolume": sweep_hv.get(name)})
         except JaqmooError as exc:
             status = _sweep_status(path)
             entries.append({"name": name, "axes": axes, "error": status or str(exc)})

@@ -142,4 +142,5 @@ def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.Data
         "front_csv": front_csv,
         "csv_columns": list(table.columns),
         "notes": notes,
+        "warnings": [str(w) for w in meta.get("accuracy_warnings") or ()],
     }

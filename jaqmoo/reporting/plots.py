@@ -110,7 +110,7 @@ def plot_hypervolume(history: pd.DataFrame, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(history["generation"], history["hypervolume"], "o-", ms=3)
     ax.set_xlabel("generation")
-    ax.set_ylabel("hypervolume (normalised)")
+    ax.set_ylabel("hypervolume (this run's scale, see docs/columns.md)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -88,7 +88,8 @@ def _run_row(run: Any, tolerance: float) -> dict[str, Any]:
             row["energy_ratio_vs_8bit"] = row["uniform8_energy_pj"] / row["best_energy_pj"]
     meta = run.meta
     row.update(energy_source=meta.get("energy_source"), technology_nm=_technology_nm(meta),
-               template=meta.get("template"), objectives=";".join(meta.get("objectives", [])))
+               template=meta.get("template"), objectives=";".join(meta.get("objectives", [])),
+               warning="; ".join(meta.get("accuracy_warnings") or []))
     return row
 
 
@@ -218,7 +219,7 @@ def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
     for row in rows:
         row["hypervolume"] = hv.get(row["run"], np.nan)
     summary = pd.DataFrame(rows)
-    first = ["run", *axes, "status", "hypervolume", "front_size", "best_energy_pj", "energy_ratio_vs_8bit",
+    first = ["run", *axes, "status", "warning", "hypervolume", "front_size", "best_energy_pj", "energy_ratio_vs_8bit",
              "uniform8_accuracy", "uniform8_energy_pj", "wall_seconds", "energy_source", "technology_nm"]
     summary = summary[[c for c in first if c in summary] + [c for c in summary if c not in first]]
     written = []

@@ -350,7 +350,7 @@
     if (!h.generation || !h.generation.length) { div.textContent = "no generation completed yet"; return null; }
     return plot(div, [{ type: "scatter", mode: "lines+markers", x: h.generation, y: h.hypervolume, name: "hypervolume" }],
       { height: 280, margin: { t: 10, l: 60, r: 10, b: 40 }, xaxis: { title: { text: "generation" } },
-        yaxis: { title: { text: "hypervolume (normalised)" } } });
+        yaxis: { title: { text: "hypervolume (this run's scale)" } } });
   }
 
   function drawTable(run) {
@@ -469,7 +469,8 @@
     var panel = el("div", { "class": "sweep-panel", "data-run": run.name });
     var other = Object.keys(run.axes).filter(function (k) { return k !== rowAxis && k !== colAxis; })
       .map(function (k) { return k + "=" + run.axes[k]; }).join(" ");
-    var title = el("div", { "class": "title", title: "show this run below" }, run.name + (other ? " (" + other + ")" : ""));
+    var hv = typeof run.sweep_hypervolume === "number" ? " · HV " + run.sweep_hypervolume.toFixed(3) : "";
+    var title = el("div", { "class": "title", title: "show this run below" }, run.name + (other ? " (" + other + ")" : "") + hv);
     panel.appendChild(title);
     if (run.error) { panel.appendChild(el("div", { "class": "error" }, run.error)); return panel; }
     title.onclick = function () { $("run-select").value = String(i); showRun(run); };
@@ -495,6 +496,10 @@
 
   function setupSweep() {
     $("sweep-section").hidden = false;
+    var ok = DATA.runs.filter(function (r) { return !r.error; }).length;
+    $("sweep-meta").hidden = false;
+    $("sweep-meta").textContent = DATA.runs.length + " runs (" + ok + " with results) over " +
+      ((DATA.axes || []).join(" x ") || "no axis") + "; each run's own settings are shown above its front below.";
     var axes = DATA.axes || [];
     fillSelect($("sweep-rows"), [""].concat(axes), DATA.grid.rows || "", ["(none)"].concat(axes));
     fillSelect($("sweep-cols"), [""].concat(axes), DATA.grid.cols || "", ["(none)"].concat(axes));

@@ -1,0 +1,214 @@
+"""What a new user meets first: every CLI option explained, outputs with a column dictionary,
+a meaningless (near-chance) accuracy flagged everywhere it shows, references generated from
+the code and kept in the README / docs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from jaqmoo import __version__
+from jaqmoo.cli import build_parser, main
+from jaqmoo.commands import default_threads, resolve_threads
+from jaqmoo.commands.reference import SPEC_KEYS, spec_example, spec_markdown, spec_reference_rows
+from jaqmoo.errors import JaqmooError
+from jaqmoo.progress import LineProgress, progress_bar
+from jaqmoo.quant.sanity import accuracy_warnings, float_phase_accuracy
+from jaqmoo.reporting.columns import columns_markdown, describe_column, unknown_columns
+from jaqmoo.search.spec import parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """``(command words, parser)`` of every runnable command (sub-commands of sub-commands too)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+        return
+    for name, child in subs[0].choices.items():
+        yield from _leaf_parsers(child, path + (name,))
+
+
+def test_every_option_of_every_command_has_help_and_every_command_a_description(capsys):
+    leaves = list(_leaf_parsers(build_parser()))
+    assert len(leaves) >= 12
+    missing = []
+    for words, parser in leaves:
+        if not parser.description:
+            missing.append(f"jaqmoo {' '.join(words)}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"jaqmoo {' '.join(words)} {'/'.join(action.option_strings) or action.dest}: no help")
+        with pytest.raises(SystemExit) as exc:  # and --help itself runs
+            main([*words, "--help"])
+        assert exc.value.code == 0
+        assert "usage: jaqmoo" in capsys.readouterr().out
+    assert not missing, "\n".join(missing)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"jaqmoo {__version__}"
+
+
+def test_one_threads_default_for_every_command():
+    threads = {}
+    for words, parser in _leaf_parsers(build_parser()):
+        for action in parser._actions:
+            if "--threads" in action.option_strings:
+                threads[" ".join(words)] = (action.default, action.help)
+    assert {"run", "sweep", "supernet train", "supernet eval"} <= set(threads)
+    assert len(set(threads.values())) == 1  # same default, same explanation
+    assert resolve_threads(None) == default_threads(1) >= 1
+    assert resolve_threads(None, processes=10**6) == 1 and resolve_threads(3, processes=2) == 3
+    with pytest.raises(JaqmooError, match="--threads must be >= 1"):
+        resolve_threads(0)
+
+
+def test_report_open_without_a_browser_prints_the_path(tmp_path, monkeypatch, capsys):
+    import webbrowser
+
+    import jaqmoo.reporting.html as html_module
+
+    monkeypatch.setattr(html_module, "write_report", lambda target, out, **kw: tmp_path / "report.html")
+    monkeypatch.setattr(webbrowser, "open", lambda uri: False)  # what it returns when no browser is found
+    assert main(["report", str(tmp_path), "--open"]) == 0
+    out = capsys.readouterr().out
+    assert "no web browser found" in out and (tmp_path / "report.html").resolve().as_uri() in out
+
+
+def test_progress_prints_one_line_per_step_when_not_a_terminal(capsys):
+    bar = progress_bar(total=3, desc="search", unit="gen", lines=True)  # pytest's stderr is no terminal
+    assert isinstance(bar, LineProgress)
+    for g in range(3):
+        bar.set_postfix({"hv": f"{0.1 * g:.2f}"})
+        bar.update(1)
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("search: 3/3 gen (hv=0.20)")
+    quiet = progress_bar(range(5), desc="batches")  # inner bars: silent off a terminal
+    assert list(quiet) == list(range(5)) and capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ references from the code
+
+
+def test_spec_reference_covers_every_key_and_the_example_is_a_valid_spec(tmp_path):
+    rows = spec_reference_rows()
+    keys = [r["key"] for r in rows]
+    assert not [r["key"] for r in rows if r["meaning"] == "UNDOCUMENTED"], "add the key to SPEC_KEYS"
+    assert not set(SPEC_KEYS) - set(keys), "SPEC_KEYS names keys the spec no longer has"
+    assert {"model.name", "accuracy.train.float_epochs", "search.population", "output.dir"} <= set(keys)
+    spec = parse_spec(yaml.safe_load(spec_example()), source="example")
+    assert spec.search.population == 32 and spec.accuracy.val_images == 500  # the dataclass defaults
+    assert "| `accuracy.val_images` | int | `500` | images |" in spec_markdown()
+
+
+def test_readme_spec_reference_and_docs_columns_are_the_generated_ones():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- spec-reference:start -->\n", "<!-- spec-reference:end -->"
+    assert start in readme and end in readme
+    assert readme.split(start)[1].split(end)[0] == spec_markdown(), \
+        "README's spec reference is stale: regenerate it with `jaqmoo spec --markdown`"
+    assert (ROOT / "docs" / "columns.md").read_text(encoding="utf-8") == columns_markdown(), \
+        "docs/columns.md is stale: `jaqmoo columns --markdown > docs/columns.md`"
+    assert len(readme.splitlines()) <= 320
+
+
+def test_column_dictionary_matches_names_and_families():
+    assert describe_column("energy_pj").unit == "pJ"
+    assert describe_column("w.features.0").name == "w.<layer>"
+    assert describe_column("energy.shared_glb").name == "energy.<level>"
+    assert describe_column("best_energy").name == "best_<objective>"
+    assert unknown_columns(["accuracy", "model", "no_such_column"], axes=("model",)) == ["no_such_column"]
+
+
+def test_accuracy_warnings_rules():
+    assert accuracy_warnings(0.19, 10) and not accuracy_warnings(0.21, 10)  # chance 10 % + 10 points
+    assert accuracy_warnings(None, 10) == []
+    gap = accuracy_warnings(0.80, 10, float_accuracy=0.86)
+    assert len(gap) == 1 and "6.0 points below the float network's 86.0 %" in gap[0]
+    assert accuracy_warnings(0.82, 10, float_accuracy=0.86) == []
+    history = [{"phase": "float", "acc_float": 0.5}, {"phase": "float", "acc_float": 0.7},
+               {"phase": "quantized", "acc_max_bits": 0.6}]
+    assert float_phase_accuracy(history) == 0.7 and float_phase_accuracy([{"phase": "quantized"}]) is None
+
+
+# ------------------------------------------------------------------ a near-chance run, end to end
+
+NEAR_CHANCE = {
+    "name": "near-chance",
+    "model": {"name": "simple_cnn"},
+    "dataset": {"name": "digits"},
+    "accelerator": {"template": "eyeriss"},
+    "quantization": {"weight_bits": [4, 8], "act_bits": [4, 8]},
+    # no training at all: a randomly initialised network is at chance
+    "accuracy": {"estimator": "supernet", "train": {"epochs": 0, "float_epochs": 0}, "val_images": 100},
+    "objectives": ["accuracy", "energy"],
+    "search": {"population": 4, "generations": 1, "seed_bits": [8, 4], "batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def near_chance_sweep(tmp_path_factory):
+    """A one-run sweep folder whose run trained no supernet (its run is a real `jaqmoo run`)."""
+    from jaqmoo.sweep.outputs import write_outputs
+    from jaqmoo.sweep.spec import expand_sweep
+    from jaqmoo.sweep.tasks import run_task
+
+    tmp = tmp_path_factory.mktemp("near-chance")
+    base = yaml.safe_load(yaml.safe_dump(NEAR_CHANCE))
+    base["accuracy"]["checkpoint"] = str(tmp / "untrained.pt")
+    plan = expand_sweep({"name": "nc", "base": base, "axes": {"seed": [0]}}, out_dir=tmp / "sweep")
+    sweep_dir = Path(plan.output_dir)
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps(plan.to_dict(), default=str))
+    run = plan.runs[0]
+    record = run_task(run.name, run.spec, "test", str(sweep_dir / "runs" / run.name), threads=1)
+    assert record["status"] == "done", record.get("traceback")
+    write_outputs(sweep_dir, plan.to_dict())
+    return sweep_dir, sweep_dir / "runs" / run.name, base
+
+
+def test_near_chance_run_is_flagged_in_meta_summary_and_report(near_chance_sweep):
+    from jaqmoo.reporting.html import write_report
+
+    sweep_dir, run_dir, _ = near_chance_sweep
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["accuracy_warnings"] and "of chance (10.0 % on 10 classes)" in meta["accuracy_warnings"][0]
+    assert meta["supernet_uniform8_accuracy"] < 0.2
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert "within 10 points of chance" in summary.loc[0, "warning"]
+    for target in (run_dir, sweep_dir):
+        page = write_report(target, recompute=False).read_text(encoding="utf-8")
+        assert 'id="accuracy-warnings"' in page and "within 10 points of chance" in page
+
+
+def test_every_output_column_of_a_real_run_is_in_the_column_dictionary(near_chance_sweep):
+    sweep_dir, run_dir, _ = near_chance_sweep
+    for name in ("front.csv", "evaluations.csv", "history.csv"):
+        cols = list(pd.read_csv(run_dir / name).columns)
+        assert not unknown_columns(cols), f"{name}: add these to jaqmoo/reporting/columns.py"
+    for name in ("summary.csv", "fronts.csv"):
+        cols = list(pd.read_csv(sweep_dir / name).columns)
+        assert not unknown_columns(cols, axes=("seed",)), f"{name}: add these to jaqmoo/reporting/columns.py"
+
+
+def test_strict_stops_a_near_chance_run_with_a_clear_message(near_chance_sweep, tmp_path, capsys):
+    _, _, base = near_chance_sweep  # its supernet checkpoint is already there
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(base))
+    assert main(["run", str(spec), "--out", str(tmp_path / "run"), "--strict", "--quiet", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--strict: the accuracy set-up gives meaningless results" in err and "within 10 points of chance" in err
+    assert "energy source:" in err  # the accelerator and its energies are said at start
+    assert not (tmp_path / "run" / "evaluations.jsonl").exists()  # nothing was searched
