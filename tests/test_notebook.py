@@ -21,6 +21,9 @@ def test_notebook_executes(tmp_path, monkeypatch):
                               population=8, generations=3, seed=0)
     search_in_directory(run_dir, "tiny", fake_space(), FakeEvaluator(), settings, progress=False)
     monkeypatch.setenv("JAQMOO_RUN_DIR", str(run_dir))
+    figures = tmp_path / "figures"
+    monkeypatch.setenv("JAQMOO_FIGURES_DIR", str(figures))
+    before = sorted(p.name for p in run_dir.iterdir())
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     try:
@@ -32,3 +35,12 @@ def test_notebook_executes(tmp_path, monkeypatch):
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "tiny:" in text and "weight_bits" in text and "picked point (pJ)" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    # the notebook's figures go to its own folder; the run folder is only read
+    assert {"front.png", "hypervolume.png"} <= {p.name for p in figures.iterdir()}
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_notebook_run_dir_is_a_tagged_parameter():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "run_dir =" in tagged[0].source and "figures_dir =" in tagged[0].source
