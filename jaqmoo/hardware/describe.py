@@ -24,9 +24,12 @@ def describe_accelerator(template: Any, fixed: Mapping[str, int], genes: Sequenc
     lines = [f"accelerator: {label}" + (f", technology node {node} nm" if node is not None else ""),
              f"  energy source: {accel.energy_source or 'not recorded'}"]
     for level in accel.levels:
-        depth = "unbounded" if level.depth is None else f"{level.depth} x {level.width} bit"
+        if level.cls == "dummy_storage":  # a spatial fan-out between levels, stores nothing
+            continue
+        depth = "unbounded" if level.depth is None else f"{level.depth} words x {level.width} bit"
+        keeps = f", keeps {'/'.join(level.keep)}" if level.keep else ""
         lines.append(f"  level {level.name}: {level.instances} instance(s) (mesh {level.mesh_x}x{level.mesh_y}), "
-                     f"{depth}, datawidth {level.datawidth} bit")
+                     f"{depth}, datawidth {level.datawidth} bit{keeps}")
     c = accel.compute
     lines.append(f"  compute {c.name}: {c.instances} MAC(s) (mesh {c.mesh_x}x{c.mesh_y}), "
                  f"{c.energy:.4g} pJ per {c.operand_bits}-bit MAC")
