@@ -101,12 +101,20 @@ def test_sweep_report_shows_one_panel_per_run(run_dir, browser, tmp_path):
         for acc in ("eyeriss", "simba"):
             names.append(f"{model}-{acc}")
             shutil.copytree(run_dir, sweep / "runs" / names[-1])
+    # a model given as a mapping, as in problems/sweep-quick.yaml (it used to read "[object Object]")
+    models = {"m1": "m1", "m2": {"name": "mobilenet_v1", "width_mult": 0.25}}
     (sweep / "sweep.json").write_text(json.dumps({
         "name": "s", "axes": ["model", "accelerator"], "grid": {"rows": "model", "cols": "accelerator"},
-        "runs": [{"name": n, "values": dict(zip(("model", "accelerator"), n.split("-"), strict=True))} for n in names]}))
+        "runs": [{"name": n, "values": {"model": models[n.split("-")[0]], "accelerator": n.split("-")[1]}}
+                 for n in names]}))
     write_report(sweep)
     load_report(browser, sweep / "report.html")
     assert console_errors(browser) == []
+    grid_text = browser.execute_script("return document.getElementById('sweep-grid').innerText")
+    assert "[object Object]" not in grid_text and "model = mobilenet_v1 width_mult=0.25" in grid_text
+    # the page header describes the sweep; each run's own settings sit in the run section
+    assert "4 runs" in browser.execute_script("return document.getElementById('sweep-meta').innerText")
+    assert browser.execute_script("return document.getElementById('run-meta').closest('section').id") == "run-section"
     panels = browser.execute_script("return Array.from(document.querySelectorAll('#sweep-grid .sweep-panel')).map("
                                     "function (p) { return [p.dataset.run, p.querySelectorAll('.js-plotly-plot').length]; })")
     assert sorted(panels) == [[n, 1] for n in sorted(names)]
