@@ -122,6 +122,10 @@ def test_readme_spec_reference_and_docs_columns_are_the_generated_ones():
     assert (ROOT / "docs" / "columns.md").read_text(encoding="utf-8") == columns_markdown(), \
         "docs/columns.md is stale: `jaqmoo columns --markdown > docs/columns.md`"
     assert len(readme.splitlines()) <= 320
+    # the README's test command is the one .ci/run runs
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    command = ci[ci.index("# The README's test command (keep these two in sync):") + 1]
+    assert f"```\n{command}\n```" in readme
 
 
 def test_column_dictionary_matches_names_and_families():

@@ -207,7 +207,7 @@ def _spec(args: argparse.Namespace) -> int:
 def _columns(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.columns import columns_markdown, columns_text
 
-    print(columns_markdown() if args.markdown else columns_text())
+    print(columns_markdown() if args.markdown else columns_text(), end="" if args.markdown else "\n")
     return 0
 
 
