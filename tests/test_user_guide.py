@@ -19,6 +19,7 @@ from jaqmoo.commands.reference import SPEC_KEYS, spec_example, spec_markdown, sp
 from jaqmoo.errors import JaqmooError
 from jaqmoo.progress import LineProgress, progress_bar
 from jaqmoo.quant.sanity import accuracy_warnings, float_phase_accuracy
+from jaqmoo.report import load_run
 from jaqmoo.reporting.columns import columns_markdown, describe_column, unknown_columns
 from jaqmoo.search.spec import parse_spec
 
@@ -216,3 +217,38 @@ def test_strict_stops_a_near_chance_run_with_a_clear_message(near_chance_sweep, 
     assert "--strict: the accuracy set-up gives meaningless results" in err and "within 10 points of chance" in err
     assert "energy source:" in err  # the accelerator and its energies are said at start
     assert not (tmp_path / "run" / "evaluations.jsonl").exists()  # nothing was searched
+
+
+def test_export_point_bits_file_round_trip_through_cost_and_supernet_eval(near_chance_sweep, tmp_path, capsys):
+    """`jaqmoo export RUN --point K --bits-file F`, then the two commands its header names, reproduce
+    the point: accuracy and memory exactly, energy within the mapper's search gap (the run's
+    BatchTile tile sets against a fresh per-layer search)."""
+    import shlex
+
+    _, run_dir, _ = near_chance_sweep
+    front = pd.read_csv(run_dir / "front.csv")
+    assert list(front["point"]) == list(range(len(front)))
+    k = len(front) - 1
+    bits = tmp_path / "point.yaml"
+    assert main(["export", str(run_dir), "--point", str(k), "--bits-file", str(bits)]) == 0
+    text = bits.read_text()
+    data = yaml.safe_load(text)
+    row = front.iloc[k]
+    assert data["point"]["point"] == k and data["point"]["energy_pj"] == pytest.approx(row["energy_pj"])
+    assert {n: (v["w"], v["a"]) for n, v in data["layers"].items()} == {
+        c[2:]: (int(row[c]), int(row["a." + c[2:]])) for c in front.columns if c.startswith("w.")}
+    commands = {line.split(":", 1)[0][2:]: shlex.split(line.split(":", 1)[1]) for line in text.splitlines()
+                if line.startswith(("# costs:", "# accuracy:"))}
+    capsys.readouterr()
+    assert main([*commands["accuracy"][1:], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == row["accuracy"]  # bit for bit
+    table = tmp_path / "cost.csv"
+    assert main([*commands["costs"][1:], "--quiet", "--csv", str(table)]) == 0
+    cost = pd.read_csv(table)
+    packed_bits = (cost["weight_kib_packed"].sum() + (cost["input_kib_packed"] + cost["output_kib_packed"]).max()) * 8192
+    assert packed_bits == pytest.approx(row["memory_bits"], rel=1e-9)
+    assert cost["energy_uj"].sum() * 1e6 == pytest.approx(row["energy_pj"], rel=0.02)
+    # cycles are not compared: the per-layer search minimises energy, and mappings of nearly equal
+    # energy can take very different cycle counts (here 7,440 in the run vs 10,512 from `jaqmoo cost`)
+    with pytest.raises(JaqmooError, match="has front points 0.."):
+        load_run(run_dir).point_file(len(front))

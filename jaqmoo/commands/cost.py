@@ -18,7 +18,11 @@ def register(subparsers) -> None:
     p.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
     p.add_argument("--accelerator", default="eyeriss", help="template name (eyeriss, simba, ...), Timeloop YAML or folder")
     p.add_argument("--bits", default="8", help="bits for all layers: B or WBITS/ABITS such as 4/8 (default 8)")
-    p.add_argument("--bits-file", type=Path, help="per-layer bits YAML (overrides --bits)")
+    p.add_argument("--bits-file", type=Path,
+                   help="per-layer bits YAML (overrides --bits; format: README 'Bits files'); its 'hardware' "
+                        "mapping, as `jaqmoo export --point K --bits-file` writes it, sets the template parameters "
+                        "(--set wins)")
+    p.add_argument("--width-mult", type=float, default=1.0, help="channel width multiplier of the model (default 1.0)")
     p.add_argument("--metric", default="energy", choices=["energy", "edp", "cycles"], help="what each layer's mapper minimizes")
     p.add_argument("--csv", type=Path, help="write the per-layer table to this CSV file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -32,6 +36,28 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def bits_file_hardware(path: Path) -> dict[str, int]:
+    """The ``hardware`` mapping of a bits file (``{}`` when it has none), values checked as integers."""
+    import yaml
+
+    from jaqmoo.errors import JaqmooError
+    from jaqmoo.textfile import read_utf8
+
+    if not path.is_file():
+        return {}  # QuantPolicy.load says what is wrong with the path
+    try:
+        data = yaml.safe_load(read_utf8(path, "a YAML bits file"))
+    except yaml.YAMLError:
+        return {}  # ditto: the policy reader reports the YAML error
+    hardware = data.get("hardware") if isinstance(data, dict) else None
+    if hardware is None:
+        return {}
+    if not isinstance(hardware, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in hardware.values()):
+        raise JaqmooError(f"{path}: hardware: expected a mapping of template parameters to integers, "
+                          f"such as {{pe_x: 14, glb_depth: 16384}} (got {hardware!r})")
+    return {str(k): int(v) for k, v in hardware.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     from jaqmoo.cost import network_cost
     from jaqmoo.errors import JaqmooError
@@ -43,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
     from jaqmoo.workload import extract_workload, parse_input_shape
 
     shape = parse_input_shape(args.input)
-    accel = load_accelerator_spec(args.accelerator, **parse_overrides(args.overrides))
+    overrides = {**(bits_file_hardware(args.bits_file) if args.bits_file is not None else {}),
+                 **parse_overrides(args.overrides)}
+    accel = load_accelerator_spec(args.accelerator, **overrides)
     if args.accumulator_bits is not None:
         accel = accel.with_accumulator_bits(args.accumulator_bits, "--accumulator-bits")
-    model = build_model(args.model, num_classes=args.num_classes, in_channels=shape[0], input_size=shape[1])
+    model = build_model(args.model, num_classes=args.num_classes, in_channels=shape[0], input_size=shape[1],
+                        width_mult=args.width_mult)
     workload = extract_workload(model, shape, name=args.model)
     names = [layer.name for layer in workload.layers]
     if args.bits_file is not None:

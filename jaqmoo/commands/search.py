@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from jaqmoo.commands import add_quiet_option, add_threads_option, set_threads
+from jaqmoo.errors import JaqmooError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,6 +22,15 @@ def _export(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
+    if (args.point is None) != (args.bits_file is None):
+        raise JaqmooError("--point K and --bits-file FILE go together: the bits file of front point K")
+    if args.point is not None:
+        if is_sweep_dir(args.run_dir):
+            raise JaqmooError(f"--point: {args.run_dir} is a sweep folder; give one of its runs, "
+                              f"{args.run_dir}/runs/<run>")
+        print(f"wrote {load_run(args.run_dir).export_point(args.point, args.bits_file)}")
+        if args.csv is None and args.parquet is None:
+            return 0
     if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: every run's front, axis columns first
         paths = export_sweep(args.run_dir, csv=args.csv, parquet=args.parquet, all=args.all)
     else:
@@ -80,6 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
+    p.add_argument("--point", type=int, metavar="K",
+                   help="with --bits-file: front point K (the point column of front.csv and of the report's table)")
+    p.add_argument("--bits-file", metavar="FILE",
+                   help="write point K's per-layer bits and hardware as a bits file (YAML) that `jaqmoo cost "
+                        "--bits-file` and `jaqmoo supernet eval --bits-file` read back; its header names both commands")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)",

@@ -84,7 +84,8 @@ def _eval(args: argparse.Namespace) -> int:
     net.check_policy(policy)
     if not net.meta.dataset:
         raise JaqmooError(f"checkpoint {args.checkpoint} records no dataset; it cannot be evaluated from the CLI")
-    splits = load_dataset(net.meta.dataset, args.data_root, seed=args.seed, download=args.download,
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    splits = load_dataset(net.meta.dataset, args.data_root, seed=split_seed, download=args.download,
                           input_size=net.meta.input_size)
     data = EvalData.from_splits(splits, args.images, args.calib_batches, 128, args.seed, device,
                                 use_test=args.split == "test")
@@ -161,6 +162,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", choices=["val", "test"], default="val",
                    help="val: the validation split the search uses (default); test: the held-out test set")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the train/validation split (a spec's dataset.split_seed; default: --seed)")
     _common(e)
     e.set_defaults(func=_eval)
 

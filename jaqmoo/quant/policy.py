@@ -18,6 +18,10 @@ Policy files (``--bits-file``) are YAML::
       features.1.conv.0.0: {w: 4, a: 6}
     # ... or one spec for all: "4/8" means weights 4, activations 8
     default: 8/8
+    last_output_bits: 8        # the last layer's output (optional, default 8)
+    # written by `jaqmoo export RUN --point K --bits-file F` (optional; the policy ignores them):
+    hardware: {pe_x: 14, glb_depth: 16384}   # the point's hardware; `jaqmoo cost --bits-file` applies it
+    point: {...}                             # where the point came from and its stored figures
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.textfile import read_utf8
 
 SUPPORTED_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+#: top-level keys of a policy (bits) file; ``hardware`` and ``point`` are read by other tools
+POLICY_FILE_KEYS = ("layers", "default", "last_output_bits", "hardware", "point")
 FLOAT_BITS = 32
 
 
@@ -133,7 +139,7 @@ class QuantPolicy:
         """Build a policy for ``layer_names`` from a parsed policy file (see module doc)."""
         if not isinstance(data, dict):
             raise JaqmooError(f"{source}: expected a mapping with 'layers' and/or 'default'")
-        _check_policy_keys(data, ("layers", "default", "last_output_bits"), source)
+        _check_policy_keys(data, POLICY_FILE_KEYS, source)
         default = parse_bits_spec(str(data["default"]), f"{source}: default") if "default" in data else None
         layers = data.get("layers") or {}
         if not isinstance(layers, dict):

@@ -37,6 +37,9 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     # --- where an individual comes from
+    Column("point", "-", "front.csv: the point's number K on the front (0 = best first objective); "
+                         "`jaqmoo export RUN --point K --bits-file F` exports it, the report's table shows it",
+           f"front.csv, {SWEEP_FRONTS}"),
     Column("gen", "-", "generation in which the individual was evaluated (1 = the first population, which holds "
                        "the uniform-bit seeds)"),
     Column("idx", "-", "its index within that generation; (gen, idx) names an individual in evaluations.jsonl"),
@@ -63,6 +66,7 @@ COLUMNS: tuple[Column, ...] = (
                                             "at its bits, bit-packed"),
     Column("area_mm2", "mm²", "accelerator area from the energy/area tables (empty when they carry none)"),
     Column("mean_w_bits", "bit", "mean weight bits over the layers (report only)"),
+    Column("mean_a_bits", "bit", "mean activation bits over the layers (report only)"),
     # --- hardware, energy per level, per layer
     Column("hw.<param>", "the parameter's (see `jaqmoo cost --help` / template docs)",
            "a hardware parameter of the individual's accelerator: searched genes and held-fixed values, e.g. "

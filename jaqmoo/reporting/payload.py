@@ -19,7 +19,7 @@ from jaqmoo.search.spec import OBJECTIVES
 MAX_POINTS = 50_000
 METRICS = ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
            "weight_memory_bits", "activation_memory_bits", "area_mm2")
-TABLE_FIRST = ("gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "latency_s", "edp", "memory_bits",
+TABLE_FIRST = ("point", "gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "latency_s", "edp", "memory_bits",
                "area_mm2", "mean_w_bits", "mean_a_bits", "macs", "params")
 #: an architecture search's sub-network size (jaqmoo.models.elastic_mbv2.arch_stats)
 ARCH_METRICS = ("macs", "params")

@@ -122,7 +122,9 @@ class Run:
         if df.empty:
             return df
         key = METRIC_OF[self.objectives[0]]
-        return df.sort_values(key, ascending=OBJECTIVES[self.objectives[0]] == "min").reset_index(drop=True)
+        df = df.sort_values(key, ascending=OBJECTIVES[self.objectives[0]] == "min", kind="stable").reset_index(drop=True)
+        df.insert(0, "point", np.arange(len(df)))  # K of `jaqmoo export RUN --point K`
+        return df
 
     @property
     def baselines(self) -> pd.DataFrame:
@@ -162,7 +164,7 @@ class Run:
     def table(self, all: bool = False) -> pd.DataFrame:
         """The front (or every evaluation with ``all``) with readable columns, genome last."""
         df = self.evaluations if all else self.front
-        first = [c for c in ("gen", "idx", "on_front", "valid", "feasible", "reason") if c in df]
+        first = [c for c in ("point", "gen", "idx", "on_front", "valid", "feasible", "reason") if c in df]
         metrics = [c for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
                                "weight_memory_bits", "activation_memory_bits", "area_mm2") if c in df]
         hw = sorted(c for c in df if c.startswith("hw."))
@@ -195,6 +197,63 @@ class Run:
             out.to_parquet(parquet, index=False)
             written.append(Path(parquet))
         return written
+
+    def point_file(self, k: int) -> dict:
+        """The bits file of front point ``k`` (the ``point`` column): per-layer bits, its hardware
+        and where it came from, in the format ``jaqmoo cost --bits-file`` and ``jaqmoo supernet eval
+        --bits-file`` read (:mod:`jaqmoo.quant.policy`)."""
+        front = self.front
+        if not len(front):
+            raise JaqmooError(f"{self.dir}: the run has no front point yet")
+        if not 0 <= k < len(front):
+            raise JaqmooError(f"--point {k}: {self.dir} has front points 0..{len(front) - 1} (the point column "
+                              "of front.csv)")
+        row = front.iloc[k]
+        layers = {}
+        for n in self.layer_names:
+            w, a = row.get(f"w.{n}"), row.get(f"a.{n}")
+            if pd.isna(w) or pd.isna(a):
+                raise JaqmooError(f"--point {k}: layer {n} does not run in this point's sub-network (an architecture "
+                                  "search); a bits file describes a fixed network, so this point cannot be exported")
+            layers[n] = {"w": int(w), "a": int(a)}
+        hardware = {c[3:]: int(row[c]) for c in row.index if c.startswith("hw.") and pd.notna(row[c])}
+        stored = {c: float(row[c]) for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "memory_bits",
+                                             "area_mm2") if c in row and pd.notna(row[c])}
+        spec = self.meta.get("spec") or {}
+        return {"layers": layers, "last_output_bits": 8, "hardware": hardware,
+                "point": {"run": str(self.dir), "point": int(k), "gen": int(row["gen"]), "idx": int(row["idx"]),
+                          "model": self.meta.get("model"), "width_mult": (spec.get("model") or {}).get("width_mult", 1.0),
+                          "input_shape": self.meta.get("input_shape"), "num_classes": self.meta.get("num_classes"),
+                          "accelerator": (spec.get("accelerator") or {}).get("timeloop") or self.meta.get("template"),
+                          "accumulator_bits": (spec.get("quantization") or {}).get("accumulator_bits"),
+                          "metric": (spec.get("mapping") or {}).get("metric", "energy"),
+                          "supernet_checkpoint": self.meta.get("supernet_checkpoint"),
+                          "val_images": (spec.get("accuracy") or {}).get("val_images"),
+                          "seed": (self.meta.get("settings") or {}).get("seed"),
+                          "split_seed": (spec.get("dataset") or {}).get("split_seed", 0),
+                          "torch_threads": self.meta.get("torch_threads"),
+                          **stored}}
+
+    def export_point(self, k: int, path: str | Path) -> Path:
+        """Write :meth:`point_file` to ``path`` as YAML, headed by the commands that read it back."""
+        import yaml
+
+        data = self.point_file(k)
+        p = data["point"]
+        shape = "x".join(str(v) for v in p["input_shape"] or ())
+        cost = (f"jaqmoo cost --model {p['model']} --width-mult {p['width_mult']} --input {shape} --num-classes "
+                f"{p['num_classes']} --accelerator {p['accelerator']} --metric {p['metric']}"
+                + (f" --accumulator-bits {p['accumulator_bits']}" if p["accumulator_bits"] else "") + f" --bits-file {path}")
+        head = [f"# front point {k} of {self.dir} (jaqmoo export --point {k}): bits per layer, hardware, stored figures",
+                f"# costs: {cost}"]
+        if p["supernet_checkpoint"]:
+            head.append(f"# accuracy: jaqmoo supernet eval --checkpoint {p['supernet_checkpoint']} --bits-file {path} "
+                        f"--images {p['val_images']} --seed {p['seed']} --split-seed {p['split_seed']}"
+                        + (f" --threads {p['torch_threads']}" if p["torch_threads"] else ""))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
 
     def plot(self, path: str | Path | None = None, hv_path: str | Path | None = None) -> list[Path]:
         """Front plot (2-D projections for 3+ objectives, baselines marked) and hypervolume plot."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.policy import QuantPolicy
@@ -333,7 +334,10 @@ def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[st
     ckpt = supernet_path(spec, splits, default_checkpoint)
     meta = {"supernet_checkpoint": str(ckpt), "supernet_trained_now": trained,
             "supernet_identity": expected_identity(spec, splits),
-            "float_accuracy": float_phase_accuracy(read_checkpoint(ckpt).get("history"))}
+            "float_accuracy": float_phase_accuracy(read_checkpoint(ckpt).get("history")),
+            # torch's summation order depends on it: `jaqmoo supernet eval` reproduces a point's accuracy
+            # bit for bit with the same thread count
+            "torch_threads": torch.get_num_threads()}
     return net, timings, fixed, ckpt, meta
 
 
