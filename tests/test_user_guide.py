@@ -61,6 +61,18 @@ def test_version(capsys):
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"jaqmoo {__version__}"
 
 
+def test_threads_default_is_the_idle_cores_shared_among_processes(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert default_threads(1) == 16 and default_threads(4) == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (11.6, 0.0, 0.0))  # a busy machine
+    assert default_threads(1) == 4 and default_threads(2) == 2 and default_threads(8) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (40.0, 0.0, 0.0))
+    assert default_threads(1) == 1
+
+
 def test_one_threads_default_for_every_command():
     threads = {}
     for words, parser in _leaf_parsers(build_parser()):

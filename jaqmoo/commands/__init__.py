@@ -7,9 +7,9 @@ import os
 
 from jaqmoo.errors import JaqmooError
 
-THREADS_HELP = ("torch CPU threads per process (default: the machine's cores divided among the processes the "
-                "command starts: all of them for one process, cores // --workers for a sweep); on a machine "
-                "shared with other jobs, 1 is often fastest")
+THREADS_HELP = ("torch CPU threads per process (default: the cores not already busy, i.e. the cores minus the "
+                "1-minute load average, divided among the processes the command starts, at least 1; meta.json "
+                "records the count used)")
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -19,8 +19,16 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def default_threads(processes: int = 1) -> int:
-    """The ``--threads`` default: the machine's cores divided among ``processes`` (at least 1)."""
-    return max(1, (os.cpu_count() or 1) // max(1, processes))
+    """The ``--threads`` default: the cores not already busy (cores minus the 1-minute load
+    average, rounded) divided among ``processes``, at least 1. Threads beyond the idle cores
+    thrash: the quickstart's supernet training took 280 s with 2 threads on 2 busy cores, 16 s
+    with 1 (docs/benchmarks/quickstart.md)."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        busy = 0
+    return max(1, (cores - busy) // max(1, processes))
 
 
 def resolve_threads(n: int | None, processes: int = 1) -> int:
