@@ -120,9 +120,9 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
             store.write_history(history)
             if on_generation is not None:
                 on_generation(row)
-            bar.update(1)
             bar.set_postfix({"evals": n_evals, "hv": f"{row['hypervolume']:.4g}",
-                             **{k[5:]: f"{v:.4g}" for k, v in row.items() if k.startswith("best_")}})
+                             **{k[5:]: f"{v:.4g}" for k, v in row.items() if k.startswith("best_")}}, refresh=False)
+            bar.update(1)  # after the postfix: off a terminal, each update prints its generation's line
     finally:
         bar.close()
     return SearchOutcome(algorithm, history, n_evals, done, time.perf_counter() - start)
