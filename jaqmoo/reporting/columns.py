@@ -87,8 +87,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("macs", "MAC", "multiply-accumulates of one inference of the sub-network"),
     Column("params", "-", "parameters (weights) of the sub-network"),
     # --- the genome
-    Column("genes", "integers", "the genome, space-separated: architecture genes, then bits (weight, activation "
-                                "per layer), mapping genes, hardware genes; meta.json's gene_names names them"),
+    Column("genes", "indices", "the genome, space-separated: each gene is an index into its choices; "
+                               "architecture genes, then weight and activation bits per free layer (not held by "
+                               "quantization.fixed_layers), mapping genes, hardware genes; meta.json's gene_names "
+                               "names them"),
     # --- history.csv: one row per generation
     Column("generation", "-", "the generation just completed", HISTORY),
     Column("front_size", "points", "individuals on the valid front after it (summary.csv: on the run's final front)",
