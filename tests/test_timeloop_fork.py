@@ -321,14 +321,3 @@ def test_fork_mapping_costs_do_not_depend_on_backend():
     b = evaluate(tl.problem, tl.accelerator, mapping, tl.bits, backend="numba")
     assert np.array_equal(a.accesses.rfu, b.accesses.rfu)
     assert a.energy[0] == pytest.approx(b.energy[0], rel=1e-12)
-
-
-@pytest.mark.parametrize("folder", [pytest.param(f, marks=pytest.mark.slow) if i else f
-                                    for i, f in enumerate(sorted(f for f in FORK_FOLDERS if f.startswith("mobilenet")))])
-def test_search_edp_no_worse_than_the_fork_mapper(folder, capsys):
-    """Our mapper, on the folder's constrained mapspace and the fork's semantics, finds an EDP
-    no worse than the fork mapper's best mapping."""
-    from jaqmoo.cli import main
-
-    assert main(["timeloop", "check", str(QUANT / folder), "--search", "--metric", "edp"]) == 0
-    assert "PASS" in capsys.readouterr().out

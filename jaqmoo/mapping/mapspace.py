@@ -46,6 +46,8 @@ How it is searched (:class:`Mapspace`)
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -302,6 +304,26 @@ def spec_from_constraints(
             )
         )
     return MapspaceSpec(names, tuple(int(x) for x in fanout_x), tuple(int(y) for y in fanout_y), tuple(rules))
+
+
+def for_layer(spec: MapspaceSpec, layer: Layer) -> MapspaceSpec:
+    """``spec`` with the constraint factors ``layer`` cannot take freed, as Timeloop does.
+
+    Timeloop ignores a fixed factor larger than the problem dimension (``factors: C=4`` on a
+    layer with C = 3 leaves C free at that loop, with a warning); so does jaqmoo. A fixed
+    factor that fits but does not divide the dimension is clamped to their gcd.
+    """
+    return _for_shape(spec, tuple(getattr(layer, name) for name in DIMS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _for_shape(spec: MapspaceSpec, sizes: tuple[int, ...]) -> MapspaceSpec:
+    def free_oversized(factors: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(FREE if f > sizes[d] else f for d, f in enumerate(factors))
+
+    rules = tuple(dataclasses.replace(r, temporal=free_oversized(r.temporal), spatial=free_oversized(r.spatial))
+                  for r in spec.rules)
+    return spec if rules == spec.rules else dataclasses.replace(spec, rules=rules)
 
 
 # --------------------------------------------------------------------------- factor options
@@ -604,6 +626,36 @@ def expand_orders(temporal: np.ndarray, spec: MapspaceSpec, halo: bool = False) 
     return rows, perm
 
 
+def _innermost(perm: np.ndarray, temporal: np.ndarray) -> int:
+    """The innermost non-unit loop's dimension of one level (-1 if every loop is 1)."""
+    for d in perm:
+        if temporal[d] > 1:
+            return int(d)
+    return -1
+
+
+def _order_enumerated(batch, i: int, spec: MapspaceSpec, halo: bool) -> bool:
+    """Mapping ``i``'s loop orders match, level by level, one :func:`expand_orders` gives."""
+    temporal = batch.temporal[i]
+    _, perms = expand_orders(temporal[None], spec, halo)
+    for cand in perms:
+        same = True
+        for lvl in range(spec.n_levels):
+            d_ref = _innermost(cand[lvl], temporal[lvl])
+            d_map = _innermost(batch.perm[i, lvl], temporal[lvl])
+            if d_ref == d_map:
+                continue
+            sigs_here = {tuple(p[lvl]) for p in perms}
+            if len(sigs_here) == 1:  # one order enumerated: the order cannot change reuse here
+                continue
+            if halo or d_ref < 0 or d_map < 0 or IRRELEVANT_TO[d_ref] != IRRELEVANT_TO[d_map]:
+                same = False
+                break
+        if same:
+            return True
+    return False
+
+
 def _keep_options(spec: MapspaceSpec) -> np.ndarray:
     """``[k, L, 3]`` keep masks covering every free bypass choice."""
     base = np.array([[k == KEEP_YES for k in r.keep] for r in spec.rules], dtype=bool)
@@ -648,6 +700,7 @@ def _perm_respected(perm: np.ndarray, temporal: np.ndarray, prefix: tuple[int, .
 
 def satisfies(batch, layer: Layer, spec: MapspaceSpec, envelope: CapacityEnvelope | None = None) -> np.ndarray:
     """bool ``[M]``: factors cover the layer, respect every constraint, fit the fan-outs (and envelope)."""
+    spec = for_layer(spec, layer)
     ok = batch.covers(layer)
     fx = np.array(spec.fanout_x)[None, :]
     fy = np.array(spec.fanout_y)[None, :]
@@ -695,7 +748,7 @@ class Mapspace:
         if orders not in ("reuse", "halo"):
             raise JaqmooError(f"orders must be 'reuse' or 'halo' (got {orders!r})")
         self.layer = layer
-        self.spec = spec
+        self.spec = spec = for_layer(spec, layer)
         self.envelope = envelope
         self.halo = orders == "halo"
         self.min_utilization = float(min_utilization)
@@ -893,6 +946,46 @@ class Mapspace:
                 break
         return idx, tiles, (spx * spy).prod(axis=1)
 
+    def max_pes(self) -> int:
+        """The most PEs (product of all spatial factors) any factor split of the layer uses."""
+        cfg, per_unit = self._spatial_configs()
+        if not len(cfg):
+            return 0
+        pes = np.ones(len(cfg), dtype=np.int64)
+        for u, unit in enumerate(self.units):
+            order, starts, _ = per_unit[u]
+            rep = order[starts[cfg[:, u]]]  # one option with that spatial signature
+            pes *= unit.spx[rep].prod(axis=1) * unit.spy[rep].prod(axis=1)
+        return int(pes.max())
+
+    def exclusions(self, batch) -> list[str]:
+        """Per mapping of ``batch``: ``""`` if it is a point of this mapspace, else why not.
+
+        A point: it respects every constraint, fits the fan-outs and the capacity envelope
+        (:func:`satisfies`), uses at least ``min_utilization`` of :meth:`max_pes`, and its loop
+        order at every level is reuse-equivalent to one :func:`expand_orders` enumerates for
+        its factors (same innermost non-unit loop group, and dimension with ``orders="halo"``;
+        the order of the outer loops, and any order where at most one group is non-unit, does
+        not change the model's counts)."""
+        ok = satisfies(batch, self.layer, self.spec, self.envelope)
+        base = satisfies(batch, self.layer, self.spec, None)
+        floor = self.min_utilization * self.max_pes()
+        pes = (batch.spatial_x.prod(axis=2) * batch.spatial_y.prod(axis=2)).prod(axis=1)
+        out = []
+        for i in range(len(batch)):
+            if not base[i]:
+                out.append("violates a constraint or exceeds a fan-out")
+            elif not ok[i]:
+                out.append("a tile exceeds the capacity envelope")
+            elif pes[i] < floor:
+                out.append(f"uses {int(pes[i])} PEs, under the utilization floor "
+                           f"{self.min_utilization:g} x {self.max_pes()}")
+            elif not _order_enumerated(batch, i, self.spec, self.halo):
+                out.append("its loop order is not reuse-equivalent to an enumerated one")
+            else:
+                out.append("")
+        return out
+
     def sample_rows(self, budget: int, seed: int = 0) -> np.ndarray:
         """Row numbers of a uniform sample of :meth:`factor_rows` (enumerates the whole space;
         :meth:`sample` is much faster on large spaces)."""
@@ -948,6 +1041,7 @@ class Mapspace:
 
 def free_slots(layer: Layer, spec: MapspaceSpec) -> list[list[tuple[int, int]]]:
     """Per dim, the (kind, level) slots whose factor the mapper may change."""
+    spec = for_layer(spec, layer)
     out = []
     for d in range(N_DIMS):
         slots = []
