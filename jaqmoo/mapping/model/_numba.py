@@ -1,6 +1,6 @@
 """Compiled (numba) backend of the two-stage model in :mod:`jaqmoo.mapping.model`.
 
-The numpy implementation in :mod:`jaqmoo.mapping.model` is the reference: it works on
+The numpy backend beside it (:mod:`jaqmoo.mapping.model._numpy`) is the reference: it works on
 [level, dim, mapping] arrays with the mapping axis last, so every step is a numpy pass over
 a chunk of mappings. Here the same closed forms are computed one mapping at a time in
 compiled loops (a few hundred scalar operations per mapping instead of hundreds of array
@@ -294,7 +294,7 @@ def _analyze_range(lo, hi, temporal, spatial_x, spatial_y, perm, keep, spatial_p
                     overlap[i, t] = tile[i, t] / span * max(0.0, span - move)
                 fills_raw[i, t] = suffix[p0] * tile[i, t] - w_eq * overlap[i, t]
 
-        # Inter-PE link transfers of the read-only tensors (model._link_transfers): link[lvl, t]
+        # Inter-PE link transfers of the read-only tensors (_numpy._link_transfers): link[lvl, t]
         # = (parent saving, transfers, child share cut) of the fan-out below lvl
         for t in (W_T, I_T):
             for lvl in range(n_lvl):
@@ -429,7 +429,7 @@ def analyze_into(batch, geometry: dict[str, np.ndarray], out: dict[str, np.ndarr
     """Stage A of every mapping of ``batch`` into the preallocated arrays ``out``.
 
     ``geometry`` holds the per (layer, accelerator) constants (see
-    ``model._Geometry.kernel_args``); ``out`` the :class:`~jaqmoo.mapping.model.Accesses`
+    ``geometry.Geometry.kernel_args``); ``out`` the :class:`~jaqmoo.mapping.model.Accesses`
     array fields, keyed by field name, shaped for ``len(batch)`` mappings.
     """
     g = geometry
