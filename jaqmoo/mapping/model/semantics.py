@@ -1,8 +1,77 @@
-"""What the model computes, in one place: its result types, the bit-packing rule, the MAC
-energy scaling and the per-level hardware constants both backends use.
+"""Vectorized Timeloop-v0.4-style analytical model, in two stages.
 
-The semantics themselves (what Timeloop 0.4's nest analysis computes, the fork's conventions)
-are described in :mod:`jaqmoo.mapping.model`.
+``analyze(layer, accel, batch) -> Accesses``
+    Per mapping, level and tensor: tile sizes and reads / fills / updates per instance, in
+    values. Depends only on the layer, the mappings and the level/fan-out structure.
+``cost(accesses, accel, bits=None) -> Costs``
+    Bit-packing into words, capacity feasibility, energy per level / tensor / action (+
+    leakage, + MAC energy), cycles with bandwidth throttling, utilization. A few array ops
+    on the cached :class:`Accesses`, so the mapper can re-cost for new hardware parameters
+    or new bit-widths without re-analyzing.
+
+This module holds the semantics and the constants both backends share: the result types, the
+packing rule, the MAC energy scaling and the per-level hardware constants
+(:mod:`jaqmoo.mapping.model.geometry` holds the per-layer constants of the analysis); two backends implement both stages beside each
+other (``backend=``): :mod:`jaqmoo.mapping.model._numpy`, the vectorized reference (chunks of
+mappings, one array pass per step), and :mod:`jaqmoo.mapping.model._numba`, compiled
+per-mapping loops (the default when numba imports, several times faster, the same numbers:
+``tests/test_model_kernel.py``). ``JAQMOO_NO_NUMBA=1`` forces numpy.
+
+Semantics (what Timeloop 0.4's nest analysis computes, in closed form)
+----------------------------------------------------------------------
+*Fills* of a level's tile (per instance) come from the temporal loops of all outer levels.
+Timeloop simulates each loop by its iteration #0 and one representative iteration #1
+(weighted by ``n - 1``) and, between consecutive visits, re-fetches only the new part of the
+tile when the tile moved by the same translation as the previous step (sliding-window reuse),
+otherwise the whole tile. For the binary-counter visit sequence this yields::
+
+    fills = n_visits * tile - W_eq * overlap(tile, T_first)
+
+with ``T_first`` the translation of the innermost non-trivial loop above the level,
+``overlap`` the size of the tile intersected with its copy moved by ``T_first`` (the whole
+tile for an irrelevant loop: stationarity), and ``W_eq`` the summed weights
+``(n_k - 1) * prod(outer n)`` of the loop steps whose translation equals ``T_first``.
+
+*Reads* of a kept level are the fills of its kept child, summed over the distinct child
+tiles of every fan-out in between (identical tiles are multicast, or spatially reduced for
+Outputs) and over bypassed levels in between. The innermost level serves the MACs.
+
+*Outputs* (read-modify-write): ``updates`` = what the children write back; ``reads =
+updates - partition`` and ``fills = child-visible fills - partition`` (the first update of
+each partial sum needs no read and no fill), where ``partition`` is the number of distinct
+outputs an instance ever holds. The outermost level has no fills.
+
+*Link transfers* (Timeloop forwards data between neighbouring PEs): when a child's new
+delta equals what a mesh neighbour received on the previous visit (the diagonal input reuse
+of row-stationary mappings; operands shared by MACs that did not change), the parent does
+not send it again; the neighbours' extra reads and fills are charged to the child level.
+Modelled for Weights and Inputs, for the innermost X and Y spatial loops, where the PEs'
+loop indices match their mesh positions (the mapping fills the X mesh, or uses only one
+mesh axis). Partial sums are not forwarded.
+
+*Partial sums* (``Accesses.psum_f``): a level's Outputs are partial sums when a reduction loop
+(C, R, S) with a factor > 1 lies outside the tile of the next inner level keeping Outputs (the
+MACs if none): the level adds up unfinished sums. Stage B stores and moves them at the
+accelerator's accumulator width; a level that only ever receives completed outputs holds
+them at the output (next layer's activation) bits. Bit-packing applies to both.
+
+*Clusters and leakage* (Timeloop v0.4): ``cluster_size`` instances share one ``width``-bit
+word, so an instance's word is ``width / cluster_size`` bits (block size ``width /
+(datawidth * cluster_size)``, capacity ``depth * block size``) and access energy is charged per
+utilized cluster; every level leaks in each utilized instance on every cycle, whether or not
+the mapping keeps a tensor there.
+
+*Conventions* (``Accelerator.convention``, :data:`jaqmoo.hardware.spec.CONVENTIONS`): the
+search uses ``jaqmoo`` (the above, Timeloop v0.4's counting). ``fork`` reproduces the
+Klhufek et al. mixed-precision Timeloop fork: it also counts the first fill of every
+partial-sum tile (Outputs ``fills`` without the ``- partition``), packs values within the
+level's word-bits words (:meth:`~jaqmoo.hardware.spec.Level.values_per_word`), does not
+scale the MAC energy with the bits, keeps partial sums at the Outputs bits and charges access
+energy per utilized instance rather than per cluster.
+
+Not modelled (none of the reference runs uses them): imperfect factorization, network
+(wire) energy from an ERT ``wire`` entry, address-generation and adder energies (0 in
+v0.4 ERTs), sparsity.
 """
 
 from __future__ import annotations
