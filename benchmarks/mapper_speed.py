@@ -7,28 +7,34 @@ searchable parameter of the template (PE array dims, buffer depths, word widths,
 bandwidths) together with a random per-layer bit policy (weights and activations drawn
 from the package's supported bits), all layers of the network.
 
-Measured in one run:
+Measured in one run, twice: from a **cold** tile-set cache (an empty ``--cache-dir``: the
+warm-up searches every layer shape on the corner designs and writes the cache) and from the
+**warm** cache it left (a new evaluator whose warm-up only loads the tile sets), the same draws:
 
-* warm-up the search pays once, timed separately: loading (or compiling) the numba model
-  kernels, and :meth:`~jaqmoo.search.evaluation.JointEvaluator.prepare`, which searches every
-  layer shape on the corner designs of the space (every PE array at the loosest capacity with
-  the smallest bits; a coarse grid of them at the tightest capacity with the largest bits and
-  at lower-third capacity with the middle bits) and encodes the
-  retained mappings as one BatchTile set per shape, pruned of dominated rows
-  (:mod:`jaqmoo.mapping.batchtile`);
-* seconds per iteration (median and mean over ``--iterations`` random candidates), and the
-  amortized seconds per evaluation of a 3,200-evaluation search (warm-up / 3200 + mean);
-* quality: each feasible iteration's network energy against a fresh full search (a new
-  :class:`~jaqmoo.mapping.mapper.Mapper`: sampling + refinement for every layer on exactly
-  that hardware and those bits) for ``--check`` of them: mean and worst gap, and the time
-  one such full search takes (what an iteration cost before BatchTile);
-* mappings evaluated per second by the two-stage model on the backend the mapper uses
-  (numba) and on the numpy reference, same batches, same run.
+* warm-up the search pays once: loading (or compiling) the numba model kernels, and
+  :meth:`~jaqmoo.search.evaluation.JointEvaluator.prepare`, which searches every layer shape on
+  the corner designs of the space (``--max-pe-arrays`` PE arrays at the loosest capacity with the
+  smallest bits; a coarse grid of them at the tightest capacity with the largest bits and at
+  lower-third capacity with the middle bits) and encodes the retained mappings as one BatchTile
+  set per shape, pruned of dominated rows (:mod:`jaqmoo.mapping.batchtile`). The PE arrays are
+  drawn from every choice of the template's PE genes, more than ``--max-pe-arrays`` (default 9
+  of Eyeriss's 36), so most draws re-fit a tile set encoded for other arrays (counted);
+* the headline: median seconds per iteration, and the amortised seconds per evaluation of a
+  3,200-evaluation search including the warm-up (warm-up / 3200 + mean), cold and warm;
+* quality on EVERY feasible draw: the network energy against a fresh full search (a new
+  :class:`~jaqmoo.mapping.mapper.Mapper`: sampling + refinement for every layer on exactly that
+  hardware and those bits): mean and worst gap; the warm run must give the cold run's energies;
+* mappings evaluated per second by the two-stage model on the backend the mapper uses (numba)
+  and on the numpy reference, same batches, same run;
+* the machine's load average (1 min) at the start and the end: on a shared machine every
+  timing is loaded by other work, so read them with it.
 
 Run: ``python benchmarks/mapper_speed.py`` (``--quick`` for a smoke run). The last line is
-``RESULT median_seconds_per_hw_iteration=.. mean_seconds_per_hw_iteration=.. warmup_seconds=..
-amortized_seconds_per_eval_3200=.. mean_energy_gap_pct=.. worst_energy_gap_pct=..
-mappings_per_second=.. ...``.
+``RESULT median_seconds_per_hw_iteration=.. amortized_seconds_per_eval_3200=..
+median_seconds_per_hw_iteration_warm=.. amortized_seconds_per_eval_3200_warm=..
+mean_seconds_per_hw_iteration=.. warmup_seconds=.. warmup_seconds_warm=..
+mean_energy_gap_pct=.. worst_energy_gap_pct=.. gap_draws=.. refit_draws=..
+mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. load_start=.. load_end=..``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -88,18 +95,71 @@ def model_throughput(layer, accel, mapper, seconds: float = 2.0) -> dict[str, fl
     }
 
 
+def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cache_dir: str) -> dict:
+    """Warm-up + every draw of ``genomes`` through one fresh :class:`JointEvaluator` (cache at ``cache_dir``)."""
+    from jaqmoo.mapping.mapper import Mapper
+    from jaqmoo.mapping.model import analyze, cost, resolve_backend
+    from jaqmoo.search.evaluation import JointEvaluator
+    from jaqmoo.workload import Layer
+
+    t = time.perf_counter()
+    tiny, base = Layer("tiny", "conv", K=4, C=4, P=4, Q=4, R=3, S=3), template.build()
+    cost(analyze(tiny, base, Mapper().best(tiny, base, (8, 8, 8)).mapping), base, (8, 8, 8))
+    kernel_s = time.perf_counter() - t
+    evaluator = JointEvaluator(wl, template, None, space, max_pe_arrays=max_pe_arrays, cache_dir=cache_dir)
+    corners = evaluator.corner_designs()
+    pe_arrays = evaluator.pe_arrays()
+    encode_s = evaluator.prepare()
+    warmup_s = kernel_s + encode_s
+    sizes = evaluator.mapper.retained_sizes()
+    ws = evaluator.warmup_stats
+    print(f"[{label}] warm-up: {kernel_s:.2f} s loading the {resolve_backend()} kernels + {encode_s:.2f} s "
+          f"({ws.computed} shapes searched, {ws.loaded} loaded from the cache) on {len(corners)} corner designs "
+          f"({len(pe_arrays)} PE arrays {[tuple(p.values()) for p in pe_arrays]} at the largest buffers) = "
+          f"{warmup_s:.2f} s; tile-set size per shape: mean {np.mean(sizes):.0f}, max {max(sizes)}")
+    encoded = {tuple(sorted(p.items())) for p in pe_arrays}
+    pe_genes = tuple(pe_arrays[0]) if pe_arrays else ()
+    searches_at_warmup = evaluator.mapper.stats.searches
+    gc.collect()  # the warm-up's garbage is not charged to the first iteration
+    times, energies, refit = [], [], 0
+    for i, x in enumerate(genomes):
+        cand = space.decode_one(x)
+        t = time.perf_counter()
+        rec = evaluator.cost(cand)
+        times.append(time.perf_counter() - t)
+        pe = tuple(sorted((g, cand.hardware[g]) for g in pe_genes))
+        refit += pe not in encoded
+        energies.append(rec["energy_pj"] if rec["feasible"] else float("nan"))
+        hw = ", ".join(f"{k}={v}" for k, v in sorted(cand.hardware.items()))
+        state = f"energy {rec['energy_pj'] * 1e-6:9.2f} uJ" if rec["feasible"] else f"infeasible ({rec['reason'][:60]})"
+        print(f"  [{label}] draw {i}: {times[-1] * 1e3:7.1f} ms  {state}  "
+              f"{'re-fit' if pe not in encoded else 'encoded'} PE array  [{hw}]")
+    times_a = np.asarray(times)
+    mean_s = float(np.mean(times_a))
+    out = {"median": float(np.median(times_a)), "mean": mean_s, "max": float(times_a.max()), "warmup": warmup_s,
+           "amortized": warmup_s / SEARCH_EVALS + mean_s, "energies": energies, "refit": refit,
+           "searches": evaluator.mapper.stats.searches - searches_at_warmup, "evaluator": evaluator, "base": base}
+    print(f"[{label}] seconds per hardware-search iteration: median {out['median']:.4f}, mean {mean_s:.4f}, max "
+          f"{out['max']:.4f} over {len(times)} draws ({refit} on PE arrays the warm-up did not encode); layer "
+          f"searches after the warm-up: {out['searches']}; amortised over a {SEARCH_EVALS}-evaluation search: "
+          f"{warmup_s:.2f} / {SEARCH_EVALS} + {mean_s:.4f} = {out['amortized']:.4f} s per evaluation")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="mobilenet_v2")
     ap.add_argument("--input", default="3x224x224")
     ap.add_argument("--accelerator", default="eyeriss")
     ap.add_argument("--iterations", type=int, default=40, help="random candidates timed")
-    ap.add_argument("--check", type=int, default=10, help="feasible candidates also searched fresh (quality)")
-    ap.add_argument("--max-pe-arrays", type=int, default=36, help="PE arrays encoded in the warm-up (at most)")
+    ap.add_argument("--max-pe-arrays", type=int, default=9,
+                    help="PE arrays encoded in the warm-up (fewer than the template's PE choices: the re-fit runs)")
+    ap.add_argument("--cache-dir", default=None, help="tile-set cache folder (default: a new temporary one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
     args = ap.parse_args(argv)
     _threads(1)
+    load_start = os.getloadavg()[0]
 
     import torch
 
@@ -107,98 +167,71 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.cost import network_cost
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
-    from jaqmoo.mapping.model import analyze, cost, resolve_backend
+    from jaqmoo.mapping.model import resolve_backend
     from jaqmoo.quant.policy import SUPPORTED_BITS
-    from jaqmoo.search.evaluation import JointEvaluator
-    from jaqmoo.workload import Layer, model_workload, parse_input_shape
+    from jaqmoo.workload import model_workload, parse_input_shape
 
     if args.quick:
-        args.input, args.iterations, args.check = "3x32x32", 6, 2
+        args.input, args.iterations = "3x32x32", 6
     wl = model_workload(args.model, parse_input_shape(args.input))
     template = get_template(args.accelerator)
     space = search_space(wl, template, SUPPORTED_BITS)
     print(f"{args.model} @ {args.input}: {len(wl.layers)} layers, {len(wl.unique_shapes())} distinct shapes, "
           f"{wl.macs / 1e6:.1f} M MACs; template {template.name}; genes: "
           f"{', '.join(f'{g.name} {list(g.choices)}' for g in space.hardware_genes)}; "
-          f"bits per layer (weights, activations) from {list(SUPPORTED_BITS)}")
+          f"bits per layer (weights, activations) from {list(SUPPORTED_BITS)}; load average {load_start:.2f} "
+          f"(shared machine: timings are loaded)")
+    genomes = random_genomes(space, args.iterations, args.seed + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_dir = args.cache_dir or tmp
+        cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir)
+        warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir)
+    same = np.allclose(cold["energies"], warm["energies"], rtol=1e-12, equal_nan=True)
+    print(f"warm-cache energies equal the cold run's: {same}")
 
-    # ---- warm-up, once per search: kernels (numba: load or compile), then the BatchTile encoding
-    backend = resolve_backend()
-    t = time.perf_counter()
-    tiny, base = Layer("tiny", "conv", K=4, C=4, P=4, Q=4, R=3, S=3), template.build()
-    cost(analyze(tiny, base, Mapper().best(tiny, base, (8, 8, 8)).mapping), base, (8, 8, 8))
-    kernel_s = time.perf_counter() - t
-    evaluator = JointEvaluator(wl, template, None, space, max_pe_arrays=args.max_pe_arrays)
-    corners = evaluator.corner_designs()
-    pe_arrays = evaluator.pe_arrays()
-    encode_s = evaluator.prepare()
-    warmup_s = kernel_s + encode_s
-    sizes = evaluator.mapper.retained_sizes()
-    kept = [int((~t.dominated).sum()) for t in evaluator.mapper.tile_sets()]
-    print(f"warm-up: {kernel_s:.2f} s loading the {backend} kernels + {encode_s:.2f} s encoding "
-          f"{len(sizes)} shapes on {len(corners)} corner designs ({len(pe_arrays)} PE arrays "
-          f"{[tuple(p.values()) for p in pe_arrays]} at the largest buffers and {evaluator.min_bits} bits, "
-          f"{len(corners) - len(pe_arrays)} at smaller buffers and up to {evaluator.max_bits} bits) = {warmup_s:.2f} s; "
-          f"tile-set size per shape: mean "
-          f"{np.mean(sizes):.0f}, max {max(sizes)}, not dominated: mean {np.mean(kept):.0f}")
-    searches_at_warmup = evaluator.mapper.stats.searches
-    gc.collect()  # the warm-up's garbage is not charged to the first iteration
-
-    # ---- iterations: random hardware (every searchable parameter) + random per-layer bits
-    times, gaps, full_s, infeasible = [], [], [], 0
-    for i, x in enumerate(random_genomes(space, args.iterations, args.seed + 1)):
+    # ---- quality on every feasible draw: a fresh full search on the same hardware and bits
+    gaps, full_s = [], []
+    evaluator = cold["evaluator"]
+    for i, (x, energy) in enumerate(zip(genomes, cold["energies"], strict=True)):
+        if not np.isfinite(energy):
+            continue
         cand = space.decode_one(x)
         t = time.perf_counter()
-        rec = evaluator.cost(cand)
-        times.append(time.perf_counter() - t)
-        hw = ", ".join(f"{k}={v}" for k, v in sorted(cand.hardware.items()))
-        line = f"  iteration {i}: {times[-1] * 1e3:7.1f} ms"
-        if not rec["feasible"]:
-            infeasible += 1
-            print(f"{line}  infeasible ({rec['reason'][:90]})")
-            continue
-        line += f"  energy {rec['energy_pj'] * 1e-6:9.2f} uJ"
-        if len(gaps) < args.check:
-            accel = evaluator.accelerator(dict(cand.hardware))
-            t = time.perf_counter()
-            fresh = network_cost(wl, accel, policy=cand.policy, mapper=Mapper(), raise_on_infeasible=False)
-            full_s.append(time.perf_counter() - t)
-            if fresh.feasible:
-                gaps.append(rec["energy_pj"] / fresh.energy_pj - 1)
-                line += (f"  fresh full search {fresh.energy_pj * 1e-6:9.2f} uJ ({full_s[-1]:.2f} s), "
-                         f"gap {gaps[-1] * 100:+.3f} %")
-            else:
-                line += f"  fresh full search infeasible: {fresh.reason[:60]}"
-        print(f"{line}  [{hw}]")
-    times_a = np.asarray(times)
-    median_s, mean_s = float(np.median(times_a)), float(np.mean(times_a))
-    amortized = warmup_s / SEARCH_EVALS + mean_s
-    print(f"seconds per hardware-search iteration: median {median_s:.4f}, mean {mean_s:.4f}, max "
-          f"{times_a.max():.4f} over {len(times)} random candidates ({infeasible} infeasible: they stop at the "
-          f"first layer that fits no buffer); layer searches after the warm-up: "
-          f"{evaluator.mapper.stats.searches - searches_at_warmup}")
-    print(f"amortized over a {SEARCH_EVALS}-evaluation search: {warmup_s:.2f} / {SEARCH_EVALS} + {mean_s:.4f} = "
-          f"{amortized:.4f} s per evaluation")
+        fresh = network_cost(wl, evaluator.accelerator(dict(cand.hardware)), policy=cand.policy, mapper=Mapper(),
+                             raise_on_infeasible=False)
+        full_s.append(time.perf_counter() - t)
+        if fresh.feasible:
+            gaps.append(energy / fresh.energy_pj - 1)
+            print(f"  draw {i}: re-fitted {energy * 1e-6:9.2f} uJ, fresh full search {fresh.energy_pj * 1e-6:9.2f} uJ "
+                  f"({full_s[-1]:.2f} s), gap {gaps[-1] * 100:+.3f} %")
+        else:
+            print(f"  draw {i}: fresh full search infeasible: {fresh.reason[:60]}")
     gap_mean = float(np.mean(gaps) * 100) if gaps else float("nan")
     gap_worst = float(np.max(gaps) * 100) if gaps else float("nan")
     full_mean = float(np.mean(full_s)) if full_s else float("nan")
-    print(f"energy vs a fresh full search on the same hardware and bits ({len(gaps)} candidates): mean gap "
-          f"{gap_mean:+.3f} %, worst {gap_worst:+.3f} % (negative: the re-fitted tile sets beat the fresh search); "
-          f"one fresh full search takes {full_mean:.2f} s")
+    print(f"energy vs a fresh full search on the same hardware and bits (every feasible draw: {len(gaps)} of "
+          f"{len(genomes)}): mean gap {gap_mean:+.3f} %, worst {gap_worst:+.3f} % (negative: the re-fitted tile sets "
+          f"beat the fresh search); one fresh full search takes {full_mean:.2f} s")
 
     # ---- throughput of the two-stage model, on the backend the mapper uses (and the numpy reference)
     layer = max(wl.layers, key=lambda layer: layer.macs)
-    rates = model_throughput(layer, base, evaluator.mapper)
+    rates = model_throughput(layer, cold["base"], evaluator.mapper)
+    backend = resolve_backend()
     print(f"model throughput on {layer.name} ({rates['n']} mappings per batch): {backend} analyze+cost "
           f"{rates['full']:.3g} mappings/s, cost only {rates['cost_only']:.3g} mappings/s; numpy reference "
           f"analyze+cost {rates['numpy']:.3g} mappings/s ({rates['full'] / rates['numpy']:.1f}x)")
-    print(f"targets: median <= 0.15 s per iteration: {'met' if median_s <= 0.15 else 'NOT met'}; mean energy "
-          f"within 1 % of a fresh full search: {'met' if abs(gap_mean) <= 1 else 'NOT met'}")
-    print(f"RESULT median_seconds_per_hw_iteration={median_s:.4f} mean_seconds_per_hw_iteration={mean_s:.4f} "
-          f"warmup_seconds={warmup_s:.2f} amortized_seconds_per_eval_3200={amortized:.4f} "
-          f"mean_energy_gap_pct={gap_mean:.3f} worst_energy_gap_pct={gap_worst:.3f} "
+    load_end = os.getloadavg()[0]
+    print(f"load average: {load_start:.2f} at the start, {load_end:.2f} at the end (2-core machine shared with "
+          f"other work: every timing above is loaded)")
+    print(f"RESULT median_seconds_per_hw_iteration={cold['median']:.4f} "
+          f"amortized_seconds_per_eval_3200={cold['amortized']:.4f} "
+          f"median_seconds_per_hw_iteration_warm={warm['median']:.4f} "
+          f"amortized_seconds_per_eval_3200_warm={warm['amortized']:.4f} "
+          f"mean_seconds_per_hw_iteration={cold['mean']:.4f} warmup_seconds={cold['warmup']:.2f} "
+          f"warmup_seconds_warm={warm['warmup']:.2f} mean_energy_gap_pct={gap_mean:.3f} "
+          f"worst_energy_gap_pct={gap_worst:.3f} gap_draws={len(gaps)} refit_draws={cold['refit']} "
           f"mappings_per_second={rates['full']:.0f} numpy_mappings_per_second={rates['numpy']:.0f} "
-          f"full_search_seconds={full_mean:.3f}")
+          f"full_search_seconds={full_mean:.3f} load_start={load_start:.2f} load_end={load_end:.2f}")
     return 0
 
 

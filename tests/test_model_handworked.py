@@ -15,6 +15,8 @@ from jaqmoo.mapping.model import analyze, cost, evaluate, values_per_word
 from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import DIMS, Layer
 
+pytestmark = pytest.mark.usefixtures("model_backend")  # both backends (tests/conftest.py)
+
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"
 WT, IN, OUT = 0, 1, 2
 

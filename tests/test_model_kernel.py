@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.templates import get_template
-from jaqmoo.mapping import kernel
 from jaqmoo.mapping import mapspace as ms
 from jaqmoo.mapping.mapper import Mapper
 from jaqmoo.mapping.mapping import MappingBatch
-from jaqmoo.mapping.model import _FIELDS, Accesses, Costs, analyze, cost, resolve_backend
+from jaqmoo.mapping.model import FIELDS, Accesses, Costs, analyze, cost, resolve_backend
+from jaqmoo.mapping.model import _numba as kernel
 from jaqmoo.timeloop.check import load_reference
 from jaqmoo.workload import DIMS, Layer, model_workload
 
@@ -78,7 +78,7 @@ def mapper_batch(layer: Layer, accel, n: int, seed: int = 0) -> MappingBatch:
 
 
 def assert_same_accesses(a: Accesses, b: Accesses) -> None:
-    for name in _FIELDS:
+    for name in FIELDS:
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert np.array_equal(x, y), f"{name}: {np.argwhere(x != y)[:5].tolist()}"

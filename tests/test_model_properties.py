@@ -17,9 +17,11 @@ from timeloop_sim import simulated_fills
 import jaqmoo.mapping.model as model
 from jaqmoo.hardware.spec import Accelerator, Compute, Level
 from jaqmoo.mapping.mapping import MappingBatch
-from jaqmoo.mapping.model import analyze, cost
+from jaqmoo.mapping.model import _numpy, analyze, cost
 from jaqmoo.mapping.tensors import tensor_sizes
 from jaqmoo.workload import DIMS, Layer
+
+pytestmark = pytest.mark.usefixtures("model_backend")  # both backends (tests/conftest.py)
 
 WT, IN, OUT = 0, 1, 2
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,13 +168,13 @@ def test_chunked_analysis_equals_one_shot(case):
     layer, batch = case
     accel = make_accel()
     whole = analyze(layer, accel, batch)
-    saved = model._CHUNK
+    saved = _numpy.CHUNK
     try:
-        model._CHUNK = 3
-        chunked = analyze(layer, accel, batch)
+        _numpy.CHUNK = 3
+        chunked = analyze(layer, accel, batch, backend="numpy")
     finally:
-        model._CHUNK = saved
-    for field in model._FIELDS:
+        _numpy.CHUNK = saved
+    for field in model.FIELDS:
         assert np.array_equal(getattr(whole, field), getattr(chunked, field)), field
     singles = [analyze(layer, accel, batch.take(i)) for i in range(len(batch))]
     for field in ("reads", "fills", "updates", "tile"):

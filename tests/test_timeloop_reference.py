@@ -17,6 +17,8 @@ from jaqmoo.hardware.spec import TENSORS
 from jaqmoo.mapping.model import evaluate
 from jaqmoo.timeloop.check import check_reference, load_reference
 
+pytestmark = pytest.mark.usefixtures("model_backend")  # both backends (tests/conftest.py)
+
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"
 FOLDERS = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())
 

@@ -197,7 +197,7 @@ def _make_level(elem: _Element, table: EnergyTable, label: str, keep: tuple, byp
     if elem.cls == "dummy_storage":
         return Level(elem.name, elem.cls, elem.instances, elem.mesh_x, elem.mesh_y, None, 1, 1,
                      area=table.area.get(elem.name, 0.0), energy_source="dummy")
-    datawidth = _first(a, ("datawidth", "word-bits", "word_bits", "word_width"))
+    datawidth = _first(a, ("word-bits", "word_bits", "word_width", "datawidth"))  # Timeloop's order
     if datawidth is None:
         raise JaqmooError(f"{label}: {where}: missing required field 'attributes.datawidth' "
                           f"(bits per value); add it")

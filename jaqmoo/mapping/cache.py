@@ -51,8 +51,11 @@ from jaqmoo.errors import JaqmooError
 
 FORMAT = "jaqmoo-tiles-1"
 SUFFIX = ".tiles"
-_CODE_MODULES = ("jaqmoo.mapping.batchtile", "jaqmoo.mapping.kernel", "jaqmoo.mapping.mapper",
-                 "jaqmoo.mapping.mapping", "jaqmoo.mapping.mapspace", "jaqmoo.mapping.model",
+_CODE_MODULES = ("jaqmoo.mapping.batchtile", "jaqmoo.mapping.mapper", "jaqmoo.mapping.mapping",
+                 "jaqmoo.mapping.mapspace", "jaqmoo.mapping.mapspace.constraints",
+                 "jaqmoo.mapping.mapspace.factorisation", "jaqmoo.mapping.mapspace.enumeration",
+                 "jaqmoo.mapping.mapspace.neighbours", "jaqmoo.mapping.model", "jaqmoo.mapping.model.semantics",
+                 "jaqmoo.mapping.model.geometry", "jaqmoo.mapping.model._numpy", "jaqmoo.mapping.model._numba",
                  "jaqmoo.mapping.tensors", "jaqmoo.hardware.spec", "jaqmoo.workload")
 MAPPER_SETTINGS = ("budget", "min_utilization", "refine_top", "refine_rounds", "keep_top", "orders",
                    "chunk_rows", "seed")

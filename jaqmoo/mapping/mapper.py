@@ -469,6 +469,7 @@ def _fanout_spreads(batch: MappingBatch) -> list[np.ndarray]:
 
 def smallest_mapping(layer: Layer, spec: ms.MapspaceSpec) -> MappingBatch:
     """The mapping with the smallest tiles: every free factor at the outermost free loop."""
+    spec = ms.for_layer(spec, layer)
     n_levels = spec.n_levels
     temporal = np.ones((n_levels, len(DIMS)), dtype=np.int64)
     sx = np.ones_like(temporal)
