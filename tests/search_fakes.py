@@ -71,8 +71,9 @@ class FakeAccuracy:
 
 
 def fake_accuracy_setup(spec, splits, layer_names, default_checkpoint, progress=True):
-    """Drop-in for :func:`jaqmoo.search.accuracy.obtain_accuracy` (no training)."""
-    from jaqmoo.search.accuracy import AccuracySetup, CachedEstimator
+    """Drop-in for :func:`jaqmoo.experiment.accuracy.obtain_accuracy` (no training)."""
+    from jaqmoo.experiment.accuracy import AccuracySetup
+    from jaqmoo.experiment.caches import CachedEstimator
 
     rescore = CachedEstimator(FakeAccuracy()) if spec.accuracy.estimator == "predictor" else None
     return AccuracySetup(CachedEstimator(FakeAccuracy()), rescore, {}, {"fake_accuracy": 0.0}, {})

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
+import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import prepare_experiment, run_experiment

@@ -12,15 +12,15 @@ import pytest
 import yaml
 from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
+import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import run_experiment
+from jaqmoo.experiment.spec import parse_spec
 from jaqmoo.hardware.templates import get_template
 from jaqmoo.mapping import cache as mcache
 from jaqmoo.mapping.mapper import Mapper, shape_key
 from jaqmoo.search.evaluation import JointEvaluator
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
-from jaqmoo.search.spec import parse_spec
 from jaqmoo.workload import Layer, Workload
 
 SMALL = Layer("small", "conv", K=16, C=8, P=8, Q=8, R=3, S=3)

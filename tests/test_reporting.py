@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from search_fakes import FakeEvaluator, fake_accuracy_setup, fake_space
 
-import jaqmoo.search.accuracy as accuracy_module
+import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.report import load_run
@@ -166,3 +166,38 @@ def test_report_writer_throttles_only_slow_writes(fake_run, tmp_path, monkeypatc
     assert writer() == out
     assert writer() is None  # skipped: within 4x the last write's time
     assert writer(force=True) == out  # the final write always happens
+
+
+def test_breakdown_rebuilt_from_meta_keeps_the_runs_accumulator_bits(tmp_path, monkeypatch):
+    """A run with a non-default ``quantization.accumulator_bits``: the report rebuilds the
+    evaluator from meta.json (a fresh ``jaqmoo report``, not the run's own evaluator) and its
+    per-layer energies add up to the stored totals. Without the option (the breakdown's old
+    private copy of the evaluator set-up) the recomputed totals differ: the check can fail."""
+    import copy
+
+    import yaml
+    from test_experiment import TINY
+
+    from jaqmoo.reporting.breakdown import CostBreakdown
+
+    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
+    spec = copy.deepcopy(TINY)
+    spec.setdefault("quantization", {})["accumulator_bits"] = 8
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--generations", "2", "--pop", "6", "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "again.html")]) == 0
+    r = page_data(tmp_path / "again.html")["runs"][0]
+    front = pd.read_csv(tmp_path / "r" / "front.csv")
+    assert len(front)
+    for i, det in enumerate(r["details"][: len(front)]):
+        assert det["check"]["ok"], det["check"]
+        total = sum(sum(lay["energy_by_level"].values()) for lay in det["layers"])
+        assert total == pytest.approx(front.iloc[i]["energy_pj"], rel=1e-6)
+
+    run = load_run(tmp_path / "r")
+    meta = copy.deepcopy(run.meta)
+    meta["spec"]["quantization"]["accumulator_bits"] = None  # what the breakdown used to rebuild
+    other = CostBreakdown.from_meta(meta, run.evaluations)
+    checks = [other.detail(row, run.layer_names)["check"] for _, row in run.front.iterrows()]
+    assert not all(c["ok"] for c in checks)

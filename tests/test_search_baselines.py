@@ -409,7 +409,7 @@ def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(tmp_pat
     from search_fakes import fake_accuracy_setup
     from test_experiment import TINY
 
-    import jaqmoo.search.accuracy as accuracy_module
+    import jaqmoo.experiment.accuracy as accuracy_module
     from jaqmoo.cli import main
 
     monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
@@ -442,7 +442,7 @@ def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(tmp_pat
     ({"haq_budgets": [0.5, 0.5]}, "twice"),
 ])
 def test_searcher_options_are_validated(change, message):
-    from jaqmoo.search.spec import parse_spec
+    from jaqmoo.experiment.spec import parse_spec
 
     data = {"model": {"name": "simple_cnn"}, "dataset": {"name": "digits"}, "accelerator": {"template": "eyeriss"},
             "search": change}

@@ -166,7 +166,7 @@ def test_sigkill_then_resume_runs_only_what_was_missing_and_a_raising_run_is_rep
 def test_run_task_records_done_skips_it_after_and_records_a_failure(tmp_path, monkeypatch):
     from search_fakes import fake_accuracy_setup
 
-    import jaqmoo.search.accuracy as accuracy_module
+    import jaqmoo.experiment.accuracy as accuracy_module
     from jaqmoo.sweep.tasks import read_marker, run_task
 
     monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)  # no supernet training here

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
+import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import prepare_experiment, run_experiment
+from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.report import load_run
-from jaqmoo.search.spec import load_spec, parse_spec
 from jaqmoo.sweep.outputs import _run_row
 from jaqmoo.sweep.spec import load_sweep_spec
 

@@ -491,6 +491,17 @@ def arch_columns(space: ElasticSpace, spec: ArchSpec) -> dict[str, int]:
     return cols
 
 
+def space_of_model(model: dict) -> ElasticSpace | None:
+    """The architecture space of a plain ``model`` spec section (a validated spec's
+    ``spec.to_dict()["model"]``, as ``meta.json`` records it); None without ``elastic``."""
+    d = model.get("elastic")
+    if d is None:
+        return None
+    return ElasticSpace(tuple(d["depth"]), tuple(d["expand"]), tuple(d["kernel"]),
+                        float(model.get("width_mult", 1.0)), str(model["name"]))
+
+
 __all__ = ["ELASTIC_MODELS", "MBV2", "ArchSpec", "BlockShape", "ElasticFamily", "ElasticSpace", "MobileNetV2Family",
            "family", "InvertedResidual", "MobileNetV2Net", "arch_columns", "arch_stats",
-           "build_largest", "build_standalone", "conv_layer", "make_divisible", "subnet_layers", "subnet_workload"]
+           "build_largest", "build_standalone", "conv_layer", "make_divisible", "space_of_model", "subnet_layers",
+           "subnet_workload"]

@@ -1,0 +1,201 @@
+"""What a spec's model is to the rest of the experiment: a fixed network or an elastic space.
+
+One interface, two implementations, chosen once by :func:`model_strategy` (never by ``if`` on
+``model.elastic`` further on):
+
+* :class:`FixedModel` -- ``model.name`` as built by :func:`jaqmoo.models.build_model`: the
+  search evolves bits (+ hardware, mappings) of its layers; accuracy from a
+  :class:`~jaqmoo.quant.supernet.Supernet` of that network (or a predictor fitted on it).
+* :class:`ElasticModel` -- ``model.elastic``: architecture genes in front of the bits genome of
+  the largest sub-network; accuracy of (architecture, bits) pairs from an elastic supernet (or
+  an :class:`~jaqmoo.quant.elastic_estimators.ArchPredictor`).
+
+Each answers: the network and workload the bits genome describes (:meth:`network`), the genome
+the search evolves (:meth:`search_space`), how its supernet is built, loaded and named, and the
+estimators of the search and of the final re-scoring (:meth:`estimators`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.caches import CachedEstimator, NoGradPairs, PairCache
+from jaqmoo.experiment.elastic import (
+    arch_genome,
+    elastic_space,
+    fit_arch_predictor,
+    largest_workload,
+)
+from jaqmoo.experiment.spec import ExperimentSpec
+from jaqmoo.models import build_model
+from jaqmoo.models.elastic_mbv2 import ElasticSpace, build_largest
+from jaqmoo.quant import supernet as sn
+from jaqmoo.quant.elastic import build_elastic_supernet, load_elastic_supernet
+from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
+from jaqmoo.quant.estimators import EvalData, PredictorEstimator, SupernetEstimator
+from jaqmoo.workload import Workload, extract_workload
+
+PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
+
+#: ``fitted(kind, fit, extra_key)``: the predictor of this run, loaded from its cache or ``fit()``
+FittedPredictor = Callable[[str, Callable[[], Any], dict | None], Any]
+
+
+class ModelStrategy(Protocol):
+    """The model side of an experiment (see the module doc)."""
+
+    spec: ExperimentSpec
+    #: the elastic architecture space (None for a fixed network)
+    space: ElasticSpace | None
+
+    @property
+    def kind(self) -> str:
+        """Names the supernet family in cache file names (``mobilenet_v2``, ``mobilenet_v2-elastic``)."""
+
+    @property
+    def description(self) -> str:
+        """The network in messages (``model simple_cnn``)."""
+
+    def network(self, splits: Any) -> tuple[Any, Workload]:
+        """The network whose layers the bits genome describes, and its workload."""
+
+    def search_space(self, bits: Any, splits: Any) -> Any:
+        """The genome the search evolves around ``bits`` (a GenomeSpace)."""
+
+    def train_extra(self) -> dict[str, Any]:
+        """What the supernet's ``TrainConfig.extra`` records about the model."""
+
+    def build_supernet(self, cfg: Any, splits: Any) -> Any:
+        """An untrained supernet for ``cfg`` (a ``TrainConfig``)."""
+
+    def load_supernet(self, path: Path) -> Any:
+        """The trained supernet at ``path`` (refusing one of another network)."""
+
+    def meta(self) -> dict[str, Any]:
+        """Entries of the run's ``meta.json`` about the model."""
+
+    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
+                   progress: bool) -> tuple[Any, Any | None, Any | None]:
+        """``(search estimator, re-scoring estimator or None, predictor or None)``."""
+
+
+class FixedModel:
+    """A fixed network (``model.name``, ``model.width_mult``)."""
+
+    space = None
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.spec = spec
+
+    @property
+    def kind(self) -> str:
+        return self.spec.model.name
+
+    @property
+    def description(self) -> str:
+        return f"model {self.spec.model.name}"
+
+    def network(self, splits: Any) -> tuple[Any, Workload]:
+        m = self.spec.model
+        model = build_model(m.name, splits.num_classes, splits.in_channels, splits.input_size, m.width_mult)
+        return model, extract_workload(model, splits.input_shape, name=m.name)
+
+    def search_space(self, bits: Any, splits: Any) -> Any:
+        return bits
+
+    def train_extra(self) -> dict[str, Any]:
+        return {}
+
+    def build_supernet(self, cfg: Any, splits: Any) -> Any:
+        return sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
+                                 splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+
+    def load_supernet(self, path: Path) -> Any:
+        return sn.load_supernet(path, expect_model=self.spec.model.name)
+
+    def meta(self) -> dict[str, Any]:
+        return {}
+
+    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
+                   progress: bool) -> tuple[Any, Any | None, Any | None]:
+        spec = self.spec
+        supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
+        if spec.accuracy.estimator == "supernet":
+            return CachedEstimator(supernet_est), None, None
+        predictor = fitted(PREDICTOR_KIND, lambda: PredictorEstimator.fit_from(
+            supernet_est, n_samples=spec.accuracy.predictor_samples, choices=supernet_bits(spec), seed=spec.seed,
+            kind=PREDICTOR_KIND, progress=progress), None)
+        return CachedEstimator(predictor), CachedEstimator(supernet_est), predictor
+
+
+class ElasticModel:
+    """An elastic architecture space (``model.elastic``); the bits genome is its largest network's."""
+
+    def __init__(self, spec: ExperimentSpec, space: ElasticSpace) -> None:
+        self.spec = spec
+        self.space = space
+
+    @property
+    def kind(self) -> str:
+        return f"{self.spec.model.name}-elastic"
+
+    @property
+    def description(self) -> str:
+        return "the largest network of model.elastic"
+
+    def network(self, splits: Any) -> tuple[Any, Workload]:
+        model = build_largest(self.space, splits.num_classes, splits.in_channels, splits.input_size)
+        return model, largest_workload(self.space, splits)
+
+    def search_space(self, bits: Any, splits: Any) -> Any:
+        return arch_genome(self.space, bits, splits)
+
+    def train_extra(self) -> dict[str, Any]:
+        return {"elastic": self.space.to_dict()}  # train_supernet builds the elastic supernet of this space
+
+    def build_supernet(self, cfg: Any, splits: Any) -> Any:
+        return build_elastic_supernet(self.space, splits.num_classes, splits.in_channels, splits.input_size,
+                                      splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+
+    def load_supernet(self, path: Path) -> Any:
+        try:
+            return load_elastic_supernet(path, expect_space=self.space)
+        except JaqmooError as exc:
+            raise JaqmooError(f"{self.spec.source}: model.elastic / accuracy.checkpoint: {exc}") from None
+
+    def meta(self) -> dict[str, Any]:
+        return {"elastic": self.space.to_dict()}
+
+    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
+                   progress: bool) -> tuple[Any, Any | None, Any | None]:
+        spec, space = self.spec, self.space
+        data = EvalData.from_splits(splits, spec.accuracy.val_images, seed=spec.seed)
+        active = net.active_layer_names
+        supernet_est = PairCache(NoGradPairs(ElasticSupernetEstimator(net, data)), space, active)
+        if spec.accuracy.estimator == "supernet":
+            return supernet_est, None, None
+        predictor = fitted(f"arch-{PREDICTOR_KIND}", lambda: fit_arch_predictor(
+            net, supernet_est, spec.accuracy.predictor_samples, supernet_bits(spec), spec.seed, progress),
+            {"elastic": space.to_dict()})
+        return PairCache(predictor, space, active), supernet_est, predictor
+
+
+def supernet_bits(spec: ExperimentSpec) -> tuple[int, ...]:
+    """Bit-widths the supernet must serve: every weight/activation choice and fixed-layer bits."""
+    q = spec.quantization
+    bits = set(q.weight_bits) | set(q.act_bits)
+    for _, (w, a) in q.fixed_layers:
+        bits |= {w, a}
+    return tuple(sorted(bits))
+
+
+def model_strategy(spec: ExperimentSpec) -> FixedModel | ElasticModel:
+    """The strategy of the spec's model: :class:`ElasticModel` with ``model.elastic``, else :class:`FixedModel`."""
+    space = elastic_space(spec)
+    return FixedModel(spec) if space is None else ElasticModel(spec, space)
+
+
+__all__ = ["PREDICTOR_KIND", "ElasticModel", "FixedModel", "ModelStrategy", "model_strategy", "supernet_bits"]
