@@ -5,6 +5,10 @@
 #   benchmarks/same_outputs.sh run after      # on the new code  -> /tmp/rd-after-*
 #   benchmarks/same_outputs.sh compare        # RESULT line; exit 1 when any CSV differs
 # Single-threaded (--threads 1, OMP_NUM_THREADS=1) so the floating-point order is the same.
+# Run "before" and "after" from the same folder: they must share runs/cache (the supernets).
+# A supernet trained from scratch is not bit-reproducible across processes (it is built, with
+# torch's per-process random seed, before train_supernet seeds torch), so only the first run
+# trains and the second reuses the cached checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
