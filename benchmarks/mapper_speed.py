@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import analyze, cost, resolve_backend
+    from jaqmoo.models import model_workload
     from jaqmoo.quant.policy import SUPPORTED_BITS
     from jaqmoo.search.evaluation import JointEvaluator
-    from jaqmoo.workload import Layer, model_workload, parse_input_shape
+    from jaqmoo.workload import Layer, parse_input_shape
 
     if args.quick:
         args.input, args.iterations, args.check = "3x32x32", 6, 2

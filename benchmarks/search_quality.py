@@ -48,7 +48,7 @@ def uniform8_cost(run, row: pd.Series, b8: pd.Series, cache: dict) -> tuple[floa
     from jaqmoo.cost import network_cost
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
-    from jaqmoo.workload import model_workload
+    from jaqmoo.models import model_workload
 
     hw = hardware_of(row)
     if hw == hardware_of(b8):

@@ -13,7 +13,7 @@ import pytest
 from jaqmoo.data import FASHION_MNIST_DIR
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment.spec import load_spec, parse_spec
-from jaqmoo.models.elastic_mbv2 import ArchSpec, subnet_workload
+from jaqmoo.models.elastic_space import ArchSpec, subnet_workload
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 JAQ = PROBLEMS / "jaq-mobilenetv2-eyeriss.yaml"

@@ -16,13 +16,9 @@ from test_elastic_experiment import _tiny
 from jaqmoo.data import FASHION_MNIST_DIR
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment.spec import load_spec, parse_spec
+from jaqmoo.models import model_workload
 from jaqmoo.models.elastic_mbv1 import v1_stages
-from jaqmoo.models.elastic_mbv2 import (
-    ArchSpec,
-    ElasticSpace,
-    arch_stats,
-    subnet_workload,
-)
+from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace, arch_stats, subnet_workload
 from jaqmoo.models.mobilenet_v1 import V1_BLOCKS
 from jaqmoo.quant.elastic import (
     ElasticSupernet,
@@ -33,7 +29,6 @@ from jaqmoo.quant.elastic import (
     sandwich_pairs,
     sort_hidden_channels,
 )
-from jaqmoo.workload import model_workload
 
 V1 = "mobilenet_v1"
 SPACE = ElasticSpace.from_dict({}, width_mult=0.25, model=V1)  # depth 1/2/4/6, kernel 3/5/7
@@ -60,7 +55,7 @@ def test_largest_is_the_fixed_mobilenet_v1(width, shape):
     today = model_workload(V1, shape, 10, width)
     assert ours.layers == today.layers  # names included: a policy of today's network applies
     from jaqmoo.models import build_model
-    from jaqmoo.models.elastic_mbv2 import build_largest
+    from jaqmoo.models.elastic_space import build_largest
 
     fixed = build_model(V1, 10, shape[0], shape[1], width).state_dict()
     largest = build_largest(space, 10, shape[0], shape[1]).state_dict()

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 
-import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import run_experiment
 from jaqmoo.experiment.spec import parse_spec
@@ -194,9 +192,8 @@ TINY_RUN = {
 
 
 @pytest.fixture
-def counted_warmups(monkeypatch):
+def counted_warmups(fake_accuracy, monkeypatch):
     """Fake accuracy (no training); counts the warm-up computations (not the cache reads)."""
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
     calls = []
     real = mcache._compute
     monkeypatch.setattr(mcache, "_compute", lambda mapper, layers, *a: (calls.append(len(layers)), real(mapper, layers, *a)))

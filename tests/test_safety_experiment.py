@@ -9,7 +9,6 @@ from dataclasses import asdict
 
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 from test_experiment import TINY, _spec
 
 import jaqmoo.experiment.accuracy as accuracy_module
@@ -19,19 +18,6 @@ from jaqmoo.experiment import prepare_experiment, run_experiment
 from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.locking import FolderLock, LockHeld
 from jaqmoo.quant.policy import QuantPolicy
-
-
-@pytest.fixture
-def fake_accuracy(monkeypatch):
-    calls = {"n": 0}
-
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        return fake_accuracy_setup(*args, **kwargs)
-
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", counting)
-    return calls
-
 
 # --------------------------------------------------------------------------- resume compatibility
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace
+from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace
 from jaqmoo.quant.policy import QuantPolicy
 
 

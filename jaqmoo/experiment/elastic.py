@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from jaqmoo.experiment.spec import ExperimentSpec
-from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, space_of_model, subnet_workload
+from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace, space_of_model, subnet_workload
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.workload import Workload
 

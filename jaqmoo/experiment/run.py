@@ -168,7 +168,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     run = load_run(prep.out_dir)
     if accuracy.rescore_estimator is not None and spec.accuracy.rescore_front:
         t2 = time.perf_counter()
-        _rescore_front(run, space, accuracy.rescore_estimator, 2 * spec.search.population, progress)
+        rescore_front(run, space, accuracy.rescore_estimator, 2 * spec.search.population, progress)
         seconds["rescore"] = time.perf_counter() - t2
         run = load_run(prep.out_dir)
     files = write_outputs(run, plots=plots)
@@ -180,7 +180,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
-def _rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bool = True) -> None:
+def rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bool = True) -> None:
     """Score the baselines and the best predicted non-dominated ranks (at least ``pool``
     individuals, not only the predicted front: a predictor's errors move points across
     ranks) with the supernet; write ``rescored.json``. :func:`jaqmoo.report.load_run` then

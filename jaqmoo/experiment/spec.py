@@ -48,17 +48,22 @@ from jaqmoo.experiment.fields import (
     section,
     typed,
 )
+from jaqmoo.models import MODELS
+from jaqmoo.models.elastic_space import FAMILIES, family
 from jaqmoo.objectives import NAMES as OBJECTIVE_NAMES
 from jaqmoo.quant.policy import SUPPORTED_BITS
+from jaqmoo.search.algorithms import ALGORITHM_NAMES
+from jaqmoo.search.baselines import SEARCHERS
 from jaqmoo.textfile import read_utf8
 
 MAPPING_MODES = ("inner", "outer")
 MAPPING_METRICS = ("energy", "edp", "cycles")
 ESTIMATORS = ("supernet", "predictor")
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
-ALGORITHMS = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")  # == search.algorithms.ALGORITHM_NAMES
-#: the seed papers' searchers (jaqmoo.search.baselines), selectable as search.algorithm too
-BASELINE_ALGORITHMS = ("uniform", "random", "haq", "bits-nsga2")
+#: pymoo algorithms (jaqmoo.search.algorithms) and the seed papers' searchers (jaqmoo.search.baselines),
+#: both selectable as search.algorithm
+ALGORITHMS = ALGORITHM_NAMES
+BASELINE_ALGORITHMS = SEARCHERS
 HAQ_RESOURCES = ("energy", "latency", "memory")
 
 
@@ -226,8 +231,6 @@ def _plain(obj: Any) -> Any:
 
 
 def _model(data: Any, src: str) -> ModelSpec:
-    from jaqmoo.models import MODELS
-
     d = section(data, f"{src}: model")
     check_keys(d, field_names(ModelSpec), f"{src}: model")
     if "name" not in d:
@@ -242,8 +245,6 @@ def _model(data: Any, src: str) -> ModelSpec:
     )
 
 
-#: the elastic architecture spaces (model name -> largest depth any of its stages has)
-ELASTIC_MODELS = {"mobilenet_v1": 6, "mobilenet_v2": 4}
 ELASTIC_KEYS = ("depth", "expand", "kernel")
 
 
@@ -251,20 +252,18 @@ def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[t
     """``model.elastic``: ``{depth: [...], expand: [...], kernel: [...]}`` (each key optional,
     defaults the family's: 2/3/4, 3/4/6, 3/5/7 for mobilenet_v2; 1/2/4/6, 1, 3/5/7 for
     mobilenet_v1, whose blocks have no expand layer), validated; sorted unique choices per key."""
-    if model not in ELASTIC_MODELS:
+    if model not in FAMILIES:
         raise JaqmooError(f"{src}: model.elastic: model {model!r} has no elastic architecture space; only "
-                          f"{', '.join(ELASTIC_MODELS)} have one. Set model.name to one of them or remove model.elastic")
+                          f"{', '.join(FAMILIES)} have one. Set model.name to one of them or remove model.elastic")
     if checkpoint is not None:
         raise JaqmooError(f"{src}: model.checkpoint cannot start an elastic supernet (its largest network has other "
                           "weight shapes); remove model.checkpoint or model.elastic")
     d = section(data, f"{src}: model.elastic")
     check_keys(d, list(ELASTIC_KEYS), f"{src}: model.elastic")
-    from jaqmoo.models.elastic_mbv2 import family
-
     fam = family(model)
     defaults = fam.defaults
     top_expand = 8 if fam.has_expand else 1
-    limits = {"depth": (1, ELASTIC_MODELS[model], f"{model}'s stages have at most {ELASTIC_MODELS[model]} blocks"),
+    limits = {"depth": (1, fam.max_depth, f"{model}'s stages have at most {fam.max_depth} blocks"),
               "expand": (1, top_expand, "an expand ratio of 1..8 (MobileNetV2 uses 6)"),
               "kernel": (1, 9, "an odd depthwise kernel of 1..9 (e.g. 3, 5, 7)")}
     out = []

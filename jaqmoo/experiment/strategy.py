@@ -31,7 +31,7 @@ from jaqmoo.experiment.elastic import (
 )
 from jaqmoo.experiment.spec import ExperimentSpec
 from jaqmoo.models import build_model
-from jaqmoo.models.elastic_mbv2 import ElasticSpace, build_largest
+from jaqmoo.models.elastic_space import ElasticSpace, build_largest
 from jaqmoo.quant import supernet as sn
 from jaqmoo.quant.elastic import build_elastic_supernet, load_elastic_supernet
 from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator

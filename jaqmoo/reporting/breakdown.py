@@ -146,7 +146,7 @@ class CostBreakdown:
     def _elastic_from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
         """An architecture search's breakdown: its genome and sub-network costs from ``meta.json``."""
         from jaqmoo.hardware.templates import get_template
-        from jaqmoo.models.elastic_mbv2 import space_of_model
+        from jaqmoo.models.elastic_space import space_of_model
         from jaqmoo.search.arch_genes import ArchGenomeSpace
 
         spec = meta["spec"]
