@@ -8,11 +8,13 @@ channels may be limited to a prefix (the expand choice) and whose depthwise kern
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jaqmoo.models import elastic_space
 from jaqmoo.models.elastic_space import (
     FAMILIES,
     SMALL_INPUT_BELOW,
@@ -136,5 +138,21 @@ class MobileNetV2Net(nn.Module):
 
 
 FAMILIES.register(MBV2.name, MBV2)
+
+#: names that lived here before the elastic space moved to :mod:`jaqmoo.models.elastic_space`
+MOVED_TO_ELASTIC_SPACE = ("ArchSpec", "BlockShape", "ElasticFamily", "ElasticSpace", "ELASTIC_MODELS", "arch_columns",
+                          "arch_stats", "build_largest", "build_standalone", "conv_layer", "family", "make_divisible",
+                          "space_of_model", "subnet_layers", "subnet_workload")
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated: the elastic space's names, importable from here with a DeprecationWarning."""
+    if name not in MOVED_TO_ELASTIC_SPACE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new = "tuple(FAMILIES)" if name == "ELASTIC_MODELS" else name
+    warnings.warn(f"jaqmoo.models.elastic_mbv2.{name} moved to jaqmoo.models.elastic_space ({new})",
+                  DeprecationWarning, stacklevel=2)
+    return tuple(elastic_space.FAMILIES) if name == "ELASTIC_MODELS" else getattr(elastic_space, name)
+
 
 __all__ = ["MBV2", "MBV2_SETTINGS", "InvertedResidual", "MobileNetV2Family", "MobileNetV2Net", "conv_bn_act"]
