@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.experiment.estimators import ESTIMATORS
 from jaqmoo.experiment.spec import ExperimentSpec
 from jaqmoo.experiment.strategy import model_strategy, supernet_bits
 
@@ -302,7 +303,7 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
         predictor, timings["predictor_fit"] = cached_predictor(spec, default_checkpoint, ckpt, kind, fit, extra_key)
         return predictor
 
-    search_est, rescore_est, predictor = model.estimators(net, splits, fitted, progress)
+    search_est, rescore_est, predictor = ESTIMATORS.lookup(spec.accuracy.estimator)(model, net, splits, fitted, progress)
     if predictor is not None:
         meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(search_est, rescore_est, fixed, timings, meta)

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.estimators import ESTIMATORS as ESTIMATOR_KINDS
 from jaqmoo.experiment.fields import (
     bits_list,
     bits_pair,
@@ -58,7 +59,7 @@ from jaqmoo.textfile import read_utf8
 
 MAPPING_MODES = ("inner", "outer")
 MAPPING_METRICS = ("energy", "edp", "cycles")
-ESTIMATORS = ("supernet", "predictor")
+ESTIMATORS = tuple(ESTIMATOR_KINDS)  # jaqmoo.experiment.estimators
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
 #: pymoo algorithms (jaqmoo.search.algorithms) and the seed papers' searchers (jaqmoo.search.baselines),
 #: both selectable as search.algorithm

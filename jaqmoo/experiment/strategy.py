@@ -11,8 +11,9 @@ One interface, two implementations, chosen once by :func:`model_strategy` (never
   an :class:`~jaqmoo.quant.elastic_estimators.ArchPredictor`).
 
 Each answers: the network and workload the bits genome describes (:meth:`network`), the genome
-the search evolves (:meth:`search_space`), how its supernet is built, loaded and named, and the
-estimators of the search and of the final re-scoring (:meth:`estimators`).
+the search evolves (:meth:`search_space`), how its supernet is built, loaded and named, and its
+accuracy estimators (per policy or per (architecture, bits) pair) that the estimator kinds of
+:mod:`jaqmoo.experiment.estimators` put together.
 """
 
 from __future__ import annotations
@@ -77,9 +78,14 @@ class ModelStrategy(Protocol):
     def meta(self) -> dict[str, Any]:
         """Entries of the run's ``meta.json`` about the model."""
 
-    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
-                   progress: bool) -> tuple[Any, Any | None, Any | None]:
-        """``(search estimator, re-scoring estimator or None, predictor or None)``."""
+    def supernet_estimators(self, net: Any, splits: Any) -> tuple[Any, Any]:
+        """``(estimator a predictor is fitted on, memoised supernet estimator)``."""
+
+    def fit_predictor(self, net: Any, source: Any, fitted: FittedPredictor, progress: bool) -> Any:
+        """The predictor fitted on ``source``'s scores (through ``fitted``, which caches it)."""
+
+    def memoised(self, estimator: Any, net: Any) -> Any:
+        """``estimator`` memoised per phenotype."""
 
 
 class FixedModel:
@@ -119,16 +125,18 @@ class FixedModel:
     def meta(self) -> dict[str, Any]:
         return {}
 
-    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
-                   progress: bool) -> tuple[Any, Any | None, Any | None]:
+    def supernet_estimators(self, net: Any, splits: Any) -> tuple[Any, Any]:
+        est = SupernetEstimator(net, splits, max_images=self.spec.accuracy.val_images, seed=self.spec.seed)
+        return est, CachedEstimator(est)
+
+    def fit_predictor(self, net: Any, source: Any, fitted: FittedPredictor, progress: bool) -> Any:
         spec = self.spec
-        supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
-        if spec.accuracy.estimator == "supernet":
-            return CachedEstimator(supernet_est), None, None
-        predictor = fitted(PREDICTOR_KIND, lambda: PredictorEstimator.fit_from(
-            supernet_est, n_samples=spec.accuracy.predictor_samples, choices=supernet_bits(spec), seed=spec.seed,
+        return fitted(PREDICTOR_KIND, lambda: PredictorEstimator.fit_from(
+            source, n_samples=spec.accuracy.predictor_samples, choices=supernet_bits(spec), seed=spec.seed,
             kind=PREDICTOR_KIND, progress=progress), None)
-        return CachedEstimator(predictor), CachedEstimator(supernet_est), predictor
+
+    def memoised(self, estimator: Any, net: Any) -> Any:
+        return CachedEstimator(estimator)
 
 
 class ElasticModel:
@@ -169,18 +177,19 @@ class ElasticModel:
     def meta(self) -> dict[str, Any]:
         return {"elastic": self.space.to_dict()}
 
-    def estimators(self, net: Any, splits: Any, fitted: FittedPredictor,
-                   progress: bool) -> tuple[Any, Any | None, Any | None]:
-        spec, space = self.spec, self.space
-        data = EvalData.from_splits(splits, spec.accuracy.val_images, seed=spec.seed)
-        active = net.active_layer_names
-        supernet_est = PairCache(NoGradPairs(ElasticSupernetEstimator(net, data)), space, active)
-        if spec.accuracy.estimator == "supernet":
-            return supernet_est, None, None
-        predictor = fitted(f"arch-{PREDICTOR_KIND}", lambda: fit_arch_predictor(
-            net, supernet_est, spec.accuracy.predictor_samples, supernet_bits(spec), spec.seed, progress),
-            {"elastic": space.to_dict()})
-        return PairCache(predictor, space, active), supernet_est, predictor
+    def supernet_estimators(self, net: Any, splits: Any) -> tuple[Any, Any]:
+        data = EvalData.from_splits(splits, self.spec.accuracy.val_images, seed=self.spec.seed)
+        est = self.memoised(NoGradPairs(ElasticSupernetEstimator(net, data)), net)
+        return est, est  # the predictor's samples are memoised too: the re-scoring reuses them
+
+    def fit_predictor(self, net: Any, source: Any, fitted: FittedPredictor, progress: bool) -> Any:
+        spec = self.spec
+        return fitted(f"arch-{PREDICTOR_KIND}", lambda: fit_arch_predictor(
+            net, source, spec.accuracy.predictor_samples, supernet_bits(spec), spec.seed, progress),
+            {"elastic": self.space.to_dict()})
+
+    def memoised(self, estimator: Any, net: Any) -> Any:
+        return PairCache(estimator, self.space, net.active_layer_names)
 
 
 def supernet_bits(spec: ExperimentSpec) -> tuple[int, ...]:
