@@ -1,19 +1,19 @@
 """Named registries, one way everywhere (torchvision's ``register_model`` / ``get_model`` style).
 
 Each kind of plug-in has one :class:`Registry`, owned by the module that defines the kind:
-models (:data:`jaqmoo.models.MODELS`), accelerator templates
-(:data:`jaqmoo.hardware.templates.TEMPLATES`), elastic model families
-(:data:`jaqmoo.models.elastic_space.FAMILIES`), accuracy estimators
-(:data:`jaqmoo.quant.estimators.ESTIMATORS`) and searchers
-(:data:`jaqmoo.search.searchers.SEARCHERS`). An entry registers itself where it is defined::
+models (:data:`jaqmoo.models.registry.MODELS`), elastic model families
+(:data:`jaqmoo.models.elastic_space.FAMILIES`), accelerator templates
+(:data:`jaqmoo.hardware.templates.base.TEMPLATES`), pymoo algorithms
+(:data:`jaqmoo.search.algorithms.ALGORITHMS`) and accuracy estimator kinds
+(:data:`jaqmoo.experiment.estimators.ESTIMATORS`). An entry registers itself where it is defined::
 
     @MODELS.register("simple_cnn")
-    def simple_cnn(num_classes, in_channels, input_size, width_mult): ...
+    def simple_cnn(num_classes, in_channels, small, width_mult): ...
 
     MODELS.lookup("simple_cnn")     # the entry; an unknown name is a JaqmooError listing the names
 
 A registry is a read-only mapping (``name in MODELS``, ``list(MODELS)``, ``MODELS[name]``), so
-adding a model, a template or a searcher touches the one file that defines it.
+adding a model, a template or an algorithm touches the one file that defines it.
 """
 
 from __future__ import annotations
