@@ -41,7 +41,7 @@ import torch
 from scipy.stats import kendalltau
 
 from jaqmoo.data import load_dataset
-from jaqmoo.models.elastic_mbv2 import ElasticSpace
+from jaqmoo.models.elastic_space import ElasticSpace
 from jaqmoo.quant.elastic import (
     evaluate_pair,
     export_subnet,

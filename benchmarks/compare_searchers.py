@@ -72,7 +72,7 @@ def smoke_spec(out: Path) -> dict:
 
 def variant(spec, name: str, population: int, generations: int, seed: int, hw_genes: tuple[str, ...]):
     """The spec of searcher ``name`` (budget population x generations, ``seed``)."""
-    from jaqmoo.search.spec import AcceleratorSpec
+    from jaqmoo.experiment.spec import AcceleratorSpec
 
     search = replace(spec.search, population=population, generations=generations,
                      algorithm=name if name in ("uniform", "random", "haq", "bits-nsga2") else "nsga2")
@@ -118,7 +118,7 @@ def run_in_worker(base_spec, spec, out_dir: str, shared_dir: str, threads: int |
     """A worker process's run: the shared supernet and predictor from their caches, then one search."""
     from jaqmoo.commands import set_threads
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import obtain_accuracy
+    from jaqmoo.experiment.accuracy import obtain_accuracy
 
     if threads:
         set_threads(threads)
@@ -215,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from jaqmoo.commands import set_threads
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import obtain_accuracy
+    from jaqmoo.experiment.accuracy import obtain_accuracy
+    from jaqmoo.experiment.spec import coerce_spec, parse_spec
     from jaqmoo.search.indicators import REFERENCE, hv_scale, hypervolume
-    from jaqmoo.search.spec import coerce_spec, parse_spec
 
     if args.threads:
         set_threads(args.threads)

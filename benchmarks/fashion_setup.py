@@ -106,7 +106,7 @@ def policy_energies(args: argparse.Namespace, net: Supernet, policies) -> np.nda
     from jaqmoo.cost import network_cost
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
-    from jaqmoo.workload import model_workload
+    from jaqmoo.models import model_workload
 
     wl = model_workload(net.meta.model, net.meta.input_shape, net.meta.num_classes, net.meta.width_mult)
     accel = get_template("eyeriss").build()

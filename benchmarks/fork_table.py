@@ -57,8 +57,9 @@ from jaqmoo.commands.timeloop import SEARCH_BUDGET  # noqa: E402
 from jaqmoo.cost import NetworkCost, network_cost  # noqa: E402
 from jaqmoo.mapping.mapper import Mapper, metric_values  # noqa: E402
 from jaqmoo.mapping.model import evaluate  # noqa: E402
+from jaqmoo.models import model_workload  # noqa: E402
 from jaqmoo.timeloop.check import load_reference  # noqa: E402
-from jaqmoo.workload import Workload, model_workload  # noqa: E402
+from jaqmoo.workload import Workload  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "timeloop_quant"
 DESIGNS = {"eyeriss-like": DATA / "mobilenet-l3-eyeriss-16bit_int-w4-a8",

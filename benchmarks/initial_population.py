@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import jaqmoo.search.session as session
     from jaqmoo.commands import set_threads
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import obtain_accuracy
+    from jaqmoo.experiment.accuracy import obtain_accuracy
+    from jaqmoo.experiment.spec import coerce_spec
     from jaqmoo.search.indicators import hv_scale, hypervolume
-    from jaqmoo.search.spec import coerce_spec
 
     set_threads(args.threads)
     out = Path(args.out)

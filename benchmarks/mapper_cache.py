@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import analyze, cost
+    from jaqmoo.models import model_workload
     from jaqmoo.quant.policy import SUPPORTED_BITS
     from jaqmoo.search.genome import GenomeSpace, HardwareGene
-    from jaqmoo.workload import Layer, model_workload, parse_input_shape
+    from jaqmoo.workload import Layer, parse_input_shape
 
     wl = model_workload(args.model, parse_input_shape(args.input))
     template = get_template(args.accelerator)

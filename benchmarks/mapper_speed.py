@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import resolve_backend
+    from jaqmoo.models import model_workload
     from jaqmoo.quant.policy import SUPPORTED_BITS
-    from jaqmoo.workload import model_workload, parse_input_shape
+    from jaqmoo.workload import parse_input_shape
 
     if args.quick:
         args.input, args.iterations = "3x32x32", 6

@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--recost", type=int, default=300, help="retained mappings per layer shape")
     args = parser.parse_args()
 
-    from jaqmoo.workload import model_workload
+    from jaqmoo.models import model_workload
 
     accel = load_timeloop_input(REFERENCE).accelerator
     workload = model_workload("mobilenet_v2", (3, 224, 224))

@@ -33,8 +33,8 @@ import yaml
 
 def build(spec_data: dict, work: Path, mode: str):
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import obtain_accuracy
-    from jaqmoo.search.evaluation import JointEvaluator
+    from jaqmoo.experiment.accuracy import obtain_accuracy
+    from jaqmoo.search.evaluators import build_evaluator
 
     data = copy.deepcopy(spec_data)
     data.setdefault("mapping", {})["mode"] = mode
@@ -44,7 +44,7 @@ def build(spec_data: dict, work: Path, mode: str):
     prep = prepare_experiment(data, out=work / "run")
     acc = obtain_accuracy(prep.spec, prep.splits, prep.layer_names, work / "supernet.pt", progress=False)
     space = prep.genome_space(acc.fixed_layers)
-    return space, JointEvaluator(prep.workload, prep.template, acc.search_estimator, space, metric=prep.spec.mapping.metric)
+    return space, build_evaluator(prep.spec.to_dict(), space, prep.template, acc.search_estimator, prep.workload)
 
 
 def same(a: list[dict], b: list[dict]) -> bool:

@@ -13,7 +13,7 @@ from the same budget of ``--fit`` supernet-scored samples and the same seed:
   one candidate from a per-policy level; architectures uniformly random after the largest and
   the smallest;
 * ``new``: :func:`jaqmoo.quant.estimators.sample_policies` /
-  :func:`jaqmoo.search.elastic_run.sample_pairs` as the package now draws them (uniform
+  :func:`jaqmoo.experiment.elastic.sample_pairs` as the package now draws them (uniform
   anchors, then level + noise bits as the search's first population draws them; architectures
   spread over sizes).
 
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from jaqmoo.commands import set_threads
     from jaqmoo.experiment import prepare_experiment
+    from jaqmoo.experiment.accuracy import check_identity, supernet_bits
+    from jaqmoo.experiment.caches import CachedEstimator
+    from jaqmoo.experiment.spec import coerce_spec
     from jaqmoo.quant.estimators import (
         EvalData,
         PredictorEstimator,
@@ -116,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         sample_policies,
     )
     from jaqmoo.quant.fidelity import bootstrap_kendall_tau
-    from jaqmoo.search.accuracy import CachedEstimator, check_identity, supernet_bits
-    from jaqmoo.search.spec import coerce_spec
 
     set_threads(args.threads)
     t_start = time.perf_counter()
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     data = EvalData.from_splits(prep.splits, spec.accuracy.val_images, seed=spec.seed)
     elastic = prep.elastic is not None
     if elastic:
+        from jaqmoo.experiment.caches import NoGradPairs, PairCache
+        from jaqmoo.experiment.elastic import sample_pairs
         from jaqmoo.quant.elastic import load_elastic_supernet
         from jaqmoo.quant.elastic_estimators import ArchPredictor, ElasticSupernetEstimator
-        from jaqmoo.search.elastic_run import NoGradPairs, PairCache, sample_pairs
 
         net = load_elastic_supernet(ckpt, expect_space=prep.elastic)
         truth = PairCache(NoGradPairs(ElasticSupernetEstimator(net, data)), prep.elastic, net.active_layer_names)

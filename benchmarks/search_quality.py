@@ -48,7 +48,7 @@ def uniform8_cost(run, row: pd.Series, b8: pd.Series, cache: dict) -> tuple[floa
     from jaqmoo.cost import network_cost
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
-    from jaqmoo.workload import model_workload
+    from jaqmoo.models import model_workload
 
     hw = hardware_of(row)
     if hw == hardware_of(b8):
@@ -81,16 +81,16 @@ def pick_point(table: pd.DataFrame, acc8: float, tolerance: float) -> pd.Series 
 
 def float_start(prep, path: Path, float_epochs: int, progress: bool) -> Path:
     """A float-trained start with the spec's training settings (cached at ``path``)."""
+    from jaqmoo.experiment.accuracy import first_last_bits, supernet_bits, train_kwargs
     from jaqmoo.quant.supernet import checkpoint_epochs
     from jaqmoo.quant.train import TrainConfig, train_supernet
-    from jaqmoo.search.accuracy import _first_last, _train_kwargs, supernet_bits
 
     spec = prep.spec
     if checkpoint_epochs(path) >= float_epochs:
         return path
-    kw = {k: v for k, v in _train_kwargs(spec).items() if k not in ("epochs", "float_epochs", "csq_fraction")}
+    kw = {k: v for k, v in train_kwargs(spec).items() if k not in ("epochs", "float_epochs", "csq_fraction")}
     cfg = TrainConfig(model=spec.model.name, dataset=prep.splits.name, out=str(path), width_mult=spec.model.width_mult,
-                      bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed, progress=progress,
+                      bits=supernet_bits(spec), fixed_first_last=first_last_bits(spec), seed=spec.seed, progress=progress,
                       data_root=spec.dataset.root, input_size=spec.dataset.input_size, epochs=0,
                       float_epochs=float_epochs, **kw)
     splits = prep.splits
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. re-score on the whole test split, same recalibration for every policy
     t1 = time.perf_counter()
-    from jaqmoo.search.accuracy import supernet_path
+    from jaqmoo.experiment.accuracy import supernet_path
 
     ckpt = supernet_path(spec, prep.splits, Path(out) / "supernet.pt")
     net = load_supernet(ckpt, expect_model=spec.model.name)

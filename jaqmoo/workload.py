@@ -208,9 +208,12 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 def model_workload(model_name: str, input_shape: tuple[int, int, int], num_classes: int = 1000,
                    width_mult: float = 1.0) -> Workload:
-    """Build a registry model for ``input_shape`` and extract its workload."""
-    from jaqmoo.models import build_model
+    """Deprecated: moved to :func:`jaqmoo.models.model_workload` (models sit above the workload
+    layer; this shim's upward import is the one the import contracts list as allowed)."""
+    import warnings
 
-    c, h, _ = input_shape
-    model = build_model(model_name, num_classes=num_classes, in_channels=c, input_size=h, width_mult=width_mult)
-    return extract_workload(model, input_shape, name=model_name)
+    from jaqmoo.models import model_workload as moved
+
+    warnings.warn("jaqmoo.workload.model_workload moved to jaqmoo.models.model_workload", DeprecationWarning,
+                  stacklevel=2)
+    return moved(model_name, input_shape, num_classes, width_mult)

@@ -71,8 +71,29 @@ class FakeAccuracy:
 
 
 def fake_accuracy_setup(spec, splits, layer_names, default_checkpoint, progress=True):
-    """Drop-in for :func:`jaqmoo.search.accuracy.obtain_accuracy` (no training)."""
-    from jaqmoo.search.accuracy import AccuracySetup, CachedEstimator
+    """Drop-in for :func:`jaqmoo.experiment.accuracy.obtain_accuracy` (no training)."""
+    from jaqmoo.experiment.accuracy import AccuracySetup
+    from jaqmoo.experiment.caches import CachedEstimator
 
     rescore = CachedEstimator(FakeAccuracy()) if spec.accuracy.estimator == "predictor" else None
     return AccuracySetup(CachedEstimator(FakeAccuracy()), rescore, {}, {"fake_accuracy": 0.0}, {})
+
+
+def fake_run_settings(**changes):
+    """The fake search runs' settings (accuracy, energy, memory; 4 generations of 12), with ``changes``."""
+    from jaqmoo.search.problem import Constraints
+    from jaqmoo.search.session import SearchSettings
+
+    base = {"objectives": ("accuracy", "energy", "memory"), "constraints": Constraints(min_accuracy=0.86),
+            "population": 12, "generations": 4, "seed": 1, "batch_size": 6}
+    return SearchSettings(**{**base, **changes})
+
+
+FAKE_RUN_SETTINGS = fake_run_settings()
+
+
+def run_fake_search(path, settings=FAKE_RUN_SETTINGS, name: str = "fake", **kwargs):
+    """A finished search with :class:`FakeEvaluator` over :func:`fake_space` in ``path``."""
+    from jaqmoo.search.session import search_in_directory
+
+    return search_in_directory(path, name, fake_space(), FakeEvaluator(), settings, progress=False, **kwargs)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ElasticSpace, subnet_workload
+from jaqmoo.models.elastic_space import ElasticSpace, subnet_workload
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.arch_genes import ArchEvaluator, ArchGenomeSpace
 from jaqmoo.search.genome import GenomeSpace, HardwareGene

@@ -9,17 +9,11 @@ import pytest
 from jaqmoo.cli import main
 from jaqmoo.cost import network_cost, packed_bits
 from jaqmoo.errors import JaqmooError
-from jaqmoo.hardware.templates import load_accelerator_spec
 from jaqmoo.mapping.mapper import Mapper
+from jaqmoo.models import model_workload
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.workload import model_workload
 
 FAST = dict(budget=300, refine_rounds=3)
-
-
-@pytest.fixture(scope="module")
-def eyeriss():
-    return load_accelerator_spec("eyeriss")
 
 
 @pytest.fixture(scope="module")

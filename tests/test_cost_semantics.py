@@ -20,11 +20,11 @@ from test_model_properties import layer_and_mapping, make_accel
 
 from jaqmoo.cost import network_cost
 from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.spec import _quantization
 from jaqmoo.hardware.spec import Accelerator, Level
 from jaqmoo.hardware.templates import get_template
 from jaqmoo.mapping.model import BACKENDS, analyze, cost, evaluate, values_per_word
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.search.spec import _quantization
 from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.workload import Layer, Workload
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import (
+from jaqmoo.models import model_workload
+from jaqmoo.models.elastic_space import (
     ArchSpec,
     ElasticSpace,
     arch_stats,
@@ -25,7 +26,7 @@ from jaqmoo.quant.elastic import (
     sort_hidden_channels,
 )
 from jaqmoo.quant.policy import FLOAT_BITS
-from jaqmoo.workload import extract_workload, model_workload
+from jaqmoo.workload import extract_workload
 
 SPACE = ElasticSpace(width_mult=0.25)
 V1_SPACE = ElasticSpace.from_dict({}, width_mult=0.25, model="mobilenet_v1")  # depth 1/2/4/6, kernel 3/5/7

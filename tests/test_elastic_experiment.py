@@ -12,8 +12,8 @@ import pytest
 
 from jaqmoo.data import FASHION_MNIST_DIR
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ArchSpec, subnet_workload
-from jaqmoo.search.spec import load_spec, parse_spec
+from jaqmoo.experiment.spec import load_spec, parse_spec
+from jaqmoo.models.elastic_space import ArchSpec, subnet_workload
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 JAQ = PROBLEMS / "jaq-mobilenetv2-eyeriss.yaml"
@@ -66,7 +66,7 @@ def test_jaq_spec_prepares_without_training(tmp_path):
     """Everything `jaqmoo run` checks before training: hardware, fixed layers, paths, train options,
     the joint genome over the largest sub-network's layers."""
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import expected_identity, supernet_path
+    from jaqmoo.experiment.accuracy import expected_identity, supernet_path
     from jaqmoo.search.arch_genes import ArchGenomeSpace
 
     prep = prepare_experiment(JAQ, out=tmp_path / "run")
@@ -122,7 +122,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_tiny_elastic_run_writes_architecture_columns(tiny_run):
-    from jaqmoo.search.elastic_run import elastic_space
+    from jaqmoo.experiment.elastic import elastic_space
 
     tmp, result = tiny_run
     run = result.run

@@ -15,13 +15,10 @@ from test_elastic_experiment import _tiny
 
 from jaqmoo.data import FASHION_MNIST_DIR
 from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.spec import load_spec, parse_spec
+from jaqmoo.models import model_workload
 from jaqmoo.models.elastic_mbv1 import v1_stages
-from jaqmoo.models.elastic_mbv2 import (
-    ArchSpec,
-    ElasticSpace,
-    arch_stats,
-    subnet_workload,
-)
+from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace, arch_stats, subnet_workload
 from jaqmoo.models.mobilenet_v1 import V1_BLOCKS
 from jaqmoo.quant.elastic import (
     ElasticSupernet,
@@ -32,8 +29,6 @@ from jaqmoo.quant.elastic import (
     sandwich_pairs,
     sort_hidden_channels,
 )
-from jaqmoo.search.spec import load_spec, parse_spec
-from jaqmoo.workload import model_workload
 
 V1 = "mobilenet_v1"
 SPACE = ElasticSpace.from_dict({}, width_mult=0.25, model=V1)  # depth 1/2/4/6, kernel 3/5/7
@@ -60,7 +55,7 @@ def test_largest_is_the_fixed_mobilenet_v1(width, shape):
     today = model_workload(V1, shape, 10, width)
     assert ours.layers == today.layers  # names included: a policy of today's network applies
     from jaqmoo.models import build_model
-    from jaqmoo.models.elastic_mbv2 import build_largest
+    from jaqmoo.models.elastic_space import build_largest
 
     fixed = build_model(V1, 10, shape[0], shape[1], width).state_dict()
     largest = build_largest(space, 10, shape[0], shape[1]).state_dict()
@@ -167,7 +162,7 @@ def test_jaq_v1_spec_parses():
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_jaq_v1_spec_prepares_without_training(tmp_path):
     from jaqmoo.experiment import prepare_experiment
-    from jaqmoo.search.accuracy import expected_identity, supernet_path
+    from jaqmoo.experiment.accuracy import expected_identity, supernet_path
     from jaqmoo.search.arch_genes import ArchGenomeSpace
 
     prep = prepare_experiment(JAQ_V1, out=tmp_path / "run")
@@ -214,8 +209,8 @@ def tiny_v1_run(tmp_path_factory):
 
 
 def test_tiny_v1_run_front_and_report(tiny_v1_run):
+    from jaqmoo.experiment.elastic import elastic_space
     from jaqmoo.reporting.html import write_report
-    from jaqmoo.search.elastic_run import elastic_space
 
     tmp, spec, result = tiny_v1_run
     run = result.run

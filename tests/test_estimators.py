@@ -21,13 +21,7 @@ from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.supernet import load_supernet
 from jaqmoo.quant.train import TrainConfig, train_supernet
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import prepare_experiment, run_experiment
@@ -28,11 +26,6 @@ TINY = {
     "constraints": {"max_accuracy_drop": 0.2},
     "search": {"population": 8, "generations": 3, "batch_size": 4},
 }
-
-
-@pytest.fixture
-def fake_accuracy(monkeypatch):
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
 
 
 def _spec(tmp_path, **changes):

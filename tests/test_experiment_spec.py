@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.search.spec import ExperimentSpec, load_spec, parse_spec
+from jaqmoo.experiment.spec import ExperimentSpec, load_spec, parse_spec
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 

@@ -27,11 +27,6 @@ FAST = dict(budget=400, refine_rounds=4)
 
 
 @pytest.fixture(scope="module")
-def eyeriss():
-    return load_accelerator_spec("eyeriss")
-
-
-@pytest.fixture(scope="module")
 def reference():
     if not REF.exists():
         pytest.skip("Timeloop reference folder not available")

@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import run_experiment
+from jaqmoo.experiment.spec import parse_spec
 from jaqmoo.hardware.templates import get_template
 from jaqmoo.mapping import cache as mcache
 from jaqmoo.mapping.mapper import Mapper, shape_key
 from jaqmoo.search.evaluation import JointEvaluator
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
-from jaqmoo.search.spec import parse_spec
 from jaqmoo.workload import Layer, Workload
 
 SMALL = Layer("small", "conv", K=16, C=8, P=8, Q=8, R=3, S=3)
@@ -194,9 +192,8 @@ TINY_RUN = {
 
 
 @pytest.fixture
-def counted_warmups(monkeypatch):
+def counted_warmups(fake_accuracy, monkeypatch):
     """Fake accuracy (no training); counts the warm-up computations (not the cache reads)."""
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
     calls = []
     real = mcache._compute
     monkeypatch.setattr(mcache, "_compute", lambda mapper, layers, *a: (calls.append(len(layers)), real(mapper, layers, *a)))

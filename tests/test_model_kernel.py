@@ -26,8 +26,9 @@ from jaqmoo.mapping.mapper import Mapper
 from jaqmoo.mapping.mapping import MappingBatch
 from jaqmoo.mapping.model import FIELDS, Accesses, Costs, analyze, cost, resolve_backend
 from jaqmoo.mapping.model import _numba as kernel
+from jaqmoo.models import model_workload
 from jaqmoo.timeloop.check import load_reference
-from jaqmoo.workload import DIMS, Layer, model_workload
+from jaqmoo.workload import DIMS, Layer
 
 REFERENCE = Path(__file__).parent / "data" / "timeloop_reference"
 FOLDERS = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())

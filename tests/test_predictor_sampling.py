@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ElasticSpace, subnet_workload
+from jaqmoo.models.elastic_space import ElasticSpace, subnet_workload
 from jaqmoo.quant.estimators import SAMPLING_VERSION, sample_policies
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.supernet import build_supernet
@@ -75,7 +75,7 @@ def test_search_population_and_predictor_samples_share_one_draw():
 
 
 def test_sample_archs_spread_sizes_largest_and_smallest_first():
-    from jaqmoo.search.elastic_run import sample_archs
+    from jaqmoo.experiment.elastic import sample_archs
 
     archs = sample_archs(SPACE, 60, np.random.default_rng(0))
     assert archs[0] == SPACE.largest() and archs[1] == SPACE.smallest()
@@ -108,9 +108,9 @@ def test_space_genes_round_trip_through_the_genome():
 def test_arch_predictor_fitted_on_sample_pairs_is_monotone_in_bits():
     import torch
 
+    from jaqmoo.experiment.elastic import sample_pairs
     from jaqmoo.quant.elastic import build_elastic_supernet
     from jaqmoo.quant.elastic_estimators import ArchPredictor
-    from jaqmoo.search.elastic_run import sample_pairs
 
     torch.manual_seed(0)
     sn = build_elastic_supernet(SPACE, 10, 1, 8, bits=(2, 4, 8), fixed_first_last=8)
@@ -136,9 +136,9 @@ def test_arch_predictor_fitted_on_sample_pairs_is_monotone_in_bits():
 
 
 def test_predictor_cache_key_names_the_sampling(tmp_path, monkeypatch):
+    from jaqmoo.experiment.accuracy import cached_predictor
+    from jaqmoo.experiment.spec import coerce_spec
     from jaqmoo.quant import estimators
-    from jaqmoo.search.accuracy import cached_predictor
-    from jaqmoo.search.spec import coerce_spec
 
     spec = coerce_spec("problems/quickstart.yaml")
     ckpt = tmp_path / "supernet.pt"

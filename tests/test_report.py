@@ -5,22 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from search_fakes import FakeEvaluator, fake_space
+from search_fakes import fake_run_settings, fake_space, run_fake_search
 
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.report import load_run, mark_front, nondominated_ranks
 from jaqmoo.search.problem import Constraints
-from jaqmoo.search.session import SearchSettings, search_in_directory
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("run")
-    settings = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(min_accuracy=0.86),
-                              population=12, generations=4, seed=1, batch_size=6)
-    search_in_directory(path, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
-    return path
+def run_dir(fake_run_dir):
+    return fake_run_dir  # read only here (conftest.py)
 
 
 def test_front_is_non_dominated_and_valid(run_dir):
@@ -99,9 +94,7 @@ def test_rescored_front_replaces_the_predicted_one(tmp_path):
     import shutil
 
     src = tmp_path / "src"
-    settings = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(),
-                              population=12, generations=3, seed=2, batch_size=6)
-    search_in_directory(src, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
+    run_fake_search(src, fake_run_settings(constraints=Constraints(), generations=3, seed=2))
     run = load_run(src)
     pool = nondominated_ranks(run.evaluations, run.objectives, 20)
     assert len(pool) >= min(20, run.evaluations["genes"].nunique()) and pool["valid"].all()
@@ -132,16 +125,15 @@ class CountingEstimator:
 
 
 def test_rescoring_reuses_stored_scores_and_rejects_a_corrupt_file(tmp_path):
-    from jaqmoo.experiment import _rescore_front
+    from jaqmoo.experiment.run import rescore_front
 
-    settings = SearchSettings(objectives=("accuracy", "energy"), constraints=Constraints(),
-                              population=8, generations=2, seed=3, batch_size=4)
-    search_in_directory(tmp_path, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
+    run_fake_search(tmp_path, fake_run_settings(objectives=("accuracy", "energy"), constraints=Constraints(),
+                                                population=8, generations=2, seed=3, batch_size=4))
     run, est = load_run(tmp_path), CountingEstimator()
-    _rescore_front(run, fake_space(), est, 8)
+    rescore_front(run, fake_space(), est, 8)
     first = est.scored
     assert first >= 8 and load_run(tmp_path).evaluations["accuracy_rescored"].notna().sum() == first
-    _rescore_front(load_run(tmp_path), fake_space(), est, 8)  # a re-opened run: nothing new to score
+    rescore_front(load_run(tmp_path), fake_space(), est, 8)  # a re-opened run: nothing new to score
     assert est.scored == first
     (tmp_path / "rescored.json").write_text("{not json")
     with pytest.raises(JaqmooError, match="rescored.json is corrupt.*delete it"):

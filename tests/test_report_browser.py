@@ -12,23 +12,18 @@ import time
 
 import pandas as pd
 import pytest
-from search_fakes import FakeEvaluator, fake_space
 
 from jaqmoo.report import load_run
 from jaqmoo.reporting.browser import console_errors, load_report, missing, start_chromium
 from jaqmoo.reporting.html import write_report
-from jaqmoo.search.problem import Constraints
-from jaqmoo.search.session import SearchSettings, search_in_directory
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=f"headless Chromium unavailable: {missing()}")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, fake_run_dir):
     path = tmp_path_factory.mktemp("browser") / "run"
-    settings = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(min_accuracy=0.86),
-                              population=12, generations=4, seed=1, batch_size=6)
-    search_in_directory(path, "fake", fake_space(), FakeEvaluator(), settings, progress=False)
+    shutil.copytree(fake_run_dir, path)  # the shared run stays read-only
     load_run(path).export(csv=path / "front.csv")
     write_report(path)
     return path

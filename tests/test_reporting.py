@@ -11,19 +11,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from search_fakes import FakeEvaluator, fake_accuracy_setup, fake_space
+from search_fakes import run_fake_search
 
-import jaqmoo.search.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.report import load_run
 from jaqmoo.reporting.breakdown import loop_nest
 from jaqmoo.reporting.html import ReportWriter, build_payload, write_report
-from jaqmoo.search.problem import Constraints
-from jaqmoo.search.session import SearchSettings, search_in_directory
-
-SETTINGS = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(min_accuracy=0.86),
-                          population=12, generations=4, seed=1, batch_size=6)
 
 
 def dominated(run_payload: dict, column: str) -> np.ndarray:
@@ -42,8 +36,7 @@ def page_data(path) -> dict:
 def fake_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("fake") / "run"
     calls = []
-    search_in_directory(path, "fake", fake_space(), FakeEvaluator(), SETTINGS, progress=False,
-                        on_generation=calls.append)
+    run_fake_search(path, on_generation=calls.append)
     assert [c["generation"] for c in calls] == [1, 2, 3, 4]  # the callback sees every generation
     return path
 
@@ -123,13 +116,12 @@ def test_report_writer_never_breaks_the_search(tmp_path):
     assert writer.errors
 
 
-def test_run_writes_the_report_with_recomputed_per_layer_costs(tmp_path, monkeypatch):
+def test_run_writes_the_report_with_recomputed_per_layer_costs(fake_accuracy, tmp_path, monkeypatch):
     """A real (fake-accuracy) `jaqmoo run`: report.html exists after the run, and the front's
     per-layer energy recomputed with jaqmoo.cost adds up to the stored totals."""
     import yaml
     from test_experiment import TINY
 
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(TINY))
     written = []
@@ -166,3 +158,37 @@ def test_report_writer_throttles_only_slow_writes(fake_run, tmp_path, monkeypatc
     assert writer() == out
     assert writer() is None  # skipped: within 4x the last write's time
     assert writer(force=True) == out  # the final write always happens
+
+
+def test_breakdown_rebuilt_from_meta_keeps_the_runs_accumulator_bits(fake_accuracy, tmp_path, monkeypatch):
+    """A run with a non-default ``quantization.accumulator_bits``: the report rebuilds the
+    evaluator from meta.json (a fresh ``jaqmoo report``, not the run's own evaluator) and its
+    per-layer energies add up to the stored totals. Without the option (the breakdown's old
+    private copy of the evaluator set-up) the recomputed totals differ: the check can fail."""
+    import copy
+
+    import yaml
+    from test_experiment import TINY
+
+    from jaqmoo.reporting.breakdown import CostBreakdown
+
+    spec = copy.deepcopy(TINY)
+    spec.setdefault("quantization", {})["accumulator_bits"] = 8
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--generations", "2", "--pop", "6", "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "again.html")]) == 0
+    r = page_data(tmp_path / "again.html")["runs"][0]
+    front = pd.read_csv(tmp_path / "r" / "front.csv")
+    assert len(front)
+    for i, det in enumerate(r["details"][: len(front)]):
+        assert det["check"]["ok"], det["check"]
+        total = sum(sum(lay["energy_by_level"].values()) for lay in det["layers"])
+        assert total == pytest.approx(front.iloc[i]["energy_pj"], rel=1e-6)
+
+    run = load_run(tmp_path / "r")
+    meta = copy.deepcopy(run.meta)
+    meta["spec"]["quantization"]["accumulator_bits"] = None  # what the breakdown used to rebuild
+    other = CostBreakdown.from_meta(meta, run.evaluations)
+    checks = [other.detail(row, run.layer_names)["check"] for _, row in run.front.iterrows()]
+    assert not all(c["ok"] for c in checks)

@@ -9,29 +9,15 @@ from dataclasses import asdict
 
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 from test_experiment import TINY, _spec
 
-import jaqmoo.search.accuracy as accuracy_module
+import jaqmoo.experiment.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import prepare_experiment, run_experiment
+from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.locking import FolderLock, LockHeld
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.search.spec import load_spec, parse_spec
-
-
-@pytest.fixture
-def fake_accuracy(monkeypatch):
-    calls = {"n": 0}
-
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        return fake_accuracy_setup(*args, **kwargs)
-
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", counting)
-    return calls
-
 
 # --------------------------------------------------------------------------- resume compatibility
 
@@ -88,7 +74,7 @@ def _splits():
 def _save_supernet(spec, splits, path):
     from jaqmoo.quant.supernet import build_supernet
 
-    cfg = accuracy_module._train_config(spec, splits, path, progress=False)
+    cfg = accuracy_module.train_config(spec, splits, path, progress=False)
     net = build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
                          splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     cfg_dict = asdict(cfg)

@@ -404,15 +404,12 @@ def test_compare_searchers_smoke(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("algorithm", ["uniform", "random", "haq", "bits-nsga2"])
-def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(tmp_path, monkeypatch, algorithm):
+def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(fake_accuracy, tmp_path, monkeypatch, algorithm):
     import yaml
-    from search_fakes import fake_accuracy_setup
     from test_experiment import TINY
 
-    import jaqmoo.search.accuracy as accuracy_module
     from jaqmoo.cli import main
 
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
     data = yaml.safe_load(yaml.safe_dump(TINY))
     data["search"].update({"algorithm": algorithm, "population": 6, "generations": 2, "haq_budgets": [0.6]})
     spec = tmp_path / "spec.yaml"
@@ -442,7 +439,7 @@ def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(tmp_pat
     ({"haq_budgets": [0.5, 0.5]}, "twice"),
 ])
 def test_searcher_options_are_validated(change, message):
-    from jaqmoo.search.spec import parse_spec
+    from jaqmoo.experiment.spec import parse_spec
 
     data = {"model": {"name": "simple_cnn"}, "dataset": {"name": "digits"}, "accelerator": {"template": "eyeriss"},
             "search": change}

@@ -7,20 +7,14 @@ import pytest
 import torch
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.models import model_workload
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import build_supernet, load_supernet
-from jaqmoo.workload import extract_workload, model_workload
+from jaqmoo.workload import extract_workload
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a shared 2-core machine run fastest (and steadiest) on one thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture()

@@ -9,8 +9,8 @@ import pytest
 from search_fakes import FakeAccuracy
 
 from jaqmoo.experiment import prepare_experiment
-from jaqmoo.search.accuracy import CachedEstimator
-from jaqmoo.search.evaluation import JointEvaluator
+from jaqmoo.experiment.caches import CachedEstimator
+from jaqmoo.search.evaluators import build_evaluator
 from jaqmoo.sweep.population import PoolEvaluator
 
 SPEC = {
@@ -35,7 +35,7 @@ def test_pool_evaluator_matches_in_process(tmp_path):
     space = prep.genome_space()
 
     def evaluator():
-        return JointEvaluator(prep.workload, prep.template, CachedEstimator(FakeAccuracy()), space)
+        return build_evaluator(prep.spec.to_dict(), space, prep.template, CachedEstimator(FakeAccuracy()), prep.workload)
 
     cands = space.decode(space.random(7, np.random.default_rng(0)))
     ref = evaluator().evaluate(cands)

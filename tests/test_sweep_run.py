@@ -163,13 +163,10 @@ def test_sigkill_then_resume_runs_only_what_was_missing_and_a_raising_run_is_rep
     assert (summary.drop(index=bad)["front_size"] > 0).all()
 
 
-def test_run_task_records_done_skips_it_after_and_records_a_failure(tmp_path, monkeypatch):
-    from search_fakes import fake_accuracy_setup
+def test_run_task_records_done_skips_it_after_and_records_a_failure(fake_accuracy, tmp_path, monkeypatch):
 
-    import jaqmoo.search.accuracy as accuracy_module
     from jaqmoo.sweep.tasks import read_marker, run_task
 
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)  # no supernet training here
     spec = yaml.safe_load(yaml.safe_dump(BASE))
     first = run_task("ok", spec, "test", str(tmp_path / "ok"), threads=1)
     assert first["status"] == "done" and first["attempts"] == 1 and first["front_size"] >= 1

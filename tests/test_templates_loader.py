@@ -211,7 +211,7 @@ class _FakeHwComponents:
 
 
 def test_hwcomponents_energy_model_with_builtin_fallback(monkeypatch):
-    from jaqmoo.hardware.templates.registry import build_cached
+    from jaqmoo.hardware.templates.build import build_cached
 
     build_cached.cache_clear()
     monkeypatch.setitem(__import__("sys").modules, "hwcomponents", _FakeHwComponents())
@@ -230,7 +230,7 @@ def test_hwcomponents_energy_model_with_builtin_fallback(monkeypatch):
 
 
 def test_hwcomponents_energy_model_needs_the_package(monkeypatch):
-    from jaqmoo.hardware.templates.registry import build_cached
+    from jaqmoo.hardware.templates.build import build_cached
 
     build_cached.cache_clear()
     monkeypatch.setitem(__import__("sys").modules, "hwcomponents", None)  # import fails

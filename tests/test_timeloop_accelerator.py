@@ -9,14 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from search_fakes import fake_accuracy_setup
 
-import jaqmoo.search.accuracy as accuracy_module
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment import prepare_experiment, run_experiment
+from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.report import load_run
-from jaqmoo.search.spec import load_spec, parse_spec
 from jaqmoo.sweep.outputs import _run_row
 from jaqmoo.sweep.spec import load_sweep_spec
 
@@ -101,8 +99,7 @@ def test_folder_without_ert_uses_the_builtin_tables_and_says_so(layout):
     assert accel.energy_source.startswith("built-in 32nm table (no ERT in ") and accel.levels[1].name == "shared_glb"
 
 
-def test_run_on_a_timeloop_folder_gives_a_front(layout, monkeypatch):
-    monkeypatch.setattr(accuracy_module, "obtain_accuracy", fake_accuracy_setup)
+def test_run_on_a_timeloop_folder_gives_a_front(fake_accuracy, layout, monkeypatch):
     result = run_experiment(_write(layout), out=layout / "run", progress=False, plots=False)
     front = pd.read_csv(layout / "run" / "front.csv")
     assert len(front) >= 1 and front["feasible"].all() and (front["energy_pj"] > 0).all()

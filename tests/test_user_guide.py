@@ -17,11 +17,11 @@ from jaqmoo.cli import build_parser, main
 from jaqmoo.commands import default_threads, resolve_threads
 from jaqmoo.commands.reference import SPEC_KEYS, spec_example, spec_markdown, spec_reference_rows
 from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.spec import parse_spec
 from jaqmoo.progress import LineProgress, progress_bar
 from jaqmoo.quant.sanity import accuracy_warnings, float_phase_accuracy
 from jaqmoo.report import load_run
 from jaqmoo.reporting.columns import columns_markdown, describe_column, unknown_columns
-from jaqmoo.search.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

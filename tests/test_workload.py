@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jaqmoo.workload import model_workload
+from jaqmoo.models import model_workload
 
 
 @pytest.mark.parametrize(

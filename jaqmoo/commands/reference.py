@@ -1,7 +1,7 @@
 """CLI: ``jaqmoo spec --example | --markdown`` and ``jaqmoo columns [--markdown]``: references
 generated from the code, so they stay true.
 
-The spec reference walks the spec's dataclasses (:mod:`jaqmoo.search.spec`) and the
+The spec reference walks the spec's dataclasses (:mod:`jaqmoo.experiment.spec`) and the
 training options (:class:`jaqmoo.quant.train.TrainConfig`) for every key, its type and its
 default; :data:`SPEC_KEYS` adds the unit and meaning of each (a test fails when a key has
 no entry here, or an entry names a key that no longer exists).
@@ -100,7 +100,7 @@ EXAMPLES: dict[str, Any] = {"name": "my-experiment", "model.name": "simple_cnn",
 
 
 def _spec_classes() -> dict[str, type]:
-    from jaqmoo.search import spec
+    from jaqmoo.experiment import spec
 
     return {"model": spec.ModelSpec, "dataset": spec.DatasetSpec, "accelerator": spec.AcceleratorSpec,
             "quantization": spec.QuantizationSpec, "mapping": spec.MappingSpec, "accuracy": spec.AccuracySpec,
@@ -124,9 +124,9 @@ def _type_text(t: Any) -> str:
 
 def spec_reference_rows() -> list[dict[str, Any]]:
     """Every spec key: ``{"key", "type", "default", "unit", "meaning"}``, in spec order."""
+    from jaqmoo.experiment.accuracy import SPEC_OWNED_TRAIN_FIELDS
+    from jaqmoo.experiment.spec import ExperimentSpec
     from jaqmoo.quant.train import TrainConfig
-    from jaqmoo.search.accuracy import SPEC_OWNED_TRAIN_FIELDS
-    from jaqmoo.search.spec import ExperimentSpec
 
     top = {f.name: f for f in dataclasses.fields(ExperimentSpec)}
     rows = []

@@ -47,7 +47,7 @@ def _elastic_extra(args: argparse.Namespace) -> dict:
         if given:
             raise JaqmooError(f"--{'/--'.join(given)} need --elastic (they describe the elastic architecture space)")
         return {}
-    from jaqmoo.models.elastic_mbv2 import ElasticSpace
+    from jaqmoo.models.elastic_space import ElasticSpace
 
     data = {}
     for key, text in given.items():

@@ -1,4 +1,4 @@
-"""Elastic MobileNetV1: the MobileNetV1 family of :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace`.
+"""Elastic MobileNetV1: the MobileNetV1 family of :class:`~jaqmoo.models.elastic_space.ElasticSpace`.
 
 MobileNetV1's 13 depthwise-separable blocks (a depthwise 3x3 and a pointwise 1x1, each with
 BatchNorm and ReLU) are grouped into stages the way MobileNetV2's are: a stage starts at a
@@ -38,7 +38,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from jaqmoo.models.elastic_mbv2 import (
+from jaqmoo.models.elastic_space import (
+    FAMILIES,
     SMALL_INPUT_BELOW,
     BlockShape,
     ElasticFamily,
@@ -135,5 +136,6 @@ class MobileNetV1Family(ElasticFamily):
 
 #: the MobileNetV1 family
 MBV1 = MobileNetV1Family()
+FAMILIES.register(MBV1.name, MBV1)
 
 __all__ = ["MBV1", "MobileNetV1Family", "MobileNetV1Net", "SeparableBlock", "v1_stages"]

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, InvertedResidual, build_largest
+from jaqmoo.models.elastic_mbv2 import InvertedResidual
+from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace, build_largest
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 
@@ -89,7 +90,7 @@ class ElasticSupernet(Supernet):
 
     def active_layer_names(self, spec: ArchSpec | None = None) -> tuple[str, ...]:
         """The supernet layers that run in ``spec`` (default: the current one), in order."""
-        from jaqmoo.models.elastic_mbv2 import subnet_layers
+        from jaqmoo.models.elastic_space import subnet_layers
 
         spec = self.arch if spec is None else spec
         m = self.meta
@@ -142,7 +143,7 @@ def export_subnet(supernet: ElasticSupernet, spec: ArchSpec) -> nn.Module:
     """The float weights of sub-network ``spec`` copied into a standalone network
     (:func:`~jaqmoo.models.elastic_mbv2.build_standalone`): hidden-channel prefixes, the
     transformed kernels cropped to their size, and the BatchNorm statistics."""
-    from jaqmoo.models.elastic_mbv2 import build_standalone
+    from jaqmoo.models.elastic_space import build_standalone
 
     m = supernet.meta
     spec = supernet.space.check(spec)

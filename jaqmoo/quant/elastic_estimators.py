@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ArchSpec, arch_stats, subnet_workload
+from jaqmoo.models.elastic_space import ArchSpec, arch_stats, subnet_workload
 from jaqmoo.quant.elastic import ElasticSupernet, evaluate_pair
 from jaqmoo.quant.estimators import EvalData, PredictorEstimator, policy_features
 from jaqmoo.quant.policy import QuantPolicy
@@ -65,7 +65,7 @@ class ArchPredictor:
         for arch, pol in pairs:
             if pol.layer_names != self.layer_names:
                 raise JaqmooError("ArchPredictor: policies must cover the largest network's layers (ElasticSupernet.layer_names)")
-            from jaqmoo.models.elastic_mbv2 import subnet_layers
+            from jaqmoo.models.elastic_space import subnet_layers
 
             active = {layer.name for layer in subnet_layers(self.space, arch, self.meta.num_classes,
                                                              self.meta.in_channels, self.meta.input_size)}

@@ -333,7 +333,7 @@ def _elastic_space(cfg: TrainConfig):
     data = cfg.extra.get("elastic") if isinstance(cfg.extra, dict) else None
     if data is None:
         return None
-    from jaqmoo.models.elastic_mbv2 import ElasticSpace
+    from jaqmoo.models.elastic_space import ElasticSpace
 
     return ElasticSpace.from_dict(data, width_mult=cfg.width_mult, model=cfg.model)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.search.evaluators import build_evaluator
 
 # a mapping summary token: ``LEVEL[K4 C2]`` (temporal) or ``X[...]`` / ``Y[...]`` (spatial)
 _TOKEN = re.compile(r"([^\s\[\]]+)\[([^\]]*)\]")
@@ -121,7 +122,6 @@ class CostBreakdown:
             raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
                               "`jaqmoo run`, so its per-layer costs cannot be recomputed")
         from jaqmoo.models import build_model
-        from jaqmoo.search.evaluation import JointEvaluator
         from jaqmoo.workload import extract_workload
 
         spec = meta["spec"]
@@ -138,19 +138,19 @@ class CostBreakdown:
 
         section = spec.get("accelerator") or {}
         template = accelerator_template(section if section.get("timeloop") else {"template": meta["template"]})
-        evaluator = JointEvaluator(workload, template, None, space,
-                                   metric=spec.get("mapping", {}).get("metric", "energy"))
+        # the run's own evaluator options (mapping.metric, quantization.accumulator_bits ...)
+        evaluator = build_evaluator(spec, space, template, None, workload)
         return cls.of(evaluator, space, workload)
 
     @classmethod
     def _elastic_from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
         """An architecture search's breakdown: its genome and sub-network costs from ``meta.json``."""
         from jaqmoo.hardware.templates import get_template
-        from jaqmoo.search.arch_genes import ArchEvaluator, ArchGenomeSpace
-        from jaqmoo.search.elastic_run import elastic_space_of
+        from jaqmoo.models.elastic_space import space_of_model
+        from jaqmoo.search.arch_genes import ArchGenomeSpace
 
         spec = meta["spec"]
-        space = elastic_space_of(spec["model"])
+        space = space_of_model(spec["model"])
         c, h, _ = (int(v) for v in meta["input_shape"])
         names = tuple(meta["layer_names"])
         # fixed layers from meta.json (a fixed layer may not run in the first stored point)
@@ -160,10 +160,7 @@ class CostBreakdown:
         genome = ArchGenomeSpace(space, bits, int(meta["num_classes"]), c, h)
         if genome.gene_names() != list(meta["gene_names"]):
             raise JaqmooError("meta.json's gene_names do not match the architecture genome rebuilt from its spec")
-        q = spec.get("quantization", {})
-        evaluator = ArchEvaluator(genome, get_template(meta["template"]), None,
-                                  metric=spec.get("mapping", {}).get("metric", "energy"),
-                                  accumulator_bits=q.get("accumulator_bits"))
+        evaluator = build_evaluator(spec, genome, get_template(meta["template"]), None)
         return cls.of(evaluator, genome, evaluator.workload(space.largest()))
 
     @classmethod

@@ -12,9 +12,7 @@ import base64
 import numpy as np
 import pandas as pd
 
-from jaqmoo.reporting.plots import LABELS
-from jaqmoo.search.problem import METRIC_OF
-from jaqmoo.search.spec import OBJECTIVES
+from jaqmoo.objectives import LABELS, METRIC_OF, OBJECTIVES
 
 MAX_POINTS = 50_000
 METRICS = ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",

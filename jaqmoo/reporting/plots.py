@@ -12,21 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jaqmoo.objectives import LABELS, METRIC_OF, minimised
 from jaqmoo.search.indicators import non_dominated
-from jaqmoo.search.problem import METRIC_OF
-from jaqmoo.search.spec import OBJECTIVES
-
-LABELS = {
-    "accuracy": "accuracy",
-    "energy": "energy (pJ)",
-    "latency": "latency (s)",
-    "edp": "EDP (pJ*s)",
-    "memory": "memory (bits)",
-    "area": "area (mm²)",
-}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with a non-interactive backend unless one is already chosen."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -44,14 +35,14 @@ def pairs(objectives: list[str]) -> list[tuple[str, str]]:
     return [(b, a) if a == "accuracy" else (a, b) for a, b in combos]
 
 
-def _projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+def projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Rows of ``front`` non-dominated in the (x, y) projection, sorted by x."""
     if front.empty:
         return front
     cols = []
     for o in (x, y):
         v = pd.to_numeric(front[METRIC_OF[o]], errors="coerce").to_numpy(dtype=float)
-        cols.append(-v if OBJECTIVES[o] == "max" else v)
+        cols.append(minimised(o, v))
     idx = non_dominated(np.stack(cols, axis=1))
     return front.iloc[idx].sort_values(METRIC_OF[x])
 
@@ -62,7 +53,7 @@ def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.Dat
 
     ``evaluations`` needs a ``valid`` column; ``baselines`` a ``baseline`` label column.
     """
-    plt = _pyplot()
+    plt = pyplot()
     projections = pairs(objectives)
     n = len(projections)
     cols = min(n, 3)
@@ -74,7 +65,7 @@ def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.Dat
         kx, ky = METRIC_OF[x], METRIC_OF[y]
         ax.scatter(valid[kx], valid[ky], s=8, c="0.75", label=f"evaluated ({len(valid)})")
         ax.scatter(front[kx], front[ky], s=18, c="tab:blue", zorder=3, label=f"Pareto front ({len(front)})")
-        proj = _projected_front(front, x, y)
+        proj = projected_front(front, x, y)
         if len(proj) > 1:
             ax.step(proj[kx], proj[ky], where="post", lw=1, c="tab:blue", alpha=0.7)
         if "accuracy_rescored" in front and "accuracy" in (x, y) and front["accuracy_rescored"].notna().any():
@@ -106,7 +97,7 @@ def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.Dat
 
 def plot_hypervolume(history: pd.DataFrame, path: str | Path) -> Path:
     """Hypervolume of the current front after each generation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(history["generation"], history["hypervolume"], "o-", ms=3)
     ax.set_xlabel("generation")

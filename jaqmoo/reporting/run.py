@@ -32,9 +32,8 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.objectives import METRIC_OF, OBJECTIVES, minimised
 from jaqmoo.search.indicators import non_dominated
-from jaqmoo.search.problem import METRIC_OF
-from jaqmoo.search.spec import OBJECTIVES
 from jaqmoo.search.store import HISTORY, ResultsStore
 
 RESCORED = "rescored.json"
@@ -53,13 +52,18 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return df
 
 
+def accuracy_column(df: pd.DataFrame) -> str:
+    """``accuracy_rescored`` when ``df`` holds re-scored accuracies (a predictor run), else ``accuracy``."""
+    return "accuracy_rescored" if "accuracy_rescored" in df and df["accuracy_rescored"].notna().any() else "accuracy"
+
+
 def objective_values(df: pd.DataFrame, objectives: list[str], accuracy_column: str = "accuracy") -> np.ndarray:
     """Objective matrix (minimisation) of ``df``'s rows."""
     cols = []
     for o in objectives:
         key = accuracy_column if o == "accuracy" else METRIC_OF[o]
         v = pd.to_numeric(df[key], errors="coerce").to_numpy(dtype=float)
-        cols.append(1.0 - v if OBJECTIVES[o] == "max" else v)
+        cols.append(minimised(o, v))
     return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
 
 

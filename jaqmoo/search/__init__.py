@@ -1,11 +1,12 @@
 """Joint search of per-layer bits, mappings and hardware parameters (pymoo).
 
+Specs, the accuracy side and the model strategies live above, in :mod:`jaqmoo.experiment`.
+
 Modules, in data-flow order:
 
-* :mod:`~jaqmoo.search.spec` — experiment specs (``problems/*.yaml``), validated;
 * :mod:`~jaqmoo.search.genome` — genome <-> :class:`~jaqmoo.search.genome.Candidate`;
-* :mod:`~jaqmoo.search.accuracy` — supernet (load/train), estimators, caching;
 * :mod:`~jaqmoo.search.evaluation` — accuracy + cost model (inner mapper mode);
+* :mod:`~jaqmoo.search.evaluators` — the one evaluator builder (run, sweep, report, benchmarks);
 * :mod:`~jaqmoo.search.mapping_genes` — outer mapping mode (evolved mapping genes, repair);
 * :mod:`~jaqmoo.search.problem` — the vectorized pymoo Problem (objectives, constraints);
 * :mod:`~jaqmoo.search.algorithms` — NSGA-II (default), NSGA-III, ... by name, seeded;

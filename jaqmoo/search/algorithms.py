@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from pymoo.core.algorithm import Algorithm
 from pymoo.core.sampling import Sampling
@@ -10,8 +13,8 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.util.ref_dirs import get_reference_directions
 
-from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.sampling import LEVEL_SPREAD, spread_levels
+from jaqmoo.registry import Registry
 
 
 class SeededIntegerSampling(Sampling):
@@ -104,7 +107,54 @@ def _ref_dirs(n_obj: int, pop_size: int) -> np.ndarray:
     return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
 
 
-ALGORITHM_NAMES = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")
+#: ``(pop_size, n_obj, sampling, operators) -> Algorithm`` by name: the pymoo algorithms a spec's
+#: ``search.algorithm`` may name (the seed papers' searchers are :data:`jaqmoo.search.baselines.SEARCHERS`)
+ALGORITHMS: Registry[Callable[..., Algorithm]] = Registry("algorithm")
+
+
+@ALGORITHMS.register("nsga2")
+def _nsga2(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+
+    return NSGA2(pop_size=pop_size, sampling=sampling, **ops)
+
+
+@ALGORITHMS.register("nsga3")
+def _nsga3(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.nsga3 import NSGA3
+
+    return NSGA3(ref_dirs=_ref_dirs(n_obj, pop_size), pop_size=pop_size, sampling=sampling, **ops)
+
+
+@ALGORITHMS.register("unsga3")
+def _unsga3(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.unsga3 import UNSGA3
+
+    return UNSGA3(ref_dirs=_ref_dirs(n_obj, pop_size), pop_size=pop_size, sampling=sampling, **ops)
+
+
+@ALGORITHMS.register("smsemoa")
+def _smsemoa(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.sms import SMSEMOA
+
+    return SMSEMOA(pop_size=pop_size, sampling=sampling, **ops)
+
+
+@ALGORITHMS.register("spea2")
+def _spea2(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.spea2 import SPEA2
+
+    return SPEA2(pop_size=pop_size, sampling=sampling, **ops)
+
+
+@ALGORITHMS.register("rnsga2")
+def _rnsga2(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
+    from pymoo.algorithms.moo.rnsga2 import RNSGA2
+
+    return RNSGA2(ref_points=np.zeros((1, n_obj)), pop_size=pop_size, sampling=sampling, **ops)
+
+
+ALGORITHM_NAMES = tuple(ALGORITHMS)
 
 
 def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None = None,
@@ -116,28 +166,5 @@ def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | Non
 
 def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None,
                     level_genes: np.ndarray | None) -> Algorithm:
-    sampling = SeededIntegerSampling(seeds, level_genes)
-    ops = _operators()
-    if name == "nsga2":
-        from pymoo.algorithms.moo.nsga2 import NSGA2
-
-        return NSGA2(pop_size=pop_size, sampling=sampling, **ops)
-    if name in ("nsga3", "unsga3"):
-        from pymoo.algorithms.moo.nsga3 import NSGA3
-        from pymoo.algorithms.moo.unsga3 import UNSGA3
-
-        cls = NSGA3 if name == "nsga3" else UNSGA3
-        return cls(ref_dirs=_ref_dirs(n_obj, pop_size), pop_size=pop_size, sampling=sampling, **ops)
-    if name == "smsemoa":
-        from pymoo.algorithms.moo.sms import SMSEMOA
-
-        return SMSEMOA(pop_size=pop_size, sampling=sampling, **ops)
-    if name == "spea2":
-        from pymoo.algorithms.moo.spea2 import SPEA2
-
-        return SPEA2(pop_size=pop_size, sampling=sampling, **ops)
-    if name == "rnsga2":
-        from pymoo.algorithms.moo.rnsga2 import RNSGA2
-
-        return RNSGA2(ref_points=np.zeros((1, n_obj)), pop_size=pop_size, sampling=sampling, **ops)
-    raise JaqmooError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHM_NAMES)}")
+    factory = ALGORITHMS.lookup(name)
+    return factory(pop_size, n_obj, SeededIntegerSampling(seeds, level_genes), _operators())

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import (
+from jaqmoo.models.elastic_space import (
     ArchSpec,
     ElasticSpace,
     arch_columns,

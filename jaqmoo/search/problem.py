@@ -21,19 +21,10 @@ import numpy as np
 from pymoo.core.problem import Problem
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.objectives import METRIC_OF, check_names, minimised
 from jaqmoo.search.genome import Candidate, GenomeSpace
-from jaqmoo.search.spec import OBJECTIVES
 from jaqmoo.search.store import ResultsStore
 
-#: objective name -> record key of the metric
-METRIC_OF: dict[str, str] = {
-    "accuracy": "accuracy",
-    "energy": "energy_pj",
-    "latency": "latency_s",
-    "edp": "edp",
-    "memory": "memory_bits",
-    "area": "area_mm2",
-}
 #: objective value given to infeasible individuals (they are ranked by constraint violation)
 PENALTY = 1e30
 
@@ -91,7 +82,7 @@ def objective_matrix(records: Sequence[dict], objectives: Sequence[str]) -> np.n
             v = r.get(METRIC_OF[o])
             if v is None or not np.isfinite(v):
                 continue
-            F[i, j] = 1.0 - v if OBJECTIVES[o] == "max" else v
+            F[i, j] = minimised(o, v)
     return F
 
 
@@ -117,9 +108,7 @@ class JointProblem(Problem):
     def __init__(self, space: GenomeSpace, evaluator: CandidateEvaluator, objectives: Sequence[str],
                  constraints: Constraints = Constraints(), store: ResultsStore | None = None,
                  batch_size: int = 16, on_batch: Callable[[list[dict]], None] | None = None) -> None:
-        unknown = [o for o in objectives if o not in METRIC_OF]
-        if unknown:
-            raise JaqmooError(f"unknown objectives {unknown}; choose from {', '.join(METRIC_OF)}")
+        check_names(objectives)
         if space.n_var == 0:
             raise JaqmooError("the search space has no genes: every layer is fixed and no hardware parameter is searched")
         super().__init__(n_var=space.n_var, n_obj=len(objectives), n_ieq_constr=len(constraints.names),

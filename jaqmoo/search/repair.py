@@ -28,7 +28,7 @@ from jaqmoo.search.store import (
     HISTORY,
     META,
     ResultsStore,
-    _atomic_write,
+    atomic_write,
     encode_record,
     expected_counts,
     missing_keys,
@@ -113,7 +113,7 @@ def repair_run(run_dir: str | Path) -> RepairReport:
             report.quarantined = len(bad)
         if bad or [(r["gen"], r["idx"]) for r in scan.records] != sorted(kept):
             # every line not kept is in the quarantine file: nothing is lost by this rewrite
-            _atomic_write(store.evaluations_path, "".join(encode_record(r) for r in records).encode())
+            atomic_write(store.evaluations_path, "".join(encode_record(r) for r in records).encode())
         report.kept = len(records)
         if store.meta_path.exists():
             try:

@@ -23,10 +23,10 @@ from pymoo.core.algorithm import Algorithm
 from pymoo.termination.max_gen import MaximumGenerationTermination
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.objectives import from_minimised
 from jaqmoo.progress import progress_bar
 from jaqmoo.search.indicators import hv_scale, hypervolume
 from jaqmoo.search.problem import PENALTY, JointProblem
-from jaqmoo.search.spec import OBJECTIVES
 from jaqmoo.search.store import Checkpoint, ResultsStore
 
 
@@ -58,7 +58,7 @@ def best_values(F: np.ndarray, objectives: tuple[str, ...]) -> dict[str, float]:
             best[f"best_{o}"] = float("nan")
             continue
         v = float(F[:, j].min())
-        best[f"best_{o}"] = 1.0 - v if OBJECTIVES[o] == "max" else v
+        best[f"best_{o}"] = from_minimised(o, v)
     return best
 
 

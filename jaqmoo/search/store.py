@@ -72,7 +72,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -282,7 +283,7 @@ class ResultsStore:
         held = len(scan_evaluations(self.evaluations_path).records)
         if len(records) < held:
             raise JaqmooError(f"{self.evaluations_path}: refusing to replace {held} records by {len(records)}")
-        _atomic_write(self.evaluations_path, "".join(encode_record(r) for r in records).encode())
+        atomic_write(self.evaluations_path, "".join(encode_record(r) for r in records).encode())
         self._index(records)
         self.out_of_order = False
 
@@ -300,7 +301,7 @@ class ResultsStore:
             n += 1
             path = self.dir / f"{QUARANTINE_PREFIX}{stamp}-{n}.jsonl"
         body = "".join(json.dumps({"line": ln, "why": why, "text": text, "note": note}) + "\n" for ln, text, why in lines)
-        _atomic_write(path, body.encode())
+        atomic_write(path, body.encode())
         return path
 
     def drop_torn_tail(self) -> Path | None:
@@ -318,7 +319,7 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ metadata
     def write_meta(self, meta: dict) -> None:
-        _atomic_write(self.meta_path, json.dumps(_jsonable(meta), indent=1).encode())
+        atomic_write(self.meta_path, json.dumps(_jsonable(meta), indent=1).encode())
 
     def read_meta(self) -> dict:
         """``meta.json`` as a dict; a missing or damaged file is a :class:`JaqmooError` saying the fix."""
@@ -341,7 +342,7 @@ class ResultsStore:
             return
         keys = list(history[0])
         lines = [",".join(keys)] + [",".join(str(h.get(k, "")) for k in keys) for h in history]
-        _atomic_write(self.dir / HISTORY, ("\n".join(lines) + "\n").encode())
+        atomic_write(self.dir / HISTORY, ("\n".join(lines) + "\n").encode())
 
     def history_evaluations(self) -> int | None:
         """The evaluation count ``history.csv`` states for the last completed generation."""
@@ -375,7 +376,7 @@ class ResultsStore:
             blob = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             algorithm.problem = problem
-        _atomic_write(self.checkpoint_path, blob)
+        atomic_write(self.checkpoint_path, blob)
 
     def load_checkpoint(self) -> Checkpoint | None:
         if not self.checkpoint_path.exists():

@@ -39,7 +39,7 @@ class Task:
     meta: dict = field(default_factory=dict)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Pool initializer: the worker gets SIGKILL when the sweep process dies (Linux)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -69,7 +69,7 @@ class LocalPool:
     def executor(self) -> cf.Executor:
         if self._executor is None:
             self._executor = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_die_with_parent)
+                                                    initializer=die_with_parent)
         return self._executor
 
     def lost_worker(self, exc: BaseException) -> bool:

@@ -32,7 +32,10 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.objectives import from_minimised
+from jaqmoo.reporting.run import accuracy_column, load_run, objective_values
 from jaqmoo.search.indicators import REFERENCE
+from jaqmoo.sweep.plots import plot_grid
 from jaqmoo.sweep.spec import axis_label
 
 SWEEP_JSON = "sweep.json"
@@ -46,10 +49,6 @@ def _status(marker: dict) -> str:
     """A run's status; a marker still saying ``running`` once the launch is over was interrupted."""
     status = marker.get("status", "pending")
     return "interrupted" if status == "running" else status
-
-
-def _accuracy_column(df: pd.DataFrame) -> str:
-    return "accuracy_rescored" if "accuracy_rescored" in df and df["accuracy_rescored"].notna().any() else "accuracy"
 
 
 def _technology_nm(meta: dict) -> int | None:
@@ -72,7 +71,7 @@ def _technology_nm(meta: dict) -> int | None:
 def _run_row(run: Any, tolerance: float) -> dict[str, Any]:
     """Figures of one finished run (hypervolume added later, in the common normalisation)."""
     front = run.front
-    acc_col = _accuracy_column(run.evaluations)
+    acc_col = accuracy_column(run.evaluations)
     base = run.baselines
     u8 = base[base["baseline"] == "uniform 8-bit"] if len(base) else base
     row: dict[str, Any] = {"evaluations": len(run.evaluations), "front_size": len(front)}
@@ -81,7 +80,7 @@ def _run_row(run: Any, tolerance: float) -> dict[str, Any]:
         u8acc = u8.iloc[0]["accuracy"] if u8acc is None or pd.isna(u8acc) else u8acc
         row["uniform8_accuracy"] = float(u8acc)
         row["uniform8_energy_pj"] = float(u8.iloc[0]["energy_pj"])
-        ok = front[pd.to_numeric(front[_accuracy_column(front)], errors="coerce") >= row["uniform8_accuracy"] - tolerance] \
+        ok = front[pd.to_numeric(front[accuracy_column(front)], errors="coerce") >= row["uniform8_accuracy"] - tolerance] \
             if len(front) else front
         if len(ok):
             row["best_energy_pj"] = float(pd.to_numeric(ok["energy_pj"]).min())
@@ -94,17 +93,14 @@ def _run_row(run: Any, tolerance: float) -> dict[str, Any]:
 
 
 def _objective_matrix(df: pd.DataFrame, objectives: list[str]) -> np.ndarray:
-    from jaqmoo.reporting.run import objective_values
 
-    return objective_values(df, objectives, _accuracy_column(df))
+    return objective_values(df, objectives, accuracy_column(df))
 
 
 def common_hypervolumes(runs: dict[str, Any]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Hypervolume of each run's front in one normalisation per objective set; the reference
     points in the objectives' units (keyed by ``;``-joined objectives)."""
     from pymoo.indicators.hv import HV
-
-    from jaqmoo.search.spec import OBJECTIVES
 
     groups: dict[tuple[str, ...], list[str]] = {}
     for name, run in runs.items():
@@ -123,7 +119,7 @@ def common_hypervolumes(runs: dict[str, Any]) -> tuple[dict[str, float], dict[st
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         ref = lo + REFERENCE * span
         refs[";".join(objectives)] = {
-            o: float(1.0 - r) if OBJECTIVES[o] == "max" else float(r) for o, r in zip(objectives, ref, strict=True)}
+            o: float(from_minimised(o, r)) for o, r in zip(objectives, ref, strict=True)}
         indicator = HV(ref_point=np.full(len(objectives), REFERENCE))
         for n, F in fronts.items():
             if F is None:
@@ -145,7 +141,6 @@ def _parquet(df: pd.DataFrame, path: Path) -> None:
 
 def _axis_frame(sweep_dir: Path, plan: dict, all: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every finished run's front (or all evaluations) with run and axis columns first."""
-    from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.tasks import read_marker
 
     frames, loaded = [], {}
@@ -184,7 +179,6 @@ def export_sweep(sweep_dir: str | Path, csv: str | Path | None = None, parquet: 
 
 def plot_sweep(sweep_dir: str | Path, path: str | Path | None = None) -> Path:
     """``jaqmoo plot SWEEP_DIR``: the grid plot (default ``SWEEP_DIR/grid.png``)."""
-    from jaqmoo.sweep.plots import plot_grid
 
     sweep_dir = Path(sweep_dir)
     plan = load_sweep(sweep_dir).plan
@@ -231,7 +225,6 @@ def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
         _parquet(combined, sweep_dir / f"{FRONTS}.parquet")
         written += [sweep_dir / f"{FRONTS}.csv", sweep_dir / f"{FRONTS}.parquet"]
     if loaded:
-        from jaqmoo.sweep.plots import plot_grid
 
         written.append(plot_grid(plan, loaded, sweep_dir / GRID_PNG))
     data = json.loads((sweep_dir / SWEEP_JSON).read_text())

@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from jaqmoo.reporting.plots import LABELS, _projected_front, _pyplot
-from jaqmoo.search.problem import METRIC_OF
-from jaqmoo.sweep.outputs import _accuracy_column
+from jaqmoo.objectives import LABELS, METRIC_OF
+from jaqmoo.reporting.plots import projected_front, pyplot
+from jaqmoo.reporting.run import accuracy_column
 from jaqmoo.sweep.spec import axis_label
 
 
@@ -21,7 +21,7 @@ def _cost_objective(run: Any) -> str:
 
 def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
     """Write the grid PNG of the finished ``runs`` (name -> loaded Run) of ``plan``."""
-    plt = _pyplot()
+    plt = pyplot()
     grid = plan.get("grid") or {}
     rows_axis, cols_axis = grid.get("rows"), grid.get("cols")
     series_axes = [a for a in plan["axes"] if a not in (rows_axis, cols_axis)]
@@ -56,14 +56,14 @@ def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
                 key = ", ".join(f"{a}={axis_label(r['values'].get(a))}" for a in series_axes)
                 color = colors[series_keys.index(key) % len(colors)]
                 front = run.front.copy()
-                acc = _accuracy_column(front) if len(front) else "accuracy"
+                acc = accuracy_column(front) if len(front) else "accuracy"
                 front["accuracy"] = pd.to_numeric(front[acc], errors="coerce") if len(front) else front.get("accuracy")
-                proj = _projected_front(front, x, "accuracy")
+                proj = projected_front(front, x, "accuracy")
                 ax.step(proj[kx], proj["accuracy"], where="post", c=color, lw=1.2, marker="o", ms=3,
                         label=f"{key or r['name']} ({len(front)})")
                 base = run.baselines
                 if len(base):
-                    bacc = base[_accuracy_column(base)].fillna(base["accuracy"])
+                    bacc = base[accuracy_column(base)].fillna(base["accuracy"])
                     ax.scatter(base[kx], bacc, marker="*", s=90, color=color, edgecolors="k", zorder=5)
                     for (_, b), a in zip(base.iterrows(), bacc, strict=True):
                         ax.annotate(str(b["baseline"]).replace("uniform ", ""), (b[kx], a), textcoords="offset points",

@@ -21,9 +21,9 @@ _WORKER: dict[str, Any] = {}  # per worker process: the unpickled evaluator (set
 
 
 def _init_worker(blob: bytes, threads: int) -> None:
-    from jaqmoo.sweep.executor import _die_with_parent
+    from jaqmoo.sweep.executor import die_with_parent
 
-    _die_with_parent()
+    die_with_parent()
     if threads:
         import torch
 

@@ -16,7 +16,7 @@ Example (``problems/sweep-quick.yaml``)::
     accuracy_tolerance: 0.005          # best energy within 0.5 points of uniform 8-bit
     output: {dir: runs/sweep-quick}
 
-Every run is validated as an ordinary experiment spec (``jaqmoo.search.spec``) during the
+Every run is validated as an ordinary experiment spec (``jaqmoo.experiment.spec``) during the
 expansion, before anything runs. Runs that need the same supernet (same model, dataset,
 training recipe and bits; not the seed, as for ``jaqmoo run``'s supernet identity: the first
 run's seed trains it) share one supernet task; its checkpoint is ``accuracy.checkpoint`` of the base formatted with ``{model}``,
@@ -44,8 +44,9 @@ from typing import Any
 
 import yaml
 
-from jaqmoo.errors import JaqmooError
-from jaqmoo.search.spec import TOP_KEYS, ExperimentSpec, _suggest, check_keys, parse_spec
+from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.experiment.fields import check_keys
+from jaqmoo.experiment.spec import TOP_KEYS, ExperimentSpec, parse_spec
 
 #: axis shorthands -> dotted experiment-spec keys
 SHORTHANDS: dict[str, str] = {"model": "model.name", "accelerator": "accelerator.template",
@@ -183,7 +184,7 @@ def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
     key = SHORTHANDS.get(key, key)
     parts = key.split(".")
     if parts[0] not in TOP_KEYS:
-        raise JaqmooError(f"{where}: {key!r} is not an experiment spec key; {_suggest(parts[0], TOP_KEYS)}"
+        raise JaqmooError(f"{where}: {key!r} is not an experiment spec key; {did_you_mean(parts[0], TOP_KEYS)}"
                           f"use a dotted key under one of: {', '.join(TOP_KEYS)} (or model / accelerator / dataset)")
     node = data
     for p in parts[:-1]:
@@ -254,12 +255,12 @@ def _combinations(d: dict, src: str) -> tuple[tuple[str, ...], list[dict[str, An
 
 def supernet_key(spec: ExperimentSpec) -> tuple[str, dict]:
     """Key and recipe of the supernet ``spec`` needs (runs with equal keys share it)."""
-    from jaqmoo.search.accuracy import _first_last, supernet_bits
+    from jaqmoo.experiment.accuracy import first_last_bits, supernet_bits
 
     recipe = {"model": [spec.model.name, spec.model.width_mult, spec.model.checkpoint],
               "dataset": [spec.dataset.name, spec.dataset.root, spec.dataset.input_size],
               "train": [[k, v] for k, v in spec.accuracy.train], "bits": list(supernet_bits(spec)),
-              "first_last": _first_last(spec)}
+              "first_last": first_last_bits(spec)}
     digest = hashlib.sha1(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{spec.model.name}-{spec.dataset.name}-{digest}", recipe
 
@@ -360,7 +361,7 @@ def _grid(data: Any, axes: tuple[str, ...], src: str) -> dict[str, str | None]:
     check_keys(data, ["rows", "cols"], f"{src}: grid")
     for k, v in data.items():
         if v is not None and v not in axes:
-            raise JaqmooError(f"{src}: grid.{k}: {v!r} is not an axis; {_suggest(str(v), list(axes))}axes: {', '.join(axes)}")
+            raise JaqmooError(f"{src}: grid.{k}: {v!r} is not an axis; {did_you_mean(str(v), list(axes))}axes: {', '.join(axes)}")
         grid[k] = v
     return grid
 

@@ -61,8 +61,8 @@ def _wait_for(folder: Path, name: str, what: str) -> Any:
 def supernet_task(key: str, spec_data: dict, source: str, threads: int | None = 1) -> dict[str, Any]:
     """Train (or load, when it is already finished) the supernet every run of ``key`` shares."""
     from jaqmoo.data import load_dataset
-    from jaqmoo.search.accuracy import obtain_supernet, supernet_path
-    from jaqmoo.search.spec import parse_spec
+    from jaqmoo.experiment.accuracy import obtain_supernet, supernet_path
+    from jaqmoo.experiment.spec import parse_spec
 
     t0 = time.perf_counter()
     record: dict[str, Any] = {"key": key, "host": socket.gethostname()}
@@ -92,7 +92,7 @@ def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int
     last generation); one whose marker says ``done`` is left alone.
     """
     from jaqmoo.experiment import run_experiment
-    from jaqmoo.search.spec import parse_spec
+    from jaqmoo.experiment.spec import parse_spec
 
     run_path = Path(run_dir)
     t0 = time.perf_counter()

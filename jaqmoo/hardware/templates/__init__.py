@@ -9,10 +9,10 @@ Example::
     tl_dict = get_template("simba").to_timeloop(lanes=8)
 """
 
-from jaqmoo.hardware.templates.base import HardwareParam, Template
+from jaqmoo.hardware.templates import eyeriss, simba, simple  # noqa: F401  (each registers its templates)
+from jaqmoo.hardware.templates.base import TEMPLATES, HardwareParam, Template
+from jaqmoo.hardware.templates.build import accelerator_from_timeloop
 from jaqmoo.hardware.templates.registry import (
-    TEMPLATES,
-    accelerator_from_timeloop,
     get_template,
     load_accelerator_spec,
     parse_overrides,

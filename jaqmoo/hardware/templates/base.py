@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.templates.build import build_cached
+from jaqmoo.registry import Registry
 
 # Attributes Timeloop's front end adds to every storage level of a flattened dump.
 _STORAGE_DEFAULTS: tuple[tuple[str, Any], ...] = (
@@ -186,8 +188,6 @@ class Template:
         Validated like :meth:`resolve`. Results are memoised per parameter set (the
         ``Accelerator`` is immutable), so a hardware search revisiting a point pays nothing.
         """
-        from jaqmoo.hardware.templates.registry import build_cached
-
         values = self.resolve(strict, **overrides)
         return build_cached(self, tuple(sorted(values.items())), energy_model)
 
@@ -202,6 +202,16 @@ class Template:
 
 
 # ---------------------------------------------------------------------- v0.4 dict builders
+
+
+def _template_key(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+#: every accelerator template by name; each template's module registers its own
+#: (:mod:`.eyeriss`, :mod:`.simba`, :mod:`.simple`)
+TEMPLATES: Registry[Template] = Registry("accelerator template", normalize=_template_key,
+                                         hint=" (or give a Timeloop YAML file / folder)")
 
 
 def instances_name(name: str, mesh_x: int, mesh_y: int) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
 from jaqmoo.hardware.templates.base import (
+    TEMPLATES,
     HardwareParam,
     Template,
     architecture,
@@ -126,3 +127,5 @@ EYERISS = Template(
     width_rules=WIDTH_RULES,
     accumulator_param="psum_datawidth",
 )
+
+TEMPLATES.register(EYERISS.name, EYERISS, aliases=("eyeriss_like",))

@@ -1,36 +1,19 @@
-"""Template registry and :func:`load_accelerator_spec`."""
+"""Template lookup (:data:`~jaqmoo.hardware.templates.base.TEMPLATES`) and :func:`load_accelerator_spec`."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.energy_tables import estimate_architecture
-from jaqmoo.hardware.templates.base import Template
-from jaqmoo.hardware.templates.eyeriss import EYERISS
-from jaqmoo.hardware.templates.simba import SIMBA
-from jaqmoo.hardware.templates.simple import OUTPUT_STATIONARY, WEIGHT_STATIONARY
-
-TEMPLATES: dict[str, Template] = {
-    t.name: t for t in (EYERISS, SIMBA, WEIGHT_STATIONARY, OUTPUT_STATIONARY)
-}
-
-_ALIASES = {"ws": "weight_stationary", "os": "output_stationary",
-            "eyeriss_like": "eyeriss", "simba_like": "simba"}
+from jaqmoo.hardware.templates.base import TEMPLATES, Template
 
 
 def get_template(name: str) -> Template:
     """The template called ``name`` (aliases: ws, os, eyeriss_like, simba_like)."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in TEMPLATES:
-        raise JaqmooError(f"unknown accelerator template {name!r}; templates: "
-                          f"{', '.join(TEMPLATES)} (or give a Timeloop YAML file / folder)")
-    return TEMPLATES[key]
+    return TEMPLATES.lookup(name)
 
 
 def parse_overrides(items: Iterable[str] | None) -> dict[str, int]:
@@ -48,41 +31,6 @@ def parse_overrides(items: Iterable[str] | None) -> dict[str, int]:
     return out
 
 
-def accelerator_from_timeloop(tl_input: Mapping[str, Any], *, name: str,
-                              source_label: str | None = None, label: str | None = None,
-                              energy_model: str = "builtin"):
-    """Load a template's Timeloop dict through the Timeloop loader with built-in energies.
-
-    The built-in tables produce an Accelergy-format ERT/ART for the architecture; the loader
-    consumes them exactly as it consumes ``*.ERT.yaml``/``*.ART.yaml`` files.
-    """
-    from jaqmoo.hardware import timeloop_yaml
-
-    ert, art, table_source = estimate_architecture(tl_input["architecture"], energy_model)
-    if source_label and table_source.startswith("built-in "):
-        nodes = table_source.removeprefix("built-in ").replace(" table", "", 1)
-        source = f"{source_label} ({nodes})"
-    else:
-        source = table_source
-    return timeloop_yaml.load_accelerator(dict(tl_input), ert=ert, art=art,
-                                          energy_source=source, name=label or name)
-
-
-@functools.lru_cache(maxsize=1024)
-def build_cached(template: Template, values: tuple[tuple[str, int], ...],
-                 energy_model: str = "builtin"):
-    """``template``'s Accelerator for resolved ``values`` (memoised; see Template.build)."""
-    params = dict(values)
-    changed = {k: v for k, v in params.items() if v != template.param(k).default}
-    label = template.name + "".join(f" {k}={v}" for k, v in sorted(changed.items()))
-    accel = accelerator_from_timeloop(template.generator(params), name=template.name,
-                                      source_label=f"built-in {template.name} table",
-                                      label=label, energy_model=energy_model)
-    if template.accumulator_param is None:
-        return accel
-    return dataclasses.replace(accel, accumulator_bits=params[template.accumulator_param])
-
-
 def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
     """An ``Accelerator`` from a template name (with parameter overrides), a Timeloop v0.4
     YAML file (flattened or ``!Container`` form), or a folder holding one (e.g. a Timeloop
@@ -96,8 +44,8 @@ def load_accelerator_spec(name_or_path: str | Path, **overrides: Any):
     strict = bool(overrides.pop("strict", False))
     energy_model = str(overrides.pop("energy_model", "builtin"))
     text = str(name_or_path)
-    key = _ALIASES.get(text.strip().lower().replace("-", "_"), text.strip().lower())
-    if key in TEMPLATES and not Path(text).exists():
+    key = TEMPLATES.canonical(text)
+    if key is not None and not Path(text).exists():
         return TEMPLATES[key].build(strict=strict, energy_model=energy_model, **overrides)
     path = Path(text).expanduser()
     if not path.exists():

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
 from jaqmoo.hardware.templates.base import (
+    TEMPLATES,
     HardwareParam,
     Template,
     architecture,
@@ -160,3 +161,5 @@ SIMBA = Template(
     width_rules=WIDTH_RULES,
     accumulator_param="accu_datawidth",
 )
+
+TEMPLATES.register(SIMBA.name, SIMBA, aliases=("simba_like",))

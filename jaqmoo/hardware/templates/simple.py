@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
 from jaqmoo.hardware.templates.base import (
+    TEMPLATES,
     HardwareParam,
     Template,
     architecture,
@@ -131,3 +132,6 @@ OUTPUT_STATIONARY = Template(
     doc="PE array whose scratchpads keep partial sums (exercises' simple_output_stationary)",
     width_rules=WIDTH_RULES,
 )
+
+TEMPLATES.register(WEIGHT_STATIONARY.name, WEIGHT_STATIONARY, aliases=("ws",))
+TEMPLATES.register(OUTPUT_STATIONARY.name, OUTPUT_STATIONARY, aliases=("os",))

@@ -35,10 +35,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.objectives import METRIC_OF
 from jaqmoo.search.baselines.ddpg import DDPGAgent, DDPGConfig
 from jaqmoo.search.baselines.driver import EvaluationDriver
 from jaqmoo.search.genome import GenomeSpace
-from jaqmoo.search.problem import METRIC_OF
 from jaqmoo.workload import Workload
 
 STATE_FIELDS = ("layer", "depthwise", "c_in", "c_out", "stride", "kernel", "params", "feature_map", "is_weight",

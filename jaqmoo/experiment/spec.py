@@ -35,26 +35,36 @@ from typing import Any
 
 import yaml
 
-from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.estimators import ESTIMATORS as ESTIMATOR_KINDS
+from jaqmoo.experiment.fields import (
+    bits_list,
+    bits_pair,
+    check_keys,
+    choice,
+    field_names,
+    float_range,
+    int_range,
+    optional_path,
+    section,
+    typed,
+)
+from jaqmoo.models import MODELS
+from jaqmoo.models.elastic_space import FAMILIES, family
+from jaqmoo.objectives import NAMES as OBJECTIVE_NAMES
 from jaqmoo.quant.policy import SUPPORTED_BITS
+from jaqmoo.search.algorithms import ALGORITHM_NAMES
+from jaqmoo.search.baselines import SEARCHERS
 from jaqmoo.textfile import read_utf8
 
-#: objective name -> "max" or "min"
-OBJECTIVES: dict[str, str] = {
-    "accuracy": "max",
-    "energy": "min",
-    "latency": "min",
-    "edp": "min",
-    "memory": "min",
-    "area": "min",
-}
 MAPPING_MODES = ("inner", "outer")
 MAPPING_METRICS = ("energy", "edp", "cycles")
-ESTIMATORS = ("supernet", "predictor")
+ESTIMATORS = tuple(ESTIMATOR_KINDS)  # jaqmoo.experiment.estimators
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
-ALGORITHMS = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")  # == search.algorithms.ALGORITHM_NAMES
-#: the seed papers' searchers (jaqmoo.search.baselines), selectable as search.algorithm too
-BASELINE_ALGORITHMS = ("uniform", "random", "haq", "bits-nsga2")
+#: pymoo algorithms (jaqmoo.search.algorithms) and the seed papers' searchers (jaqmoo.search.baselines),
+#: both selectable as search.algorithm
+ALGORITHMS = ALGORITHM_NAMES
+BASELINE_ALGORITHMS = SEARCHERS
 HAQ_RESOURCES = ("energy", "latency", "memory")
 
 
@@ -197,9 +207,9 @@ class ExperimentSpec:
         """A copy with the CLI's ``--generations`` / ``--pop`` applied (validated)."""
         search = self.search
         if generations is not None:
-            search = replace(search, generations=_int_range(generations, "--generations", 1, None, "command line"))
+            search = replace(search, generations=int_range(generations, "--generations", 1, None, "command line"))
         if population is not None:
-            search = replace(search, population=_int_range(population, "--pop", 4, None, "command line"))
+            search = replace(search, population=int_range(population, "--pop", 4, None, "command line"))
             _check_population(search, "command line")
         return replace(self, search=search)
 
@@ -218,124 +228,24 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def _suggest(key: str, allowed: list[str]) -> str:
-    return did_you_mean(key, allowed)
-
-
-def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
-    """Raise for keys of ``data`` not in ``allowed`` (suggesting the closest one)."""
-    for key in data:
-        if key not in allowed:
-            raise JaqmooError(
-                f"{where}: unknown key {key!r}; {_suggest(str(key), allowed)}allowed keys: {', '.join(allowed)}"
-            )
-
-
-def _section(data: Any, where: str) -> dict:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {data!r})")
-    return data
-
-
-def _type_name(t: type | tuple) -> str:
-    return " or ".join(x.__name__ for x in (t if isinstance(t, tuple) else (t,)))
-
-
-def _typed(value: Any, t: type | tuple, where: str) -> Any:
-    if isinstance(value, bool) and bool not in (t if isinstance(t, tuple) else (t,)):
-        raise JaqmooError(f"{where}: expected {_type_name(t)}, got a boolean {value!r}")
-    if t is float and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, t):
-        raise JaqmooError(f"{where}: expected {_type_name(t)}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _int_range(value: Any, where: str, lo: int | None, hi: int | None, src: str) -> int:
-    value = _typed(value, int, f"{src}: {where}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {rng}")
-    return value
-
-
-def _float_range(value: Any, where: str, lo: float, hi: float | None, src: str, lo_open: bool = False) -> float:
-    value = _typed(value, float, f"{src}: {where}")
-    if value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
-        bound = f"{'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-        raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {bound}")
-    return value
-
-
-def _choice(value: Any, where: str, allowed: tuple[str, ...], src: str) -> str:
-    value = _typed(value, str, f"{src}: {where}")
-    if value not in allowed:
-        raise JaqmooError(
-            f"{src}: {where}: unknown value {value!r}; {_suggest(value, list(allowed))}choose one of: {', '.join(allowed)}"
-        )
-    return value
-
-
-def _bits_list(value: Any, where: str, src: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise JaqmooError(f"{src}: {where}: expected a non-empty list of bit-widths such as [2, 4, 6, 8]")
-    out = []
-    for i, v in enumerate(value):
-        b = _typed(v, int, f"{src}: {where}[{i}]")
-        if b not in SUPPORTED_BITS:
-            raise JaqmooError(f"{src}: {where}[{i}]: {b} bits is not supported; use values in 2..8")
-        out.append(b)
-    if len(set(out)) != len(out):
-        raise JaqmooError(f"{src}: {where}: duplicate bit-widths in {value}")
-    return tuple(sorted(out))
-
-
-def _bits_pair(value: Any, where: str, src: str) -> tuple[int, int]:
-    from jaqmoo.quant.policy import parse_bits_spec
-
-    w, a = parse_bits_spec(str(value), f"{src}: {where}")
-    if w not in SUPPORTED_BITS or a not in SUPPORTED_BITS:
-        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {value!r})")
-    return (w, a)
-
-
-def _path(value: Any, where: str, src: str) -> str | None:
-    if value is None:
-        return None
-    return str(_typed(value, str, f"{src}: {where}"))
-
-
-def _fields_of(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
 # ----------------------------------------------------------------------------- sections
 
 
 def _model(data: Any, src: str) -> ModelSpec:
-    from jaqmoo.models import MODELS
-
-    d = _section(data, f"{src}: model")
-    check_keys(d, _fields_of(ModelSpec), f"{src}: model")
+    d = section(data, f"{src}: model")
+    check_keys(d, field_names(ModelSpec), f"{src}: model")
     if "name" not in d:
         raise JaqmooError(f"{src}: model.name is required; choose one of: {', '.join(sorted(MODELS))}")
-    name = _choice(d["name"], "model.name", tuple(sorted(MODELS)), src)
-    checkpoint = _path(d.get("checkpoint"), "model.checkpoint", src)
+    name = choice(d["name"], "model.name", tuple(sorted(MODELS)), src)
+    checkpoint = optional_path(d.get("checkpoint"), "model.checkpoint", src)
     return ModelSpec(
         name=name,
-        width_mult=_float_range(d.get("width_mult", 1.0), "model.width_mult", 0.0, 4.0, src, lo_open=True),
+        width_mult=float_range(d.get("width_mult", 1.0), "model.width_mult", 0.0, 4.0, src, lo_open=True),
         checkpoint=checkpoint,
         elastic=_elastic(d["elastic"], name, checkpoint, src) if d.get("elastic") is not None else None,
     )
 
 
-#: the elastic architecture spaces (model name -> largest depth any of its stages has)
-ELASTIC_MODELS = {"mobilenet_v1": 6, "mobilenet_v2": 4}
 ELASTIC_KEYS = ("depth", "expand", "kernel")
 
 
@@ -343,20 +253,18 @@ def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[t
     """``model.elastic``: ``{depth: [...], expand: [...], kernel: [...]}`` (each key optional,
     defaults the family's: 2/3/4, 3/4/6, 3/5/7 for mobilenet_v2; 1/2/4/6, 1, 3/5/7 for
     mobilenet_v1, whose blocks have no expand layer), validated; sorted unique choices per key."""
-    if model not in ELASTIC_MODELS:
+    if model not in FAMILIES:
         raise JaqmooError(f"{src}: model.elastic: model {model!r} has no elastic architecture space; only "
-                          f"{', '.join(ELASTIC_MODELS)} have one. Set model.name to one of them or remove model.elastic")
+                          f"{', '.join(FAMILIES)} have one. Set model.name to one of them or remove model.elastic")
     if checkpoint is not None:
         raise JaqmooError(f"{src}: model.checkpoint cannot start an elastic supernet (its largest network has other "
                           "weight shapes); remove model.checkpoint or model.elastic")
-    d = _section(data, f"{src}: model.elastic")
+    d = section(data, f"{src}: model.elastic")
     check_keys(d, list(ELASTIC_KEYS), f"{src}: model.elastic")
-    from jaqmoo.models.elastic_mbv2 import family
-
     fam = family(model)
     defaults = fam.defaults
     top_expand = 8 if fam.has_expand else 1
-    limits = {"depth": (1, ELASTIC_MODELS[model], f"{model}'s stages have at most {ELASTIC_MODELS[model]} blocks"),
+    limits = {"depth": (1, fam.max_depth, f"{model}'s stages have at most {fam.max_depth} blocks"),
               "expand": (1, top_expand, "an expand ratio of 1..8 (MobileNetV2 uses 6)"),
               "kernel": (1, 9, "an odd depthwise kernel of 1..9 (e.g. 3, 5, 7)")}
     out = []
@@ -369,7 +277,7 @@ def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[t
         if key == "expand" and not fam.has_expand and value != [1]:
             raise JaqmooError(f"{src}: model.elastic.expand: {model}'s depthwise-separable blocks have no expand "
                               f"layer (got {value!r}); remove model.elastic.expand or give [1]")
-        vals = tuple(_int_range(v, f"model.elastic.{key}[{i}]", lo, hi, src) for i, v in enumerate(value))
+        vals = tuple(int_range(v, f"model.elastic.{key}[{i}]", lo, hi, src) for i, v in enumerate(value))
         if key == "kernel" and any(k % 2 == 0 for k in vals):
             raise JaqmooError(f"{src}: model.elastic.kernel: {list(vals)} has an even kernel; use {what}")
         if len(set(vals)) != len(vals):
@@ -379,16 +287,16 @@ def _elastic(data: Any, model: str, checkpoint: str | None, src: str) -> tuple[t
 
 
 def _dataset(data: Any, src: str) -> DatasetSpec:
-    d = _section(data, f"{src}: dataset")
-    check_keys(d, _fields_of(DatasetSpec), f"{src}: dataset")
+    d = section(data, f"{src}: dataset")
+    check_keys(d, field_names(DatasetSpec), f"{src}: dataset")
     if "name" not in d:
         raise JaqmooError(f"{src}: dataset.name is required; choose one of: {', '.join(DATASETS)}")
-    name = _choice(d["name"], "dataset.name", DATASETS, src)
-    root = _path(d.get("root"), "dataset.root", src)
+    name = choice(d["name"], "dataset.name", DATASETS, src)
+    root = optional_path(d.get("root"), "dataset.root", src)
     if name == "imagefolder" and root is None:
         raise JaqmooError(f"{src}: dataset.root is required for imagefolder (a folder with train/ and val/)")
-    size = _int_range(d.get("input_size", 224), "dataset.input_size", 8, 1024, src)
-    split_seed = _int_range(d.get("split_seed", 0), "dataset.split_seed", 0, 2**31 - 1, src)
+    size = int_range(d.get("input_size", 224), "dataset.input_size", 8, 1024, src)
+    split_seed = int_range(d.get("split_seed", 0), "dataset.split_seed", 0, 2**31 - 1, src)
     return DatasetSpec(name=name, root=root, input_size=size, split_seed=split_seed)
 
 
@@ -417,18 +325,18 @@ def _timeloop_accelerator(d: dict, src: str, base_dir: str | Path) -> Accelerato
 
 
 def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> AcceleratorSpec:
-    d = _section(data, f"{src}: accelerator")
+    d = section(data, f"{src}: accelerator")
     check_keys(d, ["template", "fixed", "search", "timeloop"], f"{src}: accelerator")
     if d.get("timeloop") is not None:
         return _timeloop_accelerator(d, src, base_dir)
     if d.get("template") is None:
         raise JaqmooError(f"{src}: accelerator.template (e.g. eyeriss or simba) or accelerator.timeloop (a Timeloop "
                           "architecture folder or file) is required")
-    template = _typed(d["template"], str, f"{src}: accelerator.template")
-    fixed = _section(d.get("fixed"), f"{src}: accelerator.fixed")
+    template = typed(d["template"], str, f"{src}: accelerator.template")
+    fixed = section(d.get("fixed"), f"{src}: accelerator.fixed")
     fixed_items = []
     for k, v in fixed.items():
-        fixed_items.append((str(k), _typed(v, int, f"{src}: accelerator.fixed.{k}")))
+        fixed_items.append((str(k), typed(v, int, f"{src}: accelerator.fixed.{k}")))
     search = d.get("search", [])
     search_all = False
     items: list[tuple[str, tuple[int, ...]]] = []
@@ -436,7 +344,7 @@ def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> Accelerator
         search_all = True
     elif isinstance(search, list):
         for i, k in enumerate(search):
-            items.append((_typed(k, str, f"{src}: accelerator.search[{i}]"), ()))
+            items.append((typed(k, str, f"{src}: accelerator.search[{i}]"), ()))
     elif isinstance(search, dict):
         for k, v in search.items():
             if v is None:
@@ -444,7 +352,7 @@ def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> Accelerator
                 continue
             if not isinstance(v, list) or not v:
                 raise JaqmooError(f"{src}: accelerator.search.{k}: expected a non-empty list of values (or null for all)")
-            items.append((str(k), tuple(_typed(x, int, f"{src}: accelerator.search.{k}") for x in v)))
+            items.append((str(k), tuple(typed(x, int, f"{src}: accelerator.search.{k}") for x in v)))
     elif search is not None:
         raise JaqmooError(f"{src}: accelerator.search: expected a list of parameter names, a mapping name -> values, or 'all'")
     clash = {k for k, _ in items} & {k for k, _ in fixed_items}
@@ -454,13 +362,13 @@ def _accelerator(data: Any, src: str, base_dir: str | Path = ".") -> Accelerator
 
 
 def _quantization(data: Any, src: str) -> QuantizationSpec:
-    d = _section(data, f"{src}: quantization")
-    check_keys(d, _fields_of(QuantizationSpec), f"{src}: quantization")
-    fixed = _section(d.get("fixed_layers"), f"{src}: quantization.fixed_layers")
+    d = section(data, f"{src}: quantization")
+    check_keys(d, field_names(QuantizationSpec), f"{src}: quantization")
+    fixed = section(d.get("fixed_layers"), f"{src}: quantization.fixed_layers")
     return QuantizationSpec(
-        weight_bits=_bits_list(d["weight_bits"], "quantization.weight_bits", src) if "weight_bits" in d else SUPPORTED_BITS,
-        act_bits=_bits_list(d["act_bits"], "quantization.act_bits", src) if "act_bits" in d else SUPPORTED_BITS,
-        fixed_layers=tuple((str(k), _bits_pair(v, f"quantization.fixed_layers.{k}", src)) for k, v in fixed.items()),
+        weight_bits=bits_list(d["weight_bits"], "quantization.weight_bits", src) if "weight_bits" in d else SUPPORTED_BITS,
+        act_bits=bits_list(d["act_bits"], "quantization.act_bits", src) if "act_bits" in d else SUPPORTED_BITS,
+        fixed_layers=tuple((str(k), bits_pair(v, f"quantization.fixed_layers.{k}", src)) for k, v in fixed.items()),
         accumulator_bits=_accumulator_bits(d.get("accumulator_bits"), src),
     )
 
@@ -476,12 +384,12 @@ def _accumulator_bits(value: Any, src: str) -> int | None:
 
 
 def _mapping(data: Any, src: str) -> MappingSpec:
-    d = _section(data, f"{src}: mapping")
-    check_keys(d, _fields_of(MappingSpec), f"{src}: mapping")
+    d = section(data, f"{src}: mapping")
+    check_keys(d, field_names(MappingSpec), f"{src}: mapping")
     return MappingSpec(
-        mode=_choice(d.get("mode", "inner"), "mapping.mode", MAPPING_MODES, src),
-        metric=_choice(d.get("metric", "energy"), "mapping.metric", MAPPING_METRICS, src),
-        candidates=_int_range(d.get("candidates", 16), "mapping.candidates", 1, 4096, src),
+        mode=choice(d.get("mode", "inner"), "mapping.mode", MAPPING_MODES, src),
+        metric=choice(d.get("metric", "energy"), "mapping.metric", MAPPING_METRICS, src),
+        candidates=int_range(d.get("candidates", 16), "mapping.candidates", 1, 4096, src),
         cache_dir=_cache_dir(d.get("cache_dir"), src),
     )
 
@@ -498,18 +406,18 @@ def _cache_dir(value: Any, src: str) -> str | bool | None:
 
 
 def _accuracy(data: Any, src: str) -> AccuracySpec:
-    d = _section(data, f"{src}: accuracy")
-    check_keys(d, _fields_of(AccuracySpec), f"{src}: accuracy")
-    train = _section(d.get("train"), f"{src}: accuracy.train")
+    d = section(data, f"{src}: accuracy")
+    check_keys(d, field_names(AccuracySpec), f"{src}: accuracy")
+    train = section(d.get("train"), f"{src}: accuracy.train")
     rescore = d.get("rescore_front", True)
     return AccuracySpec(
-        estimator=_choice(d.get("estimator", "supernet"), "accuracy.estimator", ESTIMATORS, src),
-        checkpoint=_path(d.get("checkpoint"), "accuracy.checkpoint", src),
-        cache_dir=_path(d.get("cache_dir"), "accuracy.cache_dir", src),
+        estimator=choice(d.get("estimator", "supernet"), "accuracy.estimator", ESTIMATORS, src),
+        checkpoint=optional_path(d.get("checkpoint"), "accuracy.checkpoint", src),
+        cache_dir=optional_path(d.get("cache_dir"), "accuracy.cache_dir", src),
         train=tuple(sorted((str(k), v) for k, v in train.items())),
-        val_images=_int_range(d.get("val_images", 500), "accuracy.val_images", 10, None, src),
-        predictor_samples=_int_range(d.get("predictor_samples", 200), "accuracy.predictor_samples", 8, None, src),
-        rescore_front=_typed(rescore, bool, f"{src}: accuracy.rescore_front"),
+        val_images=int_range(d.get("val_images", 500), "accuracy.val_images", 10, None, src),
+        predictor_samples=int_range(d.get("predictor_samples", 200), "accuracy.predictor_samples", 8, None, src),
+        rescore_front=typed(rescore, bool, f"{src}: accuracy.rescore_front"),
     )
 
 
@@ -520,19 +428,19 @@ def _objectives(data: Any, src: str) -> tuple[str, ...]:
         data = [data]
     if not isinstance(data, list) or not data:
         raise JaqmooError(f"{src}: objectives: expected a non-empty list such as [accuracy, energy, memory]")
-    out = tuple(_choice(o, f"objectives[{i}]", tuple(OBJECTIVES), src) for i, o in enumerate(data))
+    out = tuple(choice(o, f"objectives[{i}]", OBJECTIVE_NAMES, src) for i, o in enumerate(data))
     if len(set(out)) != len(out):
         raise JaqmooError(f"{src}: objectives: {list(out)} lists an objective twice")
     return out
 
 
 def _constraints(data: Any, src: str) -> ConstraintSpec:
-    d = _section(data, f"{src}: constraints")
-    check_keys(d, _fields_of(ConstraintSpec), f"{src}: constraints")
+    d = section(data, f"{src}: constraints")
+    check_keys(d, field_names(ConstraintSpec), f"{src}: constraints")
 
     def opt(key: str, lo: float, hi: float | None, lo_open: bool) -> float | None:
         v = d.get(key)
-        return None if v is None else _float_range(v, f"constraints.{key}", lo, hi, src, lo_open)
+        return None if v is None else float_range(v, f"constraints.{key}", lo, hi, src, lo_open)
 
     c = ConstraintSpec(
         min_accuracy=opt("min_accuracy", 0.0, 1.0, False),
@@ -554,25 +462,25 @@ def _budgets(value: Any, src: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
         raise JaqmooError(f"{src}: search.haq_budgets: expected a non-empty list of fractions of the uniform "
                           "8-bit cost such as [0.4, 0.6, 0.8]")
-    out = tuple(_float_range(v, f"search.haq_budgets[{i}]", 0.0, 1.0, src, lo_open=True) for i, v in enumerate(value))
+    out = tuple(float_range(v, f"search.haq_budgets[{i}]", 0.0, 1.0, src, lo_open=True) for i, v in enumerate(value))
     if len(set(out)) != len(out):
         raise JaqmooError(f"{src}: search.haq_budgets: {list(value)} lists a budget twice")
     return tuple(sorted(out))
 
 
 def _search(data: Any, src: str) -> SearchSpec:
-    d = _section(data, f"{src}: search")
-    check_keys(d, _fields_of(SearchSpec), f"{src}: search")
+    d = section(data, f"{src}: search")
+    check_keys(d, field_names(SearchSpec), f"{src}: search")
     seeds = d.get("seed_bits", [8, 6, 4])
     if not isinstance(seeds, list):
         raise JaqmooError(f"{src}: search.seed_bits: expected a list of uniform bit-widths such as [8, 6, 4]")
     s = SearchSpec(
-        algorithm=_choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS + BASELINE_ALGORITHMS, src),
-        population=_int_range(d.get("population", 32), "search.population", 4, None, src),
-        generations=_int_range(d.get("generations", 20), "search.generations", 1, None, src),
-        seed_bits=tuple(_int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
-        batch_size=_int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
-        haq_resource=_choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
+        algorithm=choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS + BASELINE_ALGORITHMS, src),
+        population=int_range(d.get("population", 32), "search.population", 4, None, src),
+        generations=int_range(d.get("generations", 20), "search.generations", 1, None, src),
+        seed_bits=tuple(int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
+        batch_size=int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
+        haq_resource=choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
         haq_budgets=_budgets(d.get("haq_budgets", list(SearchSpec.haq_budgets)), src),
     )
     _check_population(s, src)
@@ -586,16 +494,16 @@ TOP_KEYS = ["name", "seed", "model", "dataset", "accelerator", "quantization", "
 def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") -> ExperimentSpec:
     """Validate a parsed YAML document and return an :class:`ExperimentSpec`."""
     src = source
-    d = _section(data, src)
+    d = section(data, src)
     check_keys(d, TOP_KEYS, src)
     for required in ("model", "dataset", "accelerator"):
         if required not in d:
             raise JaqmooError(f"{src}: the '{required}' section is required")
-    out = _section(d.get("output"), f"{src}: output")
+    out = section(d.get("output"), f"{src}: output")
     check_keys(out, ["dir"], f"{src}: output")
     default_name = Path(source).stem if source not in ("<dict>", "") else "experiment"
     spec = ExperimentSpec(
-        name=str(_typed(d.get("name", default_name), str, f"{src}: name")),
+        name=str(typed(d.get("name", default_name), str, f"{src}: name")),
         model=_model(d["model"], src),
         dataset=_dataset(d["dataset"], src),
         accelerator=_accelerator(d["accelerator"], src, base_dir),
@@ -605,8 +513,8 @@ def parse_spec(data: Any, source: str = "<dict>", base_dir: str | Path = ".") ->
         objectives=_objectives(d.get("objectives"), src),
         constraints=_constraints(d.get("constraints"), src),
         search=_search(d.get("search"), src),
-        seed=_int_range(d.get("seed", 0), "seed", 0, 2**32 - 1, src),
-        output_dir=_path(out.get("dir"), "output.dir", src),
+        seed=int_range(d.get("seed", 0), "seed", 0, 2**32 - 1, src),
+        output_dir=optional_path(out.get("dir"), "output.dir", src),
         source=src,
         base_dir=str(base_dir),
     )

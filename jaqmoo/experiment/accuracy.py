@@ -3,8 +3,9 @@
 :func:`obtain_accuracy` returns an :class:`AccuracySetup`: the estimator used inside the
 search loop (the supernet itself, or a predictor fitted on supernet samples), the supernet
 estimator used to re-score the final front (predictor runs only), the layers the supernet
-keeps at fixed bits, and timings. Every estimator is wrapped in a :class:`CachedEstimator`:
-a policy evaluated once (the search revisits many) is never estimated again.
+keeps at fixed bits, and timings. What differs between a fixed network and an elastic space is
+the model strategy's (:mod:`jaqmoo.experiment.strategy`); every estimator is memoised
+(:mod:`jaqmoo.experiment.caches`): a policy evaluated once is never estimated again.
 """
 
 from __future__ import annotations
@@ -15,42 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from jaqmoo.errors import JaqmooError
-from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.experiment.estimators import ESTIMATORS
+from jaqmoo.experiment.spec import ExperimentSpec
+from jaqmoo.experiment.strategy import model_strategy, supernet_bits
 from jaqmoo.quant.sanity import float_phase_accuracy
 from jaqmoo.quant.supernet import read_checkpoint
-from jaqmoo.search.spec import ExperimentSpec
-
-
-class CachedEstimator:
-    """Memoises ``estimate(policies)`` per (weight bits, activation bits)."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-        self.cache: dict[tuple, float] = {}
-        self.calls = 0
-
-    @staticmethod
-    def key(policy: QuantPolicy) -> tuple:
-        return (policy.weight_bits, policy.act_bits)
-
-    def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
-        todo = []
-        for p in policies:
-            k = self.key(p)
-            if k not in self.cache and k not in {self.key(q) for q in todo}:
-                todo.append(p)
-        if todo:
-            values = np.asarray(self.estimator.estimate(todo), dtype=float).reshape(-1)
-            if len(values) != len(todo):
-                raise RuntimeError(f"accuracy estimator returned {len(values)} values for {len(todo)} policies")
-            self.calls += len(todo)
-            for p, v in zip(todo, values, strict=True):
-                self.cache[self.key(p)] = float(v)
-        return np.asarray([self.cache[self.key(p)] for p in policies], dtype=float)
 
 
 @dataclass
@@ -69,12 +42,11 @@ SPEC_OWNED_TRAIN_FIELDS = ("model", "dataset", "out", "bits", "fixed_first_last"
                "data_root", "resume", "extra", "input_size")
 
 
-def _train_kwargs(spec: ExperimentSpec) -> dict:
+def train_kwargs(spec: ExperimentSpec) -> dict:
     """``accuracy.train`` checked against :class:`jaqmoo.quant.train.TrainConfig`'s fields."""
     from dataclasses import fields
 
     from jaqmoo.quant.train import TrainConfig
-    from jaqmoo.search.spec import _suggest
 
     types = {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in SPEC_OWNED_TRAIN_FIELDS}
     allowed = list(types)
@@ -82,7 +54,7 @@ def _train_kwargs(spec: ExperimentSpec) -> dict:
     for key, value in spec.accuracy.train_kwargs.items():
         if key not in allowed:
             raise JaqmooError(f"{spec.source}: accuracy.train.{key}: unknown training option; "
-                              f"{_suggest(key, allowed)}allowed: {', '.join(allowed)}")
+                              f"{did_you_mean(key, allowed)}allowed: {', '.join(allowed)}")
         kwargs[key] = _typed_option(value, types[key], f"{spec.source}: accuracy.train.{key}")
     return kwargs
 
@@ -113,7 +85,7 @@ def check_train_options(spec: ExperimentSpec) -> None:
     from jaqmoo.quant.train import TrainConfig
 
     try:
-        TrainConfig(**_train_kwargs(spec)).validate()
+        TrainConfig(**train_kwargs(spec)).validate()
     except TypeError as exc:
         raise JaqmooError(f"{spec.source}: accuracy.train: {exc}") from exc
     except JaqmooError as exc:
@@ -142,16 +114,9 @@ def _load_pretrained(supernet: Any, path: Path) -> None:
                           f"{supernet.meta.model}; it was saved from another model")
 
 
-def supernet_bits(spec: ExperimentSpec) -> tuple[int, ...]:
-    """Bit-widths the supernet must serve: every weight/activation choice and fixed-layer bits."""
-    q = spec.quantization
-    bits = set(q.weight_bits) | set(q.act_bits)
-    for _, (w, a) in q.fixed_layers:
-        bits |= {w, a}
-    return tuple(sorted(bits))
-
-
-def _first_last(spec: ExperimentSpec) -> int | None:
+def first_last_bits(spec: ExperimentSpec) -> int | None:
+    """The bits of ``fixed_layers: {first: B, last: B}`` when both are the same uniform B (the
+    supernet then keeps them fixed), else None."""
     fixed = dict(spec.quantization.fixed_layers)
     first, last = fixed.get("first"), fixed.get("last")
     if first is not None and first == last and first[0] == first[1]:
@@ -170,20 +135,17 @@ def _training_finished(path: Path) -> bool:
     return int(payload.get("epoch", epochs)) >= epochs
 
 
-def _train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool = True) -> Any:
+def train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool = True) -> Any:
     """The :class:`TrainConfig` a spec trains its supernet with (``extra`` names the pretrained start)."""
     from jaqmoo.quant.train import TrainConfig
-    from jaqmoo.search.elastic_run import elastic_space
 
     pretrained = str(Path(spec.model.checkpoint).expanduser().resolve()) if spec.model.checkpoint else None
-    extra: dict[str, Any] = {"pretrained": pretrained, "split_seed": spec.dataset.split_seed}
-    space = elastic_space(spec)
-    if space is not None:  # train_supernet builds the elastic supernet of this space
-        extra["elastic"] = space.to_dict()
+    extra: dict[str, Any] = {"pretrained": pretrained, "split_seed": spec.dataset.split_seed,
+                             **model_strategy(spec).train_extra()}
     return TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
-                       bits=supernet_bits(spec), fixed_first_last=_first_last(spec), seed=spec.seed,
+                       bits=supernet_bits(spec), fixed_first_last=first_last_bits(spec), seed=spec.seed,
                        progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
-                       extra=extra, **_train_kwargs(spec))
+                       extra=extra, **train_kwargs(spec))
 
 
 def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
@@ -192,7 +154,7 @@ def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
 
     from jaqmoo.quant.identity import make_identity
 
-    cfg = _train_config(spec, splits, Path("unused.pt"))
+    cfg = train_config(spec, splits, Path("unused.pt"))
     meta = {"model": cfg.model, "width_mult": cfg.width_mult, "in_channels": splits.in_channels,
             "input_size": splits.input_size, "num_classes": splits.num_classes, "dataset": splits.name,
             "bits": list(cfg.bits), "fixed_first_last": cfg.fixed_first_last, "per_channel": cfg.per_channel,
@@ -207,7 +169,7 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
     if spec.accuracy.checkpoint:
         return Path(spec.accuracy.checkpoint).expanduser()
     if spec.accuracy.cache_dir:
-        kind = f"{spec.model.name}-elastic" if spec.model.elastic is not None else spec.model.name
+        kind = model_strategy(spec).kind
         from jaqmoo.quant.train import TRAINING_VERSION
 
         # the training code's version is hashed into the name (not into the identity an explicit
@@ -235,17 +197,13 @@ def check_identity(spec: ExperimentSpec, splits: Any, ckpt: Path) -> None:
 def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                     progress: bool = True) -> tuple[Any, float, bool]:
     """Load the supernet checkpoint if it exists (after checking its identity), else train it."""
-    from jaqmoo.quant import supernet as sn
-
     ckpt = supernet_path(spec, splits, default_checkpoint)
     t0 = time.perf_counter()
     if ckpt.is_file():
         check_identity(spec, splits, ckpt)
-    from jaqmoo.search.elastic_run import elastic_space
-
-    space = elastic_space(spec)
+    model = model_strategy(spec)
     if ckpt.is_file() and _training_finished(ckpt):
-        net = _load(ckpt, spec, space)
+        net = model.load_supernet(ckpt)
         missing = set(supernet_bits(spec)) - set(net.bits)
         if missing:
             raise JaqmooError(f"{spec.source}: accuracy.checkpoint {ckpt} was trained for bits {list(net.bits)}, "
@@ -256,41 +214,20 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
         return net, time.perf_counter() - t0, False
     from jaqmoo.quant.train import train_supernet
 
-    cfg = _train_config(spec, splits, ckpt, progress)
+    cfg = train_config(spec, splits, ckpt, progress)
     train_splits = splits
     if cfg.max_train is not None:  # a seeded subset of the training images (same validation split)
         from jaqmoo.data import load_dataset
 
         train_splits = load_dataset(spec.dataset.name, root=spec.dataset.root, seed=spec.dataset.split_seed,
                                     input_size=spec.dataset.input_size, max_train=cfg.max_train)
-    if space is not None:
-        from jaqmoo.quant.elastic import build_elastic_supernet
-
-        net = build_elastic_supernet(space, splits.num_classes, splits.in_channels, splits.input_size, splits.name,
-                                     cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
-    else:
-        net = sn.build_supernet(cfg.model, splits.num_classes, splits.in_channels, splits.input_size, cfg.width_mult,
-                                splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
+    net = model.build_supernet(cfg, splits)
     if spec.model.checkpoint:
         _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
     if ckpt.is_file():  # an interrupted training run: continue it from its last epoch
         cfg.resume = True
     path = train_supernet(cfg, splits=train_splits, supernet=net)
-    return _load(path, spec, space), time.perf_counter() - t0, True
-
-
-def _load(path: Path, spec: ExperimentSpec, space: Any) -> Any:
-    """The fixed supernet, or the elastic one of ``space`` (refusing another architecture space)."""
-    from jaqmoo.quant import supernet as sn
-
-    if space is None:
-        return sn.load_supernet(path, expect_model=spec.model.name)
-    from jaqmoo.quant.elastic import load_elastic_supernet
-
-    try:
-        return load_elastic_supernet(path, expect_space=space)
-    except JaqmooError as exc:
-        raise JaqmooError(f"{spec.source}: model.elastic / accuracy.checkpoint: {exc}") from None
+    return model.load_supernet(path), time.perf_counter() - t0, True
 
 
 def _load_predictor(path: Path, key: dict) -> Any | None:
@@ -317,17 +254,13 @@ def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
     os.replace(tmp, path)
 
 
-PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
-
-
 def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                      progress: bool = True) -> tuple[Any, dict[str, float], dict[int, tuple[int, int]], Path, dict]:
     """The supernet (loaded or trained, its layers checked against ``layer_names``), its timings,
     the layers it keeps at fixed bits, its checkpoint path and the run's ``meta.json`` entries."""
     net, seconds, trained = obtain_supernet(spec, splits, default_checkpoint, progress)
     if tuple(net.layer_names) != tuple(layer_names):
-        which = "the largest network of model.elastic" if spec.model.elastic is not None else f"model {spec.model.name}"
-        raise JaqmooError(f"{spec.source}: the supernet's layers do not match {which}'s; "
+        raise JaqmooError(f"{spec.source}: the supernet's layers do not match {model_strategy(spec).description}'s; "
                           "delete accuracy.checkpoint to retrain it")
     timings = {"supernet_train" if trained else "supernet_load": seconds}
     fixed = {i: (b, b) for i, b in net.fixed_layers().items()}
@@ -364,21 +297,18 @@ def cached_predictor(spec: ExperimentSpec, default_checkpoint: Path, ckpt: Path,
 
 def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
                     progress: bool = True) -> AccuracySetup:
-    """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring."""
-    from jaqmoo.quant.estimators import PredictorEstimator, SupernetEstimator
-
-    if spec.model.elastic is not None:  # (architecture, bits) pairs: jaqmoo.search.elastic_run
-        from jaqmoo.search.elastic_run import obtain_elastic_accuracy
-
-        return obtain_elastic_accuracy(spec, splits, layer_names, default_checkpoint, progress)
+    """Supernet (loaded or trained) and the estimators of the search and of the final re-scoring
+    (the model strategy's: per policy for a fixed network, per (architecture, bits) pair for an
+    elastic one)."""
+    model = model_strategy(spec)
     net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
-    supernet_est = SupernetEstimator(net, splits, max_images=spec.accuracy.val_images, seed=spec.seed)
-    if spec.accuracy.estimator == "supernet":
-        return AccuracySetup(CachedEstimator(supernet_est), None, fixed, timings, meta)
-    predictor, timings["predictor_fit"] = cached_predictor(
-        spec, default_checkpoint, ckpt, PREDICTOR_KIND,
-        lambda: PredictorEstimator.fit_from(supernet_est, n_samples=spec.accuracy.predictor_samples,
-                                            choices=supernet_bits(spec), seed=spec.seed, kind=PREDICTOR_KIND,
-                                            progress=progress))
-    meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
-    return AccuracySetup(CachedEstimator(predictor), CachedEstimator(supernet_est), fixed, timings, meta)
+    meta.update(model.meta())
+
+    def fitted(kind: str, fit: Any, extra_key: dict | None) -> Any:
+        predictor, timings["predictor_fit"] = cached_predictor(spec, default_checkpoint, ckpt, kind, fit, extra_key)
+        return predictor
+
+    search_est, rescore_est, predictor = ESTIMATORS.lookup(spec.accuracy.estimator)(model, net, splits, fitted, progress)
+    if predictor is not None:
+        meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
+    return AccuracySetup(search_est, rescore_est, fixed, timings, meta)
