@@ -1,0 +1,126 @@
+"""Data-only files: JSON plus NumPy arrays in one ``.npz``, read without ever running code.
+
+A *bundle* is an uncompressed or compressed NumPy ``.npz`` (a zip archive) holding named
+numeric arrays and one ``__json__`` member, the UTF-8 JSON text of a plain-data header. It is
+what jaqmoo keeps in run folders and caches (search checkpoints, fitted predictors, mapper
+warm-up caches) instead of pickles:
+
+- reading uses ``numpy.load(..., allow_pickle=False)``: an object array (the one way an
+  ``.npz`` can carry a pickle) is refused, so a crafted file cannot execute anything;
+- the zip format checks a CRC-32 per member, so damage is detected, and :func:`load_bundle`
+  turns every failure (not a zip, bad CRC, object array, bad JSON, a member too large) into a
+  :class:`DataFileError` naming the file and the fix;
+- :func:`refuse_pickle` is how a loader answers a file of the old, pickled format: it is never
+  opened; the message says how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaqmoo.errors import JaqmooError
+from jaqmoo.safe_write import atomic_write
+
+JSON_MEMBER = "__json__"
+#: no bundle member may decompress to more than this (a zip bomb stops here, not in RAM).
+MAX_MEMBER_BYTES = 1 << 31
+
+
+class DataFileError(JaqmooError):
+    """A data file is damaged, of another format or of an unsafe (pickled) kind."""
+
+
+def tag_floats(value: Any) -> Any:
+    """``value`` (plain data) with every non-finite float as ``{"float": "nan"|"inf"|"-inf"}`` (JSON has none)."""
+    if isinstance(value, dict):
+        return {str(k): tag_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tag_floats(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def untag_floats(value: Any) -> Any:
+    """The inverse of :func:`tag_floats`."""
+    if isinstance(value, dict):
+        if len(value) == 1 and value.get("float") in ("nan", "inf", "-inf"):
+            return float(value["float"])
+        return {k: untag_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag_floats(v) for v in value]
+    return value
+
+
+def bundle_bytes(header: dict, arrays: dict[str, np.ndarray] | None = None, compress: bool = False) -> bytes:
+    """The bytes of a bundle of ``header`` (JSON-able) and numeric ``arrays``."""
+    arrays = dict(arrays or {})
+    for name, arr in arrays.items():
+        if name == JSON_MEMBER or np.asarray(arr).dtype.hasobject:
+            raise JaqmooError(f"internal: bundle member {name!r} must be a numeric array")
+    text = json.dumps(header, allow_nan=False, separators=(",", ":"))
+    arrays[JSON_MEMBER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    return buf.getvalue()
+
+
+def save_bundle(path: str | Path, header: dict, arrays: dict[str, np.ndarray] | None = None,
+                compress: bool = False, what: str = "") -> Path:
+    """Atomically write a bundle (see the module doc) to ``path``."""
+    return atomic_write(path, bundle_bytes(header, arrays, compress), what)
+
+
+def load_bundle_bytes(data: bytes, where: str, fix: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse bundle bytes; ``where`` names the source and ``fix`` the remedy in error messages."""
+    def bad(why: str) -> DataFileError:
+        return DataFileError(f"{where}: {why}; {fix}")
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise bad(f"member {info.filename!r} would unpack to {info.file_size} bytes")
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+        arrays = {name: npz[name] for name in npz.files}
+    except DataFileError:
+        raise
+    except ValueError as exc:  # object arrays need allow_pickle: refused
+        raise bad(f"not a plain-data file ({str(exc)[:120]})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise bad(f"damaged or not a jaqmoo data file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    raw = arrays.pop(JSON_MEMBER, None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise bad("no JSON header")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad(f"damaged JSON header ({str(exc)[:120]})") from None
+    if not isinstance(header, dict):
+        raise bad("the JSON header is not an object")
+    return header, arrays
+
+
+def load_bundle(path: str | Path, fix: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The ``(header, arrays)`` of the bundle at ``path``; :class:`DataFileError` when damaged."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot read it ({exc.strerror or exc}); {fix}") from None
+    return load_bundle_bytes(data, str(path), fix)
+
+
+def refuse_pickle(path: str | Path, rebuild: str) -> DataFileError:
+    """The error for a file of the old pickled format at ``path`` (never opened); ``rebuild`` says how."""
+    return DataFileError(
+        f"{path} is in the old pickled format, which jaqmoo no longer reads (loading a pickle can run any "
+        f"code put into it); it was not opened. {rebuild}")
