@@ -142,7 +142,7 @@ def obtain_elastic_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequ
                             progress: bool = True) -> Any:
     """The accuracy side of an elastic search (see the module doc); an
     :class:`~jaqmoo.search.accuracy.AccuracySetup` whose estimators answer ``estimate_pairs``."""
-    from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
+    from jaqmoo.quant.elastic_estimators import ArchPredictor, ElasticSupernetEstimator
     from jaqmoo.quant.estimators import EvalData
     from jaqmoo.search.accuracy import (
         PREDICTOR_KIND,
@@ -164,7 +164,8 @@ def obtain_elastic_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequ
         spec, default_checkpoint, ckpt, f"arch-{PREDICTOR_KIND}",
         lambda: fit_arch_predictor(net, supernet_est, spec.accuracy.predictor_samples, supernet_bits(spec),
                                    spec.seed, progress),
-        extra_key={"elastic": space.to_dict()})
+        extra_key={"elastic": space.to_dict()},
+        restore=lambda header, arrays: ArchPredictor.from_data(net, header, arrays))
     meta["predictor_fit_error"] = getattr(predictor, "fit_error", None)
     return AccuracySetup(PairCache(predictor, space, active), supernet_est, fixed, timings, meta)
 
