@@ -16,6 +16,7 @@ warm-up caches) instead of pickles:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -124,3 +125,94 @@ def refuse_pickle(path: str | Path, rebuild: str) -> DataFileError:
     return DataFileError(
         f"{path} is in the old pickled format, which jaqmoo no longer reads (loading a pickle can run any "
         f"code put into it); it was not opened. {rebuild}")
+
+
+class _TreeEncoder:
+    """Dataclass trees to a JSON-able value plus arrays (see :func:`encode_tree`)."""
+
+    def __init__(self, classes: dict[str, type]) -> None:
+        self.names = {cls: name for name, cls in classes.items()}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise JaqmooError(f"internal: cannot store an object array ({value.dtype})")
+            key = f"a{len(self.arrays)}"
+            self.arrays[key] = np.ascontiguousarray(value)
+            return {"array": key}
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            return value if np.isfinite(value) else {"float": repr(value)}
+        if isinstance(value, tuple):
+            return {"tuple": [self(v) for v in value]}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if isinstance(value, (set, frozenset)):
+            return {"set": [self(v) for v in sorted(value, key=repr)]}
+        if isinstance(value, dict):
+            return {"items": [[self(k), self(v)] for k, v in value.items()]}
+        name = self.names.get(type(value))
+        if name is not None and dataclasses.is_dataclass(value):
+            return {"object": name, "fields": {f.name: self(getattr(value, f.name))
+                                               for f in dataclasses.fields(value) if f.init}}
+        raise JaqmooError(f"internal: cannot store a {type(value).__name__} as data")
+
+
+def encode_tree(value: Any, classes: dict[str, type]) -> tuple[Any, dict[str, np.ndarray]]:
+    """A tree of plain values, NumPy arrays, tuples, sets, dicts and dataclasses named in
+    ``classes`` (``{name: class}``) as ``(JSON-able value, arrays)``; :func:`decode_tree` inverts it."""
+    enc = _TreeEncoder(classes)
+    return enc(value), enc.arrays
+
+
+def decode_tree(value: Any, arrays: dict[str, np.ndarray], classes: dict[str, type]) -> Any:
+    """The tree :func:`encode_tree` encoded. Only the dataclasses in ``classes`` are built, through
+    their constructors (so their own checks run); anything else is a :class:`DataFileError`."""
+    def dec(v: Any, depth: int) -> Any:
+        if depth > 64:
+            raise DataFileError("the data nests too deeply")
+        if v is None or isinstance(v, (bool, str, int, float)):
+            return v
+        if isinstance(v, list):
+            return [dec(x, depth + 1) for x in v]
+        if not isinstance(v, dict) or len(v) not in (1, 2):
+            raise DataFileError(f"unexpected value {str(v)[:80]!r}")
+        if "array" in v:
+            if v["array"] not in arrays:
+                raise DataFileError(f"missing array {str(v['array'])[:40]!r}")
+            return arrays[v["array"]]
+        if "float" in v:
+            if v["float"] not in ("nan", "inf", "-inf"):
+                raise DataFileError(f"bad float {str(v['float'])[:40]!r}")
+            return float(v["float"])
+        if "tuple" in v and isinstance(v["tuple"], list):
+            return tuple(dec(x, depth + 1) for x in v["tuple"])
+        if "set" in v and isinstance(v["set"], list):
+            return {dec(x, depth + 1) for x in v["set"]}
+        if "items" in v and isinstance(v["items"], list):
+            if not all(isinstance(p, list) and len(p) == 2 for p in v["items"]):
+                raise DataFileError("malformed mapping")
+            return {dec(k, depth + 1): dec(x, depth + 1) for k, x in v["items"]}
+        if "object" in v and isinstance(v.get("fields"), dict):
+            cls = classes.get(v["object"]) if isinstance(v["object"], str) else None
+            if cls is None:
+                raise DataFileError(f"unexpected object type {str(v['object'])[:40]!r}")
+            allowed = {f.name for f in dataclasses.fields(cls) if f.init}
+            if not set(v["fields"]) <= allowed:
+                raise DataFileError(f"unexpected fields for {v['object']}: {sorted(set(v['fields']) - allowed)[:5]}")
+            try:
+                return cls(**{k: dec(x, depth + 1) for k, x in v["fields"].items()})
+            except (TypeError, ValueError) as exc:
+                raise DataFileError(f"bad {v['object']} ({str(exc)[:120]})") from None
+        raise DataFileError(f"unexpected value {str(v)[:80]!r}")
+
+    try:
+        return dec(value, 0)
+    except TypeError as exc:  # e.g. an unhashable set member
+        raise DataFileError(f"malformed data ({str(exc)[:120]})") from None
