@@ -45,7 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from jaqmoo.datafile import DataFileError, load_bundle, refuse_pickle, save_bundle, tag_floats, untag_floats
+from jaqmoo.datafile import (
+    DataFileError,
+    load_bundle,
+    refuse_pickle,
+    save_bundle,
+    tag_floats,
+    untag_floats,
+)
 from jaqmoo.errors import JaqmooError
 from jaqmoo.safe_write import append_durable, atomic_write
 

@@ -7,7 +7,10 @@ Two backends behind one ``concurrent.futures.Executor`` interface, so the loop i
   parent via ``PR_SET_PDEATHSIG`` on Linux);
 * :class:`DaskBackend` -- ``distributed.Client(address).get_executor()`` on an existing
   cluster (``--scheduler tcp://host:port``) or a ``LocalCluster`` started for the sweep
-  (``--scheduler local``).
+  (``--scheduler local``). The LocalCluster's scheduler, workers and dashboard listen on
+  127.0.0.1 only, unless ``listen`` (``--listen``) names another interface: a Dask scheduler
+  runs whatever code a client sends it, so opening it lets everyone who reaches the port run
+  code as you.
 
 A task is submitted once every task it depends on has finished (a supernet before the
 runs that share it). A task whose worker was lost (a crashed pool process, a Dask
@@ -34,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
+
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class LocalPool:
 
     name = "local pool"
     dashboard: str | None = None
+    checks_shared_folder = False  # same machine, same files
     shared_failure = True  # one dead worker fails every task in the pool (see the module doc)
 
     def __init__(self, workers: int) -> None:
@@ -109,10 +115,11 @@ class DaskBackend:
     """Tasks on a Dask distributed cluster (an existing one, or a LocalCluster we start)."""
 
     name = "dask"
+    checks_shared_folder = True  # workers may run on other machines: each task checks it sees the sweep folder
     shared_failure = False  # the scheduler charges only the task the dead worker held
     capacity = None  # the scheduler queues
 
-    def __init__(self, scheduler: str, workers: int = 2) -> None:
+    def __init__(self, scheduler: str, workers: int = 2, listen: str = LOOPBACK) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - distributed is a dependency
@@ -120,7 +127,7 @@ class DaskBackend:
         self.cluster = None
         if scheduler == "local":
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0")
+                                        host=listen, dashboard_address=f"{listen}:0")
             address = self.cluster.scheduler_address
         else:
             address = scheduler
@@ -167,9 +174,12 @@ class DaskBackend:
             self.cluster.close()
 
 
-def make_backend(workers: int = 2, scheduler: str | None = None) -> LocalPool | DaskBackend:
-    """The local pool, or a Dask backend when a scheduler address (or ``local``) is given."""
-    return DaskBackend(scheduler, workers) if scheduler else LocalPool(workers)
+def make_backend(workers: int = 2, scheduler: str | None = None, listen: str = LOOPBACK) -> LocalPool | DaskBackend:
+    """The local pool, or a Dask backend when a scheduler address (or ``local``) is given;
+    ``listen``: the interface a ``local`` Dask cluster's services bind to (default loopback only)."""
+    if listen != LOOPBACK and scheduler != "local":
+        raise JaqmooError("--listen applies to --scheduler local only (an existing cluster binds where it was started)")
+    return DaskBackend(scheduler, workers, listen) if scheduler else LocalPool(workers)
 
 
 def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], None] | None = None,
