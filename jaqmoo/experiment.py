@@ -44,6 +44,7 @@ from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
 from jaqmoo.search.spec import ExperimentSpec, _suggest, coerce_spec
 from jaqmoo.search.store import ResultsStore
+from jaqmoo.strict import contained_path, load_yaml_file
 from jaqmoo.workload import Workload, extract_workload
 
 
@@ -206,16 +207,10 @@ def default_out_dir(spec: ExperimentSpec) -> Path:
     An explicit ``--out`` (the ``out`` argument) is taken as given and never comes here.
     """
     if spec.output_dir:
-        path = Path(spec.output_dir)
-        if ".." in path.parts:
-            raise JaqmooError(f"{spec.source}: output.dir {spec.output_dir!r} climbs out of its folder through '..'; "
-                              "give a path without '..', or pass --out DIR on the command line to write elsewhere")
-        return path
-    name = Path(spec.name)
-    if ".." in name.parts or name.is_absolute() or not spec.name.strip() or spec.name.strip() in (".",):
-        raise JaqmooError(f"{spec.source}: name {spec.name!r} would put the run outside runs/ (it becomes the folder "
-                          "runs/<name>); use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR")
-    return Path("runs") / name
+        return contained_path(spec.output_dir, f"{spec.source}: output.dir", absolute_ok=True,
+                              fix="give a path without '..', or pass --out DIR on the command line to write elsewhere")
+    return Path("runs") / contained_path(spec.name, f"{spec.source}: name", absolute_ok=False, leaving="the run outside runs/", fix=(
+        "it becomes the folder runs/<name>: use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR"))
 
 
 def _check_writable_folder(path: Path, what: str) -> None:
@@ -316,11 +311,9 @@ def _stored_spec(store: ResultsStore) -> dict | None:
     path = store.dir / "spec.yaml"
     if not path.is_file():
         return None
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = load_yaml_file(path, "the run's spec.yaml")
+    except JaqmooError as exc:
         raise JaqmooError(f"{path} is damaged ({exc}); resume cannot check the spec: restore it from "
                           "the original spec file") from None
     return data if isinstance(data, dict) else None

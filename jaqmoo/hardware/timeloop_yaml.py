@@ -31,6 +31,7 @@ from jaqmoo.hardware.ert import EnergyTable, find_sibling, load_tables, short_na
 from jaqmoo.hardware.spec import TENSORS, Accelerator, Compute, Level, MapConstraint
 from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation, tensor_list
 from jaqmoo.hardware.yaml_io import as_number, load_yaml, require
+from jaqmoo.strict import number
 
 _RANGE = re.compile(r"\[(\d+)\.\.(\d+)\]$")
 _COMPUTE_HINTS = ("mac", "compute", "alu", "multiplier")
@@ -328,10 +329,7 @@ def _cycle_seconds(data: dict, elems: list[_Element]) -> float:
     for e in elems:
         v = e.attributes.get("global_cycle_seconds")
         if v is not None:
-            try:
-                return float(v)
-            except (TypeError, ValueError):
-                break
+            return float(number(v, f"{e.name}.attributes.global_cycle_seconds", lo=0.0, lo_open=True, text=True))
     return 1e-9
 
 

@@ -22,6 +22,7 @@ from jaqmoo.datafile import load_bundle, save_bundle, tag_floats
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.search.spec import ExperimentSpec
+from jaqmoo.strict import shown
 
 
 class CachedEstimator:
@@ -103,7 +104,7 @@ def _typed_option(value: Any, type_name: str, where: str) -> Any:
     if not ok:
         expected = " or ".join(["a number" if base is float else "an integer" if base is int else
                                 "true/false" if base is bool else "a string"] + (["null"] if "None" in parts else []))
-        raise JaqmooError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+        raise JaqmooError(f"{where}: expected {expected}, got {type(value).__name__} {shown(value)}")
     return value
 
 

@@ -33,10 +33,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.quant.policy import SUPPORTED_BITS
+from jaqmoo.strict import MAX_INT, load_yaml_text, number, shown
 from jaqmoo.textfile import read_utf8
 
 #: objective name -> "max" or "min"
@@ -56,6 +55,8 @@ ALGORITHMS = ("nsga2", "nsga3", "unsga3", "smsemoa", "spea2", "rnsga2")  # == se
 #: the seed papers' searchers (jaqmoo.search.baselines), selectable as search.algorithm too
 BASELINE_ALGORITHMS = ("uniform", "random", "haq", "bits-nsga2")
 HAQ_RESOURCES = ("energy", "latency", "memory")
+MAX_POPULATION = 100_000  # a population array is population x genes: checked before pymoo allocates it
+MAX_GENERATIONS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
     for key in data:
         if key not in allowed:
             raise JaqmooError(
-                f"{where}: unknown key {key!r}; {_suggest(str(key), allowed)}allowed keys: {', '.join(allowed)}"
+                f"{where}: unknown key {shown(key)}; {_suggest(str(key)[:200], allowed)}allowed keys: {', '.join(allowed)}"
             )
 
 
@@ -238,7 +239,7 @@ def _section(data: Any, where: str) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {data!r})")
+        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {shown(data)})")
     return data
 
 
@@ -249,17 +250,20 @@ def _type_name(t: type | tuple) -> str:
 def _typed(value: Any, t: type | tuple, where: str) -> Any:
     if isinstance(value, bool) and bool not in (t if isinstance(t, tuple) else (t,)):
         raise JaqmooError(f"{where}: expected {_type_name(t)}, got a boolean {value!r}")
+    if isinstance(value, float) and t in (float, (int, float)):
+        number(value, where)  # .nan / .inf are not numbers a spec may hold
     if t is float and isinstance(value, int):
         return float(value)
     if not isinstance(value, t):
-        raise JaqmooError(f"{where}: expected {_type_name(t)}, got {type(value).__name__} {value!r}")
+        raise JaqmooError(f"{where}: expected {_type_name(t)}, got {type(value).__name__} {shown(value)}")
     return value
 
 
 def _int_range(value: Any, where: str, lo: int | None, hi: int | None, src: str) -> int:
     value = _typed(value, int, f"{src}: {where}")
+    hi = MAX_INT if hi is None else hi  # nothing a spec sizes may be astronomically large
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        rng = f"in {lo}..{hi}"
         raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {rng}")
     return value
 
@@ -276,7 +280,7 @@ def _choice(value: Any, where: str, allowed: tuple[str, ...], src: str) -> str:
     value = _typed(value, str, f"{src}: {where}")
     if value not in allowed:
         raise JaqmooError(
-            f"{src}: {where}: unknown value {value!r}; {_suggest(value, list(allowed))}choose one of: {', '.join(allowed)}"
+            f"{src}: {where}: unknown value {shown(value)}; {_suggest(value[:200], list(allowed))}choose one of: {', '.join(allowed)}"
         )
     return value
 
@@ -300,7 +304,7 @@ def _bits_pair(value: Any, where: str, src: str) -> tuple[int, int]:
 
     w, a = parse_bits_spec(str(value), f"{src}: {where}")
     if w not in SUPPORTED_BITS or a not in SUPPORTED_BITS:
-        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {value!r})")
+        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {shown(value)})")
     return (w, a)
 
 
@@ -406,7 +410,7 @@ def _timeloop_accelerator(d: dict, src: str, base_dir: str | Path) -> Accelerato
     raw = d["timeloop"]
     if not isinstance(raw, str) or not raw.strip():
         raise JaqmooError(f"{src}: accelerator.timeloop: expected the path of a Timeloop architecture folder or "
-                          f"YAML file, got {raw!r}")
+                          f"YAML file, got {shown(raw)}")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
@@ -471,7 +475,7 @@ def _accumulator_bits(value: Any, src: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         raise JaqmooError(f"{src}: quantization.accumulator_bits must be an integer in 1..64 (the partial-sum "
-                          f"width, e.g. 16 or 24; omit it for the template's psum width), got {value!r}")
+                          f"width, e.g. 16 or 24; omit it for the template's psum width), got {shown(value)}")
     return value
 
 
@@ -494,7 +498,7 @@ def _cache_dir(value: Any, src: str) -> str | bool | None:
         return value
     raise JaqmooError(f"{src}: mapping.cache_dir must be a folder path (shared by runs that warm up the same "
                       f"layers on the same hardware), false to turn the cache off, or left out for the run "
-                      f"folder's mapper-cache; got {value!r}")
+                      f"folder's mapper-cache; got {shown(value)}")
 
 
 def _accuracy(data: Any, src: str) -> AccuracySpec:
@@ -568,8 +572,8 @@ def _search(data: Any, src: str) -> SearchSpec:
         raise JaqmooError(f"{src}: search.seed_bits: expected a list of uniform bit-widths such as [8, 6, 4]")
     s = SearchSpec(
         algorithm=_choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS + BASELINE_ALGORITHMS, src),
-        population=_int_range(d.get("population", 32), "search.population", 4, None, src),
-        generations=_int_range(d.get("generations", 20), "search.generations", 1, None, src),
+        population=_int_range(d.get("population", 32), "search.population", 4, MAX_POPULATION, src),
+        generations=_int_range(d.get("generations", 20), "search.generations", 1, MAX_GENERATIONS, src),
         seed_bits=tuple(_int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
         batch_size=_int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
         haq_resource=_choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
@@ -672,11 +676,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             close = difflib.get_close_matches(path.name, names, n=1)
             hint = f"; did you mean {str(folder / close[0])!r}?" if close else ""
         raise JaqmooError(f"experiment spec {path} does not exist{hint}")
-    text = read_utf8(path, "a YAML experiment spec")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml_text(read_utf8(path, "a YAML experiment spec"), str(path))
     return parse_spec(data, source=str(path), base_dir=path.parent)
 
 
