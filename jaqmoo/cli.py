@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from jaqmoo.commands import strict_numbers
 from jaqmoo.errors import JaqmooError
 
 COMMAND_MODULES = [
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    strict_numbers(parser)
     return parser
 
 

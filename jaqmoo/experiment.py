@@ -37,6 +37,7 @@ from typing import Any
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.reporting.run import RESCORED, Run, load_run, read_rescored
+from jaqmoo.safe_write import atomic_write_text
 from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.compat import check_resume_spec
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
@@ -375,7 +376,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     prep.out_dir.mkdir(parents=True, exist_ok=True)
     import yaml
 
-    (prep.out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    atomic_write_text(prep.out_dir / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False), "the run's spec")
     t1 = time.perf_counter()
     meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.label,
                   "technology_nm": getattr(prep.template, "technology_nm", None),
@@ -403,7 +404,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         files.append(path)
     seconds["reports"] = report.seconds  # report.html after every generation and at the end (part of search + total)
     seconds["total"] = time.perf_counter() - t0
-    (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
+    atomic_write_text(prep.out_dir / "timings.json", json.dumps(seconds, indent=1), "the run's timings")
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
@@ -426,7 +427,7 @@ def _rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: bo
     todo = [g for g in genes if g not in scores]
     for g in tqdm(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
         scores[g] = candidate_accuracy(estimator, space.decode_one(np.array([int(v) for v in g.split()])))
-    (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
+    atomic_write_text(run.dir / RESCORED, json.dumps({g: scores[g] for g in genes}, indent=1), "the re-scored front")
 
 
 def write_outputs(run: Run, plots: bool = True) -> list[Path]:

@@ -161,3 +161,9 @@ def write_csv(df: Any, path: str | Path, what: str = "") -> Path:
 def write_parquet(df: Any, path: str | Path, what: str = "") -> Path:
     """Write DataFrame ``df`` as Parquet atomically (typed cells: nothing to escape)."""
     return atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False), what)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110, what: str = "a plot") -> Path:
+    """``fig.savefig`` atomically (the format from ``path``'s suffix, PNG by default)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt), what)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from jaqmoo.reporting.plots import LABELS, _projected_front, _pyplot
+from jaqmoo.safe_write import save_figure
 from jaqmoo.search.problem import METRIC_OF
 from jaqmoo.sweep.outputs import _accuracy_column
 from jaqmoo.sweep.spec import axis_label
@@ -75,7 +76,7 @@ def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
             ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"sweep {plan.get('name', '')}: fronts (stars: uniform-bit baselines)")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, 100, "the sweep grid plot")
+    finally:
+        plt.close(fig)
