@@ -108,28 +108,29 @@ def atomic_write_text(path: str | Path, text: str, what: str = "") -> Path:
 def append_durable(path: str | Path, text: str, what: str = "") -> None:
     """Append ``text`` to ``path`` and fsync; on failure the file is cut back to its old length."""
     path = Path(path)
-    data = text.encode("utf-8")
+    data = memoryview(text.encode("utf-8"))
     try:
-        fh = open(path, "ab")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
         if is_disk_error(exc):
             raise DiskWriteError(path, exc, what) from None
         raise
-    with fh:
-        start = fh.seek(0, os.SEEK_END)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
         try:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            while data:  # unbuffered: nothing is left in a buffer to fail again at close
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
         except BaseException as exc:
             try:
-                fh.truncate(start)
-                fh.flush()
+                os.ftruncate(fd, start)
             except OSError:
                 pass
             if is_disk_error(exc):
                 raise DiskWriteError(path, exc, what) from None  # type: ignore[arg-type]
             raise
+    finally:
+        os.close(fd)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -146,7 +147,7 @@ def escape_formulas(df: Any) -> Any:
     """A copy of DataFrame ``df`` whose text cells (and column names) pass through :func:`csv_cell`."""
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if getattr(out[col].dtype, "kind", "O") not in "biufcmM":  # object, str or string columns
             out[col] = out[col].map(csv_cell)
     out.columns = [csv_cell(c) for c in out.columns]
     return out

@@ -16,7 +16,9 @@ objects it holds (survival, its normalisation, the evaluator, ...), whose value 
   objectives, constraints, violation) plus their ``data`` dicts (rank, crowding, niche...).
 
 Configuration objects (operators, selections) and functions are not state: the fresh
-algorithm already has them. What is skipped on purpose: the problem (rebuilt by the caller),
+algorithm already has them. A state-holding object that pymoo creates lazily during the run
+(SPEA2's ``HyperplaneNormalization``) is recorded by class name and, on restore, created only
+when its class is in :data:`LAZY_COMPONENTS` (no other class is ever built from a file). What is skipped on purpose: the problem (rebuilt by the caller),
 the termination (set for the requested number of generations), display/output/callback
 objects and pymoo's ``history``. :func:`capture` and :func:`restore` are inverse on this
 state; ``tests/test_safety_checkpoint.py`` checks that a resumed run of each algorithm gives
@@ -31,6 +33,7 @@ import types
 from typing import Any
 
 import numpy as np
+from pymoo.algorithms.moo.nsga3 import HyperplaneNormalization
 from pymoo.core.individual import Individual
 from pymoo.core.population import Population
 
@@ -43,6 +46,8 @@ SKIPPED = frozenset({"problem", "termination", "display", "output", "callback", 
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$|^_[A-Za-z0-9][A-Za-z0-9_]*$")
 MAX_DEPTH = 4
+#: state holders pymoo creates during a run, which a freshly built algorithm does not have yet
+LAZY_COMPONENTS: dict[str, type] = {"HyperplaneNormalization": HyperplaneNormalization}
 
 
 class StateError(JaqmooError):
@@ -146,6 +151,7 @@ def capture(algorithm: Any) -> tuple[dict, dict[str, np.ndarray]]:
             except _Skip:
                 pass
             if _is_component(value) and depth < MAX_DEPTH and id(value) not in seen:
+                state[path] = {"component": type(value).__name__}
                 walk(value, path + ".", depth + 1)
 
     walk(algorithm, "", 0)
@@ -249,7 +255,7 @@ def restore(algorithm: Any, header: dict, arrays: dict[str, np.ndarray]) -> Any:
     if not isinstance(state, dict):
         raise StateError("no algorithm state stored")
     dec = _Decoder(arrays)
-    for path, enc in state.items():
+    for path, enc in sorted(state.items(), key=lambda kv: str(kv[0]).count(".")):  # holders before their fields
         parts = str(path).split(".")
         if len(parts) > MAX_DEPTH + 1 or not all(_NAME.match(p) and p not in SKIPPED for p in parts):
             raise StateError(f"bad state attribute {str(path)[:80]!r}")
@@ -258,7 +264,24 @@ def restore(algorithm: Any, header: dict, arrays: dict[str, np.ndarray]) -> Any:
             obj = getattr(obj, part, None)
             if obj is None or not _is_component(obj):
                 raise StateError(f"the stored state has {str(path)[:80]!r}, which this algorithm lacks")
+        if isinstance(enc, dict) and "component" in enc:
+            _ensure_component(obj, parts[-1], enc["component"], str(path))
+            continue
         if callable(getattr(type(obj), parts[-1], None)):
             raise StateError(f"bad state attribute {str(path)[:80]!r} (a method)")
         setattr(obj, parts[-1], dec.plain(enc))
     return algorithm
+
+
+def _ensure_component(obj: Any, name: str, class_name: Any, path: str) -> None:
+    """``obj.name`` is a component of class ``class_name``: kept when present, else created if allowed."""
+    current = getattr(obj, name, None)
+    if current is not None:
+        if type(current).__name__ != class_name:
+            raise StateError(f"the stored state has a {str(class_name)[:40]} at {path[:80]!r}, this algorithm a "
+                             f"{type(current).__name__}")
+        return
+    cls = LAZY_COMPONENTS.get(class_name) if isinstance(class_name, str) else None
+    if cls is None:
+        raise StateError(f"the stored state has a {str(class_name)[:40]} at {path[:80]!r}, which this algorithm lacks")
+    setattr(obj, name, cls.__new__(cls))  # its fields follow from the stored state

@@ -94,9 +94,11 @@ def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | No
 
         return SMSEMOA(pop_size=pop_size, sampling=sampling, **ops)
     if name == "spea2":
-        from pymoo.algorithms.moo.spea2 import SPEA2
+        from pymoo.algorithms.moo.spea2 import SPEA2, SPEA2Survival
 
-        return SPEA2(pop_size=pop_size, sampling=sampling, **ops)
+        # a fresh survival: pymoo's default instance is shared by every SPEA2 of the process, and its
+        # normalisation state leaks from one run into the next (two seeded runs would differ)
+        return SPEA2(pop_size=pop_size, sampling=sampling, survival=SPEA2Survival(normalize=True), **ops)
     if name == "rnsga2":
         from pymoo.algorithms.moo.rnsga2 import RNSGA2
 
