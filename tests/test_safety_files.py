@@ -23,7 +23,13 @@ from jaqmoo.datafile import DataFileError, load_bundle, save_bundle
 from jaqmoo.errors import JaqmooError
 from jaqmoo.reporting.html import embedded_json, render_html, write_report
 from jaqmoo.reporting.run import load_run
-from jaqmoo.safe_write import DiskWriteError, append_durable, atomic_write_text, escape_formulas, write_csv
+from jaqmoo.safe_write import (
+    DiskWriteError,
+    append_durable,
+    atomic_write_text,
+    escape_formulas,
+    write_csv,
+)
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.repair import repair_run
 from jaqmoo.search.session import SearchSettings, search_in_directory
