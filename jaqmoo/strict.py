@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import reprlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,18 @@ def contained_path(value: str, where: str, *, absolute_ok: bool, fix: str,
         raise JaqmooError(f"{_prefix(where)}{shown(value)} climbs out of its folder through '..' (or is an absolute "
                           f"or empty path) and would put {leaving}; {fix}")
     return path
+
+
+@contextmanager
+def malformed_input(where: str, what: str) -> Iterator[None]:
+    """Reading a nested user file of ``what`` kind at ``where``: a missing field or one of the
+    wrong type deep inside (a list where a mapping belongs...) that the reader did not check by
+    name becomes a :class:`JaqmooError` naming the file, never a bare ``TypeError`` traceback."""
+    try:
+        yield
+    except JaqmooError:
+        raise
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        detail = f"{type(exc).__name__}: {str(exc)[:MAX_SHOWN]}"
+        raise JaqmooError(f"{_prefix(where)}malformed {what}: a field is missing or has the wrong type ({detail}); "
+                          "compare it with a file that works") from None

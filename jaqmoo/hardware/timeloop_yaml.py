@@ -31,7 +31,7 @@ from jaqmoo.hardware.ert import EnergyTable, find_sibling, load_tables, short_na
 from jaqmoo.hardware.spec import TENSORS, Accelerator, Compute, Level, MapConstraint
 from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation, tensor_list
 from jaqmoo.hardware.yaml_io import as_number, load_yaml, require
-from jaqmoo.strict import number
+from jaqmoo.strict import malformed_input, number
 
 _RANGE = re.compile(r"\[(\d+)\.\.(\d+)\]$")
 _COMPUTE_HINTS = ("mac", "compute", "alu", "multiplier")
@@ -394,7 +394,8 @@ def load_accelerator(source: str | Path | dict, ert: str | Path | dict | None = 
     if not isinstance(source, dict) and Path(source).is_dir():
         source = find_input_file(Path(source))
     data, label = load_yaml(source, "Timeloop input")
-    return accelerator_from_data(data, label, source, ert, art, energy_source, name)
+    with malformed_input(label, "Timeloop architecture"):
+        return accelerator_from_data(data, label, source, ert, art, energy_source, name)
 
 
 def find_input_file(directory: Path) -> Path:

@@ -190,7 +190,7 @@ def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
         if child is None:
             child = node[p] = {}
         if not isinstance(child, dict):
-            raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {child!r}, not a mapping")
+            raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {shown(child)}, not a mapping")
         node = child
     last = parts[-1]
     if key == "accelerator.template":  # a template replaces a Timeloop architecture of the base
@@ -305,7 +305,12 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
                 "it becomes the folder runs/<name>: use a plain name, set output.dir, or pass --out DIR"))
     out = str(out_dir or output.get("dir") or Path("runs") / name)
     supernet_dir = str(data.get("supernets") or Path(out) / "supernets")
+    for section in ("accuracy", "mapping"):  # read below before each run's spec is validated
+        if base.get(section) is not None and not isinstance(base[section], dict):
+            raise JaqmooError(f"{src}: base {section}: expected a mapping of keys, got {shown(base[section])}")
     ckpt_template = (base.get("accuracy") or {}).get("checkpoint")
+    if ckpt_template is not None and not isinstance(ckpt_template, str):
+        raise JaqmooError(f"{src}: base accuracy.checkpoint: expected a file path, got {shown(ckpt_template)}")
     runs: list[RunPlan] = []
     supernets: dict[str, str] = {}
     supernet_specs: dict[str, dict] = {}
@@ -321,7 +326,7 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
             spec_data["mapping"] = {}
         mapping = spec_data["mapping"]
         if not isinstance(mapping, dict):
-            raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {mapping!r}")
+            raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {shown(mapping)}")
         if "cache_dir" not in mapping:  # runs on the same hardware space share their mapper warm-up
             mapping["cache_dir"] = str(Path(out) / "mapper-cache")
         spec = parse_spec(copy.deepcopy(spec_data), source=f"{src} [run {run_name}]")
