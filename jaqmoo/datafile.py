@@ -29,7 +29,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.safe_write import atomic_write
 
 JSON_MEMBER = "__json__"
-#: no bundle member may decompress to more than this (a zip bomb stops here, not in RAM).
+#: no bundle may decompress to more than this (a zip bomb stops here, not in RAM).
 MAX_MEMBER_BYTES = 1 << 31
 
 
@@ -87,9 +87,9 @@ def load_bundle_bytes(data: bytes, where: str, fix: str) -> tuple[dict, dict[str
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
-                if info.file_size > MAX_MEMBER_BYTES:
-                    raise bad(f"member {info.filename!r} would unpack to {info.file_size} bytes")
+            total = sum(info.file_size for info in zf.infolist())
+            if total > MAX_MEMBER_BYTES:
+                raise bad(f"it would unpack to {total} bytes (at most {MAX_MEMBER_BYTES})")
         npz = np.load(io.BytesIO(data), allow_pickle=False)
         arrays = {name: npz[name] for name in npz.files}
     except DataFileError:

@@ -339,6 +339,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         if stored is not None:
             check_resume_spec(prep.out_dir, stored, spec.to_dict())
         store.read_records()
+        store.load_checkpoint()  # an old pickled or damaged checkpoint stops here, not after training
 
     if accuracy is None:
         accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)

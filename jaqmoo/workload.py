@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from jaqmoo.errors import JaqmooError
 
 DIMS: tuple[str, ...] = ("N", "G", "K", "C", "P", "Q", "R", "S")
+MAX_INPUT_VALUES = 2**24  # values of one input image the workload extraction may run a forward pass on
 MAX_LAYER_VALUES = 2**53  # counts are exact float64 integers below this (see jaqmoo.mapping.model.Accesses)
 
 
@@ -207,7 +208,10 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 1:
-        raise JaqmooError(f"--input must look like 3x224x224 (channels x height x width), got {text!r}")
+        raise JaqmooError(f"--input must look like 3x224x224 (channels x height x width), got {text[:200]!r}")
+    if math.prod(parts) > MAX_INPUT_VALUES:  # checked before a forward pass allocates activations for it
+        raise JaqmooError(f"--input {text[:200]}: {math.prod(parts)} values per image is too large (at most "
+                          f"{MAX_INPUT_VALUES}, e.g. 4x2048x2048)")
     return parts  # type: ignore[return-value]
 
 
