@@ -337,3 +337,16 @@ def test_report_of_a_run_with_a_hostile_name(reference, tmp_path):
     assert "<" not in data and json.loads(data)["runs"][0]["name"] == "<!--<script>"
     assert page.index('id="jaqmoo-data"') < page.rindex("<script>")  # report.js still follows the data
     assert "&lt;!--&lt;script&gt;" in render_html({"title": "<!--<script>", "runs": []})  # the title is escaped
+
+
+def test_crafted_supernet_checkpoint_is_refused_unexecuted(tmp_path):
+    import torch
+
+    from jaqmoo.quant.supernet import read_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "supernet.pt"
+    torch.save({"format": "x", "evil": Payload(marker)}, path)  # torch.save pickles the payload
+    with pytest.raises(JaqmooError, match="corrupted or not a jaqmoo supernet checkpoint"):
+        read_checkpoint(path)
+    assert not marker.exists()
