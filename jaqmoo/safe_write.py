@@ -9,7 +9,8 @@ Every file jaqmoo writes into a run, sweep or cache folder goes through this mod
   is not written through. Whatever goes wrong (``ENOSPC``, ``EROFS``, ``EACCES``, a kill of
   the writer's thread by an exception) the temporary file is removed and the old file stays.
 - :func:`append_durable` appends a block of text and fsyncs it; when the write fails the file
-  is cut back to its previous length, so a failed append never leaves a torn line.
+  is cut back to its previous length, so a failed append never leaves a torn line. It refuses
+  to append through a symbolic link.
 - :class:`DiskWriteError` is what both raise for an operating-system refusal: one
   :class:`~jaqmoo.errors.JaqmooError` naming the file, the cause in words and the fix, instead
   of a bare ``OSError`` traceback. Callers that know what is already saved (the search loop:
@@ -109,9 +110,12 @@ def append_durable(path: str | Path, text: str, what: str = "") -> None:
     """Append ``text`` to ``path`` and fsync; on failure the file is cut back to its old length."""
     path = Path(path)
     data = memoryview(text.encode("utf-8"))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # O_NOFOLLOW: never append through a planted symbolic link
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JaqmooError(f"{path} is a symbolic link; jaqmoo appends only to files it wrote there: remove "
+                              "the link (nothing was written through it)") from None
         if is_disk_error(exc):
             raise DiskWriteError(path, exc, what) from None
         raise

@@ -350,3 +350,16 @@ def test_crafted_supernet_checkpoint_is_refused_unexecuted(tmp_path):
     with pytest.raises(JaqmooError, match="corrupted or not a jaqmoo supernet checkpoint"):
         read_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_planted_lock_symlink_is_refused_not_written(tmp_path):
+    from jaqmoo.locking import FolderLock
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.lock").symlink_to(victim)
+    with pytest.raises(JaqmooError, match="symbolic link"):
+        FolderLock(run).acquire()
+    assert victim.read_text() == "precious"
