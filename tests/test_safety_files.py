@@ -363,3 +363,23 @@ def test_a_planted_lock_symlink_is_refused_not_written(tmp_path):
     with pytest.raises(JaqmooError, match="symbolic link"):
         FolderLock(run).acquire()
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("tamper", ["type", "shape", "class", "attribute"])
+def test_tampered_checkpoint_state_is_a_clear_error(reference, tmp_path, tamper):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    header, arrays = load_bundle(run / "checkpoint.npz", "fix")
+    state = header["algorithm"]["state"]
+    if tamper == "type":
+        state["n_iter"] = {"v": "many"}
+    elif tamper == "shape":
+        key = state["pop"]["fields"]["_X"]["a"]
+        arrays[key] = arrays[key][:, :2]
+    elif tamper == "class":
+        header["algorithm"]["class"] = "SomethingElse"
+    else:
+        state["evaluator.__class__"] = {"v": 1}
+    save_bundle(run / "checkpoint.npz", header, arrays)
+    with pytest.raises(JaqmooError, match="checkpoint"):
+        _run(run, resume=True, settings=SearchSettings(**{**SETTINGS.__dict__, "generations": 6}))

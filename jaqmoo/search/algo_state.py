@@ -269,8 +269,48 @@ def restore(algorithm: Any, header: dict, arrays: dict[str, np.ndarray]) -> Any:
             continue
         if callable(getattr(type(obj), parts[-1], None)):
             raise StateError(f"bad state attribute {str(path)[:80]!r} (a method)")
-        setattr(obj, parts[-1], dec.plain(enc))
+        value = dec.plain(enc)
+        current = getattr(obj, parts[-1], None)
+        if current is not None and value is not None and _kind(current) != _kind(value):
+            raise StateError(f"the stored {str(path)[:80]!r} is a {_kind(value)}, this algorithm holds a {_kind(current)}")
+        setattr(obj, parts[-1], value)
+    _check_populations(algorithm)
     return algorithm
+
+
+def _kind(value: Any) -> str:
+    """The family a restored value must share with the fresh algorithm's (numbers stay numbers...)."""
+    if isinstance(value, Population):
+        return "population"
+    if isinstance(value, np.ndarray):
+        return "array"
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (int, float, np.number)):
+        return "number"
+    if isinstance(value, (list, tuple)):
+        return "sequence"
+    return type(value).__name__
+
+
+def _check_populations(algorithm: Any) -> None:
+    """The restored counters are counters, and every restored population fits the problem
+    (genes and objectives per individual)."""
+    n_iter = getattr(algorithm, "n_iter", None)
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 1:
+        raise StateError(f"the stored generation counter n_iter is {str(n_iter)[:40]!r}, not a generation")
+    problem = getattr(algorithm, "problem", None)
+    if problem is None:
+        return
+    for name in ("pop", "off", "opt"):
+        pop = getattr(algorithm, name, None)
+        if not isinstance(pop, Population) or len(pop) == 0:
+            continue
+        X, F = pop.get("X"), pop.get("F")
+        if (getattr(X, "ndim", 0) != 2 or X.shape[1] != problem.n_var or X.dtype.hasobject
+                or (F is not None and getattr(F, "ndim", 0) == 2 and F.shape[1] != problem.n_obj)):
+            raise StateError(f"the stored {name} does not fit this search ({problem.n_var} genes, "
+                             f"{problem.n_obj} objectives)")
 
 
 def _ensure_component(obj: Any, name: str, class_name: Any, path: str) -> None:
