@@ -210,8 +210,9 @@ def default_out_dir(spec: ExperimentSpec) -> Path:
     if spec.output_dir:
         return contained_path(spec.output_dir, f"{spec.source}: output.dir", absolute_ok=True,
                               fix="give a path without '..', or pass --out DIR on the command line to write elsewhere")
-    return Path("runs") / contained_path(spec.name, f"{spec.source}: name", absolute_ok=False, leaving="the run outside runs/", fix=(
-        "it becomes the folder runs/<name>: use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR"))
+    return Path("runs") / contained_path(
+        spec.name, f"{spec.source}: name", absolute_ok=False, leaving="the run outside runs/",
+        fix="it becomes the folder runs/<name>: use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR")
 
 
 def _check_writable_folder(path: Path, what: str) -> None:
