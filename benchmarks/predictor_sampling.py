@@ -25,14 +25,15 @@ spec's ``accuracy.val_images`` validation images with BN recalibrated per sample
 does. Printed per arm: the fit set's accuracy spread, the cross-validated fit error, Kendall tau
 (with a 95 % bootstrap interval over the held-out samples) and MAE vs the supernet on the
 held-out set, and the prediction for the largest network at the top bits; every supernet score is
-saved to ``<--out>/scores.pkl``. Last line:
+saved to ``<--out>/scores.json`` (plain data: policies and architectures as mappings). Last line:
 ``RESULT tau_old=.. tau_new=.. mae_old=.. mae_new=..`` (MAE in accuracy points).
 """
 
 from __future__ import annotations
 
 import argparse
-import pickle
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -196,17 +197,27 @@ def main(argv: list[str] | None = None) -> int:
               f"MAE {mae:.2f} pts")
         print(f"  {'largest network' if elastic else 'uniform'} at {max(choices)} bits: predicted {top_pred * 100:.1f} %, "
               f"supernet {top_acc * 100:.1f} %")
-    scores = Path(args.out) / "scores.pkl"  # every supernet score, to refit other predictors without the supernet
+    scores = Path(args.out) / "scores.json"  # every supernet score, to refit other predictors without the supernet
     scores.parent.mkdir(parents=True, exist_ok=True)
-    with open(scores, "wb") as fh:
-        pickle.dump({"checkpoint": str(ckpt), "held_out": held, "held_out_accuracy": held_acc,
-                     "fit": fit_sets, "top": (top, top_acc)}, fh)
+    scores.write_text(json.dumps({"checkpoint": str(ckpt), "held_out": held, "held_out_accuracy": held_acc,
+                                  "fit": fit_sets, "top": (top, top_acc)}, default=_plain_data))
     print(f"\nscores saved to {scores}; {len(held) + 2 * args.fit} sample slots, "
           f"{truth.calls} distinct supernet scores, "
           f"{time.perf_counter() - t_start:.0f} s in all")
     (tau_old, mae_old), (tau_new, mae_new) = results["old"], results["new"]
     print(f"RESULT tau_old={tau_old:.3f} tau_new={tau_new:.3f} mae_old={mae_old:.2f} mae_new={mae_new:.2f}")
     return 0
+
+
+def _plain_data(obj):
+    """JSON form of what ``scores.json`` holds (policies, architectures, numpy values)."""
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot store a {type(obj).__name__} in scores.json")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from jaqmoo import __version__
+from jaqmoo.commands import strict_numbers
 from jaqmoo.errors import JaqmooError
 
 COMMAND_MODULES = [
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    strict_numbers(parser)
     return parser
 
 

@@ -138,9 +138,12 @@ class FolderLock:
     def _acquire_flock(self) -> None:
         assert fcntl is not None
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # O_NOFOLLOW: a planted symlink is refused, its target never written
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError as exc:
+                if self.path.is_symlink():
+                    raise JaqmooError(f"{self.path} is a symbolic link, not a lock file jaqmoo wrote; remove it "
+                                      "(nothing was written through it)") from None
                 raise JaqmooError(f"{self.path}: cannot create the lock file ({exc.strerror}); "
                                   f"the {self.what} folder must be writable") from None
             try:

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from jaqmoo.errors import JaqmooError
 
 DIMS: tuple[str, ...] = ("N", "G", "K", "C", "P", "Q", "R", "S")
+MAX_INPUT_VALUES = 2**24  # values of one input image the workload extraction may run a forward pass on
+MAX_LAYER_VALUES = 2**53  # counts are exact float64 integers below this (see jaqmoo.mapping.model.Accesses)
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,12 @@ class Layer:
             if not isinstance(value, int) or value < 1:
                 raise JaqmooError(f"layer {self.name!r}: dimension {dim} must be a positive integer (got {value!r})")
         for field in ("stride_h", "stride_w", "dilation_h", "dilation_w"):
-            if getattr(self, field) < 1:
-                raise JaqmooError(f"layer {self.name!r}: {field} must be >= 1")
+            value = getattr(self, field)
+            if not isinstance(value, int) or not 1 <= value <= MAX_LAYER_VALUES:
+                raise JaqmooError(f"layer {self.name!r}: {field} must be an integer >= 1 (got {value!r})")
+        if math.prod(getattr(self, dim) for dim in DIMS) > MAX_LAYER_VALUES:
+            raise JaqmooError(f"layer {self.name!r}: {self.dims} makes more than 2^53 multiply-accumulates, beyond "
+                              "what the cost model counts exactly; check the layer's dimensions")
 
     @property
     def dims(self) -> dict[str, int]:
@@ -202,7 +208,10 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 1:
-        raise JaqmooError(f"--input must look like 3x224x224 (channels x height x width), got {text!r}")
+        raise JaqmooError(f"--input must look like 3x224x224 (channels x height x width), got {text[:200]!r}")
+    if math.prod(parts) > MAX_INPUT_VALUES:  # checked before a forward pass allocates activations for it
+        raise JaqmooError(f"--input {text[:200]}: {math.prod(parts)} values per image is too large (at most "
+                          f"{MAX_INPUT_VALUES}, e.g. 4x2048x2048)")
     return parts  # type: ignore[return-value]
 
 

@@ -150,7 +150,7 @@ def test_monotone_predictor_never_rewards_fewer_bits():
     pols, acc = _synthetic_samples(60, 30, 0)  # fewer samples than features: ridge has spurious signs
     mono = PredictorEstimator("monotone").fit(pols, acc)
     free = PredictorEstimator("ridge").fit(pols, acc)
-    coef_mono, coef_free = mono._linear[0], free._linear[0]
+    coef_mono, coef_free = mono.linear[0], free.linear[0]
     assert (coef_mono >= -1e-12).all()  # every feature grows with the bits
     assert (coef_free < -1e-6).any()  # the unconstrained fit has "fewer bits is better" terms
     rng = np.random.default_rng(1)

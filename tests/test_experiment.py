@@ -145,6 +145,6 @@ def test_quickstart_style_run_with_real_supernet(tmp_path):
     front = result.run.front
     assert "accuracy_rescored" in front.columns and front["accuracy_rescored"].notna().all()
     assert result.seconds["supernet_train"] > 0
-    assert (tmp_path / "run" / "predictor.pkl").exists()  # --resume reuses the fitted predictor
+    assert (tmp_path / "run" / "predictor.npz").exists()  # --resume reuses the fitted predictor
     resumed = run_experiment(spec, out=tmp_path / "run", resume=True, generations=3, progress=False)
     assert len(resumed.run.evaluations) == 18 and "supernet_load" in resumed.seconds

@@ -145,12 +145,19 @@ def test_predictor_cache_key_names_the_sampling(tmp_path, monkeypatch):
     ckpt.write_bytes(b"x")
     fits = []
 
+    class Fitted(dict):  # a stand-in predictor stored as data (predictor.npz)
+        def to_data(self):
+            return {"fit": self["fit"]}, {}
+
     def fit():
         fits.append(1)
-        return {"fit": len(fits)}
+        return Fitted(fit=len(fits))
+
+    def restore(header, arrays):
+        return {"fit": header["fit"]}
 
     default = tmp_path / "run" / "supernet.pt"
-    assert cached_predictor(spec, default, ckpt, "monotone", fit)[0] == {"fit": 1}
-    assert cached_predictor(spec, default, ckpt, "monotone", fit)[0] == {"fit": 1}  # reused
+    assert cached_predictor(spec, default, ckpt, "monotone", fit, restore=restore)[0] == {"fit": 1}
+    assert cached_predictor(spec, default, ckpt, "monotone", fit, restore=restore)[0] == {"fit": 1}  # reused
     monkeypatch.setattr(estimators, "SAMPLING_VERSION", SAMPLING_VERSION + "-other")
-    assert cached_predictor(spec, default, ckpt, "monotone", fit)[0] == {"fit": 2}  # another draw: refitted
+    assert cached_predictor(spec, default, ckpt, "monotone", fit, restore=restore)[0] == {"fit": 2}  # refitted

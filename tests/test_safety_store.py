@@ -125,7 +125,7 @@ def test_lost_records_are_detected_and_resume_re_derives_them(reference, tmp_pat
         with pytest.raises(DamagedRunError, match="is missing"):
             load_run(run)
     else:
-        (run / "checkpoint.pkl").unlink()
+        (run / "checkpoint.npz").unlink()
     held = len(ResultsStore(run).read_records())
     ev = FakeEvaluator()
     _run(run, ev, resume=True)

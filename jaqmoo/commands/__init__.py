@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from typing import Any
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.strict import number
 
 THREADS_HELP = ("torch CPU threads per process (default: the cores not already busy, i.e. the cores minus the "
                 "1-minute load average, divided among the processes the command starts, at least 1; meta.json "
@@ -51,3 +54,27 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress output."""
     p.add_argument("--quiet", action="store_true",
                    help="no progress output (bars on a terminal, one line per epoch / generation otherwise)")
+
+
+def number_arg(kind: type = float, lo: float = 0, hi: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite ``kind`` (int or float) in ``[lo, hi]`` (:func:`jaqmoo.strict.number`);
+    a bad value is argparse's usage error naming the option, never a traceback or a silent NaN."""
+    def parse(text: str) -> Any:
+        try:
+            return number(text, "the value", lo=lo, hi=hi, integer=kind is int, text=True)
+        except JaqmooError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "integer" if kind is int else "number"  # argparse's "invalid integer value" wording
+    return parse
+
+
+def strict_numbers(parser: argparse.ArgumentParser) -> None:
+    """Give every ``type=int`` / ``type=float`` option of ``parser`` and its sub-commands
+    :func:`number_arg`: no CLI number of jaqmoo is negative, NaN, infinite or astronomically large."""
+    for action in parser._actions:
+        if action.type in (int, float):
+            action.type = number_arg(action.type)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                strict_numbers(sub)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaqmoo.commands import add_quiet_option
+from jaqmoo.commands import add_quiet_option, number_arg
+from jaqmoo.safe_write import write_csv
 
 
 def register(subparsers) -> None:
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--csv", type=Path, help="write the per-layer table to this CSV file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="template parameter override, e.g. --set pe_x=16 (repeatable)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    p.add_argument("--num-classes", type=number_arg(int, lo=1), default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--budget", type=int, default=None, help="factor splits the mapper samples per layer")
     p.add_argument("--accumulator-bits", type=int, default=None, metavar="BITS",
                    help="partial-sum width at every level still reducing outputs (default: the template's "
@@ -102,10 +103,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
           f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
     if args.csv is not None:
-        try:
-            args.csv.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(args.csv, index=False)
-        except OSError as exc:
-            raise JaqmooError(f"--csv {args.csv}: cannot write: {exc}") from exc
+        write_csv(df, args.csv, "the --csv table")
         print(f"wrote {args.csv}")
     return 0

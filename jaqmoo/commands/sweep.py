@@ -24,7 +24,8 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise JaqmooError(f"--workers must be >= 1 (got {args.workers})")
     outcome = run_sweep(plan, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                        threads=resolve_threads(args.threads, args.workers), progress=not args.quiet)
+                        threads=resolve_threads(args.threads, args.workers), progress=not args.quiet,
+                        listen=args.listen)
     summary = load_sweep(outcome.dir).summary
     cols = [c for c in ("run", *plan.axes, *SUMMARY_COLUMNS) if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -54,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="local pool processes (or LocalCluster workers with --scheduler local); default 2")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port of an existing cluster, "
                                        "or 'local' to start a Dask LocalCluster with --workers workers")
+    p.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                   help="interface the --scheduler local cluster's scheduler, workers and dashboard bind to "
+                        "(default 127.0.0.1: this machine only; 0.0.0.0 opens them to the network, and anyone "
+                        "reaching the scheduler port can run code as you: see docs/scale-out.md)")
     p.add_argument("--resume", action="store_true",
                    help="finish a sweep in --out: finished runs are skipped, failed and missing ones run")
     p.add_argument("--dry-run", action="store_true", help="print the runs the sweep would make and exit")

@@ -11,19 +11,22 @@ the model strategy's (:mod:`jaqmoo.experiment.strategy`); every estimator is mem
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from jaqmoo.datafile import load_bundle, save_bundle, tag_floats
 from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.experiment.estimators import ESTIMATORS
 from jaqmoo.experiment.spec import ExperimentSpec
 from jaqmoo.experiment.strategy import model_strategy, supernet_bits
 from jaqmoo.quant.sanity import float_phase_accuracy
 from jaqmoo.quant.supernet import read_checkpoint
+from jaqmoo.strict import shown
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _typed_option(value: Any, type_name: str, where: str) -> Any:
     if not ok:
         expected = " or ".join(["a number" if base is float else "an integer" if base is int else
                                 "true/false" if base is bool else "a string"] + (["null"] if "None" in parts else []))
-        raise JaqmooError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+        raise JaqmooError(f"{where}: expected {expected}, got {type(value).__name__} {shown(value)}")
     return value
 
 
@@ -230,28 +233,31 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
     return model.load_supernet(path), time.perf_counter() - t0, True
 
 
-def _load_predictor(path: Path, key: dict) -> Any | None:
-    import pickle
+PREDICTOR_FILE = "predictor.npz"
+OLD_PREDICTOR_FILE = "predictor.pkl"  # written before data-only predictors; never read
 
+
+def _load_predictor(path: Path, key: dict, restore: Callable[[dict, dict], Any]) -> Any | None:
+    """The stored predictor when its key matches ``key``; ``None`` (refit) when absent, stale or damaged."""
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as fh:
-            saved = pickle.load(fh)
-    except Exception:  # stale or damaged cache: refit
+        header, arrays = load_bundle(path, "it is refitted")
+        if header.get("key") != tag_floats(key):
+            return None
+        return restore(header.get("predictor") or {}, arrays)
+    except JaqmooError as exc:
+        warnings.warn(f"{path}: ignoring an unusable predictor file ({str(exc)[:200]}); it is refitted",
+                      stacklevel=2)
         return None
-    return saved.get("predictor") if saved.get("key") == key else None
 
 
 def _save_predictor(path: Path, key: dict, predictor: Any) -> None:
-    import os
-    import pickle
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump({"key": key, "predictor": predictor}, fh)
-    os.replace(tmp, path)
+    data = predictor.to_data() if hasattr(predictor, "to_data") else None
+    if data is None:
+        return  # not a linear fit (the mlp kind): refitted on resume
+    header, arrays = data
+    save_bundle(path, {"key": tag_floats(key), "predictor": tag_floats(header)}, arrays, what="the fitted predictor")
 
 
 def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str], default_checkpoint: Path,
@@ -275,20 +281,30 @@ def checked_supernet(spec: ExperimentSpec, splits: Any, layer_names: Sequence[st
 
 
 def cached_predictor(spec: ExperimentSpec, default_checkpoint: Path, ckpt: Path, kind: str, fit: Any,
-                     extra_key: dict | None = None) -> tuple[Any, float]:
-    """The predictor fitted for this supernet and spec: loaded from ``predictor.pkl`` next to the
+                     extra_key: dict | None = None,
+                     restore: Callable[[dict, dict], Any] | None = None) -> tuple[Any, float]:
+    """The predictor fitted for this supernet and spec: loaded from ``predictor.npz`` next to the
     run (so ``--resume`` does not refit it) when its key matches, else ``fit()`` and saved there.
+    The file is plain data (coefficients and a JSON header, :mod:`jaqmoo.datafile`); ``restore``
+    rebuilds the predictor from it (default: :meth:`PredictorEstimator.from_data`). An old
+    ``predictor.pkl`` is never opened (a warning says it can be deleted).
     The key names the training-sample draw (:data:`~jaqmoo.quant.estimators.SAMPLING_VERSION`):
     a predictor fitted on samples drawn another way is refitted, not reused."""
     from jaqmoo.quant.estimators import SAMPLING_VERSION
 
     t0 = time.perf_counter()
-    cache = default_checkpoint.parent / "predictor.pkl"
+    from jaqmoo.quant.estimators import PredictorEstimator
+
+    cache = default_checkpoint.parent / PREDICTOR_FILE
+    old = default_checkpoint.parent / OLD_PREDICTOR_FILE
+    if old.exists():
+        warnings.warn(f"{old} is an old pickled predictor, which jaqmoo never opens (a pickle can run code); "
+                      f"the predictor is refitted and stored as {cache.name}; delete {old}", stacklevel=2)
     key = {"checkpoint": str(ckpt.resolve()), "checkpoint_mtime": ckpt.stat().st_mtime,
            "n_samples": spec.accuracy.predictor_samples, "choices": list(supernet_bits(spec)),
            "seed": spec.seed, "val_images": spec.accuracy.val_images, "kind": kind, "sampling": SAMPLING_VERSION,
            **(extra_key or {})}
-    predictor = _load_predictor(cache, key)
+    predictor = _load_predictor(cache, key, restore or PredictorEstimator.from_data)
     if predictor is None:
         predictor = fit()
         _save_predictor(cache, key, predictor)
@@ -304,8 +320,10 @@ def obtain_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequence[str
     net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
     meta.update(model.meta())
 
-    def fitted(kind: str, fit: Any, extra_key: dict | None) -> Any:
-        predictor, timings["predictor_fit"] = cached_predictor(spec, default_checkpoint, ckpt, kind, fit, extra_key)
+    def fitted(kind: str, fit: Any, extra_key: dict | None,
+               restore: Callable[[dict, dict], Any] | None = None) -> Any:
+        predictor, timings["predictor_fit"] = cached_predictor(spec, default_checkpoint, ckpt, kind, fit, extra_key,
+                                                               restore)
         return predictor
 
     search_est, rescore_est, predictor = ESTIMATORS.lookup(spec.accuracy.estimator)(model, net, splits, fitted, progress)

@@ -11,6 +11,7 @@ from typing import Any
 
 from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.quant.policy import SUPPORTED_BITS, parse_bits_spec
+from jaqmoo.strict import MAX_INT, number, shown
 
 
 def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
@@ -18,7 +19,7 @@ def check_keys(data: Mapping, allowed: list[str], where: str) -> None:
     for key in data:
         if key not in allowed:
             raise JaqmooError(
-                f"{where}: unknown key {key!r}; {did_you_mean(str(key), allowed)}allowed keys: {', '.join(allowed)}"
+                f"{where}: unknown key {shown(key)}; {did_you_mean(str(key)[:200], allowed)}allowed keys: {', '.join(allowed)}"
             )
 
 
@@ -27,7 +28,7 @@ def section(data: Any, where: str) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {data!r})")
+        raise JaqmooError(f"{where}: expected a mapping of keys (got {type(data).__name__} {shown(data)})")
     return data
 
 
@@ -40,18 +41,22 @@ def typed(value: Any, t: type | tuple, where: str) -> Any:
     """``value`` checked to be of type ``t`` (booleans are not numbers; ints widen to float)."""
     if isinstance(value, bool) and bool not in (t if isinstance(t, tuple) else (t,)):
         raise JaqmooError(f"{where}: expected {type_name(t)}, got a boolean {value!r}")
+    if isinstance(value, float) and t in (float, (int, float)):
+        number(value, where)  # .nan / .inf are not numbers a spec may hold
     if t is float and isinstance(value, int):
         return float(value)
     if not isinstance(value, t):
-        raise JaqmooError(f"{where}: expected {type_name(t)}, got {type(value).__name__} {value!r}")
+        raise JaqmooError(f"{where}: expected {type_name(t)}, got {type(value).__name__} {shown(value)}")
     return value
 
 
 def int_range(value: Any, where: str, lo: int | None, hi: int | None, src: str) -> int:
-    """An integer in ``lo..hi`` (either bound None: open)."""
+    """An integer in ``lo..hi`` (``lo`` None: open; ``hi`` None: :data:`~jaqmoo.strict.MAX_INT`, since
+    nothing a spec sizes may be astronomically large)."""
     value = typed(value, int, f"{src}: {where}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+    hi = MAX_INT if hi is None else hi
+    if (lo is not None and value < lo) or value > hi:
+        rng = f"in {lo}..{hi}"
         raise JaqmooError(f"{src}: {where}: {value} is out of range; it must be {rng}")
     return value
 
@@ -70,7 +75,7 @@ def choice(value: Any, where: str, allowed: tuple[str, ...], src: str) -> str:
     value = typed(value, str, f"{src}: {where}")
     if value not in allowed:
         raise JaqmooError(
-            f"{src}: {where}: unknown value {value!r}; {did_you_mean(value, list(allowed))}choose one of: {', '.join(allowed)}"
+            f"{src}: {where}: unknown value {shown(value)}; {did_you_mean(value[:200], list(allowed))}choose one of: {', '.join(allowed)}"
         )
     return value
 
@@ -94,7 +99,7 @@ def bits_pair(value: Any, where: str, src: str) -> tuple[int, int]:
     """``B`` or ``W/A`` bits of a fixed layer."""
     w, a = parse_bits_spec(str(value), f"{src}: {where}")
     if w not in SUPPORTED_BITS or a not in SUPPORTED_BITS:
-        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {value!r})")
+        raise JaqmooError(f"{src}: {where}: fixed layers need integer bits in 2..8 (got {shown(value)})")
     return (w, a)
 
 

@@ -20,6 +20,7 @@ from jaqmoo.experiment.spec import ExperimentSpec, coerce_spec
 from jaqmoo.experiment.strategy import ElasticModel, FixedModel, model_strategy
 from jaqmoo.search.baselines import searcher_space
 from jaqmoo.search.genome import GenomeSpace, HardwareGene
+from jaqmoo.strict import contained_path
 from jaqmoo.workload import Workload, quantizable_layers
 
 
@@ -165,16 +166,11 @@ def default_out_dir(spec: ExperimentSpec) -> Path:
     An explicit ``--out`` (the ``out`` argument) is taken as given and never comes here.
     """
     if spec.output_dir:
-        path = Path(spec.output_dir)
-        if ".." in path.parts:
-            raise JaqmooError(f"{spec.source}: output.dir {spec.output_dir!r} climbs out of its folder through '..'; "
-                              "give a path without '..', or pass --out DIR on the command line to write elsewhere")
-        return path
-    name = Path(spec.name)
-    if ".." in name.parts or name.is_absolute() or not spec.name.strip() or spec.name.strip() in (".",):
-        raise JaqmooError(f"{spec.source}: name {spec.name!r} would put the run outside runs/ (it becomes the folder "
-                          "runs/<name>); use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR")
-    return Path("runs") / name
+        return contained_path(spec.output_dir, f"{spec.source}: output.dir", absolute_ok=True,
+                              fix="give a path without '..', or pass --out DIR on the command line to write elsewhere")
+    return Path("runs") / contained_path(
+        spec.name, f"{spec.source}: name", absolute_ok=False, leaving="the run outside runs/",
+        fix="it becomes the folder runs/<name>: use a plain name such as 'quickstart-w05', set output.dir, or pass --out DIR")
 
 
 def _check_writable_folder(path: Path, what: str) -> None:

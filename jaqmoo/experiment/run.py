@@ -53,11 +53,13 @@ from jaqmoo.quant.sanity import accuracy_warnings, strict_error
 from jaqmoo.reporting.breakdown import CostBreakdown
 from jaqmoo.reporting.html import ReportWriter
 from jaqmoo.reporting.run import RESCORED, Run, load_run, nondominated_ranks, read_rescored
+from jaqmoo.safe_write import atomic_write_text
 from jaqmoo.search.compat import check_resume_spec
 from jaqmoo.search.evaluators import build_evaluator
 from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
 from jaqmoo.search.store import ResultsStore
+from jaqmoo.strict import load_yaml_file
 
 
 @dataclass
@@ -115,8 +117,8 @@ def _stored_spec(store: ResultsStore) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = load_yaml_file(path, "the run's spec.yaml")
+    except JaqmooError as exc:
         raise JaqmooError(f"{path} is damaged ({exc}); resume cannot check the spec: restore it from "
                           "the original spec file") from None
     return data if isinstance(data, dict) else None
@@ -137,6 +139,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         if stored is not None:
             check_resume_spec(prep.out_dir, stored, spec.to_dict())
         store.read_records()
+        store.load_checkpoint()  # an old pickled or damaged checkpoint stops here, not after training
 
     if accuracy is None:
         accuracy = accuracy_module.obtain_accuracy(spec, prep.splits, prep.layer_names, prep.out_dir / "supernet.pt", progress=progress)
@@ -173,7 +176,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
                               seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
                               haq_resource=spec.search.haq_resource, haq_budgets=spec.search.haq_budgets)
     prep.out_dir.mkdir(parents=True, exist_ok=True)
-    (prep.out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    atomic_write_text(prep.out_dir / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False), "the run's spec")
     t1 = time.perf_counter()
     meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.label,
                   "technology_nm": getattr(prep.template, "technology_nm", None),
@@ -199,7 +202,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
         files.append(path)
     seconds["reports"] = report.seconds  # report.html after every generation and at the end (part of search + total)
     seconds["total"] = time.perf_counter() - t0
-    (prep.out_dir / "timings.json").write_text(json.dumps(seconds, indent=1))
+    atomic_write_text(prep.out_dir / "timings.json", json.dumps(seconds, indent=1), "the run's timings")
     return ExperimentResult(run, prep.out_dir, seconds, files)
 
 
@@ -216,7 +219,7 @@ def rescore_front(run: Run, space: Any, estimator: Any, pool: int, progress: boo
     todo = [g for g in genes if g not in scores]
     for g in progress_bar(todo, desc="re-scoring the front (supernet)", disable=not progress, leave=False):
         scores[g] = candidate_accuracy(estimator, space.decode_one(np.array([int(v) for v in g.split()])))
-    (run.dir / RESCORED).write_text(json.dumps({g: scores[g] for g in genes}, indent=1))
+    atomic_write_text(run.dir / RESCORED, json.dumps({g: scores[g] for g in genes}, indent=1), "the re-scored front")
 
 
 def write_outputs(run: Run, plots: bool = True) -> list[Path]:

@@ -33,8 +33,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment.estimators import ESTIMATORS as ESTIMATOR_KINDS
 from jaqmoo.experiment.fields import (
@@ -55,6 +53,7 @@ from jaqmoo.objectives import NAMES as OBJECTIVE_NAMES
 from jaqmoo.quant.policy import SUPPORTED_BITS
 from jaqmoo.search.algorithms import ALGORITHM_NAMES
 from jaqmoo.search.baselines import SEARCHERS
+from jaqmoo.strict import load_yaml_text, shown
 from jaqmoo.textfile import read_utf8
 
 MAPPING_MODES = ("inner", "outer")
@@ -66,6 +65,8 @@ DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
 ALGORITHMS = ALGORITHM_NAMES
 BASELINE_ALGORITHMS = SEARCHERS
 HAQ_RESOURCES = ("energy", "latency", "memory")
+MAX_POPULATION = 100_000  # a population array is population x genes: checked before pymoo allocates it
+MAX_GENERATIONS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def _timeloop_accelerator(d: dict, src: str, base_dir: str | Path) -> Accelerato
     raw = d["timeloop"]
     if not isinstance(raw, str) or not raw.strip():
         raise JaqmooError(f"{src}: accelerator.timeloop: expected the path of a Timeloop architecture folder or "
-                          f"YAML file, got {raw!r}")
+                          f"YAML file, got {shown(raw)}")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
@@ -379,7 +380,7 @@ def _accumulator_bits(value: Any, src: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         raise JaqmooError(f"{src}: quantization.accumulator_bits must be an integer in 1..64 (the partial-sum "
-                          f"width, e.g. 16 or 24; omit it for the template's psum width), got {value!r}")
+                          f"width, e.g. 16 or 24; omit it for the template's psum width), got {shown(value)}")
     return value
 
 
@@ -402,7 +403,7 @@ def _cache_dir(value: Any, src: str) -> str | bool | None:
         return value
     raise JaqmooError(f"{src}: mapping.cache_dir must be a folder path (shared by runs that warm up the same "
                       f"layers on the same hardware), false to turn the cache off, or left out for the run "
-                      f"folder's mapper-cache; got {value!r}")
+                      f"folder's mapper-cache; got {shown(value)}")
 
 
 def _accuracy(data: Any, src: str) -> AccuracySpec:
@@ -476,8 +477,8 @@ def _search(data: Any, src: str) -> SearchSpec:
         raise JaqmooError(f"{src}: search.seed_bits: expected a list of uniform bit-widths such as [8, 6, 4]")
     s = SearchSpec(
         algorithm=choice(d.get("algorithm", "nsga2"), "search.algorithm", ALGORITHMS + BASELINE_ALGORITHMS, src),
-        population=int_range(d.get("population", 32), "search.population", 4, None, src),
-        generations=int_range(d.get("generations", 20), "search.generations", 1, None, src),
+        population=int_range(d.get("population", 32), "search.population", 4, MAX_POPULATION, src),
+        generations=int_range(d.get("generations", 20), "search.generations", 1, MAX_GENERATIONS, src),
         seed_bits=tuple(int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
         batch_size=int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
         haq_resource=choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
@@ -580,11 +581,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             close = difflib.get_close_matches(path.name, names, n=1)
             hint = f"; did you mean {str(folder / close[0])!r}?" if close else ""
         raise JaqmooError(f"experiment spec {path} does not exist{hint}")
-    text = read_utf8(path, "a YAML experiment spec")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml_text(read_utf8(path, "a YAML experiment spec"), str(path))
     return parse_spec(data, source=str(path), base_dir=path.parent)
 
 

@@ -35,14 +35,15 @@ from jaqmoo.models import build_model
 from jaqmoo.models.elastic_space import ElasticSpace, build_largest
 from jaqmoo.quant import supernet as sn
 from jaqmoo.quant.elastic import build_elastic_supernet, load_elastic_supernet
-from jaqmoo.quant.elastic_estimators import ElasticSupernetEstimator
+from jaqmoo.quant.elastic_estimators import ArchPredictor, ElasticSupernetEstimator
 from jaqmoo.quant.estimators import EvalData, PredictorEstimator, SupernetEstimator
 from jaqmoo.workload import Workload, extract_workload
 
 PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
 
-#: ``fitted(kind, fit, extra_key)``: the predictor of this run, loaded from its cache or ``fit()``
-FittedPredictor = Callable[[str, Callable[[], Any], dict | None], Any]
+#: ``fitted(kind, fit, extra_key[, restore])``: the predictor of this run, loaded from its cache
+#: (rebuilt from plain data by ``restore``, default the linear predictor's) or ``fit()``
+FittedPredictor = Callable[..., Any]
 
 
 class ModelStrategy(Protocol):
@@ -186,7 +187,8 @@ class ElasticModel:
         spec = self.spec
         return fitted(f"arch-{PREDICTOR_KIND}", lambda: fit_arch_predictor(
             net, source, spec.accuracy.predictor_samples, supernet_bits(spec), spec.seed, progress),
-            {"elastic": self.space.to_dict()})
+            {"elastic": self.space.to_dict()},
+            lambda header, arrays: ArchPredictor.from_data(net, header, arrays))
 
     def memoised(self, estimator: Any, net: Any) -> Any:
         return PairCache(estimator, self.space, net.active_layer_names)

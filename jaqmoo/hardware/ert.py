@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.yaml_io import load_yaml
+from jaqmoo.strict import number, shown
 
 _RANGE = re.compile(r"\[\d+\.\.\d+\]$")
 
@@ -52,11 +53,16 @@ def _read_energy(data: dict, label: str) -> dict[str, dict[str, float]]:
             raise JaqmooError(f"{label}: ERT entry {i} has no 'name'")
         actions = {}
         for act in entry.get("actions") or []:
+            if not isinstance(act, dict) or "name" not in act:
+                raise JaqmooError(f"{label}: ERT entry {shown(entry['name'])}: every action needs a 'name' and an "
+                                  f"'energy' (got {shown(act)})")
             energy = act.get("energy", act.get("average_energy", act.get("max_energy")))
             if energy is None:
                 raise JaqmooError(f"{label}: ERT entry {entry['name']!r} action {act.get('name')!r} has no energy")
             # Several argument sets per action: Timeloop charges the most expensive one.
             name = str(act["name"])
+            energy = number(energy, f"{label}: ERT entry {shown(entry['name'])} action {shown(name)} energy", lo=0.0,
+                            text=True)  # NaN, inf or negative would silently zero or dominate a level's energy
             actions[name] = max(actions.get(name, 0.0), float(energy))
         out[short_name(entry["name"])] = actions
     return out
@@ -72,7 +78,9 @@ def _read_area(data: dict, label: str) -> dict[str, float]:
     tables = body.get(key) if isinstance(body, dict) else None
     if not isinstance(tables, list):
         raise JaqmooError(f"{label}: not an Accelergy ART (expected ART.tables or ART_summary.table_summary)")
-    return {short_name(e["name"]): float(e.get("area", 0.0)) for e in tables if isinstance(e, dict) and "name" in e}
+    return {short_name(e["name"]): float(number(e.get("area", 0.0), f"{label}: ART entry {shown(e['name'])} area",
+                                                lo=0.0, text=True))
+            for e in tables if isinstance(e, dict) and "name" in e}
 
 
 def load_tables(ert: str | Path | dict | None = None, art: str | Path | dict | None = None,

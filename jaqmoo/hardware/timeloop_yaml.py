@@ -31,6 +31,7 @@ from jaqmoo.hardware.ert import EnergyTable, find_sibling, load_tables, short_na
 from jaqmoo.hardware.spec import TENSORS, Accelerator, Compute, Level, MapConstraint
 from jaqmoo.hardware.timeloop_fields import parse_factors, parse_permutation, tensor_list
 from jaqmoo.hardware.yaml_io import as_number, load_yaml, require
+from jaqmoo.strict import malformed_input, number
 
 _RANGE = re.compile(r"\[(\d+)\.\.(\d+)\]$")
 _COMPUTE_HINTS = ("mac", "compute", "alu", "multiplier")
@@ -328,10 +329,7 @@ def _cycle_seconds(data: dict, elems: list[_Element]) -> float:
     for e in elems:
         v = e.attributes.get("global_cycle_seconds")
         if v is not None:
-            try:
-                return float(v)
-            except (TypeError, ValueError):
-                break
+            return float(number(v, f"{e.name}.attributes.global_cycle_seconds", lo=0.0, lo_open=True, text=True))
     return 1e-9
 
 
@@ -396,7 +394,8 @@ def load_accelerator(source: str | Path | dict, ert: str | Path | dict | None = 
     if not isinstance(source, dict) and Path(source).is_dir():
         source = find_input_file(Path(source))
     data, label = load_yaml(source, "Timeloop input")
-    return accelerator_from_data(data, label, source, ert, art, energy_source, name)
+    with malformed_input(label, "Timeloop architecture"):
+        return accelerator_from_data(data, label, source, ert, art, energy_source, name)
 
 
 def find_input_file(directory: Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.strict import load_yaml_file, number
 
 
 class _TimeloopLoader(yaml.SafeLoader):
@@ -47,17 +48,7 @@ def load_yaml(source: str | Path | dict, what: str = "YAML") -> tuple[dict, str]
         raise JaqmooError(f"{path}: {what} file not found")
     if path.is_dir():
         raise JaqmooError(f"{path}: is a directory, expected a {what} file")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise JaqmooError(f"{path}: cannot read {what}: {exc}") from exc
-    try:
-        data = yaml.load(text, Loader=_TimeloopLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise JaqmooError(f"{path}: malformed YAML{where}: {problem}; fix the syntax") from exc
+    data = load_yaml_file(path, f"a {what} file", loader=_TimeloopLoader)
     if not isinstance(data, dict):
         raise JaqmooError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
     return data, str(path)
@@ -71,14 +62,9 @@ def require(mapping: Any, key: str, label: str, field_path: str) -> Any:
     return mapping[key]
 
 
-def as_number(value: Any, label: str, field_path: str, kind: type = float) -> Any:
-    """Convert a YAML scalar (possibly a numeric string such as ``"1e-9"``) to ``kind``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise JaqmooError(f"{label}: {field_path} must be a number (got {value!r})") from exc
-    if kind is int:
-        if number != int(number):
-            raise JaqmooError(f"{label}: {field_path} must be an integer (got {value!r})")
-        return int(number)
-    return number
+def as_number(value: Any, label: str, field_path: str, kind: type = float, lo: float | None = None) -> Any:
+    """A YAML scalar (possibly a numeric string such as ``"1e-9"``) as a finite ``kind``, checked by
+    :func:`jaqmoo.strict.number`: sizes, widths, counts and bandwidths of an architecture or problem
+    are never negative, NaN or infinite; integers are at least 1 unless ``lo`` says otherwise."""
+    lo = (1 if kind is int else 0) if lo is None else lo
+    return number(value, f"{label}: {field_path}", lo=lo, integer=kind is int, text=True)

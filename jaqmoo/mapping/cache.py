@@ -19,14 +19,17 @@ independently). So each shape's sets are stored under the SHA-256 of exactly tho
 two runs, two sweeps or two models that warm up the same shape on the same hardware space
 share one file, and anything that could change the sets changes the key.
 
-Files (``<cache_dir>/<key[:2]>/<key>.tiles``): a header line with the SHA-256 of the
-payload, then a zlib-compressed pickle of ``{"key", "sets": {family: TileSet}}`` (the tile sets
-without their memo tables). They are written to a
-temporary file and ``os.replace``-d into place, so a reader never sees half a file and two
-writers of one key (whose contents are identical) simply leave one of them. A file that does
-not verify (truncated, bit-flipped, another format, another key) is ignored with a warning
-and recomputed, never used. The payload is a pickle: keep the cache folder as private as the
-run folders (a supernet checkpoint is a pickle too).
+Files (``<cache_dir>/<key[:2]>/<key>.tiles``): a header line with the format and the SHA-256
+of the payload, then the payload: a compressed NumPy ``.npz`` of plain data
+(:func:`jaqmoo.datafile.encode_tree` of ``{"key", "sets": {family: TileSet}}``, the tile sets
+without their memo tables: integer and float arrays, tuples, strings), read with
+``allow_pickle=False`` and rebuilt only into the cost model's own dataclasses (through their
+constructors). Nothing in a cache file can run code, so a cache folder may be shared between
+users; the checksum only detects damage. They are written to a temporary file and
+``os.replace``-d into place, so a reader never sees half a file and two writers of one key
+(whose contents are identical) simply leave one of them. A file that does not verify
+(truncated, bit-flipped, another format, another key, the old pickled ``jaqmoo-tiles-1``
+format, which is never unpickled) is ignored with a warning and recomputed, never used.
 
 :func:`warm_up` is the read-through entry point: it loads what is there, and computes the
 missing shapes while holding a per-warm-up lock in the folder, so concurrent runs that need
@@ -37,19 +40,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
-import os
-import pickle
 import warnings
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jaqmoo.datafile import bundle_bytes, decode_tree, encode_tree, load_bundle_bytes
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware.spec import MapConstraint
+from jaqmoo.mapping.batchtile import TileSet
+from jaqmoo.mapping.mapping import MappingBatch
+from jaqmoo.mapping.mapspace import CapacityEnvelope
+from jaqmoo.mapping.model import Accesses
+from jaqmoo.safe_write import atomic_write
+from jaqmoo.workload import Layer
 
-FORMAT = "jaqmoo-tiles-1"
+FORMAT = "jaqmoo-tiles-2"
+OLD_FORMATS = ("jaqmoo-tiles-1",)  # zlib-compressed pickles: never loaded
+DATA_CLASSES: dict[str, type] = {"TileSet": TileSet, "MappingBatch": MappingBatch, "Accesses": Accesses,
+                                 "CapacityEnvelope": CapacityEnvelope, "Layer": Layer, "MapConstraint": MapConstraint}
+"""The only classes a cache file is rebuilt into."""
 SUFFIX = ".tiles"
 _CODE_MODULES = ("jaqmoo.mapping.batchtile", "jaqmoo.mapping.mapper", "jaqmoo.mapping.mapping",
                  "jaqmoo.mapping.mapspace", "jaqmoo.mapping.mapspace.constraints",
@@ -128,11 +139,16 @@ class TileSetCache:
             return None
         head, sep, payload = raw.partition(b"\n")
         try:
+            if head.split(b" ")[0].decode("ascii", "replace") in OLD_FORMATS:
+                raise ValueError("the old pickled format, which is never loaded (delete the file)")
             if not sep or head.decode("ascii") != f"{FORMAT} {hashlib.sha256(payload).hexdigest()}":
                 raise ValueError("header or checksum does not match the content")
-            data = pickle.loads(zlib.decompress(payload))
+            header, arrays = load_bundle_bytes(payload, str(path), "it is recomputed")
+            data = decode_tree(header.get("tree"), arrays, DATA_CLASSES)
             if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("sets"), dict):
                 raise ValueError("it holds another entry")
+            if not all(isinstance(ts, TileSet) for ts in data["sets"].values()):
+                raise ValueError("it holds something else than tile sets")
         except Exception as exc:  # noqa: BLE001 - any damage means: do not use it
             warnings.warn(f"mapper cache: ignoring damaged file {path} ({type(exc).__name__}: {exc}); "
                           "recomputing it", CacheWarning, stacklevel=2)
@@ -142,22 +158,13 @@ class TileSetCache:
     def store(self, key: str, sets: dict) -> bool:
         """Write ``sets`` under ``key`` atomically; False (warned) when the folder is not writable."""
         path = self.path(key)
-        buf = io.BytesIO()
-        pickle.dump({"key": key, "sets": {fam: _stripped(ts) for fam, ts in sets.items()}}, buf,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-        payload = zlib.compress(buf.getvalue(), 3)  # exact-integer float arrays: ~20x smaller
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode("ascii"))
-                f.write(payload)
-            os.replace(tmp, path)  # readers see the old file or the whole new one; equal keys, equal content
-        except OSError as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
+        tree, arrays = encode_tree({"key": key, "sets": {fam: _stripped(ts) for fam, ts in sets.items()}},
+                                   DATA_CLASSES)
+        payload = bundle_bytes({"tree": tree}, arrays, compress=True)
+        try:  # readers see the old file or the whole new one; equal keys, equal content
+            atomic_write(path, f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode("ascii") + payload,
+                         "a mapper cache file")
+        except (OSError, JaqmooError) as exc:
             warnings.warn(f"mapper cache: cannot write {path} ({exc}); continuing without storing it",
                           CacheWarning, stacklevel=2)
             return False

@@ -19,7 +19,14 @@ from scipy.stats import kendalltau
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models.elastic_space import ArchSpec, arch_stats, subnet_workload
 from jaqmoo.quant.elastic import ElasticSupernet, evaluate_pair
-from jaqmoo.quant.estimators import EvalData, PredictorEstimator, policy_features
+from jaqmoo.quant.estimators import (
+    EvalData,
+    PredictorEstimator,
+    folded_linear,
+    linear_data,
+    linear_from_data,
+    policy_features,
+)
 from jaqmoo.quant.policy import QuantPolicy
 
 
@@ -57,6 +64,7 @@ class ArchPredictor:
         self.top = max(supernet.bits)
         self.seed = seed
         self.model = None
+        self.linear: tuple[np.ndarray, float] | None = None
         self.n_bit_features = 0
         self.fit_error: dict[str, float] = {}
 
@@ -90,12 +98,37 @@ class ArchPredictor:
         self.fit_error = {"cv_mae": float(np.mean(np.abs(pred - y))),
                           "cv_kendall_tau": float(kendalltau(pred, y).statistic) if np.ptp(y) > 0 else float("nan")}
         self.model = make().fit(x, y)
+        self.linear = folded_linear(self.model)
         return self
 
+    def to_data(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """The fitted predictor as plain data (its supernet is not part of it: give it to :meth:`from_data`)."""
+        if self.linear is None:
+            return None
+        return linear_data(*self.linear, {"class": "ArchPredictor", "seed": self.seed, "fit_error": self.fit_error,
+                                          "n_features": int(len(self.linear[0]))})
+
+    @classmethod
+    def from_data(cls, supernet: ElasticSupernet, header: dict, arrays: dict[str, np.ndarray]) -> ArchPredictor:
+        """The predictor :meth:`to_data` described, for ``supernet`` (a :class:`JaqmooError` when malformed)."""
+        if header.get("class") != "ArchPredictor" or not isinstance(header.get("n_features"), int):
+            raise JaqmooError("stored predictor: not an ArchPredictor")
+        out = cls(supernet, int(header.get("seed") or 0))
+        out.linear = linear_from_data(header, arrays, header["n_features"])
+        fit_error = header.get("fit_error")
+        out.fit_error = {str(k): float(v) for k, v in fit_error.items()
+                         if isinstance(v, (int, float))} if isinstance(fit_error, dict) else {}
+        return out
+
     def estimate_pairs(self, pairs: Sequence[tuple[ArchSpec, QuantPolicy]]) -> np.ndarray:
-        if self.model is None:
+        if self.linear is None:
             raise JaqmooError("ArchPredictor: call fit() before estimate_pairs()")
-        return np.clip(self.model.predict(self.features(pairs)), 0.0, 1.0)
+        x = self.features(pairs)
+        coef, intercept = self.linear
+        if x.shape[1] != len(coef):
+            raise JaqmooError(f"ArchPredictor: {x.shape[1]} features but the stored fit has {len(coef)}; "
+                              "delete the predictor cache to refit")
+        return np.clip(x @ coef + intercept, 0.0, 1.0)
 
 
 __all__ = ["ArchPredictor", "ElasticSupernetEstimator", "arch_features"]

@@ -18,7 +18,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -172,6 +172,29 @@ def policy_features(policies: Sequence[QuantPolicy]) -> np.ndarray:
 PREDICTOR_KINDS = ("monotone", "ridge", "mlp")
 
 
+def folded_linear(model: Any) -> tuple[np.ndarray, float]:
+    """A fitted ``StandardScaler -> Ridge`` pipeline (or its ``GridSearchCV``) as one weight vector
+    and intercept: ``x @ coef + intercept`` predicts what the pipeline predicts."""
+    scaler, ridge = model[0], model[-1]
+    ridge = getattr(ridge, "best_estimator_", ridge)
+    coef = np.asarray(ridge.coef_, dtype=float) / scaler.scale_
+    return coef, float(ridge.intercept_ - scaler.mean_ @ coef)
+
+
+def linear_data(coef: np.ndarray, intercept: float, header: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """A linear predictor as plain data (:mod:`jaqmoo.datafile` bundle parts)."""
+    return {**header, "intercept": float(intercept)}, {"coef": np.asarray(coef, dtype=float)}
+
+
+def linear_from_data(header: dict, arrays: dict[str, np.ndarray], n_features: int) -> tuple[np.ndarray, float]:
+    """``(coef, intercept)`` from :func:`linear_data`'s parts, checked (finite, ``n_features`` long)."""
+    coef, intercept = arrays.get("coef"), header.get("intercept")
+    if (coef is None or coef.shape != (n_features,) or not np.all(np.isfinite(coef))
+            or not isinstance(intercept, (int, float)) or not np.isfinite(intercept)):
+        raise JaqmooError(f"stored predictor: expected {n_features} finite coefficients and a finite intercept")
+    return coef.astype(float), float(intercept)
+
+
 class PredictorEstimator:
     """A learned ``bits -> accuracy`` model fitted on (policy, accuracy) samples.
 
@@ -233,16 +256,35 @@ class PredictorEstimator:
             "n_samples": float(len(y)),
         }
         self.model = self._new_model().fit(x, y)
-        self._linear = None
+        self.linear = None
         if self.kind in ("monotone", "ridge"):  # fold scaler + ridge into one weight vector: a dot product
-            scaler, ridge = self.model[0], self.model[-1]
-            ridge = getattr(ridge, "best_estimator_", ridge)
-            coef = ridge.coef_ / scaler.scale_
-            self._linear = (coef, float(ridge.intercept_ - scaler.mean_ @ coef))
+            self.linear = folded_linear(self.model)
         return self
 
+    def to_data(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """The fitted predictor as plain data (``None`` for the ``mlp`` kind: refitted, not stored)."""
+        if getattr(self, "linear", None) is None or self.layer_names is None:
+            return None
+        return linear_data(*self.linear, {"class": "PredictorEstimator", "kind": self.kind, "seed": self.seed,
+                                          "layer_names": list(self.layer_names), "fit_error": self.fit_error})
+
+    @classmethod
+    def from_data(cls, header: dict, arrays: dict[str, np.ndarray]) -> PredictorEstimator:
+        """The predictor :meth:`to_data` described (a :class:`JaqmooError` when the data is malformed)."""
+        names = header.get("layer_names")
+        if (header.get("class") != "PredictorEstimator" or not isinstance(names, list)
+                or not all(isinstance(n, str) for n in names) or header.get("kind") not in PREDICTOR_KINDS):
+            raise JaqmooError("stored predictor: not a PredictorEstimator")
+        out = cls(header["kind"], int(header.get("seed") or 0))
+        out.layer_names = tuple(names)
+        out.linear = linear_from_data(header, arrays, 4 * len(names))
+        fit_error = header.get("fit_error")
+        out.fit_error = {str(k): float(v) for k, v in fit_error.items()
+                         if isinstance(v, (int, float))} if isinstance(fit_error, dict) else {}
+        return out
+
     def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
-        if self.model is None:
+        if self.model is None and getattr(self, "linear", None) is None:
             raise JaqmooError("predictor: call fit() (or PredictorEstimator.from_estimator) before estimate()")
         policies = _as_list(policies)
         for p in policies:
@@ -251,8 +293,8 @@ class PredictorEstimator:
                     f"predictor was fitted on {len(self.layer_names)} layers; policy has {len(p)} "
                     "(or other layer names)")
         x = policy_features(policies)
-        if getattr(self, "_linear", None) is not None:
-            coef, intercept = self._linear
+        if getattr(self, "linear", None) is not None:
+            coef, intercept = self.linear
             return np.clip(x @ coef + intercept, 0.0, 1.0)
         return np.clip(self.model.predict(x), 0.0, 1.0)
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.strict import load_yaml_text, shown
 from jaqmoo.textfile import read_utf8
 
 SUPPORTED_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
@@ -46,7 +47,7 @@ def check_bits(value: object, what: str) -> int:
     if isinstance(value, str) and value.strip().lower() in ("float", "fp32", "32"):
         return FLOAT_BITS
     if isinstance(value, bool) or not isinstance(value, int):
-        raise JaqmooError(f"{what}: bits must be an integer in 2..8 or 'float' (got {value!r})")
+        raise JaqmooError(f"{what}: bits must be an integer in 2..8 or 'float' (got {shown(value)})")
     if value != FLOAT_BITS and value not in SUPPORTED_BITS:
         raise JaqmooError(f"{what}: {value} bits is out of range; supported: 2..8, or 32/'float'")
     return value
@@ -56,7 +57,7 @@ def parse_bits_spec(text: str, what: str = "--bits") -> tuple[int, int]:
     """Parse ``"8"`` (both) or ``"4/8"`` (weights/activations) into ``(w, a)``."""
     parts = str(text).split("/")
     if len(parts) not in (1, 2):
-        raise JaqmooError(f"{what}: expected BITS or WBITS/ABITS such as 4/8 (got {text!r})")
+        raise JaqmooError(f"{what}: expected BITS or WBITS/ABITS such as 4/8 (got {shown(text)})")
     vals = []
     for p in parts:
         p = p.strip()
@@ -176,10 +177,7 @@ class QuantPolicy:
         if not path.is_file():
             raise JaqmooError(f"policy file {path} {'is a folder' if path.is_dir() else 'does not exist'}; "
                               "give a policy YAML file")
-        try:
-            data = yaml.safe_load(read_utf8(path, "a YAML policy file"))
-        except yaml.YAMLError as exc:
-            raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+        data = load_yaml_text(read_utf8(path, "a YAML policy file"), str(path))
         return cls.from_dict(data, layer_names, source=str(path))
 
     def save(self, path: str | Path) -> None:

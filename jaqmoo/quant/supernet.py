@@ -15,7 +15,6 @@ fit it, so a checkpoint of another model or a damaged file gives a :class:`Jaqmo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from jaqmoo.models import build_model
 from jaqmoo.quant.fakequant import int_range, mse_init_step
 from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
+from jaqmoo.safe_write import atomic_write_with
 from jaqmoo.workload import quantizable_layers
 
 CHECKPOINT_FORMAT = "jaqmoo-supernet"
@@ -312,14 +312,9 @@ class Supernet(nn.Module):
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """``torch.save`` to a temporary file, then rename (a crash never leaves half a file)."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    """``torch.save`` to a temporary file, then rename (a crash or a full disk never leaves half a
+    file or a temporary one behind: :func:`jaqmoo.safe_write.atomic_write_with`)."""
+    return atomic_write_with(path, lambda tmp: torch.save(payload, tmp), "the supernet checkpoint")
 
 
 def build_supernet(

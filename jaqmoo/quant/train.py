@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from jaqmoo.quant.elastic import ElasticSupernet
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
+from jaqmoo.strict import number
 
 #: Version of the training code, raised whenever a change makes the same recipe train different
 #: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
@@ -82,6 +83,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        for f in fields(self):  # every number finite (a NaN lr trains garbage) and of a sane size
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                number(value, f.name)
         if self.epochs < 0:
             raise JaqmooError(f"epochs must be >= 0 (got {self.epochs})")
         if self.float_epochs < 0:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,6 +28,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.reporting.breakdown import CostBreakdown, point_details
 from jaqmoo.reporting.payload import MAX_POINTS, run_payload
 from jaqmoo.reporting.run import Run, load_run
+from jaqmoo.safe_write import atomic_write_text
 from jaqmoo.timeloop.design import design_name
 
 REPORT_HTML = "report.html"
@@ -67,7 +67,7 @@ def warning_banner(payload: dict) -> str:
 
 def render_html(payload: dict) -> str:
     """The whole page for ``payload`` (a :func:`run_payload` or a sweep payload)."""
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    data = embedded_json(payload)
     title = html.escape(str(payload.get("title", "jaqmoo report")))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -78,16 +78,13 @@ def render_html(payload: dict) -> str:
     )
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+def embedded_json(payload: dict) -> str:
+    """``payload`` as JSON safe inside an HTML ``<script>`` element: every ``<``, ``>`` and ``&`` is
+    written as a ``\\u`` escape (JSON reads them back unchanged), so no data (a run named
+    ``<!--<script>`` or ``</script>``) can end the element or open an HTML comment in it."""
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 @dataclass
@@ -248,7 +245,8 @@ def write_report(target: str | Path, out: str | Path | None = None, max_points: 
     """Write the HTML report of a run or sweep folder (default: ``report.html`` inside it)."""
     target = Path(target)
     payload = build_payload(target, max_points, cache, recompute)
-    return atomic_write_text(Path(out) if out is not None else target / REPORT_HTML, render_html(payload))
+    return atomic_write_text(Path(out) if out is not None else target / REPORT_HTML, render_html(payload),
+                             "the report")
 
 
 class ReportWriter:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.objectives import LABELS, METRIC_OF, minimised
+from jaqmoo.safe_write import save_figure
 from jaqmoo.search.indicators import non_dominated
 
 
@@ -88,11 +89,10 @@ def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.Dat
     axes.ravel()[0].legend(fontsize=7, loc="best")
     fig.suptitle(f"{title}: {', '.join(objectives)}" if title else ", ".join(objectives))
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, 110, "the front plot")
+    finally:
+        plt.close(fig)
 
 
 def plot_hypervolume(history: pd.DataFrame, path: str | Path) -> Path:
@@ -104,7 +104,7 @@ def plot_hypervolume(history: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("hypervolume (this run's scale, see docs/columns.md)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, 110, "the hypervolume plot")
+    finally:
+        plt.close(fig)

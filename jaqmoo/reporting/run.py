@@ -33,6 +33,7 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import METRIC_OF, OBJECTIVES, minimised
+from jaqmoo.safe_write import write_csv, write_parquet
 from jaqmoo.search.indicators import non_dominated
 from jaqmoo.search.store import HISTORY, ResultsStore
 
@@ -188,18 +189,15 @@ class Run:
             raise JaqmooError("export: give --csv FILE and/or --parquet FILE")
         df = self.table(all)
         written = []
-        if csv is not None:
-            Path(csv).parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(csv, index=False)
-            written.append(Path(csv))
+        if csv is not None:  # text cells a spreadsheet would run as formulas are escaped
+            written.append(write_csv(df, csv, "the exported table"))
         if parquet is not None:
             Path(parquet).parent.mkdir(parents=True, exist_ok=True)
             out = df.copy()
             for c in out.columns:
                 if out[c].dtype == object:
                     out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-            out.to_parquet(parquet, index=False)
-            written.append(Path(parquet))
+            written.append(write_parquet(out, parquet, "the exported table"))
         return written
 
     def point_file(self, k: int) -> dict:

@@ -47,45 +47,6 @@ class SeededIntegerSampling(Sampling):
         return np.vstack([seeds, rand]).astype(int)
 
 
-class _ModuleFunction:
-    """A module-level function referenced by name, so checkpoints can pickle it.
-
-    pymoo decorates some selection functions (``default_random_state``), which makes them
-    local objects that ``pickle`` cannot reference; this wrapper pickles ``module:name``.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return self._func(*args, **kwargs)
-
-    def __getstate__(self) -> dict:
-        return {"module": self.module, "name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        import importlib
-
-        self.module, self.name = state["module"], state["name"]
-        self._func = getattr(importlib.import_module(self.module), self.name)
-
-
-def make_picklable(algorithm: Algorithm) -> Algorithm:
-    """Wrap decorated selection functions so the algorithm can be checkpointed."""
-    selection = getattr(getattr(algorithm, "mating", None), "selection", None)
-    func = getattr(selection, "func_comp", None)
-    if func is not None and "<locals>" in getattr(func, "__qualname__", ""):
-        import sys
-
-        for mod_name, module in list(sys.modules.items()):
-            if not mod_name.startswith("pymoo") or module is None:
-                continue
-            name = next((n for n, v in vars(module).items() if v is func), None)
-            if name is not None:
-                wrapper = _ModuleFunction.__new__(_ModuleFunction)
-                wrapper.__setstate__({"module": mod_name, "name": name})
-                selection.func_comp = wrapper
-                break
-    return algorithm
-
-
 def _operators() -> dict:
     return dict(
         crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -142,9 +103,11 @@ def _smsemoa(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
 
 @ALGORITHMS.register("spea2")
 def _spea2(pop_size: int, n_obj: int, sampling: Any, ops: dict) -> Algorithm:
-    from pymoo.algorithms.moo.spea2 import SPEA2
+    from pymoo.algorithms.moo.spea2 import SPEA2, SPEA2Survival
 
-    return SPEA2(pop_size=pop_size, sampling=sampling, **ops)
+    # a fresh survival: pymoo's default instance is shared by every SPEA2 of the process, and its
+    # normalisation state leaks from one run into the next (two seeded runs would differ)
+    return SPEA2(pop_size=pop_size, sampling=sampling, survival=SPEA2Survival(normalize=True), **ops)
 
 
 @ALGORITHMS.register("rnsga2")
@@ -161,7 +124,7 @@ def make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | Non
                    level_genes: np.ndarray | None = None) -> Algorithm:
     """A pymoo algorithm ``name`` with integer-safe operators, ``seeds`` in its first population
     and, with ``level_genes``, random genomes spread over precision levels (:class:`SeededIntegerSampling`)."""
-    return make_picklable(_make_algorithm(name, pop_size, n_obj, seeds, level_genes))
+    return _make_algorithm(name, pop_size, n_obj, seeds, level_genes)
 
 
 def _make_algorithm(name: str, pop_size: int, n_obj: int, seeds: np.ndarray | None,

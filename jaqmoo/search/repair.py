@@ -10,7 +10,11 @@ What it does, under the run folder's lock (:mod:`jaqmoo.locking`):
    rewritten atomically in ``(gen, idx)`` order.
 3. A damaged ``meta.json`` is moved aside to ``meta.json.damaged-<UTC time>``; the next
    ``jaqmoo run SPEC --resume`` rewrites it (its spec is compared with ``spec.yaml``).
-4. The individuals the checkpoint (or ``history.csv``) says were evaluated but that are no
+4. A checkpoint of the old pickled format (``checkpoint.pkl``) is moved aside, unread, to
+   ``checkpoint.pkl.unread-<UTC time>`` (a pickle can run code when loaded); resume then
+   replays the search from its seed and writes a data-only ``checkpoint.npz``. A damaged
+   ``checkpoint.npz`` is moved aside the same way.
+5. The individuals the checkpoint (or ``history.csv``) says were evaluated but that are no
    longer stored are listed; ``jaqmoo run SPEC --out RUN_DIR --resume`` then replays the
    search from its seed, reusing every stored record and evaluating only those.
 """
@@ -24,11 +28,11 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
+from jaqmoo.safe_write import atomic_write
 from jaqmoo.search.store import (
     HISTORY,
     META,
     ResultsStore,
-    atomic_write,
     encode_record,
     expected_counts,
     missing_keys,
@@ -45,6 +49,7 @@ class RepairReport:
     quarantined: int = 0
     quarantine_file: Path | None = None
     meta_moved_to: Path | None = None
+    checkpoint_moved_to: Path | None = None
     missing: list[tuple[int, int]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -55,11 +60,15 @@ class RepairReport:
             lines.append("no damaged lines")
         if self.meta_moved_to is not None:
             lines.append(f"moved the damaged {META} to {self.meta_moved_to}; resuming rewrites it")
+        if self.checkpoint_moved_to is not None:
+            lines.append(f"moved the checkpoint (old pickled format or damaged) unread to {self.checkpoint_moved_to}; "
+                         f"`jaqmoo run SPEC --out {self.run_dir} --resume` replays the search from its seed, reusing "
+                         "every stored evaluation, and writes a new one")
         if self.missing:
             gens = sorted({g for g, _ in self.missing})
             lines.append(f"{len(self.missing)} evaluated individuals are missing (generations {gens}); "
                          f"`jaqmoo run SPEC --out {self.run_dir} --resume` re-evaluates them and continues")
-        elif self.quarantine_file is None and self.meta_moved_to is None:
+        elif self.quarantine_file is None and self.meta_moved_to is None and self.checkpoint_moved_to is None:
             lines.append("nothing to repair")
         return "\n".join(lines)
 
@@ -80,6 +89,22 @@ def _history_counts(store: ResultsStore) -> dict[int, int]:
         return {}
     head = rows[0].split(",")
     return expected_counts([dict(zip(head, r.split(","), strict=False)) for r in rows[1:]])
+
+
+def _set_aside_checkpoint(store: ResultsStore) -> Path | None:
+    """Move an old-format (pickled) or damaged checkpoint aside without reading its content."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    moved = None
+    if store.old_checkpoint_path.exists():
+        moved = store.old_checkpoint_path.with_name(f"{store.old_checkpoint_path.name}.unread-{stamp}")
+        store.old_checkpoint_path.replace(moved)
+    if store.checkpoint_path.exists():
+        try:
+            store.load_checkpoint()
+        except JaqmooError:
+            moved = store.checkpoint_path.with_name(f"{store.checkpoint_path.name}.damaged-{stamp}")
+            store.checkpoint_path.replace(moved)
+    return moved
 
 
 def repair_run(run_dir: str | Path) -> RepairReport:
@@ -113,7 +138,8 @@ def repair_run(run_dir: str | Path) -> RepairReport:
             report.quarantined = len(bad)
         if bad or [(r["gen"], r["idx"]) for r in scan.records] != sorted(kept):
             # every line not kept is in the quarantine file: nothing is lost by this rewrite
-            atomic_write(store.evaluations_path, "".join(encode_record(r) for r in records).encode())
+            atomic_write(store.evaluations_path, "".join(encode_record(r) for r in records).encode(),
+                         "the evaluations file")
         report.kept = len(records)
         if store.meta_path.exists():
             try:
@@ -122,6 +148,7 @@ def repair_run(run_dir: str | Path) -> RepairReport:
                 stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
                 report.meta_moved_to = store.meta_path.with_name(f"{META}.damaged-{stamp}")
                 store.meta_path.replace(report.meta_moved_to)
+        report.checkpoint_moved_to = _set_aside_checkpoint(store)
         report.missing = missing_keys(records, _history_counts(store))
     return report
 
@@ -131,4 +158,5 @@ def repair_report_json(report: RepairReport) -> str:
     return json.dumps({"run_dir": str(report.run_dir), "kept": report.kept, "quarantined": report.quarantined,
                        "quarantine_file": str(report.quarantine_file) if report.quarantine_file else None,
                        "meta_moved_to": str(report.meta_moved_to) if report.meta_moved_to else None,
+                       "checkpoint_moved_to": str(report.checkpoint_moved_to) if report.checkpoint_moved_to else None,
                        "missing": [list(k) for k in report.missing]})

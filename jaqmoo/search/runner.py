@@ -1,9 +1,10 @@
 """The generation loop: ask / evaluate / tell, checkpoint, progress, resume.
 
 :func:`run_search` drives a pymoo algorithm through pymoo's ask-and-tell interface so that
-after every completed generation the whole algorithm (population, random generator,
-generation counter) is checkpointed in the run directory. ``resume=True`` restores the last
-checkpoint and re-asks the interrupted generation: the restored random generator produces
+after every completed generation the algorithm's state (population, random generator,
+generation counter: :mod:`jaqmoo.search.algo_state`, plain data, never a pickle) is
+checkpointed in the run directory. ``resume=True`` writes the last checkpoint's state into the
+freshly built algorithm and re-asks the interrupted generation: the restored random generator produces
 exactly the same offspring, whose already stored evaluations are reused, so a killed and
 resumed run evaluates, stores and returns exactly what an uninterrupted run would. When the
 stored records of the checkpoint's generations are incomplete (a repaired or partly deleted
@@ -25,6 +26,7 @@ from pymoo.termination.max_gen import MaximumGenerationTermination
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import from_minimised
 from jaqmoo.progress import progress_bar
+from jaqmoo.search.algo_state import StateError, capture, restore
 from jaqmoo.search.indicators import hv_scale, hypervolume
 from jaqmoo.search.problem import PENALTY, JointProblem
 from jaqmoo.search.store import Checkpoint, ResultsStore
@@ -83,8 +85,13 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
         checkpoint, pending = store.prepare_resume()
         problem.pending = pending
         if checkpoint is not None:
-            algorithm = checkpoint.algorithm
-            algorithm.problem = problem
+            algorithm.setup(problem, termination=("n_gen", generations), seed=seed, verbose=False)
+            try:
+                restore(algorithm, *checkpoint.state)
+            except StateError as exc:
+                raise JaqmooError(
+                    f"{store.checkpoint_path}: {exc}; delete the checkpoint and resume again: the search is "
+                    "replayed from its seed, reusing every stored evaluation") from None
             history, scale, n_evals = list(checkpoint.history), checkpoint.hv_scale, checkpoint.n_evaluations
             done = checkpoint.generation
             algorithm.termination = MaximumGenerationTermination(generations)
@@ -116,7 +123,7 @@ def run_search(problem: JointProblem, algorithm: Algorithm, store: ResultsStore,
                    "hypervolume": hypervolume(front, scale), **best_values(front, problem.objectives)}
             history.append(row)
             store.sort_records()
-            store.save_checkpoint(Checkpoint(gen, algorithm, history, n_evals, scale))
+            store.save_checkpoint(Checkpoint(gen, history, n_evals, scale, capture(algorithm)))
             store.write_history(history)
             if on_generation is not None:
                 on_generation(row)

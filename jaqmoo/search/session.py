@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
+from jaqmoo.safe_write import DiskWriteError
 from jaqmoo.search.algorithms import make_algorithm
 from jaqmoo.search.baselines import DRIVEN, baseline_entries, searcher_space
 from jaqmoo.search.baselines.bits_nsga2 import make_bits_nsga2
@@ -82,10 +83,27 @@ def search_in_directory(run_dir: str | Path, name: str, space: GenomeSpace, eval
     """
     space = searcher_space(settings.algorithm, space)
     args = (run_dir, name, space, evaluator, settings, resume, progress, meta_extra, overwrite, on_generation, workload)
-    if locked:
-        return _search(*args)
-    with FolderLock(run_dir, what="run"):
-        return _search(*args)
+    try:
+        if locked:
+            return _search(*args)
+        with FolderLock(run_dir, what="run"):
+            return _search(*args)
+    except DiskWriteError as exc:
+        raise JaqmooError(f"{exc}. {saved_so_far(run_dir)}") from None
+
+
+def saved_so_far(run_dir: str | Path) -> str:
+    """What a run folder keeps after a failed write, and how to continue (for the error message)."""
+    store = ResultsStore(run_dir)
+    try:
+        n = len(store.read_records())
+        done = store.history_evaluations()
+        gens = len(store.dir.joinpath("history.csv").read_text(encoding="utf-8").splitlines()) - 1 if done else 0
+    except (OSError, JaqmooError, UnicodeDecodeError):
+        return f"Nothing already stored in {run_dir} was changed; fix the disk, then resume with --resume."
+    return (f"{run_dir} keeps the {n} evaluations stored so far ({gens} complete generation(s), checkpointed); "
+            f"nothing stored was lost. Once the disk has room or the folder is writable, "
+            f"`jaqmoo run SPEC --out {run_dir} --resume` continues from there")
 
 
 def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: CandidateEvaluator,

@@ -7,8 +7,11 @@ Layout of a run directory::
     evaluations.jsonl    one JSON object per evaluated individual, appended and fsync'ed per
                          batch, in evaluation order (keys: gen, idx, genes, then metrics, and
                          ``_crc``: the CRC-32 of the record's JSON text without that key)
-    checkpoint.pkl       the algorithm (with its random generator) after the last completed
-                         generation, replaced atomically
+    checkpoint.npz       the algorithm's state (population, random generator, counters: see
+                         :mod:`jaqmoo.search.algo_state`) and the history after the last
+                         completed generation, as data only (:mod:`jaqmoo.datafile`), replaced
+                         atomically. Older versions wrote ``checkpoint.pkl`` (a pickle): it is
+                         never read; ``jaqmoo repair`` moves it aside and resume replays.
     history.csv          hypervolume and best value per objective after each generation
     run.lock             present while a process writes the folder (:mod:`jaqmoo.locking`)
 
@@ -33,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import time
 import zlib
 from collections.abc import Iterable
@@ -43,10 +45,20 @@ from typing import Any
 
 import numpy as np
 
+from jaqmoo.datafile import (
+    DataFileError,
+    load_bundle,
+    refuse_pickle,
+    save_bundle,
+    tag_floats,
+    untag_floats,
+)
 from jaqmoo.errors import JaqmooError
+from jaqmoo.safe_write import append_durable, atomic_write
 
 EVALUATIONS = "evaluations.jsonl"
-CHECKPOINT = "checkpoint.pkl"
+CHECKPOINT = "checkpoint.npz"
+OLD_CHECKPOINT = "checkpoint.pkl"  # written by jaqmoo before data-only checkpoints; never read
 META = "meta.json"
 HISTORY = "history.csv"
 SPEC = "spec.yaml"
@@ -70,16 +82,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _crc(text: str) -> str:
@@ -154,13 +156,16 @@ def scan_evaluations(path: Path) -> ScanResult:
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint holds: the algorithm after ``generation`` plus the run's history."""
+    """What a checkpoint holds: the algorithm's state after ``generation`` plus the run's history.
+
+    ``state`` is :func:`jaqmoo.search.algo_state.capture`'s ``(header, arrays)`` (plain data).
+    """
 
     generation: int
-    algorithm: Any
     history: list[dict]
     n_evaluations: int
     hv_scale: list[float] | None = None  # per-objective normalisation of the hypervolume
+    state: tuple[dict, dict[str, np.ndarray]] = field(default_factory=lambda: ({}, {}))
 
 
 def expected_counts(history: list[dict]) -> dict[int, int]:
@@ -204,8 +209,13 @@ class ResultsStore:
     def meta_path(self) -> Path:
         return self.dir / META
 
+    @property
+    def old_checkpoint_path(self) -> Path:
+        return self.dir / OLD_CHECKPOINT
+
     def exists(self) -> bool:
-        return self.evaluations_path.exists() or self.checkpoint_path.exists()
+        return (self.evaluations_path.exists() or self.checkpoint_path.exists()
+                or self.old_checkpoint_path.exists())
 
     def create(self, overwrite: bool = False) -> None:
         """Start a fresh run directory (refusing to clobber a previous run unless ``overwrite``)."""
@@ -214,9 +224,9 @@ class ResultsStore:
                 f"{self.dir} already holds a run; pass --resume to continue it or --out to choose another directory"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name in (EVALUATIONS, CHECKPOINT, HISTORY):
+        for name in (EVALUATIONS, CHECKPOINT, OLD_CHECKPOINT, HISTORY):
             (self.dir / name).unlink(missing_ok=True)
-        self.evaluations_path.touch()
+        atomic_write(self.evaluations_path, b"", "the evaluations file")
         self._keys, self._last, self.out_of_order = {}, (0, -1), False
 
     # ------------------------------------------------------------------ records
@@ -255,35 +265,35 @@ class ResultsStore:
             self._index(self.read_records())
         keys = self._keys
         assert keys is not None
-        lines = []
+        new: dict[tuple[int, int], str] = {}
         for r in records:
             key = (int(r["gen"]), int(r["idx"]))
             line = encode_record(r)
-            if key in keys:
-                if keys[key] != line:
+            old = keys.get(key, new.get(key))
+            if old is not None:
+                if old != line:
                     raise JaqmooError(
                         f"{self.evaluations_path}: gen {key[0]} idx {key[1]} is already stored with other values; "
                         "each (gen, idx) is evaluated once: a second writer or a non-deterministic evaluator? "
                         "Nothing was written")
                 continue
+            new[key] = line
+        if not new:
+            return
+        # a failed append is cut back (nothing torn) and raises before anything is marked stored
+        append_durable(self.evaluations_path, "".join(new.values()), "the evaluations file")
+        for key, line in new.items():
             keys[key] = line
             if key < self._last:
                 self.out_of_order = True
             self._last = max(self._last, key)
-            lines.append(line)
-        if not lines:
-            return
-        with open(self.evaluations_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(lines))
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def rewrite(self, records: list[dict]) -> None:
         """Atomically replace the evaluations file with ``records`` (never fewer than it holds)."""
         held = len(scan_evaluations(self.evaluations_path).records)
         if len(records) < held:
             raise JaqmooError(f"{self.evaluations_path}: refusing to replace {held} records by {len(records)}")
-        atomic_write(self.evaluations_path, "".join(encode_record(r) for r in records).encode())
+        atomic_write(self.evaluations_path, "".join(encode_record(r) for r in records).encode(), "the evaluations file")
         self._index(records)
         self.out_of_order = False
 
@@ -301,7 +311,7 @@ class ResultsStore:
             n += 1
             path = self.dir / f"{QUARANTINE_PREFIX}{stamp}-{n}.jsonl"
         body = "".join(json.dumps({"line": ln, "why": why, "text": text, "note": note}) + "\n" for ln, text, why in lines)
-        atomic_write(path, body.encode())
+        atomic_write(path, body.encode(), "a quarantine file")
         return path
 
     def drop_torn_tail(self) -> Path | None:
@@ -319,7 +329,7 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ metadata
     def write_meta(self, meta: dict) -> None:
-        atomic_write(self.meta_path, json.dumps(_jsonable(meta), indent=1).encode())
+        atomic_write(self.meta_path, json.dumps(_jsonable(meta), indent=1).encode(), "the run metadata")
 
     def read_meta(self) -> dict:
         """``meta.json`` as a dict; a missing or damaged file is a :class:`JaqmooError` saying the fix."""
@@ -342,7 +352,7 @@ class ResultsStore:
             return
         keys = list(history[0])
         lines = [",".join(keys)] + [",".join(str(h.get(k, "")) for k in keys) for h in history]
-        atomic_write(self.dir / HISTORY, ("\n".join(lines) + "\n").encode())
+        atomic_write(self.dir / HISTORY, ("\n".join(lines) + "\n").encode(), "the history")
 
     def history_evaluations(self) -> int | None:
         """The evaluation count ``history.csv`` states for the last completed generation."""
@@ -368,25 +378,38 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Pickle the algorithm (its problem detached: it is rebuilt on resume) atomically."""
-        algorithm = checkpoint.algorithm
-        problem = algorithm.problem
-        algorithm.problem = None
-        try:
-            blob = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            algorithm.problem = problem
-        atomic_write(self.checkpoint_path, blob)
+        """Write ``checkpoint`` (data only: JSON header + arrays, :mod:`jaqmoo.datafile`) atomically."""
+        header, arrays = checkpoint.state
+        meta = {"format": "jaqmoo-checkpoint", "version": 1, "generation": checkpoint.generation,
+                "n_evaluations": checkpoint.n_evaluations, "hv_scale": tag_floats(checkpoint.hv_scale),
+                "history": tag_floats(checkpoint.history), "algorithm": header}
+        save_bundle(self.checkpoint_path, meta, arrays, what="the checkpoint")
 
     def load_checkpoint(self) -> Checkpoint | None:
+        """The last checkpoint (``None`` when there is none); an old pickled one is refused unread."""
+        fix = (f"delete it (`rm {self.checkpoint_path}`) and resume: the search is replayed from its seed, reusing "
+               "every stored evaluation")
         if not self.checkpoint_path.exists():
+            if self.old_checkpoint_path.exists():
+                raise refuse_pickle(self.old_checkpoint_path, (
+                    f"Run `jaqmoo repair {self.dir}` (it moves the file aside, unread), then `jaqmoo run SPEC --out "
+                    f"{self.dir} --resume`: the search is replayed from its seed, every stored evaluation is reused "
+                    "(none is computed again) and a data-only checkpoint.npz is written. Export, plot and report "
+                    "read the folder as it is."))
             return None
+        meta, arrays = load_bundle(self.checkpoint_path, fix)
         try:
-            with open(self.checkpoint_path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception as exc:  # corrupt or from an incompatible version
-            raise JaqmooError(f"{self.checkpoint_path}: cannot read the checkpoint ({exc}); move it aside and resume "
-                              "(the search is replayed from the stored evaluations), or start a new run with --out") from exc
+            if meta.get("format") != "jaqmoo-checkpoint" or meta.get("version") != 1:
+                raise ValueError("not a jaqmoo checkpoint of version 1")
+            generation, n_evals = meta["generation"], meta["n_evaluations"]
+            history, scale, header = untag_floats(meta["history"]), untag_floats(meta["hv_scale"]), meta["algorithm"]
+            if not (isinstance(generation, int) and generation >= 0 and isinstance(n_evals, int) and n_evals >= 0
+                    and isinstance(history, list) and all(isinstance(h, dict) for h in history)
+                    and isinstance(header, dict) and (scale is None or isinstance(scale, list))):
+                raise ValueError("fields of the wrong type")
+        except (KeyError, ValueError) as exc:
+            raise DataFileError(f"{self.checkpoint_path}: damaged checkpoint ({exc}); {fix}") from None
+        return Checkpoint(generation, history, n_evals, scale, (header, arrays))
 
     def prepare_resume(self) -> tuple[Checkpoint | None, dict[tuple[int, int], dict]]:
         """Load the checkpoint and hand back the stored records to reuse.

@@ -7,11 +7,22 @@ Two backends behind one ``concurrent.futures.Executor`` interface, so the loop i
   parent via ``PR_SET_PDEATHSIG`` on Linux);
 * :class:`DaskBackend` -- ``distributed.Client(address).get_executor()`` on an existing
   cluster (``--scheduler tcp://host:port``) or a ``LocalCluster`` started for the sweep
-  (``--scheduler local``).
+  (``--scheduler local``). The LocalCluster's scheduler, workers and dashboard listen on
+  127.0.0.1 only, unless ``listen`` (``--listen``) names another interface: a Dask scheduler
+  runs whatever code a client sends it, so opening it lets everyone who reaches the port run
+  code as you.
 
 A task is submitted once every task it depends on has finished (a supernet before the
 runs that share it). A task whose worker was lost (a crashed pool process, a Dask
 ``KilledWorker``) is submitted again, up to ``max_attempts`` times.
+
+Attempts are charged per task. Dask knows which task a dead worker held. A local process
+pool does not: one dying process breaks the whole pool, and every task in it fails with
+``BrokenProcessPool``. So the local pool holds at most one task per worker (none waits inside
+the pool), and after a break the tasks that were in it are *suspects*: each runs again alone,
+and only a task that breaks the pool while it is the only one running is charged an attempt.
+A run that kills its worker thus fails alone after ``max_attempts`` tries; the others lose
+nothing but the restart.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
+
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,8 @@ class LocalPool:
 
     name = "local pool"
     dashboard: str | None = None
+    checks_shared_folder = False  # same machine, same files
+    shared_failure = True  # one dead worker fails every task in the pool (see the module doc)
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -82,6 +97,11 @@ class LocalPool:
         self._executor = None
         return self.executor()
 
+    @property
+    def capacity(self) -> int:
+        """Tasks held at once: one per worker (none queued inside the pool)."""
+        return self.workers
+
     def describe(self) -> str:
         return f"local process pool, {self.workers} worker{'s' if self.workers != 1 else ''}"
 
@@ -95,8 +115,11 @@ class DaskBackend:
     """Tasks on a Dask distributed cluster (an existing one, or a LocalCluster we start)."""
 
     name = "dask"
+    checks_shared_folder = True  # workers may run on other machines: each task checks it sees the sweep folder
+    shared_failure = False  # the scheduler charges only the task the dead worker held
+    capacity = None  # the scheduler queues
 
-    def __init__(self, scheduler: str, workers: int = 2) -> None:
+    def __init__(self, scheduler: str, workers: int = 2, listen: str = LOOPBACK) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - distributed is a dependency
@@ -104,7 +127,7 @@ class DaskBackend:
         self.cluster = None
         if scheduler == "local":
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0")
+                                        host=listen, dashboard_address=f"{listen}:0")
             address = self.cluster.scheduler_address
         else:
             address = scheduler
@@ -151,9 +174,12 @@ class DaskBackend:
             self.cluster.close()
 
 
-def make_backend(workers: int = 2, scheduler: str | None = None) -> LocalPool | DaskBackend:
-    """The local pool, or a Dask backend when a scheduler address (or ``local``) is given."""
-    return DaskBackend(scheduler, workers) if scheduler else LocalPool(workers)
+def make_backend(workers: int = 2, scheduler: str | None = None, listen: str = LOOPBACK) -> LocalPool | DaskBackend:
+    """The local pool, or a Dask backend when a scheduler address (or ``local``) is given;
+    ``listen``: the interface a ``local`` Dask cluster's services bind to (default loopback only)."""
+    if listen != LOOPBACK and scheduler != "local":
+        raise JaqmooError("--listen applies to --scheduler local only (an existing cluster binds where it was started)")
+    return DaskBackend(scheduler, workers, listen) if scheduler else LocalPool(workers)
 
 
 def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], None] | None = None,
@@ -169,10 +195,14 @@ def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], N
             if d not in by_key:
                 raise ValueError(f"task {t.key} depends on unknown task {d}")
     results: dict[str, dict] = {}
-    attempts: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()  # submissions
+    blamed: Counter[str] = Counter()  # lost workers charged to the task
     waiting = dict(by_key)
+    suspects: list[str] = []  # tasks of a broken pool, to run one at a time (see the module doc)
     running: dict[cf.Future, str] = {}
     executor = backend.executor()
+    shared_failure = bool(getattr(backend, "shared_failure", False))
+    capacity = getattr(backend, "capacity", None)
 
     def finish(task: Task, record: dict) -> None:
         record = {**record, "attempts": attempts[task.key]}
@@ -180,8 +210,20 @@ def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], N
         if on_done:
             on_done(task, record)
 
+    def submit(key: str) -> None:
+        attempts[key] += 1
+        running[executor.submit(by_key[key].fn, *by_key[key].args)] = key
+        if on_start:
+            on_start(by_key[key], attempts[key])
+
     def submit_ready() -> None:
+        if suspects:  # isolation: one suspect at a time, nothing beside it
+            if not running:
+                submit(suspects.pop(0))
+            return
         for key, task in list(waiting.items()):
+            if capacity is not None and len(running) >= capacity:
+                return
             if not all(d in results for d in task.deps):
                 continue
             del waiting[key]
@@ -189,13 +231,11 @@ def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], N
             if bad:
                 finish(task, {"status": "failed", "error": f"not run: {bad[0]} failed ({results[bad[0]].get('error')})"})
                 continue
-            attempts[key] += 1
-            running[executor.submit(task.fn, *task.args)] = key
-            if on_start:
-                on_start(task, attempts[key])
+            submit(key)
 
     submit_ready()
     while running:
+        alone = len(running) == 1
         done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
         lost: list[str] = []
         for fut in done:
@@ -203,19 +243,29 @@ def run_graph(tasks: list[Task], backend: Any, on_start: Callable[[Task, int], N
             try:
                 record = fut.result()
             except Exception as exc:
-                if backend.lost_worker(exc) and attempts[key] < max_attempts:
+                if backend.lost_worker(exc):
                     lost.append(key)
                     continue
-                what = "worker lost" if backend.lost_worker(exc) else "task raised"
-                record = {"status": "failed", "error": f"{what} after {attempts[key]} attempt(s): "
+                record = {"status": "failed", "error": f"task raised after {attempts[key]} attempt(s): "
                                                        f"{type(exc).__name__}: {exc}"}
             finish(by_key[key], record)
-        if lost:
-            if isinstance(backend, LocalPool):  # a broken pool fails every task it held
-                lost += list(running.values())
-                running.clear()
-            executor = backend.restart()
-            for key in lost:
+        if shared_failure and lost:
+            lost += list(running.values())  # a broken pool fails every task it held
+            running.clear()
+        charged = lost if (alone or not shared_failure) else []
+        for key in lost:
+            if key in charged:
+                blamed[key] += 1
+                if blamed[key] >= max_attempts:
+                    finish(by_key[key], {"status": "failed", "error": (
+                        f"worker lost after {attempts[key]} attempt(s): the task ended its worker process "
+                        f"{blamed[key]} time(s) (crash, out of memory or a kill)")})
+                    continue
+            if shared_failure:
+                suspects.append(key)  # runs again alone: charged only if it breaks the pool alone
+            else:
                 waiting[key] = by_key[key]
+        if lost:
+            executor = backend.restart()
         submit_ready()
     return results

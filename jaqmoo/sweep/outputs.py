@@ -34,6 +34,7 @@ import pandas as pd
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import from_minimised
 from jaqmoo.reporting.run import accuracy_column, load_run, objective_values
+from jaqmoo.safe_write import atomic_write_text, write_csv, write_parquet
 from jaqmoo.search.indicators import REFERENCE
 from jaqmoo.sweep.plots import plot_grid
 from jaqmoo.sweep.spec import axis_label
@@ -136,7 +137,7 @@ def _parquet(df: pd.DataFrame, path: Path) -> None:
     for c in out.columns:
         if out[c].dtype == object:
             out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    out.to_parquet(path, index=False)
+    write_parquet(out, path)
 
 
 def _axis_frame(sweep_dir: Path, plan: dict, all: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -169,7 +170,7 @@ def export_sweep(sweep_dir: str | Path, csv: str | Path | None = None, parquet: 
         raise JaqmooError(f"{sweep_dir}: no finished run yet; run `jaqmoo sweep SPEC --out {sweep_dir} --resume`")
     written = []
     if csv is not None:
-        df.to_csv(csv, index=False)
+        write_csv(df, csv, "the exported table")
         written.append(Path(csv))
     if parquet is not None:
         _parquet(df, Path(parquet))
@@ -217,11 +218,11 @@ def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
              "uniform8_accuracy", "uniform8_energy_pj", "wall_seconds", "energy_source", "technology_nm"]
     summary = summary[[c for c in first if c in summary] + [c for c in summary if c not in first]]
     written = []
-    summary.to_csv(sweep_dir / f"{SUMMARY}.csv", index=False)
+    write_csv(summary, sweep_dir / f"{SUMMARY}.csv")  # axis values are text: formula-escaped
     _parquet(summary, sweep_dir / f"{SUMMARY}.parquet")
     written += [sweep_dir / f"{SUMMARY}.csv", sweep_dir / f"{SUMMARY}.parquet"]
     if len(combined):
-        combined.to_csv(sweep_dir / f"{FRONTS}.csv", index=False)
+        write_csv(combined, sweep_dir / f"{FRONTS}.csv")
         _parquet(combined, sweep_dir / f"{FRONTS}.parquet")
         written += [sweep_dir / f"{FRONTS}.csv", sweep_dir / f"{FRONTS}.parquet"]
     if loaded:
@@ -229,7 +230,7 @@ def write_outputs(sweep_dir: str | Path, plan: dict) -> list[Path]:
         written.append(plot_grid(plan, loaded, sweep_dir / GRID_PNG))
     data = json.loads((sweep_dir / SWEEP_JSON).read_text())
     data["reference_point"] = refs
-    (sweep_dir / SWEEP_JSON).write_text(json.dumps(data, indent=1, default=str))
+    atomic_write_text(sweep_dir / SWEEP_JSON, json.dumps(data, indent=1, default=str), "the sweep record")
     return written
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from jaqmoo.objectives import LABELS, METRIC_OF
 from jaqmoo.reporting.plots import projected_front, pyplot
 from jaqmoo.reporting.run import accuracy_column
+from jaqmoo.safe_write import save_figure
 from jaqmoo.sweep.spec import axis_label
 
 
@@ -75,7 +76,7 @@ def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
             ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"sweep {plan.get('name', '')}: fronts (stars: uniform-bit baselines)")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, 100, "the sweep grid plot")
+    finally:
+        plt.close(fig)

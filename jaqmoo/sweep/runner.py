@@ -12,11 +12,19 @@ from pathlib import Path
 from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.progress import progress_bar
+from jaqmoo.safe_write import atomic_write_text
 from jaqmoo.search.compat import SPEC_MAY_CHANGE, differences
-from jaqmoo.sweep.executor import Task, make_backend, run_graph
+from jaqmoo.sweep.executor import LOOPBACK, Task, make_backend, run_graph
 from jaqmoo.sweep.outputs import RUNS, SWEEP_JSON, write_outputs
 from jaqmoo.sweep.spec import SweepPlan
-from jaqmoo.sweep.tasks import read_marker, run_task, supernet_task, write_marker
+from jaqmoo.sweep.tasks import (
+    checked_task,
+    read_marker,
+    run_task,
+    supernet_task,
+    write_marker,
+    write_shared_marker,
+)
 
 LOCK = "sweep.lock"
 
@@ -65,36 +73,48 @@ def _absolute(spec_data: dict) -> dict:
     return data
 
 
-def build_tasks(plan: SweepPlan, sweep_dir: Path, todo: list[str], threads: int | None) -> list[Task]:
-    """The supernet tasks the pending runs need, then one task per pending run."""
+def _checked(task: Task, shared: dict | None) -> Task:
+    """``task`` run through :func:`~jaqmoo.sweep.tasks.checked_task` when ``shared`` names a marker."""
+    if shared is None:
+        return task
+    return Task(task.key, checked_task, (shared, task.fn, *task.args), task.deps, task.meta)
+
+
+def build_tasks(plan: SweepPlan, sweep_dir: Path, todo: list[str], threads: int | None,
+                shared: dict | None = None) -> list[Task]:
+    """The supernet tasks the pending runs need, then one task per pending run; with ``shared``
+    (:func:`~jaqmoo.sweep.tasks.write_shared_marker`) each first checks that its worker sees the folder."""
     tasks: list[Task] = []
     needed = list(dict.fromkeys(plan.run(n).supernet for n in todo))
     for key in needed:
-        tasks.append(Task(f"supernet:{key}", supernet_task,
-                          (key, _absolute(plan.supernet_specs[key]), f"{plan.source} [supernet {key}]", threads)))
+        tasks.append(_checked(Task(f"supernet:{key}", supernet_task, (
+            key, _absolute(plan.supernet_specs[key]), f"{plan.source} [supernet {key}]", threads)), shared))
     for name in todo:
         r = plan.run(name)
         run_dir = str((sweep_dir / RUNS / name).resolve())
-        tasks.append(Task(f"run:{name}", run_task, (name, _absolute(r.spec), f"{plan.source} [run {name}]", run_dir, threads),
-                          deps=(f"supernet:{r.supernet}",), meta={"run_dir": run_dir}))
+        tasks.append(_checked(Task(f"run:{name}", run_task, (
+            name, _absolute(r.spec), f"{plan.source} [run {name}]", run_dir, threads),
+            deps=(f"supernet:{r.supernet}",), meta={"run_dir": run_dir}), shared))
     return tasks
 
 
 def run_sweep(plan: SweepPlan, workers: int = 2, scheduler: str | None = None, resume: bool = False,
               threads: int | None = 1, progress: bool = True, max_attempts: int = 3,
-              echo: Callable[[str], None] = print) -> SweepOutcome:
+              echo: Callable[[str], None] = print, listen: str = LOOPBACK) -> SweepOutcome:
     """Run every run of ``plan`` not finished yet into ``plan.output_dir`` (see the module doc
-    of :mod:`jaqmoo.sweep.outputs` for the folder layout)."""
+    of :mod:`jaqmoo.sweep.outputs` for the folder layout). ``listen``: the interface the services
+    of a ``scheduler="local"`` Dask cluster bind to (default: loopback only)."""
     sweep_dir = Path(plan.output_dir or Path("runs") / plan.name)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with FolderLock(sweep_dir, LOCK, what="sweep"):  # a second launch into the folder gets LockHeld
-        return _run_locked(plan, sweep_dir, workers, scheduler, resume, threads, progress, max_attempts, echo, t0)
+        return _run_locked(plan, sweep_dir, workers, scheduler, resume, threads, progress, max_attempts, echo, t0,
+                           listen)
 
 
 def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str | None, resume: bool,
                 threads: int | None, progress: bool, max_attempts: int, echo: Callable[[str], None],
-                t0: float) -> SweepOutcome:
+                t0: float, listen: str = LOOPBACK) -> SweepOutcome:
     from tqdm.auto import tqdm
 
     launches: list[dict] = []
@@ -104,7 +124,7 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
                               "another folder")
         launches = _check_resume(sweep_dir, plan)
     data = plan.to_dict() | {"launches": launches}
-    (sweep_dir / SWEEP_JSON).write_text(json.dumps(data, indent=1, default=str))
+    atomic_write_text(sweep_dir / SWEEP_JSON, json.dumps(data, indent=1, default=str), "the sweep record")
     done = [r.name for r in plan.runs if (read_marker(sweep_dir / RUNS / r.name) or {}).get("status") == "done"]
     todo = [r.name for r in plan.runs if r.name not in done]
     echo(f"sweep {plan.name}: {len(plan.runs)} runs in {sweep_dir}"
@@ -112,7 +132,8 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
     results: dict[str, dict] = {}
     backend_text = "nothing to run"
     if todo:
-        backend = make_backend(workers, scheduler)
+        backend = make_backend(workers, scheduler, listen)
+        shared = write_shared_marker(sweep_dir) if backend.checks_shared_folder else None
         backend_text = backend.describe()
         echo(f"executor: {backend_text}")
         if backend.dashboard:
@@ -144,7 +165,8 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
             bar.set_postfix(failed=failures)
 
         try:
-            results = run_graph(build_tasks(plan, sweep_dir, todo, threads), backend, on_start, on_done, max_attempts)
+            results = run_graph(build_tasks(plan, sweep_dir, todo, threads, shared), backend, on_start, on_done,
+                                max_attempts)
         finally:
             bar.close()
             backend.close()
@@ -153,6 +175,6 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
     data["launches"] = launches + [{"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall)),
                                     "wall_seconds": round(wall, 2), "executor": backend_text,
                                     "ran": len(todo), "skipped": len(done)}]
-    (sweep_dir / SWEEP_JSON).write_text(json.dumps(data, indent=1, default=str))
+    atomic_write_text(sweep_dir / SWEEP_JSON, json.dumps(data, indent=1, default=str), "the sweep record")
     files = write_outputs(sweep_dir, data)
     return SweepOutcome(sweep_dir, results, done, files, time.perf_counter() - t0)

@@ -42,11 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.experiment.fields import check_keys
 from jaqmoo.experiment.spec import TOP_KEYS, ExperimentSpec, parse_spec
+from jaqmoo.strict import contained_path, load_yaml_file, shown
 
 #: axis shorthands -> dotted experiment-spec keys
 SHORTHANDS: dict[str, str] = {"model": "model.name", "accelerator": "accelerator.template",
@@ -175,8 +174,8 @@ def _run_name(values: dict[str, Any]) -> str:
                          _label(v if not isinstance(v, dict) else v.get("template", v.get("name", v))))
         else:
             parts.append(f"{axis.rsplit('.', 1)[-1]}={_label(v)}")
-    name = "-".join(parts) or "run"
-    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
+    name = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "-".join(parts) or "run")
+    return name if name.strip(".") else name.replace(".", "_")  # one plain folder name, never '.' or '..'
 
 
 def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
@@ -192,7 +191,7 @@ def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
         if child is None:
             child = node[p] = {}
         if not isinstance(child, dict):
-            raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {child!r}, not a mapping")
+            raise JaqmooError(f"{where}: cannot set {key!r}: {p!r} holds {shown(child)}, not a mapping")
         node = child
     last = parts[-1]
     if key == "accelerator.template":  # a template replaces a Timeloop architecture of the base
@@ -212,16 +211,13 @@ def _load_base(base: Any, sweep_path: Path | None, src: str) -> dict:
             base["accelerator"] = _anchored("accelerator", base["accelerator"], sweep_path.parent if sweep_path else None)
         return base
     if not isinstance(base, str):
-        raise JaqmooError(f"{src}: base: expected an experiment spec path or an inline mapping, got {base!r}")
+        raise JaqmooError(f"{src}: base: expected an experiment spec path or an inline mapping, got {shown(base)}")
     candidates = [Path(base)]
     if sweep_path is not None:
         candidates.insert(0, sweep_path.parent / base)
     for path in candidates:
         if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as exc:
-                raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+            data = load_yaml_file(path, "a YAML experiment spec")
             if not isinstance(data, dict):
                 raise JaqmooError(f"{path}: expected an experiment spec mapping")
             if "accelerator" in data:  # its Timeloop path is relative to the base file
@@ -301,9 +297,21 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
         raise JaqmooError(f"{src}: output: expected a mapping such as {{dir: runs/my-sweep}}")
     check_keys(output, ["dir"], f"{src}: output")
     name = str(data.get("name") or (sweep_path.stem if sweep_path else "sweep"))
+    if out_dir is None:  # `jaqmoo run`'s rule: without --out nothing leaves runs/ or output.dir's folder
+        if output.get("dir"):
+            contained_path(str(output["dir"]), f"{src}: output.dir", absolute_ok=True,
+                           fix="give a path without '..', or pass --out DIR on the command line to write elsewhere")
+        else:
+            contained_path(name, f"{src}: name", absolute_ok=False, leaving="the run outside runs/", fix=(
+                "it becomes the folder runs/<name>: use a plain name, set output.dir, or pass --out DIR"))
     out = str(out_dir or output.get("dir") or Path("runs") / name)
     supernet_dir = str(data.get("supernets") or Path(out) / "supernets")
+    for section in ("accuracy", "mapping"):  # read below before each run's spec is validated
+        if base.get(section) is not None and not isinstance(base[section], dict):
+            raise JaqmooError(f"{src}: base {section}: expected a mapping of keys, got {shown(base[section])}")
     ckpt_template = (base.get("accuracy") or {}).get("checkpoint")
+    if ckpt_template is not None and not isinstance(ckpt_template, str):
+        raise JaqmooError(f"{src}: base accuracy.checkpoint: expected a file path, got {shown(ckpt_template)}")
     runs: list[RunPlan] = []
     supernets: dict[str, str] = {}
     supernet_specs: dict[str, dict] = {}
@@ -319,7 +327,7 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
             spec_data["mapping"] = {}
         mapping = spec_data["mapping"]
         if not isinstance(mapping, dict):
-            raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {mapping!r}")
+            raise JaqmooError(f"{src}: run {run_name}: mapping: expected a mapping of keys, got {shown(mapping)}")
         if "cache_dir" not in mapping:  # runs on the same hardware space share their mapper warm-up
             mapping["cache_dir"] = str(Path(out) / "mapper-cache")
         spec = parse_spec(copy.deepcopy(spec_data), source=f"{src} [run {run_name}]")
@@ -344,8 +352,8 @@ def expand_sweep(data: Any, source: str = "<sweep>", sweep_path: Path | None = N
         runs.append(RunPlan(run_name, dict(values), spec_data, key))
     grid = _grid(data.get("grid"), axes, src)
     tol = data.get("accuracy_tolerance", DEFAULT_TOLERANCE)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= 1:
-        raise JaqmooError(f"{src}: accuracy_tolerance: expected a fraction in 0..1 (0.005 = half a point), got {tol!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= 1 or tol != tol:
+        raise JaqmooError(f"{src}: accuracy_tolerance: expected a fraction in 0..1 (0.005 = half a point), got {shown(tol)}")
     return SweepPlan(name, src, axes, tuple(runs), supernets, grid, float(tol), out, supernet_specs)
 
 
@@ -361,7 +369,7 @@ def _grid(data: Any, axes: tuple[str, ...], src: str) -> dict[str, str | None]:
     check_keys(data, ["rows", "cols"], f"{src}: grid")
     for k, v in data.items():
         if v is not None and v not in axes:
-            raise JaqmooError(f"{src}: grid.{k}: {v!r} is not an axis; {did_you_mean(str(v), list(axes))}axes: {', '.join(axes)}")
+            raise JaqmooError(f"{src}: grid.{k}: {shown(v)} is not an axis; {did_you_mean(str(v)[:200], list(axes))}axes: {', '.join(axes)}")
         grid[k] = v
     return grid
 
@@ -371,8 +379,5 @@ def load_sweep_spec(path: str | Path, out_dir: str | Path | None = None) -> Swee
     path = Path(path)
     if not path.is_file():
         raise JaqmooError(f"sweep spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise JaqmooError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml_file(path, "a YAML sweep spec")
     return expand_sweep(data, source=str(path), sweep_path=path, out_dir=out_dir)

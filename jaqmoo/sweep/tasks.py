@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from jaqmoo.safe_write import atomic_write_text
+
 MARKER = "sweep_run.json"
 RUN_LOCK = ".sweep-run.lock"
+SHARED_MARKER = ".jaqmoo-shared-folder"
+"""Written by the client into the sweep folder; a Dask worker that cannot read it (with the
+sweep's token) does not see the folder and fails the task instead of writing elsewhere."""
 
 
 def _set_threads(threads: int | None) -> None:
@@ -44,11 +50,39 @@ def read_marker(run_dir: str | Path) -> dict[str, Any] | None:
 
 def write_marker(run_dir: str | Path, record: dict[str, Any]) -> None:
     """Atomically replace the run's ``sweep_run.json``."""
-    path = Path(run_dir) / MARKER
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(Path(run_dir) / MARKER, json.dumps(record, indent=1, default=str), "the run's sweep marker")
+
+
+def write_shared_marker(sweep_dir: str | Path) -> dict[str, str]:
+    """Write the sweep folder's marker with a fresh random token; ``{"marker": path, "token": ...}``."""
+    path = (Path(sweep_dir) / SHARED_MARKER).resolve()
+    token = secrets.token_hex(16)
+    atomic_write_text(path, token + "\n", "the shared-folder marker")
+    return {"marker": str(path), "token": token}
+
+
+def sees_shared_folder(shared: dict[str, str]) -> str | None:
+    """``None`` when this process reads the marker of ``shared``; else why not (the failure message)."""
+    path = Path(shared["marker"])
+    try:
+        found = path.read_text().strip()
+    except OSError as exc:
+        found = f"unreadable ({exc.strerror or exc})"
+    if found == shared["token"]:
+        return None
+    seen = "a marker of another launch" if len(found) == 32 else (found if found.startswith("unreadable") else "none")
+    return (f"worker {socket.gethostname()} (pid {os.getpid()}) does not see the sweep folder {path.parent}: "
+            f"the marker {path} that the client wrote is missing there (found: {seen}). Every Dask worker must "
+            "read and write the sweep folder at the same path as the client (a shared file system such as NFS, "
+            "Lustre or GPFS mounted at that path; see docs/scale-out.md); nothing was written on this worker")
+
+
+def checked_task(shared: dict[str, str], fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` if this worker sees the sweep folder (:func:`sees_shared_folder`), else a failure record."""
+    problem = sees_shared_folder(shared)
+    if problem is not None:
+        return {"status": "failed", "error": problem, "host": socket.gethostname()}
+    return fn(*args)
 
 
 def _wait_for(folder: Path, name: str, what: str) -> Any:

@@ -18,6 +18,7 @@ from jaqmoo.hardware.timeloop_yaml import accelerator_from_data
 from jaqmoo.hardware.yaml_io import load_yaml
 from jaqmoo.mapping.mapping import MappingBatch
 from jaqmoo.mapping.timeloop_map import parse_mapping
+from jaqmoo.strict import malformed_input
 from jaqmoo.workload import Layer
 
 
@@ -112,8 +113,9 @@ def load_timeloop_input(source: str | Path | dict, ert: str | Path | dict | None
     ``ert``/``art`` override the ``*.ERT.yaml``/``*.ART*.yaml`` found next to the input;
     ``energy_source`` overrides the provenance string.
     """
-    if not isinstance(source, dict) and Path(source).is_dir():
-        data, label, arch_file = read_input_folder(source)
-        return input_from_data(data, label, arch_file, ert, art, energy_source, name or Path(source).name)
-    data, label = load_yaml(source, "Timeloop input")
-    return input_from_data(data, label, source, ert, art, energy_source, name)
+    with malformed_input(str(source) if not isinstance(source, dict) else "<dict>", "Timeloop input"):
+        if not isinstance(source, dict) and Path(source).is_dir():
+            data, label, arch_file = read_input_folder(source)
+            return input_from_data(data, label, arch_file, ert, art, energy_source, name or Path(source).name)
+        data, label = load_yaml(source, "Timeloop input")
+        return input_from_data(data, label, source, ert, art, energy_source, name)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.strict import malformed_input, number
+from jaqmoo.textfile import read_utf8
 
 _TENSOR_HEADER = re.compile(r"^    (\w+):\s*$")
 _KV = re.compile(r"^\s*([A-Za-z][^:]*?)\s*:\s*(.*?)\s*$")
@@ -119,7 +121,7 @@ class TimeloopStats:
 
 def _number(text: str) -> float | None:
     m = _NUM.match(text.strip())
-    return float(m.group(0)) if m else None
+    return float(number(m.group(0), "a stats.txt value", text=True)) if m else None  # finite, never inf
 
 
 def parse_stats(source: str | Path) -> TimeloopStats:
@@ -128,9 +130,14 @@ def parse_stats(source: str | Path) -> TimeloopStats:
         path = Path(source)
         if not path.exists():
             raise JaqmooError(f"{path}: Timeloop stats file not found")
-        text, label = path.read_text(), str(path)
+        text, label = read_utf8(path, "a Timeloop stats.txt file"), str(path)
     else:
         text, label = str(source), "<stats>"
+    with malformed_input(label, "Timeloop stats file"):
+        return _parse_stats_text(text, label)
+
+
+def _parse_stats_text(text: str, label: str) -> TimeloopStats:
 
     levels: dict[str, LevelStats] = {}
     current: LevelStats | None = None
@@ -167,7 +174,7 @@ def parse_stats(source: str | Path) -> TimeloopStats:
         if section == "fj":
             m = re.match(r"^\s+(\S+)\s*=\s*([-\d.eE+]+)", line)
             if m:
-                fj[m.group(1)] = float(m.group(2)) * per_compute_scale
+                fj[m.group(1)] = float(number(m.group(2), f"{label}: {m.group(1)}", text=True)) * per_compute_scale
             continue
         if current is None or section != "levels":
             continue
@@ -209,10 +216,11 @@ def parse_stats(source: str | Path) -> TimeloopStats:
         if name in levels:
             levels[name].fj_per_compute = value
     try:
-        cycles = int(float(summary["Cycles"]))
+        cycles = number(summary["Cycles"], f"{label}: Cycles", lo=0, integer=True, text=True)
         util_text = summary["Utilization"]
-        utilization = float(util_text.rstrip("%")) / (100.0 if util_text.endswith("%") else 1.0)
-        computes = int(float(summary["Computes"]))
+        utilization = number(util_text.rstrip("%"), f"{label}: Utilization", lo=0, text=True) / (
+            100.0 if util_text.endswith("%") else 1.0)
+        computes = number(summary["Computes"], f"{label}: Computes", lo=0, integer=True, text=True)
         total = fj["Total"]
     except (KeyError, ValueError) as exc:
         raise JaqmooError(f"{label}: not a complete Timeloop stats file (missing {exc})") from exc

@@ -17,6 +17,8 @@ from typing import Any
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.templates.build import build_cached
 from jaqmoo.registry import Registry
+from jaqmoo.strict import MAX_INT, shown
+from jaqmoo.strict import number as strict_number
 
 # Attributes Timeloop's front end adds to every storage level of a flattened dump.
 _STORAGE_DEFAULTS: tuple[tuple[str, Any], ...] = (
@@ -69,17 +71,11 @@ class HardwareParam:
     def check(self, value: Any, strict: bool = False, template: str = "") -> int:
         """Validated integer value; JaqmooError naming the parameter and its range otherwise."""
         where = f"template {template!r}: " if template else ""
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise JaqmooError(f"{where}parameter {self.name}={value!r} is not an integer; "
-                              f"allowed: {self.allowed(strict)}")
-        try:
-            number = int(str(value).strip()) if isinstance(value, str) else int(value)
-        except ValueError:
-            raise JaqmooError(f"{where}parameter {self.name}={value!r} is not an integer; "
-                              f"allowed: {self.allowed(strict)}") from None
-        if not isinstance(value, str) and number != value:
-            raise JaqmooError(f"{where}parameter {self.name}={value!r} is not an integer; "
-                              f"allowed: {self.allowed(strict)}")
+        try:  # finite, integral and of a sane size (strict.MAX_INT), whatever the source
+            number = strict_number(value, self.name, integer=True, text=isinstance(value, str))
+        except JaqmooError:
+            raise JaqmooError(f"{where}parameter {self.name}={shown(value)} is not an integer (finite, at most "
+                              f"{MAX_INT}); allowed: {self.allowed(strict)}") from None
         if number < self.minimum:
             raise JaqmooError(f"{where}parameter {self.name}={number} is impossible; "
                               f"allowed: {self.allowed(strict)}")

@@ -24,7 +24,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.crossover import Crossover
 from pymoo.core.mutation import Mutation
 
-from jaqmoo.search.algorithms import SeededIntegerSampling, make_picklable
+from jaqmoo.search.algorithms import SeededIntegerSampling
 from jaqmoo.search.genome import GenomeSpace
 
 RESET_PROBABILITY = 0.05
@@ -91,4 +91,4 @@ def make_bits_nsga2(space: GenomeSpace, pop_size: int) -> NSGA2:
     algorithm = NSGA2(pop_size=pop_size, sampling=SeededIntegerSampling(seeds),
                       crossover=LayerCrossover(n, upper), mutation=LayerMutation(n, upper),
                       eliminate_duplicates=True)
-    return make_picklable(algorithm)
+    return algorithm
