@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.experiment.accuracy import check_train_options
 from jaqmoo.experiment.spec import load_spec
+from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.sweep.spec import load_sweep_spec
 from jaqmoo.timeloop.inputs import load_timeloop_input
 from jaqmoo.timeloop.stats import parse_stats

@@ -11,9 +11,9 @@ import yaml
 
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
+from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.hardware.ert import load_tables
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.experiment.spec import load_spec, parse_spec
 from jaqmoo.strict import MAX_SHOWN, count_values, load_yaml_text, number, shown
 from jaqmoo.sweep.spec import expand_sweep, load_sweep_spec
 from jaqmoo.timeloop.inputs import load_timeloop_input
