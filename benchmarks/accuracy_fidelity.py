@@ -139,6 +139,17 @@ def convergence_set(bands: np.ndarray, energies: np.ndarray, n: int) -> list[int
     return take
 
 
+def truth_vs_ptq(ptq: PTQEstimator, policies: list, truth: np.ndarray) -> None:
+    """Print truth - PTQ (same test images) over the policies of <= 3.5 mean bits."""
+    low = [i for i, p in enumerate(policies) if mean_bits(p.weight_bits + p.act_bits) <= 3.5]
+    if not low:
+        log("truth vs PTQ: no policy of <= 3.5 mean bits in this set")
+        return
+    gain = (truth[low] - ptq.estimate([policies[i] for i in low])) * 100
+    log(f"truth - PTQ on the {len(low)} policies of <= 3.5 mean bits (test images): min {gain.min():.2f}, "
+        f"median {np.median(gain):.2f} points: {'the truth trains' if gain.min() > 0 else 'NOT above PTQ everywhere'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -167,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                            args.checkpoint_every, log=None if args.quiet else log)
     log(f"truth: {recipe}, evaluated on {len(test.images)} test images, cache {cache}; {load_text()}")
 
+    ptq_test = PTQEstimator(float_net, EvalData(fixed_batches(truth_splits.train, recipe.bn_batches,
+                                                              recipe.batch_size), test.images, test.labels))
+
     # 1. the convergence check: B and 2B on the same policies
     t_truth = time.perf_counter()
     check = None
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         sec = [truth.cached(policies[i], 0)["seconds"] for i in conv]
         log(f"seconds per truth at B: median {np.median(sec):.0f} ({args.threads} thread(s)); {load_text()}")
         if args.truth_only and args.convergence_only:
+            truth_vs_ptq(ptq_test, [policies[i] for i in conv], acc_b)
             log(f"RESULT truth_policies={len(conv)} truth_seconds={time.perf_counter() - t_truth:.0f} "
                 f"convergence_tau={check.tau:.3f} convergence_mean_diff_points={check.mean_abs_diff_points:.2f} "
                 "band_tau_truth_seeds=nan")
@@ -206,15 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"band_tau_truth_seeds (seed 0 vs seed 1 inside the bands, the ceiling of any estimator): {seeds_tau:.3f}")
 
     # 3. truth vs PTQ on the low-bit policies (the truth must be training)
-    ptq_test = PTQEstimator(float_net, EvalData(fixed_batches(truth_splits.train, recipe.bn_batches,
-                                                              recipe.batch_size), test.images, test.labels))
-    low = [i for i, p in enumerate(policies) if mean_bits(p.weight_bits + p.act_bits) <= 3.5]
-    if low:
-        ptq_low = ptq_test.estimate([policies[i] for i in low])
-        gain = (truth0[low] - ptq_low) * 100
-        log(f"truth - PTQ on the {len(low)} policies of <= 3.5 mean bits (test images): "
-            f"min {gain.min():.2f}, median {np.median(gain):.2f} points: "
-            f"{'the truth trains' if gain.min() > 0 else 'NOT above PTQ everywhere'}")
+    truth_vs_ptq(ptq_test, policies, truth0)
 
     conv_tau = check.tau if check else float("nan")
     conv_diff = check.mean_abs_diff_points if check else float("nan")
