@@ -69,8 +69,8 @@ from jaqmoo.quant.fidelity import (
     within_band_tau,
 )
 from jaqmoo.quant.league import LeagueEntry, choose_in_loop_estimator
-from jaqmoo.quant.supernet import load_supernet
-from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe, fixed_batches
+from jaqmoo.quant.supernet import checkpoint_epochs, load_supernet
+from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe, file_sha256, fixed_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -148,6 +148,25 @@ def truth_vs_ptq(ptq: PTQEstimator, policies: list, truth: np.ndarray) -> None:
     gain = (truth[low] - ptq.estimate([policies[i] for i in low])) * 100
     log(f"truth - PTQ on the {len(low)} policies of <= 3.5 mean bits (test images): min {gain.min():.2f}, "
         f"median {np.median(gain):.2f} points: {'the truth trains' if gain.min() > 0 else 'NOT above PTQ everywhere'}")
+
+
+def league_supernet(args: argparse.Namespace, splits, start: Path, fraction: float, given: str | None):
+    """The supernet at CSQ ``fraction``: ``given`` when set; else trained from ``start`` (the
+    given float start, named by its hash so another start never reuses it; or the set-up's)."""
+    if given:
+        return load_supernet(given, device=args.device)
+    if not args.float_start:
+        return fashion_setup.trained_supernet(args, splits, fraction)
+    net = load_supernet(start)
+    if net.meta.model != args.model or abs(net.meta.width_mult - args.width_mult) > 1e-9:
+        raise SystemExit(f"--float-start {start} is {net.meta.model} width {net.meta.width_mult}; pass the same "
+                         "--model/--width-mult to train supernets from it, or give --supernet/--lean-supernet")
+    # never train into the given start: its epochs count as the float epochs, --retrain redoes the supernet only
+    from_start = argparse.Namespace(**{**vars(args), "float_epochs": checkpoint_epochs(start), "retrain": False})
+    path = fashion_setup.work_path(args, f"supernet-csq{fraction:g}-from-{file_sha256(start)[:12]}.pt")
+    if args.retrain and path.is_file():
+        path.unlink()
+    return fashion_setup.supernet_from_float_start(from_start, splits, start, fraction, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,10 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. the league, on validation images
     data = EvalData.from_splits(splits, args.val_images, 2, 128, args.seed, args.device)
-    supernet = load_supernet(args.supernet, device=args.device) if args.supernet else \
-        fashion_setup.trained_supernet(args, splits, args.csq_fraction)
-    lean = load_supernet(args.lean_supernet, device=args.device) if args.lean_supernet else \
-        fashion_setup.trained_supernet(args, splits, 0.0)
+    supernet = league_supernet(args, splits, start, args.csq_fraction, args.supernet)
+    lean = league_supernet(args, splits, start, 0.0, args.lean_supernet)
     estimators = {"supernet": SupernetEstimator(supernet, data), "lean_supernet": SupernetEstimator(lean, data),
                   "ptq": PTQEstimator(float_net, data)}
     scores, seconds, setup = {}, {}, {}
