@@ -69,6 +69,7 @@ from jaqmoo.quant.fidelity import (
     within_band_tau,
 )
 from jaqmoo.quant.league import LeagueEntry, choose_in_loop_estimator
+from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.supernet import checkpoint_epochs, load_supernet
 from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe, file_sha256, fixed_batches
 
@@ -90,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--band-size", type=int)
     p.add_argument("--band-tolerance", type=float, default=0.015,
                    help="relative energy tolerance around a band's centre (0.015: within +-3 %% of each other)")
+    p.add_argument("--band-draw", choices=("mixed", "level"), default="mixed",
+                   help="band policies start from a per-policy bit distribution (mixed: bimodal ones too) or "
+                        "from the search's level + noise draw")
     p.add_argument("--convergence-policies", type=int, default=8, help="policies of the B vs 2B check (0: skip)")
     p.add_argument("--truth-only", action="store_true", help="compute (or complete) the truth and stop")
     p.add_argument("--convergence-only", action="store_true",
@@ -114,10 +118,11 @@ def build_policies(args: argparse.Namespace, net, energy_of) -> tuple[list, np.n
     rng = np.random.default_rng(args.seed + 5)
     policies, energies, bands = list(spread), list(spread_e), [-1] * len(spread)
     targets = [int(b) for b in str(args.band_targets).split(",") if b.strip()]
+    draw = (lambda r: level_policies(net, 1, r, net.bits)[0]) if args.band_draw == "level" else None
     for k, b in enumerate(targets):
         target = energy_of(net.uniform_policy(b))
         band = iso_cost_band(net.layer_names, net.bits, energy_of, target, args.band_size, rng,
-                             tolerance=args.band_tolerance, apply_rules=net.apply_rules)
+                             tolerance=args.band_tolerance, apply_rules=net.apply_rules, draw=draw)
         policies += band
         energies += [energy_of(p) for p in band]
         bands += [k] * len(band)

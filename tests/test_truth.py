@@ -24,6 +24,7 @@ from jaqmoo.quant.fidelity import (
 )
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.qat import calibrated_start, qat_finetune
+from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.supernet import build_supernet
 from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe
 
@@ -95,6 +96,20 @@ def test_iso_cost_band_property(level, seed):
     assert energies.max() / energies.min() <= 1.031  # within +-3 % of each other
     assert not any(near_uniform(p) for p in band)
     assert all(policy_distance(a, b) >= 0.3 for i, a in enumerate(band) for b in band[i + 1:])
+
+
+def test_iso_cost_band_from_the_search_draw():
+    class Net:
+        layer_names = NAMES
+
+        @staticmethod
+        def apply_rules(p):
+            return p
+
+    target = _energy(QuantPolicy.uniform(NAMES, 5))
+    band = iso_cost_band(NAMES, range(2, 9), _energy, target, 4, np.random.default_rng(0),
+                         draw=lambda r: level_policies(Net, 1, r, range(2, 9))[0])
+    assert len(band) == 4 and all(abs(_energy(p) / target - 1) <= 0.015 for p in band)
 
 
 def test_iso_cost_band_keeps_ruled_layers_and_reports_impossible_targets():

@@ -257,10 +257,11 @@ def policy_distance(a: QuantPolicy, b: QuantPolicy) -> float:
 
 def iso_cost_band(layer_names: Sequence[str], choices: Sequence[int], energy_of, target: float, size: int,
                   rng: np.random.Generator, tolerance: float = 0.015, apply_rules=None, min_distance: float = 0.3,
-                  max_tries: int = 200, max_moves: int = 400) -> list[QuantPolicy]:
+                  max_tries: int = 200, max_moves: int = 400, draw=None) -> list[QuantPolicy]:
     """``size`` mixed policies whose ``energy_of(policy)`` lies within ``tolerance`` (relative)
     of ``target``, so any two are within ``2 * tolerance`` of each other, with bits arranged
-    differently: each starts from its own draw (:func:`heterogeneous_policies`) and is
+    differently: each starts from its own draw (``draw(rng)``; default one
+    :func:`heterogeneous_policies` policy, a bit distribution of its own) and is
     repaired towards the target one gene (a layer's weight or activation bits) and one
     candidate bit-width at a time, a randomly chosen gene that moves the energy the right way
     without overshooting past the tolerance; kept when not near-uniform and at least
@@ -279,7 +280,7 @@ def iso_cost_band(layer_names: Sequence[str], choices: Sequence[int], energy_of,
     for _ in range(max_tries):
         if len(out) == size:
             return out
-        pol = heterogeneous_policies(names, 1, rng, choices, apply_rules)[0]
+        pol = draw(rng) if draw is not None else heterogeneous_policies(names, 1, rng, choices, apply_rules)[0]
         genes = list(pol.weight_bits + pol.act_bits)
         energy = energy_of(pol)
         for _ in range(max_moves):
