@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{btau['ptq'] + 0.1:.3f}: the +0.1 target is out of reach of any estimator on this truth")
     pick = choose_in_loop_estimator(entries, args.search_budget_seconds)
     log(f"in-loop estimator by the league (3,200 evaluations in {args.search_budget_seconds:g} s): "
-        f"{pick.name if pick else 'none fits'}")
+        + (f"{pick.name} (a win of the {pick.winner})" if pick and pick.ranks_as else
+           pick.name if pick else "none fits"))
     log(f"total {time.perf_counter() - t_start:.0f} s; {load_text()}")
     tau = dict(zip(league["estimator"], league["tau"], strict=True))
     if args.json_out:
