@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "from the search's level + noise draw")
     p.add_argument("--convergence-policies", type=int, default=8, help="policies of the B vs 2B check (0: skip)")
     p.add_argument("--truth-only", action="store_true", help="compute (or complete) the truth and stop")
+    p.add_argument("--truth-shard", metavar="K/N",
+                   help="with --truth-only: compute only every N-th truth starting at the K-th (K = 0..N-1), so N "
+                        "processes share the work through the cache; then run without it to assemble")
     p.add_argument("--convergence-only", action="store_true",
                    help="with --truth-only: stop after the B vs 2B check (sizing B)")
     p.add_argument("--search-budget-seconds", type=float, default=3600.0,
@@ -154,6 +157,25 @@ def truth_vs_ptq(ptq: PTQEstimator, policies: list, truth: np.ndarray) -> None:
         f"median {np.median(gain):.2f} points: {'the truth trains' if gain.min() > 0 else 'NOT above PTQ everywhere'}")
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with 0 <= K < N; SystemExit naming the option otherwise."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--truth-shard {text!r}: expected K/N, e.g. 0/2 and 1/2 for two processes") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"--truth-shard {text!r}: need 0 <= K < N")
+    return k, n
+
+
+def truth_jobs(policies: list, bands: np.ndarray, conv: list[int], seeds: int) -> list[tuple[int, int, bool]]:
+    """Every truth the benchmark needs as ``(policy index, seed, doubled budget)``, in computing order."""
+    jobs = [(i, 0, False) for i in conv] + [(i, 0, True) for i in conv]
+    jobs += [(i, 0, False) for i in range(len(policies)) if i not in conv]
+    jobs += [(int(i), s, False) for s in range(1, max(1, seeds)) for i in np.flatnonzero(bands >= 0)]
+    return jobs
+
+
 def league_supernet(args: argparse.Namespace, splits, start: Path, fraction: float, given: str | None):
     """The supernet at CSQ ``fraction``: ``given`` when set; else trained from ``start`` (the
     given float start, named by its hash so another start never reuses it; or the set-up's)."""
@@ -209,6 +231,18 @@ def main(argv: list[str] | None = None) -> int:
     t_truth = time.perf_counter()
     check = None
     conv = convergence_set(bands, energies, args.convergence_policies) if args.convergence_policies else []
+    if args.truth_shard:
+        if not args.truth_only:
+            raise SystemExit("--truth-shard needs --truth-only (assemble with a run without --truth-shard)")
+        k, n = parse_shard(args.truth_shard)
+        mine = truth_jobs(policies, bands, conv, args.truth_seeds)[k::n]
+        doubled = truth.with_recipe(recipe.doubled())
+        for i, seed, twice in mine:
+            (doubled if twice else truth).accuracy(policies[i], seed)
+        log(f"shard {k}/{n}: {len(mine)} truths in {time.perf_counter() - t_truth:.0f} s; {load_text()}")
+        log(f"RESULT truth_policies={len(mine)} truth_seconds={time.perf_counter() - t_truth:.0f} "
+            "convergence_tau=nan convergence_mean_diff_points=nan band_tau_truth_seeds=nan")
+        return 0
     if conv:
         acc_b = truth.accuracies([policies[i] for i in conv], 0)
         acc_2b = truth.with_recipe(recipe.doubled()).accuracies([policies[i] for i in conv], 0)

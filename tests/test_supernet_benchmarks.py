@@ -80,3 +80,32 @@ def test_csq_memory_tiny(tmp_path):
     m = re.fullmatch(r"RESULT peak_memory_ratio_vs_lean=([\d.]+) tau_lean=nan tau_csq=nan csq_fraction=0.25", last)
     assert m, last
     assert float(m.group(1)) < 0.5  # saved-for-backward bytes of CSQ 0.25 against the lean LSQ step
+
+
+def _fidelity_module():
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("accuracy_fidelity", ROOT / "benchmarks" / "accuracy_fidelity.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_truth_shards_split_every_job_once():
+    import numpy as np
+
+    mod = _fidelity_module()
+    bands = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1])
+    jobs = mod.truth_jobs(list(range(9)), bands, conv=[3, 4, 0], seeds=2)
+    # convergence set at B and 2B, the other policies at seed 0, the 6 band policies at seed 1
+    assert len(jobs) == 3 + 3 + 6 + 6 and len(set(jobs)) == len(jobs)
+    shards = [jobs[k::3] for k in range(3)]
+    assert sorted(j for s in shards for j in s) == sorted(jobs)
+    assert mod.parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1-2"):
+        with pytest.raises(SystemExit, match="truth-shard"):
+            mod.parse_shard(bad)
