@@ -7,7 +7,9 @@ on the training split (``--truth-train-images`` seeded subset, default all), the
 on the test split (``--test-images``, default all 10,000). Each value is cached as JSON under
 ``--truth-cache`` by the float start's content hash, the policy, the recipe, the seed, the
 data and ``TRAINING_VERSION``; a killed run resumes (per policy, and inside a policy from its
-last checkpoint). ``--truth-only`` computes it from an empty cache and stops.
+last checkpoint). ``--truth-only`` computes it from an empty cache and stops;
+``--truth-shard K/N`` lets N such processes share the work (each computes every N-th truth;
+its RESULT has nan for the figures only the assembling run without the shard can give).
 
 Policies: ``--policies`` mixed policies spread over energy (one per equal-width stratum on
 ``eyeriss``) and one iso-cost band per ``--band-targets`` entry (the energy of uniform b-bit):
