@@ -19,7 +19,10 @@ benchmarks share the float start, the supernets and the truth of one set-up.
 * ``full``  — width 0.35, all 54,000 training images, 3 float + 10 quantized epochs,
   1 QAT epoch per policy, 24 policies (hours on a CPU; use ``--device cuda``).
 
-Every preset value can be overridden on the command line.
+Every preset value can be overridden on the command line. ``accuracy_fidelity.py``'s converged
+truth takes its budget (``truth_steps``), iso-cost bands (``band_targets``, ``band_size``), test
+images and training subset from the preset too (``tiny``: 4 steps, 2 bands of 3, 300 test images,
+600 training images; the others: all 10,000 test images and every training image).
 """
 
 from __future__ import annotations
@@ -39,13 +42,17 @@ from jaqmoo.quant.train import TrainConfig, train_supernet
 
 PRESETS = {
     "tiny": dict(model="mobilenet_v2", width_mult=0.25, max_train=600, float_epochs=1, epochs=1, n_random=1, qat_epochs=0.2,
-                 policies=20, val_images=300, predictor_samples=20, batch_size=64),
+                 policies=20, val_images=300, predictor_samples=20, batch_size=64, truth_steps=4, band_targets="3,5",
+                 band_size=3, test_images=300, truth_train_images=600),
     "lite": dict(model="simple_cnn", width_mult=1.0, max_train=6000, float_epochs=2, epochs=2, n_random=1,
-                 qat_epochs=0.5, policies=40, val_images=2000, predictor_samples=40, batch_size=128),
+                 qat_epochs=0.5, policies=40, val_images=2000, predictor_samples=40, batch_size=128, truth_steps=200,
+                 band_targets="3,4,5,6", band_size=5, test_images=None),
     "small": dict(model="mobilenet_v2", width_mult=0.25, max_train=12000, float_epochs=3, epochs=3, n_random=1, qat_epochs=0.5,
-                  policies=40, val_images=2000, predictor_samples=40, batch_size=128),
+                  policies=40, val_images=2000, predictor_samples=40, batch_size=128, truth_steps=300,
+                  band_targets="3,4,5,6", band_size=5, test_images=None),
     "full": dict(model="mobilenet_v2", width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
-                 policies=60, val_images=2000, predictor_samples=200, batch_size=128),
+                 policies=60, val_images=2000, predictor_samples=200, batch_size=128, truth_steps=800,
+                 band_targets="3,4,5,6", band_size=5, test_images=None),
 }
 
 
@@ -80,7 +87,7 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
     """Parse ``argv`` and fill every option left unset from the chosen preset."""
     args = p.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
-        if getattr(args, key, None) is None:
+        if getattr(args, key, None) is None and hasattr(args, key):
             setattr(args, key, value)
     if args.policies < 3:
         p.error("--policies must be >= 3")
@@ -101,8 +108,9 @@ def work_path(args: argparse.Namespace, name: str) -> Path:
     return d / name
 
 
-def policy_energies(args: argparse.Namespace, net: Supernet, policies) -> np.ndarray:
-    """Energy (pJ) of each policy for ``net``'s workload on the ``eyeriss`` template (mapper: energy)."""
+def energy_model(net: Supernet):
+    """A function ``policy -> energy (pJ)`` of ``net``'s workload on the ``eyeriss`` template
+    (mapper: energy; one mapper, so repeated layer shapes and bits are mapped once)."""
     from jaqmoo.cost import network_cost
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
@@ -111,7 +119,13 @@ def policy_energies(args: argparse.Namespace, net: Supernet, policies) -> np.nda
     wl = model_workload(net.meta.model, net.meta.input_shape, net.meta.num_classes, net.meta.width_mult)
     accel = get_template("eyeriss").build()
     mapper = Mapper(metric="energy")
-    return np.array([network_cost(wl, accel, p, metric="energy", mapper=mapper).energy_pj for p in policies])
+    return lambda p: float(network_cost(wl, accel, p, metric="energy", mapper=mapper).energy_pj)
+
+
+def policy_energies(args: argparse.Namespace, net: Supernet, policies) -> np.ndarray:
+    """Energy (pJ) of each policy for ``net``'s workload on the ``eyeriss`` template (mapper: energy)."""
+    energy_of = energy_model(net)
+    return np.array([energy_of(p) for p in policies])
 
 
 def fidelity_policies(args: argparse.Namespace, net: Supernet, pool_factor: int = 4) -> tuple[list, np.ndarray]:

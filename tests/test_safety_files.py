@@ -140,9 +140,9 @@ def test_old_format_run_folder_opens_in_export_and_report(reference, tmp_path, c
 
 
 def test_predictor_file_is_data_and_a_pickle_is_never_opened(tmp_path):
+    from jaqmoo.experiment import accuracy
     from jaqmoo.quant.estimators import PredictorEstimator
     from jaqmoo.quant.policy import QuantPolicy
-    from jaqmoo.experiment import accuracy
 
     names = ("a", "b", "c")
     rng = np.random.default_rng(0)

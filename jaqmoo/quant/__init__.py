@@ -9,7 +9,12 @@ Modules (imported explicitly; this package imports nothing heavy on its own):
 * :mod:`~jaqmoo.quant.sensitivity` — measured per-channel sensitivity for CSQ.
 * :mod:`~jaqmoo.quant.train` — sandwich-rule supernet training (``train_supernet``).
 * :mod:`~jaqmoo.quant.sampling` — level + noise bit draws (the search's first population, predictor samples).
-* :mod:`~jaqmoo.quant.estimators` — ``SupernetEstimator``, ``PredictorEstimator``, ``QATEstimator``.
+* :mod:`~jaqmoo.quant.qat` — one policy's QAT fine-tune (resumable), calibrated float starts.
+* :mod:`~jaqmoo.quant.estimators` — ``SupernetEstimator``, ``PredictorEstimator``, ``PTQEstimator``,
+  ``QATEstimator``.
+* :mod:`~jaqmoo.quant.truth` — the converged QAT truth, cached per float start, policy, recipe, seed, data.
+* :mod:`~jaqmoo.quant.league` — the rule that picks the search's in-loop estimator from the league.
 * :mod:`~jaqmoo.quant.memory` — saved-for-backward bytes and peak-RSS measurement.
-* :mod:`~jaqmoo.quant.fidelity` — Kendall tau / gap of estimates against ground truth.
+* :mod:`~jaqmoo.quant.fidelity` — Kendall tau / gap of estimates against ground truth, within-band
+  tau and its paired bootstrap, the truth's convergence check, iso-cost bands.
 """

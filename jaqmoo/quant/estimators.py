@@ -6,6 +6,8 @@
   in every layer's bits by default, or a small MLP) fitted on ``(policy, accuracy)``
   samples; microseconds per estimate. Its
   cross-validated error is in :attr:`PredictorEstimator.fit_error`.
+* :class:`PTQEstimator` — post-training quantization of a float-trained network (calibrated
+  steps, recalibrated batch-norm statistics, no training): the baseline to beat.
 * :class:`QATEstimator` — the ground truth: fine-tune a copy of the supernet under one
   fixed policy for a few epochs (full LSQ quantization-aware training), then evaluate.
 
@@ -22,13 +24,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import kendalltau
 from torch import Tensor
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.progress import progress_bar
 from jaqmoo.quant.policy import FLOAT_BITS, QuantPolicy
+from jaqmoo.quant.qat import calibrated_start, qat_finetune
 from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.supernet import Supernet
 from jaqmoo.quant.train import iterate_batches, resolve_device
@@ -154,6 +156,23 @@ class SupernetEstimator:
             return np.array([self.estimate_one(p) for p in checked], dtype=float)
         finally:
             torch.set_num_threads(old_threads)
+
+
+class PTQEstimator(SupernetEstimator):
+    """Post-training quantization of a float-trained network: no training at all.
+
+    The float network's step sizes are calibrated once on the first calibration batch of
+    ``data`` (:func:`~jaqmoo.quant.qat.calibrated_start`, as every QAT fine-tune starts);
+    each policy is then evaluated as :class:`SupernetEstimator` does: batch-norm statistics
+    recalibrated on ``data``'s calibration batches, accuracy on its images. ``float_net`` is
+    left untouched. The cheap baseline a supernet has to beat.
+    """
+
+    def __init__(self, float_net: Supernet, data: EvalData, threads: int | None = None) -> None:
+        device = next(float_net.parameters()).device
+        start = calibrated_start(float_net, data.calib[0], device)
+        start.set_csq_fraction(0.0)
+        super().__init__(start, data, threads=threads)
 
 
 def policy_features(policies: Sequence[QuantPolicy]) -> np.ndarray:
@@ -350,40 +369,18 @@ class QATEstimator:
         """The network every fine-tune starts from: the supernet, with calibrated steps when asked
         (computed once: calibration does not depend on the policy)."""
         if self._start is None:
-            self._start = self.supernet
-            if self.calibrate_steps:
-                self._start = copy.deepcopy(self.supernet).to(self.device)
-                self._start.calibrate_steps(self.data.calib[0].to(self.device))
+            self._start = calibrated_start(self.supernet, self.data.calib[0], self.device) \
+                if self.calibrate_steps else self.supernet
         return self._start
 
     def finetune(self, policy: QuantPolicy) -> Supernet:
         """A copy of the start (:meth:`start`) fine-tuned under ``policy`` (every channel quantized, no CSQ)."""
-        with torch.random.fork_rng(devices=[]):  # dropout & co. draw from torch's global RNG: seed it,
-            torch.manual_seed(self.seed)          # so the truth does not depend on what ran before
-            return self._finetune(policy)
-
-    def _finetune(self, policy: QuantPolicy) -> Supernet:
         net = copy.deepcopy(self.start()).to(self.device)
         net.set_csq_fraction(0.0)
         net.set_policy(policy)
-        net.train()
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
         per_epoch = max(1, len(self.splits.train) // self.batch_size)
-        total = max(1, int(math.ceil(self.epochs * per_epoch)))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-        gen = torch.Generator().manual_seed(self.seed)
-        step = 0
-        while step < total:
-            for x, y in iterate_batches(self.splits.train, self.batch_size, True, gen, self.device, drop_last=True):
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(net(x), y).backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                opt.step()
-                sched.step()
-                step += 1
-                if step >= total:
-                    break
-        return net
+        steps = max(1, int(math.ceil(self.epochs * per_epoch)))
+        return qat_finetune(net, self.splits.train, steps, self.lr, self.batch_size, self.seed, self.device)
 
     def estimate(self, policies: Sequence[QuantPolicy]) -> np.ndarray:
         policies = [self.supernet.check_policy(p) for p in _as_list(policies)]
@@ -401,6 +398,7 @@ __all__ = [
     "EvalData",
     "SupernetEstimator",
     "PredictorEstimator",
+    "PTQEstimator",
     "QATEstimator",
     "policy_features",
     "sample_policies",
