@@ -30,7 +30,9 @@ Caching (a :class:`Mapper` owns its caches; keep one mapper for a whole search):
   hardware or bits could fit tiles the cached enumeration pruned (larger buffers or
   smaller bits than ever seen for that shape), when no retained mapping fits, or for a PE
   array no search has seen unless ``refit_topologies``; its retained mappings are merged
-  into the set. :meth:`Mapper.prepare` runs such searches up front on corner designs of a
+  into the set. With ``refit_topologies`` and ``encode_budget`` > 0, such a PE array is
+  first encoded by a bounded search of the requested design (once per shape and array)
+  and then re-fitted: a re-fit alone lacks mappings that fill a new array at small buffers. :meth:`Mapper.prepare` runs such searches up front on corner designs of a
   hardware search space (every PE array, largest buffers, smallest bits), which keeps the
   re-fitted answers within ~1 % of a fresh search (see ``benchmarks/mapper_speed.py``).
 
