@@ -95,7 +95,8 @@ def model_throughput(layer, accel, mapper, seconds: float = 2.0) -> dict[str, fl
     }
 
 
-def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cache_dir: str) -> dict:
+def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cache_dir: str,
+              encode_budget: int = 0) -> dict:
     """Warm-up + every draw of ``genomes`` through one fresh :class:`JointEvaluator` (cache at ``cache_dir``)."""
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import analyze, cost, resolve_backend
@@ -107,6 +108,7 @@ def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cach
     cost(analyze(tiny, base, Mapper().best(tiny, base, (8, 8, 8)).mapping), base, (8, 8, 8))
     kernel_s = time.perf_counter() - t
     evaluator = JointEvaluator(wl, template, None, space, max_pe_arrays=max_pe_arrays, cache_dir=cache_dir)
+    evaluator.mapper.encode_budget = encode_budget
     corners = evaluator.corner_designs()
     pe_arrays = evaluator.pe_arrays()
     encode_s = evaluator.prepare()
@@ -120,6 +122,7 @@ def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cach
     encoded = {tuple(sorted(p.items())) for p in pe_arrays}
     pe_genes = tuple(pe_arrays[0]) if pe_arrays else ()
     searches_at_warmup = evaluator.mapper.stats.searches
+    search_s_at_warmup = evaluator.mapper.stats.search_seconds
     gc.collect()  # the warm-up's garbage is not charged to the first iteration
     times, energies, refit = [], [], 0
     for i, x in enumerate(genomes):
@@ -138,10 +141,11 @@ def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cach
     mean_s = float(np.mean(times_a))
     out = {"median": float(np.median(times_a)), "mean": mean_s, "max": float(times_a.max()), "warmup": warmup_s,
            "amortized": warmup_s / SEARCH_EVALS + mean_s, "energies": energies, "refit": refit,
-           "searches": evaluator.mapper.stats.searches - searches_at_warmup, "evaluator": evaluator, "base": base}
+           "searches": evaluator.mapper.stats.searches - searches_at_warmup, "evaluator": evaluator, "base": base,
+           "search_s": evaluator.mapper.stats.search_seconds - search_s_at_warmup}
     print(f"[{label}] seconds per hardware-search iteration: median {out['median']:.4f}, mean {mean_s:.4f}, max "
           f"{out['max']:.4f} over {len(times)} draws ({refit} on PE arrays the warm-up did not encode); layer "
-          f"searches after the warm-up: {out['searches']}; amortised over a {SEARCH_EVALS}-evaluation search: "
+          f"searches after the warm-up: {out['searches']} ({out['search_s']:.2f} s); amortised over a {SEARCH_EVALS}-evaluation search: "
           f"{warmup_s:.2f} / {SEARCH_EVALS} + {mean_s:.4f} = {out['amortized']:.4f} s per evaluation")
     return out
 
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=40, help="random candidates timed")
     ap.add_argument("--max-pe-arrays", type=int, default=9,
                     help="PE arrays encoded in the warm-up (fewer than the template's PE choices: the re-fit runs)")
+    ap.add_argument("--encode-budget", type=int, default=0,
+                    help="Mapper.encode_budget: bounded search of a PE array new to a tile set (0: re-fit only)")
     ap.add_argument("--cache-dir", default=None, help="tile-set cache folder (default: a new temporary one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
@@ -185,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     genomes = random_genomes(space, args.iterations, args.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = args.cache_dir or tmp
-        cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir)
-        warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir)
+        cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget)
+        warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget)
     same = np.allclose(cold["energies"], warm["energies"], rtol=1e-12, equal_nan=True)
     print(f"warm-cache energies equal the cold run's: {same}")
 
@@ -232,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
           f"warmup_seconds_warm={warm['warmup']:.2f} mean_energy_gap_pct={gap_mean:.3f} "
           f"worst_energy_gap_pct={gap_worst:.3f} gap_draws={len(gaps)} refit_draws={cold['refit']} "
           f"mappings_per_second={rates['full']:.0f} numpy_mappings_per_second={rates['numpy']:.0f} "
-          f"full_search_seconds={full_mean:.3f} load_start={load_start:.2f} load_end={load_end:.2f}")
+          f"full_search_seconds={full_mean:.3f} encode_budget={args.encode_budget} "
+          f"in_loop_search_seconds={cold['search_s']:.2f} load_start={load_start:.2f} load_end={load_end:.2f}")
     return 0
 
 

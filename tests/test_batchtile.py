@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.templates import get_template, load_accelerator_spec
 from jaqmoo.mapping import mapspace as ms
-from jaqmoo.mapping.batchtile import TileSet, fanout_caps, link_signature
+from jaqmoo.mapping.batchtile import TileSet, family_key, fanout_caps, link_signature
 from jaqmoo.mapping.mapper import Mapper, metric_values
 from jaqmoo.mapping.model import analyze, cost, evaluate
 from jaqmoo.workload import Layer
@@ -185,3 +186,36 @@ def test_dominance_pruning_never_changes_the_best():
                 want = metric_values(full, metric).min()
                 got = metric_values(pruned, metric).min() if len(rows) else np.inf
                 assert got == want or got == pytest.approx(want, rel=1e-12), metric
+
+
+def test_encode_budget_encodes_an_unseen_pe_array_and_closes_the_refit_gap():
+    """A 1x1 conv re-fitted to an 8x4 array with tight buffers (tile sets from 14x12 and 32x32 at loose
+    buffers and 2x2 at tight ones): the plain re-fit is > 3 % worse than a full search of the design;
+    with ``encode_budget`` the new array is searched once (bounded), merged, and the answer is within
+    1 % of the full search; a later request on that array re-fits without searching."""
+    layer = Layer("pw", "conv", K=128, C=64, P=7, Q=7, R=1, S=1)
+    loose = dict(glb_depth=131072, weights_spad_depth=512, psum_spad_depth=64, ifmap_spad_depth=64)
+    tight = dict(glb_depth=1024, weights_spad_depth=32, psum_spad_depth=8, ifmap_spad_depth=12)
+    new = load_accelerator_spec("eyeriss", pe_x=8, pe_y=4, **tight)
+    full = Mapper(budget=200, refine_rounds=4).best(layer, new, (8, 8, 8)).energy
+    got = {}
+    for budget in (0, 32):
+        mapper = Mapper(budget=200, refine_rounds=4, encode_budget=budget)
+        mapper.prepare([layer], [load_accelerator_spec("eyeriss", pe_x=x, pe_y=y, **loose) for x, y in ((14, 12), (32, 32))],
+                       bits=(2, 2, 2))
+        mapper.prepare([layer], [load_accelerator_spec("eyeriss", pe_x=2, pe_y=2, **tight)], bits=(8, 8, 8))
+        mapper.refit_topologies = True
+        searches = mapper.stats.searches
+        got[budget] = mapper.best(layer, new, (8, 8, 8)).energy
+        assert mapper.stats.searches == searches + (budget > 0)
+        assert new.topology_key in mapper.tile_set(layer, family_key(new)).topologies or budget == 0
+        again = load_accelerator_spec("eyeriss", pe_x=8, pe_y=4, **{**tight, "psum_spad_depth": 16})
+        mapper.best(layer, again, (6, 8, 8))
+        assert mapper.stats.searches == searches + (budget > 0)  # the array is encoded once
+    assert got[0] > 1.03 * full  # the gap the rule closes (else this case tests nothing)
+    assert got[32] <= 1.01 * full
+
+
+def test_encode_budget_must_not_be_negative():
+    with pytest.raises(JaqmooError, match="encode_budget"):
+        Mapper(encode_budget=-1)

@@ -30,7 +30,9 @@ Caching (a :class:`Mapper` owns its caches; keep one mapper for a whole search):
   hardware or bits could fit tiles the cached enumeration pruned (larger buffers or
   smaller bits than ever seen for that shape), when no retained mapping fits, or for a PE
   array no search has seen unless ``refit_topologies``; its retained mappings are merged
-  into the set. :meth:`Mapper.prepare` runs such searches up front on corner designs of a
+  into the set. With ``refit_topologies`` and ``encode_budget`` > 0, such a PE array is
+  first encoded by a bounded search of the requested design (once per shape and array)
+  and then re-fitted: a re-fit alone lacks mappings that fill a new array at small buffers. :meth:`Mapper.prepare` runs such searches up front on corner designs of a
   hardware search space (every PE array, largest buffers, smallest bits), which keeps the
   re-fitted answers within ~1 % of a fresh search (see ``benchmarks/mapper_speed.py``).
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -163,6 +166,13 @@ class Mapper:
             other arrays encoded (fan-out fit + stage B, see :mod:`jaqmoo.mapping.batchtile`)
             instead of searching it; a hardware search turns this on after
             :meth:`prepare` has encoded corner designs of its space.
+        encode_budget: with ``refit_topologies``, a PE array that no search has encoded into a
+            shape's tile set is first encoded by a bounded search of the requested design
+            (``encode_budget`` factor splits, ``encode_rounds`` refinement rounds; 0: never)
+            and merged into the set, then re-fitted: the re-fit then holds mappings that fill
+            that array at those buffers (off by default: it costs a search per shape and new
+            array; see docs/benchmarks/mapper_speed.md).
+        encode_rounds: refinement rounds of those bounded searches.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
         max_results: cached per-layer results kept (least recently used dropped first).
@@ -176,6 +186,8 @@ class Mapper:
     refine_rounds: int = 12
     keep_top: int = 64
     refit_topologies: bool = False
+    encode_budget: int = 0
+    encode_rounds: int = 3
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
@@ -194,6 +206,9 @@ class Mapper:
         for name in ("budget", "refine_top", "chunk_rows", "max_results", "keep_top"):
             if int(getattr(self, name)) < 1:
                 raise JaqmooError(f"Mapper {name} must be a positive integer (got {getattr(self, name)!r})")
+        if int(self.encode_budget) < 0 or int(self.encode_rounds) < 0:
+            raise JaqmooError(f"Mapper encode_budget and encode_rounds must be >= 0 (got {self.encode_budget!r}, "
+                              f"{self.encode_rounds!r})")
         if not 0.0 <= self.min_utilization <= 1.0:
             raise JaqmooError(f"Mapper min_utilization must be in [0, 1] (got {self.min_utilization!r})")
         if self.orders not in ("reuse", "halo"):
@@ -228,6 +243,9 @@ class Mapper:
         ckey = (skey, family)
         cand = self._candidates.get(ckey)
         result = None
+        if (cand is not None and self.refit_topologies and self.encode_budget and topology not in cand.topologies
+                and cand.envelope.covers(env)):
+            cand = self._encode_topology(layer, accel, bits, metric, env, ckey)
         if cand is not None and (self.refit_topologies or topology in cand.topologies) and cand.envelope.covers(env):
             result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
             if result is not None:
@@ -344,6 +362,15 @@ class Mapper:
         return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
                             lambda i: cand.describe(int(rows[i])))
 
+    def _encode_topology(self, layer, accel, bits, metric, env, ckey) -> TileSet:
+        """Merge a bounded search of ``accel`` (a PE array new to the set) into the tile set ``ckey``."""
+        try:
+            self._search(layer, accel, bits, metric, False, self.spec(accel), env, ckey,
+                         budget=self.encode_budget, rounds=self.encode_rounds)
+        except JaqmooError:
+            pass  # nothing found in the bounded search: the re-fit (or a full search) answers
+        return self._candidates[ckey]
+
     def _retain(self, acc: Accesses, batch: MappingBatch, accel, bits, metric: str) -> np.ndarray:
         """Indices worth keeping for re-costing under other hardware parameters.
 
@@ -370,14 +397,14 @@ class Mapper:
                 keep.append(_staircase(spread, v))
         return np.unique(np.concatenate(keep))
 
-    def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey) -> MappingResult:
-        import time
+    def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey, budget: int | None = None,
+                rounds: int | None = None) -> MappingResult:
 
         t0 = time.perf_counter()
         self.stats.searches += 1
         space = ms.Mapspace(layer, spec, env, orders=self.orders, min_utilization=self.min_utilization)
         seed = (self.seed * 1_000_003 + zlib.crc32(repr(layer.shape_key).encode())) & 0xFFFFFFFF
-        idx, tiles = space.sample(self.budget, seed)
+        idx, tiles = space.sample(self.budget if budget is None else budget, seed)
         pool: list[MappingBatch] = []
         evaluated = 0
         seen = np.zeros(0, dtype=np.int64)
@@ -415,7 +442,7 @@ class Mapper:
         for s in range(0, len(idx), self.chunk_rows):
             run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
         if pool:
-            refine(accel, self.refine_rounds)
+            refine(accel, self.refine_rounds if rounds is None else rounds)
         if not pool:
             self.stats.search_seconds += time.perf_counter() - t0
             raise no_mapping_error(layer, accel, bits, spec)
