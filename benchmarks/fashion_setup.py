@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.estimators import EvalData, QATEstimator
 from jaqmoo.quant.fidelity import heterogeneous_policies, stratify_by_energy
-from jaqmoo.quant.supernet import Supernet, checkpoint_epochs, load_supernet
+from jaqmoo.quant.supernet import Supernet, checkpoint_epochs
 from jaqmoo.quant.train import TrainConfig, train_supernet
 
 PRESETS = {

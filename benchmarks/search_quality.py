@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from jaqmoo.experiment import prepare_experiment, run_experiment
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.estimators import EvalData, QATEstimator, SupernetEstimator
-    from jaqmoo.quant.supernet import load_supernet
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -60,9 +60,9 @@ def _elastic_extra(args: argparse.Namespace) -> dict:
 
 def _eval(args: argparse.Namespace) -> int:
     from jaqmoo.data import load_dataset
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.estimators import EvalData, SupernetEstimator
     from jaqmoo.quant.policy import QuantPolicy, parse_bits_spec
-    from jaqmoo.quant.supernet import load_supernet
     from jaqmoo.quant.train import resolve_device
 
     set_threads(args.threads)

@@ -36,8 +36,16 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.models.elastic_mbv2 import ArchSpec, ElasticSpace, InvertedResidual, build_largest
+from jaqmoo.models.elastic_mbv2 import (
+    ArchSpec,
+    ElasticSpace,
+    InvertedResidual,
+    build_largest,
+    build_standalone,
+    subnet_layers,
+)
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
+from jaqmoo.quant.sandwich import sandwich_step
 from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 
 
@@ -89,8 +97,6 @@ class ElasticSupernet(Supernet):
 
     def active_layer_names(self, spec: ArchSpec | None = None) -> tuple[str, ...]:
         """The supernet layers that run in ``spec`` (default: the current one), in order."""
-        from jaqmoo.models.elastic_mbv2 import subnet_layers
-
         spec = self.arch if spec is None else spec
         m = self.meta
         return tuple(layer.name for layer in subnet_layers(self.space, spec, m.num_classes, m.in_channels, m.input_size))
@@ -142,8 +148,6 @@ def export_subnet(supernet: ElasticSupernet, spec: ArchSpec) -> nn.Module:
     """The float weights of sub-network ``spec`` copied into a standalone network
     (:func:`~jaqmoo.models.elastic_mbv2.build_standalone`): hidden-channel prefixes, the
     transformed kernels cropped to their size, and the BatchNorm statistics."""
-    from jaqmoo.models.elastic_mbv2 import build_standalone
-
     m = supernet.meta
     spec = supernet.space.check(spec)
     net = build_standalone(supernet.space, spec, m.num_classes, m.in_channels, m.input_size)
@@ -249,8 +253,6 @@ def elastic_train_step(supernet: ElasticSupernet, x: Tensor, y: Tensor,
                        pairs: list[tuple[ArchSpec, QuantPolicy]], distill: bool) -> float:
     """Forward/backward every (architecture, bits) pair, in-place distillation from the first;
     the largest architecture is selected again afterwards."""
-    from jaqmoo.quant.train import sandwich_step
-
     def select(i: int) -> None:
         supernet.set_arch(pairs[i][0])
         supernet.set_policy(pairs[i][1])

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from jaqmoo.quant.checkpoints import load_supernet
+from jaqmoo.quant.csq import csq_blocks
+
 
 @dataclass
 class SavedMemory:
@@ -100,9 +103,6 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
     from contextlib import nullcontext
 
     torch.set_num_threads(1)
-    from jaqmoo.quant.csq import csq_blocks
-    from jaqmoo.quant.supernet import load_supernet
-
     net = load_supernet(ckpt)
     net.set_csq_fraction(csq_fraction)
     net.set_lean_lsq(lean)

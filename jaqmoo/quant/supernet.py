@@ -10,7 +10,8 @@ layers of :func:`jaqmoo.workload.extract_workload` for the same model.
 A checkpoint (``torch.save`` of plain data) holds the :class:`SupernetMeta` (everything
 needed to rebuild the model), the weights and, when saved by training, the optimizer
 state for resuming. :func:`load_supernet` rebuilds the model and checks that the weights
-fit it, so a checkpoint of another model or a damaged file gives a :class:`JaqmooError`.
+fit it, so a checkpoint of another model or a damaged file gives a :class:`JaqmooError`
+(:func:`jaqmoo.quant.checkpoints.load_supernet` reads either kind, fixed or elastic).
 """
 
 from __future__ import annotations
@@ -398,31 +399,11 @@ def supernet_from_payload(payload: dict, source: str, expect_model: str | None =
     return supernet
 
 
-def load_supernet(path: str | Path, expect_model: str | None = None, device: str | torch.device = "cpu") -> Supernet:
-    """Rebuild a :class:`Supernet` from a checkpoint written by training or :meth:`Supernet.save`.
-
-    Its :attr:`Supernet.meta` carries model name, dataset, width_mult, input shape and bits.
-    An elastic checkpoint (``jaqmoo supernet train --elastic``, a spec with ``model.elastic``)
-    gives its :class:`~jaqmoo.quant.elastic.ElasticSupernet` with the largest sub-network selected.
-    """
-    payload = read_checkpoint(path)
-    from jaqmoo.quant.elastic import elastic_of_payload, load_elastic_supernet
-
-    if elastic_of_payload(payload) is not None:
-        model = (payload.get("meta") or {}).get("model")
-        if expect_model is not None and model != expect_model:
-            raise JaqmooError(f"checkpoint {path} is for model {model!r}, not {expect_model!r}")
-        return load_elastic_supernet(path, device=device)
-    supernet = supernet_from_payload(payload, str(path), expect_model)
-    return supernet.to(device)
-
-
 __all__ = [
     "checkpoint_epochs",
     "Supernet",
     "SupernetMeta",
     "build_supernet",
-    "load_supernet",
     "read_checkpoint",
     "save_checkpoint",
     "wrap_model",

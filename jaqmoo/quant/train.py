@@ -22,24 +22,34 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from jaqmoo.data import load_dataset
 from jaqmoo.errors import JaqmooError
+from jaqmoo.models.elastic_mbv2 import ElasticSpace
+from jaqmoo.quant.checkpoints import load_for_resume
 from jaqmoo.quant.csq import csq_blocks
-from jaqmoo.quant.elastic import ElasticSupernet
+from jaqmoo.quant.elastic import (
+    ElasticSupernet,
+    build_elastic_supernet,
+    elastic_train_step,
+    evaluate_pair,
+    sandwich_pairs,
+    sort_hidden_channels,
+)
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
+from jaqmoo.quant.sandwich import sandwich_step
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
+from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
 
 #: Version of the training code, raised whenever a change makes the same recipe train different
 #: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
@@ -149,34 +159,9 @@ def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
-    """KL divergence of the student from the (detached) teacher distribution."""
-    return F.kl_div(F.log_softmax(student, dim=1), teacher_probs, reduction="batchmean")
-
-
 def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
     """Forward/backward every policy (gradients accumulate); returns the mean loss."""
     return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill)
-
-
-def sandwich_step(supernet: Supernet, x: Tensor, y: Tensor, n: int, select: Callable[[int], object],
-                  distill: bool) -> float:
-    """Forward/backward configurations ``0..n-1`` (``select(i)`` switches the supernet to the
-    i-th); with ``distill`` the first one's soft predictions teach the others. Mean loss."""
-    total = 0.0
-    teacher = None
-    for i in range(n):
-        select(i)
-        out = supernet(x)
-        if i == 0 or not distill or teacher is None:
-            loss = F.cross_entropy(out, y)
-            if i == 0:
-                teacher = F.softmax(out.detach(), dim=1)
-        else:
-            loss = distill_loss(out, teacher)
-        loss.backward()
-        total += float(loss.detach())
-    return total / max(1, n)
 
 
 def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
@@ -203,8 +188,6 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     ``splits`` (a :class:`jaqmoo.data.DatasetSplits`) and ``supernet`` may be given to
     skip loading/building them (tests, benchmarks).
     """
-    from jaqmoo.data import load_dataset
-
     cfg.validate()
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
@@ -216,15 +199,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     payload = None
     if cfg.resume and out.is_file():
         payload = read_checkpoint(out)
-        supernet = (supernet_from_payload(payload, str(out), expect_model=cfg.model) if _elastic_space(cfg) is None
-                    else _load_elastic(out, _elastic_space(cfg)))
+        supernet = load_for_resume(out, payload, cfg.model, _elastic_space(cfg))
         if payload["meta"].get("dataset") != splits.name:
             raise JaqmooError(f"--resume: checkpoint {out} was trained on {payload['meta'].get('dataset')!r}, not {splits.name!r}")
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
     elif supernet is None and _elastic_space(cfg) is not None:
-        from jaqmoo.quant.elastic import build_elastic_supernet
-
         supernet = build_elastic_supernet(_elastic_space(cfg), splits.num_classes, splits.in_channels, splits.input_size,
                                           splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     elif supernet is None:
@@ -257,7 +237,6 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     elastic = isinstance(supernet, ElasticSupernet)
     if elastic:  # the checkpoint's identity carries the (normalised) architecture space
         cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
-        from jaqmoo.quant.elastic import elastic_train_step, sandwich_pairs, sort_hidden_channels
 
     def save(epoch: int) -> None:
         supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
@@ -309,8 +288,6 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
         if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
-            from jaqmoo.quant.elastic import evaluate_pair
-
             record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
                                                             supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
         history.append(record)
@@ -325,20 +302,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     return out
 
 
-def _elastic_space(cfg: TrainConfig):
+def _elastic_space(cfg: TrainConfig) -> ElasticSpace | None:
     """The :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace` of ``cfg.extra['elastic']`` (None: fixed network)."""
     data = cfg.extra.get("elastic") if isinstance(cfg.extra, dict) else None
     if data is None:
         return None
-    from jaqmoo.models.elastic_mbv2 import ElasticSpace
-
     return ElasticSpace.from_dict(data, width_mult=cfg.width_mult, model=cfg.model)
-
-
-def _load_elastic(out: Path, space) -> Supernet:
-    from jaqmoo.quant.elastic import load_elastic_supernet
-
-    return load_elastic_supernet(out, expect_space=space)
 
 
 def _np_state(rng: np.random.Generator) -> dict:

@@ -281,10 +281,10 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
 
 def _load(path: Path, spec: ExperimentSpec, space: Any) -> Any:
     """The fixed supernet, or the elastic one of ``space`` (refusing another architecture space)."""
-    from jaqmoo.quant import supernet as sn
+    from jaqmoo.quant.checkpoints import load_supernet
 
     if space is None:
-        return sn.load_supernet(path, expect_model=spec.model.name)
+        return load_supernet(path, expect_model=spec.model.name)
     from jaqmoo.quant.elastic import load_elastic_supernet
 
     try:
