@@ -77,10 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def memory_configs(fractions: list[float], bits: int) -> dict[str, tuple[float, bool, int]]:
-    """name -> (csq fraction, lean LSQ, uniform bits)."""
-    configs = {"float": (0.0, False, 32), "full": (0.0, False, bits), "lean": (0.0, True, bits)}
-    configs.update({f"csq-{f:g}": (f, False, bits) for f in fractions})
+def memory_configs(fractions: list[float], bits: int) -> dict[str, tuple[float, str, int]]:
+    """name -> (csq fraction, LSQ path, uniform bits)."""
+    configs = {"float": (0.0, "fused", 32), "full": (0.0, "autograd", bits), "lean": (0.0, "fused", bits)}
+    configs.update({f"csq-{f:g}": (f, "fused", bits) for f in fractions})
     return configs
 
 
@@ -98,9 +98,9 @@ def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, floa
     net(x)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (fraction, lean, bits) in memory_configs(args.fraction_list, args.memory_bits).items():
+        for name, (fraction, path, bits) in memory_configs(args.fraction_list, args.memory_bits).items():
             net.set_csq_fraction(fraction)
-            net.set_lean_lsq(lean)
+            net.set_lsq_path(path)
             if fraction > 0:
                 rank_sensitive_channels(net, [(x, y)])  # measured sensitivity on this batch (smallest bits)
             net.set_policy(net.uniform_policy(bits))
@@ -117,9 +117,9 @@ def measure_memory(args: argparse.Namespace, splits) -> dict[str, dict[str, floa
                     results[name]["cuda_peak"] = cuda_peak_bytes(lambda: F.cross_entropy(net(x), y).backward(), device)
             if not args.no_rss:
                 ckpt = net.save(Path(tmp) / f"{name}.pt")
-                results[name]["rss_peak"] = step_peak_rss_bytes(str(ckpt), args.memory_batch, bits, fraction, lean,
+                results[name]["rss_peak"] = step_peak_rss_bytes(str(ckpt), args.memory_batch, bits, fraction, path,
                                                                 args.seed)
-    net.set_lean_lsq(True)
+    net.set_lsq_path("fused")
     return results
 
 

@@ -47,7 +47,7 @@ def test_all_channels_trained_gives_the_lsq_values_and_gradients(groups, act):
     conv, bn, act = _block(groups, act)
     x = torch.randn(40, 8, 6, 6).abs() + 0.01  # non-negative (after a ReLU): unsigned codes; 2 batch slices
     up = torch.randn(40, 8, 6, 6)
-    conv.lean_lsq = True
+    conv.lsq_path = "lean"
     conv(x)  # initialise the activation step
     conv.sensitive = torch.arange(8)
     ref = _grads(conv, bn, act, x, up, fused=False)
@@ -120,7 +120,7 @@ def _mnv2(fraction: float):
 
 def test_csq_install_keeps_state_dict_and_cuts_saved_memory():
     sn, x, y = _mnv2(0.0)
-    sn.set_lean_lsq(True)
+    sn.set_lsq_path("fused")
     sn.set_policy(sn.uniform_policy(4))
     keys = list(sn.state_dict())
 

@@ -95,7 +95,7 @@ def _peak_rss_bytes() -> int:
     raise OSError("no VmHWM in /proc/self/status")
 
 
-def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool,
+def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lsq_path: str,
                       seed: int) -> int:  # pragma: no cover - runs in a subprocess
     import ctypes
     import gc
@@ -105,7 +105,7 @@ def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lea
     torch.set_num_threads(1)
     net = load_supernet(ckpt)
     net.set_csq_fraction(csq_fraction)
-    net.set_lean_lsq(lean)
+    net.set_lsq_path(lsq_path)
     net.set_policy(net.uniform_policy(bits))
     net.train()
     g = torch.Generator().manual_seed(seed)
@@ -149,7 +149,7 @@ def _child_main() -> None:  # pragma: no cover - runs in a subprocess
     print(f"PEAK_RSS_DELTA {_measure_in_child(**args)}")
 
 
-def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool = False,
+def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lsq_path: str = "fused",
                         seed: int = 0) -> int:
     """Peak resident-memory growth (bytes) of one steady-state training step, in a fresh process.
 
@@ -170,7 +170,7 @@ def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, l
     import sys
 
     args = json.dumps({"ckpt": str(ckpt), "batch": batch, "bits": bits, "csq_fraction": csq_fraction,
-                       "lean": lean, "seed": seed})
+                       "lsq_path": lsq_path, "seed": seed})
     code = "from jaqmoo.quant.memory import _child_main; _child_main()"
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800, env=env)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import build_model
-from jaqmoo.quant.fakequant import int_range, mse_init_step
+from jaqmoo.quant.fakequant import LSQ_PATHS, int_range, mse_init_step
 from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.workload import quantizable_layers
@@ -201,11 +201,14 @@ class Supernet(nn.Module):
         for layer in self.layers:
             layer.csq_fraction = float(fraction)
 
-    def set_lean_lsq(self, lean: bool) -> None:
-        """Quantize with the memory-lean LSQ function (``True``, the default) or with the standard
-        autograd ops (``False``: same values and gradients, more memory and time; a reference)."""
+    def set_lsq_path(self, path: str) -> None:
+        """Train with LSQ path ``path``: ``"fused"`` (the default), or one of the references with the
+        same values and gradients, ``"lean"`` (the previous default) and ``"autograd"`` (standard
+        autograd ops; most memory and time)."""
+        if path not in LSQ_PATHS:
+            raise JaqmooError(f"lsq path {path!r}: use one of {sorted(LSQ_PATHS)}")
         for layer in self.layers:
-            layer.lean_lsq = bool(lean)
+            layer.lsq_path = path
 
     def set_sensitive_channels(self, scores: Sequence[Tensor]) -> None:
         """Mark, per layer, the top ``csq_fraction`` output channels by ``scores`` as CSQ-trained."""
