@@ -30,7 +30,7 @@ def _train(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
         n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
         data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
-        input_size=args.input_size,
+        input_size=args.input_size, augment=args.augment, quant_lr=args.quant_lr, weight_decay=args.weight_decay,
         progress=not args.quiet,
         extra=_elastic_extra(args),
     )
@@ -123,6 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="on conv/linear weights only")
+    t.add_argument("--quant-lr", type=float, default=None,
+                   help="give the float and the quantized epochs a cosine each, the quantized one from this "
+                        "learning rate (default: one cosine over all epochs from --lr)")
+    t.add_argument("--augment", default="none",
+                   help="training-batch augmentation: none | crop (random 2-pixel shifts) | crop-flip (and left-right flips)")
     t.add_argument("--train-bits", default="2,3,4,5,6,7,8", help="candidate bit-widths (comma-separated)")
     t.add_argument("--per-tensor", action="store_true", help="one weight step per layer instead of per channel")
     t.add_argument("--keep-first-last", type=int, default=None, metavar="BITS",

@@ -45,6 +45,7 @@ from jaqmoo.models.elastic_mbv2 import (
     subnet_layers,
 )
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
+from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.sandwich import sandwich_step
 from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 
@@ -241,11 +242,13 @@ def load_elastic_supernet(path: str | Path, expect_space: ElasticSpace | None = 
 
 def sandwich_pairs(supernet: ElasticSupernet, rng: np.random.Generator, n_random: int) -> list[tuple[ArchSpec, QuantPolicy]]:
     """The sandwich rule over (architecture, bits): largest at max bits first (the teacher),
-    smallest at min bits, then ``n_random`` random architectures with random per-layer bits."""
+    smallest at min bits, then ``n_random`` random architectures with per-layer bits drawn as the
+    search draws them (level + noise, :func:`~jaqmoo.quant.sampling.level_policies`)."""
     space = supernet.space
     pairs = [(space.largest(), supernet.uniform_policy(max(supernet.bits))),
              (space.smallest(), supernet.uniform_policy(min(supernet.bits)))]
-    pairs += [(space.sample(rng), supernet.random_policy(rng)) for _ in range(n_random)]
+    archs = [space.sample(rng) for _ in range(n_random)]
+    pairs += list(zip(archs, level_policies(supernet, n_random, rng, supernet.bits), strict=True))
     return pairs
 
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from jaqmoo.data import load_dataset
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models.elastic_mbv2 import ElasticSpace
+from jaqmoo.quant.augment import augment_batch, check_augment
 from jaqmoo.quant.checkpoints import load_for_resume
 from jaqmoo.quant.csq import csq_blocks
 from jaqmoo.quant.elastic import (
@@ -47,6 +48,7 @@ from jaqmoo.quant.elastic import (
     sort_hidden_channels,
 )
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
+from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.sandwich import sandwich_step
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
@@ -54,8 +56,10 @@ from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
 #: Version of the training code, raised whenever a change makes the same recipe train different
 #: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
 #: at the float-to-quantized switch (``Supernet.calibrate_steps``); 3: elastic MobileNetV2's
-#: channel sort leaves blocks without an expand layer alone.
-TRAINING_VERSION = 3
+#: channel sort leaves blocks without an expand layer alone; 4: the sandwich rule's middle configurations
+#: drawn as the search draws (level + noise, :func:`jaqmoo.quant.sampling.level_policies`), dropout's
+#: random state restored on resume, the fused LSQ path for activations.
+TRAINING_VERSION = 4
 
 
 @dataclass
@@ -86,6 +90,9 @@ class TrainConfig:
     max_train: int | None = None
     max_val: int | None = 1000
     input_size: int = 224  # image size for 'imagefolder' (the other datasets have a fixed size)
+    augment: str = "none"  # training-batch augmentation (jaqmoo.quant.augment.AUGMENTATIONS)
+    quant_lr: float | None = None  # None: one cosine over all epochs; else float and quantized phases each
+    # get their own cosine, the quantized one restarting at quant_lr
     resume: bool = False
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -105,6 +112,9 @@ class TrainConfig:
             raise JaqmooError(f"optimizer must be 'adamw' or 'sgd' (got {self.optimizer!r})")
         if not 0.0 <= self.csq_fraction <= 1.0:
             raise JaqmooError(f"csq_fraction must be in [0, 1] (got {self.csq_fraction})")
+        if self.quant_lr is not None and self.quant_lr <= 0:
+            raise JaqmooError(f"quant_lr must be > 0 or unset (got {self.quant_lr})")
+        check_augment(self.augment)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -141,11 +151,27 @@ def n_batches(ds: Dataset, batch_size: int, drop_last: bool = False) -> int:
 
 
 def sandwich_policies(supernet: Supernet, rng: np.random.Generator, n_random: int) -> list[QuantPolicy]:
-    """Largest, smallest and ``n_random`` random per-layer bit configurations."""
+    """Largest, smallest and ``n_random`` middle per-layer bit configurations, the middles drawn
+    where the search looks (one level per policy plus per-layer noise,
+    :func:`~jaqmoo.quant.sampling.level_policies`) rather than every layer independently (whose
+    few 2-bit layers put most middles near chance)."""
     hi, lo = max(supernet.bits), min(supernet.bits)
-    return [supernet.uniform_policy(hi), supernet.uniform_policy(lo)] + [
-        supernet.random_policy(rng) for _ in range(n_random)
-    ]
+    return [supernet.uniform_policy(hi), supernet.uniform_policy(lo)] + level_policies(supernet, n_random, rng,
+                                                                                      supernet.bits)
+
+
+def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    """The learning rate at optimizer step ``step`` as a multiple of ``cfg.lr``: one cosine over all
+    epochs, or (``cfg.quant_lr`` set) a cosine over the float epochs and one restarting at
+    ``quant_lr`` over the quantized epochs."""
+    total = max(1, (cfg.float_epochs + cfg.epochs) * steps_per_epoch)
+    if cfg.quant_lr is None:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    switch = cfg.float_epochs * steps_per_epoch
+    if step < switch:
+        return 0.5 * (1 + math.cos(math.pi * step / switch))
+    span = max(1, total - switch)
+    return cfg.quant_lr / cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step - switch, span) / span))
 
 
 def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -216,8 +242,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     opt = make_optimizer(supernet, cfg)
     steps_per_epoch = max(1, n_batches(splits.train, cfg.batch_size, drop_last=True))
     n_epochs = cfg.float_epochs + cfg.epochs
-    total_steps = max(1, n_epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, steps_per_epoch))
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if payload is not None:
@@ -228,6 +253,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         if "rng" in payload:
             gen.set_state(payload["rng"]["torch"])
             rng.bit_generator.state = _restore_np_state(payload["rng"]["numpy"])
+            if "global" in payload["rng"]:  # dropout's state (checkpoints of TRAINING_VERSION >= 4)
+                torch.set_rng_state(payload["rng"]["global"])
     calib = [x.to(device) for x, _ in iterate_batches(splits.train, 256, shuffle=False)][:2]
     vx, vy = _stack(splits.val, 1000, device)
     cfg_dict = asdict(cfg)
@@ -240,7 +267,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
 
     def save(epoch: int) -> None:
         supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                      config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng)})
+                      config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng),
+                                                  "global": torch.get_rng_state()})
 
     for epoch in range(start_epoch, n_epochs):
         supernet.train()
@@ -263,6 +291,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         # supernet trains every channel on the lean LSQ path
         with csq_blocks(supernet.model) if csq and not elastic else nullcontext():
             for x, y in bar:
+                x = augment_batch(x, cfg.augment, gen)
                 opt.zero_grad(set_to_none=True)
                 if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
                     loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
