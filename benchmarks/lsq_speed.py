@@ -33,9 +33,10 @@ import numpy as np
 import torch
 
 from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet
-from jaqmoo.quant.train import sandwich_policies, train_step
+from jaqmoo.quant.train import train_step
 
 #: path name -> (LSQ path, CSQ on)
 QUANT_PATHS = {"lean_ref": ("lean", False), "lean": ("fused", False), "csq": ("fused", True)}

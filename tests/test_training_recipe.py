@@ -17,8 +17,9 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.augment import augment_batch, random_crop_flip
 from jaqmoo.quant.identity import identity_hash, make_identity
 from jaqmoo.quant.sampling import level_policies
+from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.supernet import build_supernet
-from jaqmoo.quant.train import TrainConfig, lr_factor, sandwich_policies
+from jaqmoo.quant.train import TrainConfig, lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -48,8 +48,7 @@ from jaqmoo.quant.elastic import (
     sort_hidden_channels,
 )
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
-from jaqmoo.quant.sampling import level_policies
-from jaqmoo.quant.sandwich import sandwich_step
+from jaqmoo.quant.sandwich import sandwich_policies, sandwich_step
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
 
@@ -148,16 +147,6 @@ def iterate_batches(ds: Dataset, batch_size: int, shuffle: bool, generator: torc
 def n_batches(ds: Dataset, batch_size: int, drop_last: bool = False) -> int:
     n = len(ds)
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
-
-
-def sandwich_policies(supernet: Supernet, rng: np.random.Generator, n_random: int) -> list[QuantPolicy]:
-    """Largest, smallest and ``n_random`` middle per-layer bit configurations, the middles drawn
-    where the search looks (one level per policy plus per-layer noise,
-    :func:`~jaqmoo.quant.sampling.level_policies`) rather than every layer independently (whose
-    few 2-bit layers put most middles near chance)."""
-    hi, lo = max(supernet.bits), min(supernet.bits)
-    return [supernet.uniform_policy(hi), supernet.uniform_policy(lo)] + level_policies(supernet, n_random, rng,
-                                                                                      supernet.bits)
 
 
 def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -353,4 +342,4 @@ def _restore_np_state(d: dict) -> dict:
             "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
 
 
-__all__ = ["TrainConfig", "train_supernet", "train_step", "sandwich_policies", "iterate_batches", "resolve_device"]
+__all__ = ["TRAINING_VERSION", "TrainConfig", "iterate_batches", "lr_factor", "resolve_device", "train_step", "train_supernet"]
