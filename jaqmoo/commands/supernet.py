@@ -35,7 +35,16 @@ def _train(args: argparse.Namespace) -> int:
         extra=_elastic_extra(args),
     )
     t0 = time.perf_counter()
-    path = train_supernet(cfg)
+    if args.nproc > 1:  # data-parallel: one process per share of every batch (gloo on CPU, NCCL on GPUs)
+        from pathlib import Path
+
+        from jaqmoo.quant.distributed import launch_local
+        from jaqmoo.quant.train import resolve_device
+
+        launch_local(train_supernet, (cfg,), args.nproc, resolve_device(cfg.device), args.threads)
+        path = Path(cfg.out)
+    else:
+        path = train_supernet(cfg)
     print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
@@ -137,6 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-distill", action="store_true", help="train every configuration on the labels")
     t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel in this many local processes (gloo on CPU, NCCL on GPUs; --batch-size "
+                        "is the global batch; --threads per process); for several nodes use torchrun "
+                        "(docs/distributed-training.md)")
     t.add_argument("--input-size", type=int, default=224, help="image size for --dataset imagefolder")
     t.add_argument("--elastic", action="store_true",
                    help="train an elastic (depth/expand/kernel) supernet: sandwich over (architecture, bits)")

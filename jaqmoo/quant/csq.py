@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jaqmoo.quant.distributed import all_reduce_sum, batch_stats, update_running_stats
 from jaqmoo.quant.fakequant import STEP_EPS
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import FLOAT_BITS
@@ -131,8 +132,8 @@ class _CSQConvBNAct(torch.autograd.Function):
                 y = yc.new_empty((n, *yc.shape[1:]))
             y[sl] = yc
             del c, r, xq, yc
-        var, mean = torch.var_mean(y, dim=(0, 2, 3), unbiased=False)
-        _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
+        var, mean, count = batch_stats(y)  # of the global batch when training data-parallel
+        update_running_stats(bn, mean, var, count)
         invstd = torch.rsqrt(var + bn.eps)
         y_s = y.index_select(1, sensitive)
         z = y.sub_(mean.view(1, -1, 1, 1)).mul_((invstd * gamma).view(1, -1, 1, 1)).add_(beta.view(1, -1, 1, 1))
@@ -141,16 +142,15 @@ class _CSQConvBNAct(torch.autograd.Function):
         if lo > -math.inf or hi < math.inf:
             mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
             z.clamp_(lo, hi)
-        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups)
+        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count)
         ctx.save_for_backward(codes, resid, mask, y_s, wq, gamma, mean, invstd, sensitive)
         return z
 
     @staticmethod
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
-        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups = ctx.conf
+        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m = ctx.conf
         dtype = grad_out.dtype
-        m = grad_out.numel() // grad_out.shape[1]
         scale = (gamma * invstd).view(1, -1, 1, 1)
         scale_s, mean_s, inv_s = scale[:, idx], mean[idx].view(1, -1, 1, 1), invstd[idx].view(1, -1, 1, 1)
         depthwise = groups > 1 and groups == wq.shape[0] == x_shape[1]
@@ -166,6 +166,9 @@ class _CSQConvBNAct(torch.autograd.Function):
             gz_s = grad_z(sl).index_select(1, idx)
             dbeta_s += gz_s.sum(dim=(0, 2, 3))
             dgamma_s += (gz_s * ((y_s[sl] - mean_s) * inv_s)).sum(dim=(0, 2, 3))
+        k = dbeta_s.numel()  # the batch norm's backward needs the global batch's sums (data-parallel training)
+        sums = all_reduce_sum(torch.cat([dbeta_s, dgamma_s]))
+        sum_beta, sum_gamma = sums[:k], sums[k:]
         # pass 2, per slice: dy (exact for trained channels, batch statistics held constant for the
         # others), the trained channels' weight gradient, the input gradient and the step gradient
         grad_x = grad_out.new_empty(x_shape)
@@ -176,7 +179,7 @@ class _CSQConvBNAct(torch.autograd.Function):
             gz_s = gz.index_select(1, idx)
             gy = gz.mul_(scale)
             xhat_s = (y_s[sl] - mean_s).mul_(inv_s)
-            gy_s = (gz_s - (dbeta_s / m).view(1, -1, 1, 1) - xhat_s * (dgamma_s / m).view(1, -1, 1, 1)).mul_(scale_s)
+            gy_s = (gz_s - (sum_beta / m).view(1, -1, 1, 1) - xhat_s * (sum_gamma / m).view(1, -1, 1, 1)).mul_(scale_s)
             gy.index_copy_(1, idx, gy_s)
             del gz_s, xhat_s
             c = codes[sl]
@@ -202,18 +205,6 @@ class _CSQConvBNAct(torch.autograd.Function):
         grad_gamma = torch.zeros_like(gamma).index_copy_(0, idx, dgamma_s)
         grad_beta = torch.zeros_like(gamma).index_copy_(0, idx, dbeta_s)
         return grad_x, grad_w, (grad_s * g).reshape(1), grad_gamma, grad_beta, None, None, None, None, None
-
-
-def _update_running_stats(bn: nn.BatchNorm2d, mean: Tensor, var: Tensor, n: int) -> None:
-    """What ``F.batch_norm(training=True)`` does to the running statistics."""
-    if not bn.track_running_stats or bn.running_mean is None:
-        return
-    with torch.no_grad():
-        bn.num_batches_tracked.add_(1)
-        momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-        unbiased = var * (n / max(1, n - 1))
-        bn.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-        bn.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
 
 
 class CSQBlock(nn.Module):
@@ -254,7 +245,7 @@ class CSQBlock(nn.Module):
         c = self.conv
         qmin, qmax = c._act_range(x)
         step = c._act_step(x, qmax)
-        g = 1.0 / math.sqrt(max(1, x.numel()) * max(1, qmax))
+        g = 1.0 / math.sqrt(max(1, x.numel() * c.batch_shards) * max(1, qmax))
         s = step.abs().reshape(1) + STEP_EPS
         return _CSQConvBNAct.apply(x, c.quant_weight(), s, self.bn.weight, self.bn.bias, self,
                                    c.sensitive, qmin, qmax, g)

@@ -47,9 +47,17 @@ def round_ste(x: Tensor) -> Tensor:
     return (x.round() - x).detach() + x
 
 
-def lsq_quantize(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
+def step_grad_scale(x: Tensor, step: Tensor, qmax: int, numel: int | None = None) -> float:
+    """LSQ's step-gradient scale ``1 / sqrt(elements per step * qmax)``; ``numel`` overrides
+    ``x.numel()`` (data-parallel training counts the global batch's elements, so every process
+    count gives the gradient of one process)."""
+    n = x.numel() if numel is None else int(numel)
+    return 1.0 / math.sqrt(max(1, n // max(1, step.numel())) * max(1, qmax))
+
+
+def lsq_quantize(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
     """LSQ fake quantization of ``x`` with a learnable ``step`` (broadcastable to ``x``)."""
-    g = 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * max(1, qmax))
+    g = step_grad_scale(x, step, qmax, numel)
     s = grad_scale(step.abs() + STEP_EPS, g)
     return round_ste(torch.clamp(x / s, qmin, qmax)) * s
 
@@ -125,16 +133,16 @@ class _FusedLSQ(torch.autograd.Function):
         return grad_x, grad_s, None, None, None
 
 
-def lsq_quantize_fused(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
+def lsq_quantize_fused(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
     """:func:`lsq_quantize` (same values and gradients) with the backward prepared in the forward
     pass (see :class:`_FusedLSQ`): the quantized layers' default training path."""
-    g = 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * max(1, qmax))
+    g = step_grad_scale(x, step, qmax, numel)
     return _FusedLSQ.apply(x, step.abs() + STEP_EPS, qmin, qmax, g)
 
 
-def lsq_quantize_lean(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
+def lsq_quantize_lean(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
     """:func:`lsq_quantize` (same values and gradients) storing only ``x`` for backward."""
-    g = 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * max(1, qmax))
+    g = step_grad_scale(x, step, qmax, numel)
     return _LeanLSQ.apply(x, step.abs() + STEP_EPS, qmin, qmax, g)
 
 
@@ -194,6 +202,7 @@ def lsq_init_step(x: Tensor, qmax: int, dim: int | None = None) -> Tensor:
 
 __all__ = [
     "int_range",
+    "step_grad_scale",
     "grad_scale",
     "round_ste",
     "lsq_quantize",

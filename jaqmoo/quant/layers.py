@@ -55,6 +55,7 @@ class QuantMixin:
         self.w_bits = max(bits)
         self.a_bits = max(bits)
         self.csq_fraction = 0.0
+        self.batch_shards = 1  # data-parallel processes sharing each batch (LSQ's step-gradient scale counts all)
         self.lsq_path = "fused"  # a key of LSQ_PATHS: "fused" (default), "lean" or "autograd" (references)
 
     def _bit_index(self, bits: int) -> int:
@@ -104,7 +105,7 @@ class QuantMixin:
         step = self._act_step(x, qmax)
         if not torch.is_grad_enabled():
             return quantize_nograd(x, step, qmin, qmax)
-        return LSQ_PATHS[self.lsq_path](x, step, qmin, qmax)
+        return LSQ_PATHS[self.lsq_path](x, step, qmin, qmax, numel=x.numel() * self.batch_shards)
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         base = super().extra_repr()

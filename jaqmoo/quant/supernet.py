@@ -210,6 +210,12 @@ class Supernet(nn.Module):
         for layer in self.layers:
             layer.lsq_path = path
 
+    def set_batch_shards(self, n: int) -> None:
+        """Data-parallel training over ``n`` processes, each with ``1 / n`` of every batch: LSQ's
+        activation step-gradient scale then counts the whole batch (as one process would)."""
+        for layer in self.layers:
+            layer.batch_shards = int(n)
+
     def set_sensitive_channels(self, scores: Sequence[Tensor]) -> None:
         """Mark, per layer, the top ``csq_fraction`` output channels by ``scores`` as CSQ-trained."""
         for layer, score in zip(self.layers, scores, strict=True):

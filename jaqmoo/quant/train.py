@@ -39,6 +39,17 @@ from jaqmoo.models.elastic_mbv2 import ElasticSpace
 from jaqmoo.quant.augment import augment_batch, check_augment
 from jaqmoo.quant.checkpoints import load_for_resume
 from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.distributed import (
+    agree,
+    average_gradients,
+    barrier,
+    broadcast_module,
+    init_from_env,
+    mean_over_ranks,
+    rank_device,
+    shard,
+    sync_batch_norms,
+)
 from jaqmoo.quant.elastic import (
     ElasticSupernet,
     build_elastic_supernet,
@@ -49,7 +60,7 @@ from jaqmoo.quant.elastic import (
 )
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
 from jaqmoo.quant.sandwich import sandwich_policies, sandwich_step
-from jaqmoo.quant.sensitivity import rank_sensitive_channels
+from jaqmoo.quant.sensitivity import measure_sensitivity
 from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
 
 #: Version of the training code, raised whenever a change makes the same recipe train different
@@ -202,9 +213,19 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
 
     ``splits`` (a :class:`jaqmoo.data.DatasetSplits`) and ``supernet`` may be given to
     skip loading/building them (tests, benchmarks).
+
+    Inside a process group (``jaqmoo supernet train --nproc N``, ``torchrun``) every rank runs
+    this function: each trains its slice of every global batch of ``batch_size`` images, with
+    global batch-norm statistics and averaged gradients, and rank 0 writes the checkpoint
+    (:mod:`jaqmoo.quant.distributed`).
     """
     cfg.validate()
     device = resolve_device(cfg.device)
+    ctx = init_from_env(device)
+    device = rank_device(device, ctx)
+    if ctx.active and cfg.batch_size % ctx.world:
+        raise JaqmooError(f"batch_size {cfg.batch_size} does not split evenly over {ctx.world} processes; "
+                          f"use a multiple of {ctx.world}")
     out = Path(cfg.out)
     if splits is None:
         splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, download=cfg.download,
@@ -227,6 +248,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                                   cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
                                   cfg.fixed_first_last)
     supernet.to(device)
+    if ctx.active:
+        sync_batch_norms(supernet.model)
+        broadcast_module(supernet, ctx)
+        supernet.set_batch_shards(ctx.world)
     supernet.set_csq_fraction(cfg.csq_fraction)
     opt = make_optimizer(supernet, cfg)
     steps_per_epoch = max(1, n_batches(splits.train, cfg.batch_size, drop_last=True))
@@ -254,10 +279,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     if elastic:  # the checkpoint's identity carries the (normalised) architecture space
         cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
 
-    def save(epoch: int) -> None:
-        supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                      config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng),
-                                                  "global": torch.get_rng_state()})
+    def save(epoch: int) -> None:  # rank 0 writes; the others wait until the file is complete
+        if ctx.is_main:
+            supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                          config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng),
+                                                "global": torch.get_rng_state()})
+        barrier(ctx)
 
     for epoch in range(start_epoch, n_epochs):
         supernet.train()
@@ -271,22 +298,28 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
-            rank_sensitive_channels(supernet, sens)
+            # every rank measures the whole batches (as one process does) and takes rank 0's scores,
+            # so every rank ranks the same channels
+            supernet.set_sensitive_channels(agree(measure_sensitivity(supernet, sens), ctx))
         bar = tqdm(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
-                   leave=False)
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}",
+                   disable=not (cfg.progress and ctx.is_main), leave=False)
+        t0, seen, loss_sum, step_losses = time.perf_counter(), 0, 0.0, []
         # CSQ's fused blocks (jaqmoo/quant/csq.py) for fixed-architecture supernets; an elastic
         # supernet trains every channel on the lean LSQ path
         with csq_blocks(supernet.model) if csq and not elastic else nullcontext():
             for x, y in bar:
-                x = augment_batch(x, cfg.augment, gen)
+                x = shard(augment_batch(x, cfg.augment, gen), ctx)
+                y = shard(y, ctx)
                 opt.zero_grad(set_to_none=True)
                 if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
                     loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
                 else:
                     policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
                     loss = train_step(supernet, x, y, policies, cfg.distill)
+                average_gradients(supernet, ctx)
+                loss = mean_over_ranks(loss, ctx)
+                step_losses.append(loss)
                 nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
                 opt.step()
                 sched.step()
@@ -302,6 +335,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "phase": "float" if float_phase else "quantized",
             "loss": loss_sum / steps_per_epoch,
             "seconds": time.perf_counter() - t0,
+            "step_losses": step_losses,
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
@@ -309,7 +343,7 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
                                                             supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
         history.append(record)
-        if cfg.progress:
+        if cfg.progress and ctx.is_main:
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
                        f"{record['acc_max_bits']:.3f}, {min(supernet.bits)}-bit {record['acc_min_bits']:.3f} "
                        f"({record['seconds']:.0f} s)")
