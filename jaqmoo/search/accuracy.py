@@ -282,13 +282,15 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
 def _load(path: Path, spec: ExperimentSpec, space: Any) -> Any:
     """The fixed supernet, or the elastic one of ``space`` (refusing another architecture space)."""
     from jaqmoo.quant.checkpoints import load_supernet
+    from jaqmoo.quant.train import resolve_device
 
+    device = resolve_device(_train_kwargs(spec).get("device", "auto"))  # accuracy.train.device: estimates run there too
     if space is None:
-        return load_supernet(path, expect_model=spec.model.name)
+        return load_supernet(path, expect_model=spec.model.name, device=device)
     from jaqmoo.quant.elastic import load_elastic_supernet
 
     try:
-        return load_elastic_supernet(path, expect_space=space)
+        return load_elastic_supernet(path, expect_space=space, device=device)
     except JaqmooError as exc:
         raise JaqmooError(f"{spec.source}: model.elastic / accuracy.checkpoint: {exc}") from None
 

@@ -155,7 +155,7 @@ def obtain_elastic_accuracy(spec: ExperimentSpec, splits: Any, layer_names: Sequ
     space = elastic_space(spec)
     net, timings, fixed, ckpt, meta = checked_supernet(spec, splits, layer_names, default_checkpoint, progress)
     meta["elastic"] = space.to_dict()
-    data = EvalData.from_splits(splits, spec.accuracy.val_images, seed=spec.seed)
+    data = EvalData.from_splits(splits, spec.accuracy.val_images, seed=spec.seed, device=next(net.parameters()).device)
     active = net.active_layer_names
     supernet_est = PairCache(NoGradPairs(ElasticSupernetEstimator(net, data)), space, active)
     if spec.accuracy.estimator == "supernet":
