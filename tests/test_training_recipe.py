@@ -19,7 +19,7 @@ from jaqmoo.quant.identity import identity_hash, make_identity
 from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.supernet import build_supernet
-from jaqmoo.quant.train import TrainConfig, lr_factor
+from jaqmoo.quant.train import TrainConfig, lr_factor, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,3 +145,34 @@ def test_changed_recipe_retrains_the_float_start(monkeypatch, tmp_path):
     args.lr = args.lr / 2
     fs.float_start(args, splits, fs.work_path(args, "float.pt"))
     assert len(calls) == 3 and len(set(calls)) == 3  # a new version and a new recipe each retrain
+
+
+def test_eval_data_follows_the_device_setting():
+    from jaqmoo.data import load_dataset
+    from jaqmoo.quant.estimators import EvalData
+
+    splits = load_dataset("digits")
+    data = EvalData.from_splits(splits, 50, 1, 32)  # auto: CUDA when present
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert data.images.device.type == expected and data.calib[0].device.type == expected
+    assert EvalData.from_splits(splits, 50, 1, 32, device="cpu").images.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(JaqmooError, match="CUDA is not available"):
+            EvalData.from_splits(splits, 50, 1, 32, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_and_estimates_run_on_the_gpu(tmp_path):
+    from jaqmoo.data import load_dataset
+    from jaqmoo.quant.checkpoints import load_supernet
+    from jaqmoo.quant.estimators import EvalData, SupernetEstimator
+
+    splits = load_dataset("digits")
+    cfg = TrainConfig(model="simple_cnn", dataset="digits", out=str(tmp_path / "g.pt"), float_epochs=1, epochs=1,
+                      batch_size=64, n_random=1, csq_fraction=0.25, augment="crop-flip", quant_lr=1e-3,
+                      device="cuda", progress=False)
+    train_supernet(cfg, splits=splits)
+    net = load_supernet(tmp_path / "g.pt", device="cuda")
+    acc = SupernetEstimator(net, EvalData.from_splits(splits, 200, 1, 64, device="cuda")).estimate(
+        [net.uniform_policy(8)])
+    assert 0.5 < float(acc[0]) <= 1.0
