@@ -53,6 +53,7 @@ import pandas as pd
 import torch
 
 from jaqmoo.data import load_dataset
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.estimators import (
     EvalData,
     PredictorEstimator,
@@ -72,7 +73,7 @@ from jaqmoo.quant.fidelity import (
 )
 from jaqmoo.quant.league import LeagueEntry, choose_in_loop_estimator
 from jaqmoo.quant.sampling import level_policies
-from jaqmoo.quant.supernet import checkpoint_epochs, load_supernet
+from jaqmoo.quant.supernet import checkpoint_epochs
 from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe, file_sha256, fixed_batches
 
 

@@ -18,11 +18,20 @@ benchmarks share the float start, the supernets and the truth of one set-up.
   20 policies, 2,000 validation images.
 * ``full``  — width 0.35, all 54,000 training images, 3 float + 10 quantized epochs,
   1 QAT epoch per policy, 24 policies (hours on a CPU; use ``--device cuda``).
+* ``recipe`` — the accurate supernet of ``supernet_recipe.py`` (``docs/benchmarks/supernet_recipe.md``
+  says why each value): width 0.25, all 54,000 training images (6,000 held out for validation),
+  random crop + flip, 20 float epochs on a cosine from 2e-3, then 8 sandwich epochs (largest,
+  smallest and one level + noise middle, in-place distillation) on a cosine from 5e-4, every
+  channel on the LSQ path.
 
-Every preset value can be overridden on the command line. ``accuracy_fidelity.py``'s converged
-truth takes its budget (``truth_steps``), iso-cost bands (``band_targets``, ``band_size``), test
-images and training subset from the preset too (``tiny``: 4 steps, 2 bands of 3, 300 test images,
-600 training images; the others: all 10,000 test images and every training image).
+Every preset value can be overridden on the command line. Checkpoints are cached under
+``--work-dir/<setup key>``, the key naming the main settings and hashing every input that
+changes the weights (the whole training recipe, the data subset, the seed and
+``TRAINING_VERSION``): a changed recipe or training code never reuses an old supernet.
+``accuracy_fidelity.py``'s converged truth takes its budget (``truth_steps``), iso-cost bands
+(``band_targets``, ``band_size``), test images and training subset from the preset too (``tiny``:
+4 steps, 2 bands of 3, 300 test images, 600 training images; the others: all 10,000 test images
+and every training image).
 """
 
 from __future__ import annotations
@@ -31,14 +40,17 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.estimators import EvalData, QATEstimator
 from jaqmoo.quant.fidelity import heterogeneous_policies, stratify_by_energy
-from jaqmoo.quant.supernet import Supernet, checkpoint_epochs, load_supernet
-from jaqmoo.quant.train import TrainConfig, train_supernet
+from jaqmoo.quant.identity import identity_hash
+from jaqmoo.quant.supernet import Supernet, checkpoint_epochs
+from jaqmoo.quant.train import TRAINING_VERSION, TrainConfig, train_supernet
 
 PRESETS = {
     "tiny": dict(model="mobilenet_v2", width_mult=0.25, max_train=600, float_epochs=1, epochs=1, n_random=1, qat_epochs=0.2,
@@ -53,7 +65,14 @@ PRESETS = {
     "full": dict(model="mobilenet_v2", width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
                  policies=60, val_images=2000, predictor_samples=200, batch_size=128, truth_steps=800,
                  band_targets="3,4,5,6", band_size=5, test_images=None),
+    "recipe": dict(model="mobilenet_v2", width_mult=0.25, max_train=None, float_epochs=20, epochs=8, n_random=1,
+                   qat_epochs=1.0, policies=40, val_images=6000, predictor_samples=40, batch_size=128,
+                   augment="crop-flip", quant_lr=5e-4, csq_fraction=0.0, truth_steps=800,
+                   band_targets="3,4,5,6", band_size=5, test_images=None),
 }
+
+#: values of the options a preset may leave out
+PRESET_DEFAULTS = dict(augment="none", quant_lr=None, csq_fraction=0.25)
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -68,7 +87,10 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--n-random", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--csq-fraction", type=float, default=0.25)
+    p.add_argument("--quant-lr", type=float, help="the quantized epochs' own cosine starts here (default: one cosine)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--augment", help="none | crop | crop-flip (preset: none; crop-flip for 'recipe')")
+    p.add_argument("--csq-fraction", type=float, help="preset: 0.25 (0 for 'recipe')")
     p.add_argument("--qat-epochs", type=float)
     p.add_argument("--qat-lr", type=float, default=5e-4)
     p.add_argument("--policies", type=int)
@@ -86,7 +108,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
 def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv`` and fill every option left unset from the chosen preset."""
     args = p.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
+    for key, value in {**PRESET_DEFAULTS, **PRESETS[args.preset]}.items():
         if getattr(args, key, None) is None and hasattr(args, key):
             setattr(args, key, value)
     if args.policies < 3:
@@ -95,10 +117,16 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
 
 
 def setup_key(args: argparse.Namespace) -> str:
-    """A file-name-safe key of everything the float start and the supernets depend on."""
+    """A file-name-safe key of everything the float start and the supernets depend on: the main
+    settings readable, then a hash of the whole training recipe (every :class:`TrainConfig` field
+    that changes the weights, the CSQ fraction aside: each supernet's file names it), the data
+    subset, the seed and :data:`TRAINING_VERSION`."""
     train = args.max_train if args.max_train is not None else "all"
-    return (f"{args.model}-w{args.width_mult:g}-n{train}-b{args.batch_size}-lr{args.lr:g}-f{args.float_epochs}"
-            f"-q{args.epochs}-r{args.n_random}-s{args.seed}")
+    recipe = asdict(train_config(args, Path("unused.pt"), 0.0, args.float_epochs, args.epochs))
+    for key in ("out", "csq_fraction", "device", "progress", "resume"):  # where and how, not what
+        recipe.pop(key)
+    digest = identity_hash({"recipe": recipe, "training_version": TRAINING_VERSION})
+    return f"{args.model}-w{args.width_mult:g}-n{train}-f{args.float_epochs}-q{args.epochs}-s{args.seed}-{digest}"
 
 
 def work_path(args: argparse.Namespace, name: str) -> Path:
@@ -164,18 +192,21 @@ def qat_truth(args: argparse.Namespace, splits, start: Path, policies, data: Eva
 
 def train_config(args: argparse.Namespace, out: Path, csq_fraction: float, float_epochs: int, epochs: int,
                  resume: bool = False) -> TrainConfig:
+    """The training configuration of this set-up (``out``, CSQ fraction, epochs and resume as given)."""
     return TrainConfig(model=args.model, dataset="fashion-mnist", out=str(out), float_epochs=float_epochs,
-                       epochs=epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width_mult,
-                       csq_fraction=csq_fraction, n_random=args.n_random, seed=args.seed, device=args.device,
+                       epochs=epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       width_mult=args.width_mult, csq_fraction=csq_fraction, n_random=args.n_random, seed=args.seed,
+                       device=args.device, max_train=args.max_train, augment=args.augment, quant_lr=args.quant_lr,
                        progress=not args.quiet, resume=resume)
 
 
 def float_start(args: argparse.Namespace, splits, path: str | Path) -> Path:
-    """The float-trained starting point (``float_epochs`` epochs) shared by every supernet of a run."""
+    """The float-trained starting point (``float_epochs`` epochs) shared by every supernet of a run
+    (an interrupted one is resumed from its last epoch, unless ``--retrain``)."""
     path = Path(path)
     if args.retrain or checkpoint_epochs(path) < args.float_epochs:
         t0 = time.perf_counter()
-        train_supernet(train_config(args, path, 0.0, args.float_epochs, 0), splits=splits)
+        train_supernet(train_config(args, path, 0.0, args.float_epochs, 0, resume=not args.retrain), splits=splits)
         print(f"float start: {args.float_epochs} epochs on {len(splits.train)} images in "
               f"{time.perf_counter() - t0:.0f} s -> {path}")
     return path

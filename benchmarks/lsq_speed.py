@@ -1,116 +1,149 @@
-"""Speed of the LSQ fake-quantization paths: the lean autograd function against standard autograd.
+"""Speed of one quantized training step against the float step: lean reference, fused LSQ, CSQ.
 
-Both paths compute the same values and gradients (``tests/test_quant_fakequant.py``); until
-this benchmark's round the quantized layers trained with the standard-autograd path
-(``lsq_quantize``), now they use the lean function (``lsq_quantize_lean``) by default. Two
-measurements, both sides interleaved in one process (same inputs, same thread count, so
-machine load hits both alike):
+All paths train the same MobileNetV2-0.25 supernet (Fashion-MNIST shape, 1 x 28 x 28) on the
+same batch (``--batch``, 128 by default), from the same weights, interleaved in one process
+(each repetition runs every path once, in turn, so machine load hits all alike):
 
-* ``op``: forward + backward of one fake-quantization of a post-ReLU activation tensor
-  (``--batch`` x 48 x 28 x 28, unsigned 4 bits, one learnable step);
-* ``step``: one sandwich training step (largest + smallest + one random policy, in-place
-  distillation) of the MobileNetV2-0.25 supernet on 1 x 28 x 28 inputs at ``--batch``, every
-  channel quantized (CSQ fraction 0): what elastic supernets, the lean supernet of
-  ``csq_memory.py`` and every QAT fine-tune of the fidelity truths run.
+* ``float``: one forward/backward with every layer in float;
+* ``lean_ref``: one step at the policy (every layer at ``--bits``) with the lean LSQ function
+  on every channel (the previous default, kept as the reference implementation);
+* ``lean``: the same step with the fused LSQ function (the layers' default now; same values
+  and gradients, ``tests/test_quant_fakequant.py``);
+* ``csq``: the same step with CSQ at ``--csq-fraction`` (fused conv-BN-activation blocks,
+  only the most sensitive channels trained quantization-aware);
 
-The step's loss and gradients of both paths are compared too. They agree up to float
-rounding, with one visible effect: the standard path's straight-through round
-(``(round(z) - z).detach() + z``) leaves its codes an ulp off the integers, and at 2 bits such
-an ulp occasionally flips a downstream rounding, which moves the whole gradient by about 1 %
-(the lean path's codes are exact integers). Median and min/max over ``--reps`` interleaved repetitions. Last line:
-``RESULT op_speedup=.. step_seconds_standard=.. step_seconds_lean=.. step_speedup=..``.
+and one sandwich step (largest, smallest and one level + noise middle configuration with
+in-place distillation: what supernet training runs per batch) for the three quantized paths.
+Medians over ``--reps`` repetitions (after one warm-up), min and max beside them, and the
+machine's load average. The lean reference and the fused path are checked to agree (loss and
+gradient vector) on every repetition. Last line:
+``RESULT step_seconds_float=.. step_seconds_lean_ref=.. step_seconds_lean=.. step_seconds_csq=.. quant_over_float=.. csq_over_lean=..``
+(one-policy steps; ``quant_over_float`` = lean / float, ``csq_over_lean`` = csq / lean).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 
-from jaqmoo.quant.fakequant import lsq_quantize, lsq_quantize_lean
-from jaqmoo.quant.supernet import build_supernet
-from jaqmoo.quant.train import sandwich_policies, train_step
+from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.sandwich import sandwich_policies
+from jaqmoo.quant.sensitivity import rank_sensitive_channels
+from jaqmoo.quant.supernet import Supernet, build_supernet
+from jaqmoo.quant.train import train_step
 
-PATHS = {"standard": False, "lean": True}
+#: path name -> (LSQ path, CSQ on)
+QUANT_PATHS = {"lean_ref": ("lean", False), "lean": ("fused", False), "csq": ("fused", True)}
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions of each measurement")
-    p.add_argument("--threads", type=int, default=1)
-    return p.parse_args()
+    p.add_argument("--reps", type=int, default=10, help="interleaved repetitions of each measurement (>= 10)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bits", type=int, default=4, help="uniform bits of the one-policy step")
+    p.add_argument("--csq-fraction", type=float, default=0.1)
+    p.add_argument("--width-mult", type=float, default=0.25)
+    p.add_argument("--no-sandwich", action="store_true", help="time the one-policy steps only")
+    args = p.parse_args(argv)
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
+    return args
 
 
 def spread(times: list[float]) -> str:
     return f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f})"
 
 
-def time_op(batch: int, reps: int) -> dict[str, list[float]]:
-    """Forward + backward of one activation fake-quantization per path, interleaved."""
-    gen = torch.Generator().manual_seed(0)
-    x0 = torch.randn(batch, 48, 28, 28, generator=gen).relu_()
-    up = torch.randn(x0.shape, generator=gen)
-    fns = {"standard": lsq_quantize, "lean": lsq_quantize_lean}
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps + 1):  # the first round warms up allocator and kernels
-        for name, fn in fns.items():
-            x = x0.clone().requires_grad_(True)
-            s = torch.tensor(0.1, requires_grad=True)
-            t0 = time.perf_counter()
-            fn(x, s, 0, 15).backward(up)
-            times[name].append(time.perf_counter() - t0)
-    return {k: v[1:] for k, v in times.items()}
-
-
-def time_step(batch: int, reps: int) -> tuple[dict[str, list[float]], float, float]:
-    """One sandwich step per path, interleaved, from identical weights; returns the times, the
-    largest loss difference and the largest relative difference of the whole gradient vector
-    (L2 norm; single step-size entries are sums with heavy cancellation, where float rounding
-    alone moves them by their own size)."""
-    net = build_supernet("mobilenet_v2", 10, 1, 28, 0.25, "fashion-mnist")
+def prepare(args: argparse.Namespace) -> tuple[Supernet, torch.Tensor, torch.Tensor, dict]:
+    """The supernet (activation steps initialised, CSQ channels ranked on the batch), the batch and
+    the starting weights every timed step is reset to."""
+    torch.manual_seed(0)
+    net = build_supernet("mobilenet_v2", 10, 1, 28, args.width_mult, "fashion-mnist")
     net.train()
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (batch,), generator=gen)
+    x = torch.randn(args.batch, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (args.batch,), generator=gen)
+    with torch.no_grad():
+        for b in net.bits:  # every bit-width's activation step initialised
+            net.set_policy(net.uniform_policy(b))
+            net(x)
+    net.set_csq_fraction(args.csq_fraction)
+    rank_sensitive_channels(net, [(x, y)])
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    times: dict[str, list[float]] = {k: [] for k in PATHS}
-    loss_diff, grad_diff = 0.0, 0.0
-    for rep in range(reps + 1):
-        losses, grads = {}, {}
-        for name, lean in PATHS.items():
-            net.load_state_dict(state)
-            net.set_lean_lsq(lean)
-            net.zero_grad(set_to_none=True)
-            policies = sandwich_policies(net, np.random.default_rng(rep), 1)
-            torch.manual_seed(rep)  # same dropout masks for both paths
-            t0 = time.perf_counter()
-            losses[name] = train_step(net, x, y, policies, distill=True)
-            times[name].append(time.perf_counter() - t0)
-            grads[name] = [p.grad.clone() for p in net.parameters() if p.grad is not None]
-        loss_diff = max(loss_diff, abs(losses["standard"] - losses["lean"]))
-        a, b = torch.cat([g.flatten() for g in grads["standard"]]), torch.cat([g.flatten() for g in grads["lean"]])
-        grad_diff = max(grad_diff, float((a - b).norm() / a.norm()))
-    return {k: v[1:] for k, v in times.items()}, loss_diff, grad_diff
+    return net, x, y, state
 
 
-def main() -> None:
-    args = parse_args()
+def run_step(net: Supernet, x, y, policies, lsq_path: str, csq: bool, fraction: float) -> tuple[float, float, list]:
+    """One timed step (forward/backward of every policy, gradients accumulated): seconds, loss, gradients."""
+    net.set_lsq_path(lsq_path)
+    net.set_csq_fraction(fraction if csq else 0.0)
+    net.zero_grad(set_to_none=True)
+    with csq_blocks(net.model) if csq else nullcontext():
+        torch.manual_seed(1)  # the same dropout masks on every path
+        t0 = time.perf_counter()
+        loss = train_step(net, x, y, policies, distill=True)
+        seconds = time.perf_counter() - t0
+    return seconds, loss, [p.grad for p in net.parameters() if p.grad is not None]
+
+
+def time_paths(args: argparse.Namespace) -> tuple[dict[str, list[float]], float, float]:
+    """Interleaved timings of every (path, step kind); the largest loss and relative gradient
+    difference between the lean reference and the fused path."""
+    net, x, y, state = prepare(args)
+    one = [net.uniform_policy(args.bits)]
+    kinds = {"step": lambda rep: one}
+    if not args.no_sandwich:
+        kinds["sandwich"] = lambda rep: sandwich_policies(net, np.random.default_rng(rep), 1)
+    times: dict[str, list[float]] = {}
+    loss_diff = grad_diff = 0.0
+    for rep in range(args.reps + 1):  # repetition 0 warms up allocator and kernels
+        net.load_state_dict(state)
+        s, _, _ = run_step(net, x, y, [net.uniform_policy(32)], "fused", False, args.csq_fraction)
+        if rep:
+            times.setdefault("step float", []).append(s)
+        for kind, policies in kinds.items():
+            out = {}
+            for name, (path, csq) in QUANT_PATHS.items():
+                net.load_state_dict(state)
+                s, loss, grads = run_step(net, x, y, policies(rep), path, csq, args.csq_fraction)
+                out[name] = (loss, torch.cat([g.flatten() for g in grads]))
+                if rep:
+                    times.setdefault(f"{kind} {name}", []).append(s)
+            (la, ga), (lb, gb) = out["lean_ref"], out["lean"]
+            loss_diff = max(loss_diff, abs(la - lb))
+            grad_diff = max(grad_diff, float((ga - gb).norm() / ga.norm()))
+    return times, loss_diff, grad_diff
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    op = time_op(args.batch, args.reps)
-    for name, t in op.items():
-        print(f"op   {name:>8}: {spread(t)}  (fake-quant fwd+bwd, {args.batch}x48x28x28, 4 bits)")
-    step, loss_diff, grad_diff = time_step(args.batch, args.reps)
-    for name, t in step.items():
-        print(f"step {name:>8}: {spread(t)}  (MobileNetV2-0.25 sandwich step, batch {args.batch}, {args.threads} thread(s))")
-    print(f"paths agree: largest loss difference {loss_diff:.2e}, gradient vectors differ by {grad_diff:.2e} (relative L2)")
-    med = {k: statistics.median(v) for k, v in step.items()}
-    op_speedup = statistics.median(op["standard"]) / statistics.median(op["lean"])
-    print(f"RESULT op_speedup={op_speedup:.2f} step_seconds_standard={med['standard']:.3f} "
-          f"step_seconds_lean={med['lean']:.3f} step_speedup={med['standard'] / med['lean']:.2f}")
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    times, loss_diff, grad_diff = time_paths(args)
+    load1 = os.getloadavg()
+    print(f"MobileNetV2-{args.width_mult:g}, batch {args.batch}, {args.threads} thread(s), {args.reps} interleaved "
+          f"repetitions; one-policy step at uniform {args.bits} bits; CSQ fraction {args.csq_fraction:g}")
+    for name, t in times.items():
+        print(f"{name:>18}: {spread(t)}")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for kind in ("step", "sandwich"):
+        if f"{kind} lean" in med:
+            base = med["step float"]
+            print(f"{kind:>8} / float step: " + ", ".join(f"{n} {med[f'{kind} {n}'] / base:.2f}x" for n in QUANT_PATHS))
+    print(f"lean reference vs fused: largest loss difference {loss_diff:.2e}, gradient vectors differ by "
+          f"{grad_diff:.2e} (relative L2)")
+    print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (1 min; shared machine); {time.perf_counter() - t0:.0f} s")
+    print(f"RESULT step_seconds_float={med['step float']:.3f} step_seconds_lean_ref={med['step lean_ref']:.3f} "
+          f"step_seconds_lean={med['step lean']:.3f} step_seconds_csq={med['step csq']:.3f} "
+          f"quant_over_float={med['step lean'] / med['step float']:.2f} csq_over_lean={med['step csq'] / med['step lean']:.2f}")
 
 
 if __name__ == "__main__":

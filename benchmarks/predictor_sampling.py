@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         top = (prep.elastic.largest(), net.uniform_policy(max(choices)))
     else:
-        from jaqmoo.quant.supernet import load_supernet
+        from jaqmoo.quant.checkpoints import load_supernet
 
         net = load_supernet(ckpt, expect_model=spec.model.name)
         truth = CachedEstimator(SupernetEstimator(net, data))

@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from jaqmoo.experiment import prepare_experiment, run_experiment
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.estimators import EvalData, SupernetEstimator
-    from jaqmoo.quant.supernet import load_supernet
     from jaqmoo.quant.truth import ConvergedTruth, TruthRecipe
 
     if args.threads:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jaqmoo.quant.csq import CSQBlock, csq_blocks, encode_input, pack_bits, unpack_bits
+from jaqmoo.quant.csq import CLIP_MARK, CSQBlock, csq_blocks, encode_input, pack_bits, unpack_bits
 from jaqmoo.quant.layers import QuantConv2d
-from jaqmoo.quant.memory import saved_activation_bytes
+from jaqmoo.quant.memory import sandwich_saved_peak, saved_activation_bytes
+from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.sensitivity import measure_sensitivity, rank_sensitive_channels
 from jaqmoo.quant.supernet import build_supernet
 
@@ -47,7 +50,7 @@ def test_all_channels_trained_gives_the_lsq_values_and_gradients(groups, act):
     conv, bn, act = _block(groups, act)
     x = torch.randn(40, 8, 6, 6).abs() + 0.01  # non-negative (after a ReLU): unsigned codes; 2 batch slices
     up = torch.randn(40, 8, 6, 6)
-    conv.lean_lsq = True
+    conv.lsq_path = "lean"
     conv(x)  # initialise the activation step
     conv.sensitive = torch.arange(8)
     ref = _grads(conv, bn, act, x, up, fused=False)
@@ -97,8 +100,13 @@ def test_block_stores_codes_residual_mask_and_sensitive_outputs_only():
 def test_encode_input_marks_lsq_clipping_exactly():
     v = torch.tensor([-9.0, -8.6, -8.4, -8.0, 0.3, 6.6, 7.0, 7.4, 7.6, 9.0])
     codes, resid = encode_input(v, 1.0, -8, 7)
-    assert codes.tolist() == [-9, -9, -9, -8, 0, 7, 7, 8, 8, 8]  # LSQ: inside iff qmin <= v <= qmax
+    assert codes.dtype == torch.int8 and codes.tolist() == [-8, -8, -8, -8, 0, 7, 7, 7, 7, 7]
+    clipped = [i for i, r in enumerate(resid.tolist()) if r == CLIP_MARK]
+    assert clipped == [0, 1, 2, 7, 8, 9]  # LSQ: inside iff qmin <= v <= qmax
     assert abs(float(resid[4]) / 254 - (0 - 0.3)) < 1 / 254
+    codes8, resid8 = encode_input(torch.tensor([-0.2, 0.0, 254.6, 255.0, 300.0]), 1.0, 0, 255)
+    assert codes8.dtype == torch.uint8 and codes8.tolist() == [0, 0, 255, 255, 255]  # unsigned 8 bits: one byte
+    assert [r == CLIP_MARK for r in resid8.tolist()] == [True, False, False, False, True]
 
 
 def test_pack_bits_round_trip():
@@ -118,10 +126,11 @@ def _mnv2(fraction: float):
     return sn, x, y
 
 
-def test_csq_install_keeps_state_dict_and_cuts_saved_memory():
+@pytest.mark.parametrize("bits", [4, 8])
+def test_csq_install_keeps_state_dict_and_cuts_saved_memory(bits):
     sn, x, y = _mnv2(0.0)
-    sn.set_lean_lsq(True)
-    sn.set_policy(sn.uniform_policy(4))
+    sn.set_lsq_path("fused")
+    sn.set_policy(sn.uniform_policy(bits))
     keys = list(sn.state_dict())
 
     def step():
@@ -130,7 +139,7 @@ def test_csq_install_keeps_state_dict_and_cuts_saved_memory():
     lean = saved_activation_bytes(sn, step)
     sn.set_csq_fraction(0.25)
     rank_sensitive_channels(sn, [(x, y)])
-    sn.set_policy(sn.uniform_policy(4))
+    sn.set_policy(sn.uniform_policy(bits))
     with csq_blocks(sn.model) as n:
         assert n == len(sn.layers) - 1  # every conv (the classifier is linear)
         csq = saved_activation_bytes(sn, step)
@@ -158,3 +167,26 @@ def test_policies_switch_while_blocks_are_installed():
         assert all(m.w_bits == 3 for m in sn.layers)
         F.cross_entropy(sn(x), y).backward()
     assert sn.layers[0] is sn.model.get_submodule(sn.layer_names[0])
+
+
+@pytest.mark.parametrize("top", [4, 8])
+def test_csq_cuts_the_sandwich_step_peak(top):
+    """The largest saved-for-backward memory over a sandwich step's sub-steps (top bits, 2 bits, a
+    level + noise middle): CSQ 0.1 well under the fused-LSQ step, and under CSQ with every channel."""
+    sn, x, y = _mnv2(0.0)
+    sn.set_lsq_path("fused")
+    policies = sandwich_policies(sn, np.random.default_rng(0), 1, top_bits=top)
+    assert policies[0] == sn.uniform_policy(top) and max(max(p.weight_bits) for p in policies) == top
+
+    def loss():
+        return F.cross_entropy(sn(x), y)
+
+    peaks = {}
+    for fraction in (0.0, 0.1, 1.0):
+        sn.set_csq_fraction(fraction)
+        if fraction > 0:
+            rank_sensitive_channels(sn, [(x, y)])
+        with csq_blocks(sn.model) if fraction > 0 else nullcontext():
+            peaks[fraction] = sandwich_saved_peak(sn, policies, loss).activation_bytes
+    assert peaks[0.1] < 0.3 * peaks[0.0]
+    assert peaks[0.1] < peaks[1.0]

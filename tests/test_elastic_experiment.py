@@ -239,8 +239,8 @@ def test_notebook_shows_the_architecture_of_the_picked_point(tiny_run, monkeypat
 
 def test_supernet_eval_reads_an_elastic_checkpoint(tiny_run, capsys):
     from jaqmoo.cli import main
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.elastic import ElasticSupernet
-    from jaqmoo.quant.supernet import load_supernet
 
     tmp, _ = tiny_run
     net = load_supernet(tmp / "elastic.pt", expect_model="mobilenet_v2")

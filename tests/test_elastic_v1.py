@@ -122,8 +122,9 @@ def test_training_step_pair_evaluation_and_no_sorting():
 
 
 def test_checkpoint_records_family_and_space(tmp_path):
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.identity import identity_of_checkpoint
-    from jaqmoo.quant.supernet import load_supernet, read_checkpoint
+    from jaqmoo.quant.supernet import read_checkpoint
 
     path = saved_and_reloaded(SPACE, tmp_path / "v1.pt", 2)
     assert identity_of_checkpoint(read_checkpoint(path))["elastic"]["model"] == V1

@@ -8,6 +8,7 @@ import torch
 
 from jaqmoo.data import load_dataset
 from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.estimators import (
     AccuracyEstimator,
     EvalData,
@@ -18,7 +19,6 @@ from jaqmoo.quant.estimators import (
     sample_policies,
 )
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.quant.supernet import load_supernet
 from jaqmoo.quant.train import TrainConfig, train_supernet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py

@@ -102,3 +102,32 @@ def test_mse_init_step_beats_lsq_and_max_scaling_per_channel_and_unsigned():
     su = mse_init_step(u, 0, 15)
     assert su.shape == () and mse(su, u, 0, 15) < mse(lsq_init_step(u, 15), u, 0, 15)
     assert torch.equal(mse_init_step(u, 0, 15), su)  # deterministic (seeded subsample)
+
+
+@settings(max_examples=40, deadline=None)
+@given(bits=st.integers(2, 8), signed=st.booleans(), per_channel=st.booleans(), seed=st.integers(0, 10_000),
+       n=st.integers(1, 6), c=st.integers(1, 9), hw=st.integers(1, 7), scale=st.floats(0.02, 0.5))
+def test_fused_lsq_equals_the_lean_reference_in_values_and_gradients(bits, signed, per_channel, seed, n, c, hw, scale):
+    """The fused path (the layers' default) against the lean reference (the previous default) and
+    standard autograd LSQ, at every bit-width, over shapes, per-tensor and per-channel steps."""
+    from jaqmoo.quant.fakequant import lsq_quantize_fused
+
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(n, c, hw, hw, generator=g) * 2
+    if not signed:
+        x0 = x0.relu()
+    qmin, qmax = int_range(bits, signed)
+    s0 = torch.rand((1, c, 1, 1) if per_channel else (), generator=g) * scale + 0.01
+    up = torch.randn(x0.shape, generator=g)
+    results = []
+    for fn in (lsq_quantize_lean, lsq_quantize_fused, lsq_quantize):
+        x, s = x0.clone().requires_grad_(), s0.clone().requires_grad_()
+        out = fn(x, s, qmin, qmax)
+        (out * up).sum().backward()
+        results.append((out.detach(), x.grad, s.grad))
+    (ref_out, ref_gx, ref_gs), (out, gx, gs), (std_out, _, _) = results
+    assert torch.equal(out, ref_out)  # same codes, same values, exactly
+    assert torch.allclose(out, std_out, atol=1e-5)
+    assert torch.equal(gx, ref_gx)  # the same straight-through mask
+    assert gs.shape == s0.shape
+    assert torch.allclose(gs, ref_gs, rtol=1e-4, atol=1e-5)  # the same terms, summed in another order

@@ -8,10 +8,11 @@ import torch
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import model_workload
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import build_supernet, load_supernet
+from jaqmoo.quant.supernet import build_supernet
 from jaqmoo.workload import extract_workload
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py

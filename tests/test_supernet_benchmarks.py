@@ -77,9 +77,14 @@ def test_accuracy_fidelity_tiny(tmp_path):
 @needs_data
 def test_csq_memory_tiny(tmp_path):
     last = _run("csq_memory.py", "--memory-only", "--memory-batch", "16", "--no-rss", cwd=tmp_path)
-    m = re.fullmatch(r"RESULT peak_memory_ratio_vs_lean=([\d.]+) tau_lean=nan tau_csq=nan csq_fraction=0.25", last)
+    m = re.fullmatch(r"RESULT peak_memory_ratio_vs_lean_4bit=([\d.]+) peak_memory_ratio_vs_lean_8bit=([\d.]+) "
+                     r"peak_memory_ratio_vs_csq_all_8bit=([\d.]+) peak_memory_ratio_vs_lean=([\d.]+) "
+                     r"tau_lean=nan tau_csq=nan csq_fraction=0.25", last)
     assert m, last
-    assert float(m.group(1)) < 0.5  # saved-for-backward bytes of CSQ 0.25 against the lean LSQ step
+    # saved-for-backward bytes of CSQ 0.1 against the fused LSQ sandwich step at 4 and 8 bits, against
+    # CSQ with every channel, and of CSQ 0.25's single step against the fused LSQ step
+    assert float(m.group(1)) < 0.3 and float(m.group(2)) < 0.3 and float(m.group(3)) < 1.0
+    assert float(m.group(4)) < 0.5
 
 
 def _fidelity_module():

@@ -59,6 +59,10 @@ SPEC_KEYS: dict[str, tuple[str, str]] = {
     "accuracy.train.float_epochs": ("epochs", "plain float epochs first (a float-trained start; CSQ needs one)"),
     "accuracy.train.batch_size": ("images", "training batch size"),
     "accuracy.train.lr": ("-", "peak learning rate (cosine decay to 0)"),
+    "accuracy.train.quant_lr": ("-", "with float_epochs: the quantized epochs get a cosine of their own from this rate "
+                                     "(null: one cosine over all epochs from lr)"),
+    "accuracy.train.augment": ("-", "training-batch augmentation: none, crop (random 2-pixel shifts) or crop-flip "
+                                    "(and left-right flips)"),
     "accuracy.train.weight_decay": ("-", "weight decay of conv/linear weights"),
     "accuracy.train.optimizer": ("-", "adamw or sgd"),
     "accuracy.train.per_channel": ("-", "one weight step per output channel (false: per layer)"),

@@ -30,12 +30,21 @@ def _train(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
         n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
         data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
-        input_size=args.input_size,
+        input_size=args.input_size, augment=args.augment, quant_lr=args.quant_lr, weight_decay=args.weight_decay,
         progress=not args.quiet,
         extra=_elastic_extra(args),
     )
     t0 = time.perf_counter()
-    path = train_supernet(cfg)
+    if args.nproc > 1:  # data-parallel: one process per share of every batch (gloo on CPU, NCCL on GPUs)
+        from pathlib import Path
+
+        from jaqmoo.quant.distributed import launch_local
+        from jaqmoo.quant.train import resolve_device
+
+        launch_local(train_supernet, (cfg,), args.nproc, resolve_device(cfg.device), args.threads)
+        path = Path(cfg.out)
+    else:
+        path = train_supernet(cfg)
     print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
@@ -60,9 +69,9 @@ def _elastic_extra(args: argparse.Namespace) -> dict:
 
 def _eval(args: argparse.Namespace) -> int:
     from jaqmoo.data import load_dataset
+    from jaqmoo.quant.checkpoints import load_supernet
     from jaqmoo.quant.estimators import EvalData, SupernetEstimator
     from jaqmoo.quant.policy import QuantPolicy, parse_bits_spec
-    from jaqmoo.quant.supernet import load_supernet
     from jaqmoo.quant.train import resolve_device
 
     set_threads(args.threads)
@@ -131,6 +140,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, cosine-decayed to 0 (default 0.002)")
     t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="optimizer (default adamw)")
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="on conv/linear weights only")
+    t.add_argument("--quant-lr", type=float, default=None,
+                   help="give the float and the quantized epochs a cosine each, the quantized one from this "
+                        "learning rate (default: one cosine over all epochs from --lr)")
+    t.add_argument("--augment", default="none",
+                   help="training-batch augmentation: none | crop (random 2-pixel shifts) | crop-flip (and left-right flips)")
     t.add_argument("--train-bits", default="2,3,4,5,6,7,8", help="candidate bit-widths (comma-separated)")
     t.add_argument("--per-tensor", action="store_true", help="one weight step per layer instead of per channel")
     t.add_argument("--keep-first-last", type=int, default=None, metavar="BITS",
@@ -139,6 +154,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-distill", action="store_true", help="train every configuration on the labels")
     t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel in this many local processes (gloo on CPU, NCCL on GPUs; --batch-size "
+                        "is the global batch; --threads per process); for several nodes use torchrun "
+                        "(docs/distributed-training.md)")
     t.add_argument("--input-size", type=int, default=224, help="image size for --dataset imagefolder")
     t.add_argument("--elastic", action="store_true",
                    help="train an elastic (depth/expand/kernel) supernet: sandwich over (architecture, bits)")

@@ -34,9 +34,11 @@ from jaqmoo.experiment.spec import ExperimentSpec
 from jaqmoo.models import build_model
 from jaqmoo.models.elastic_space import ElasticSpace, build_largest
 from jaqmoo.quant import supernet as sn
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.elastic import build_elastic_supernet, load_elastic_supernet
 from jaqmoo.quant.elastic_estimators import ArchPredictor, ElasticSupernetEstimator
 from jaqmoo.quant.estimators import EvalData, PredictorEstimator, SupernetEstimator
+from jaqmoo.quant.train import resolve_device
 from jaqmoo.workload import Workload, extract_workload
 
 PREDICTOR_KIND = "monotone"  # see jaqmoo.quant.estimators.PredictorEstimator
@@ -121,7 +123,7 @@ class FixedModel:
                                  splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
 
     def load_supernet(self, path: Path) -> Any:
-        return sn.load_supernet(path, expect_model=self.spec.model.name)
+        return load_supernet(path, expect_model=self.spec.model.name, device=estimate_device(self.spec))
 
     def meta(self) -> dict[str, Any]:
         return {}
@@ -171,7 +173,7 @@ class ElasticModel:
 
     def load_supernet(self, path: Path) -> Any:
         try:
-            return load_elastic_supernet(path, expect_space=self.space)
+            return load_elastic_supernet(path, expect_space=self.space, device=estimate_device(self.spec))
         except JaqmooError as exc:
             raise JaqmooError(f"{self.spec.source}: model.elastic / accuracy.checkpoint: {exc}") from None
 
@@ -179,7 +181,8 @@ class ElasticModel:
         return {"elastic": self.space.to_dict()}
 
     def supernet_estimators(self, net: Any, splits: Any) -> tuple[Any, Any]:
-        data = EvalData.from_splits(splits, self.spec.accuracy.val_images, seed=self.spec.seed)
+        data = EvalData.from_splits(splits, self.spec.accuracy.val_images, seed=self.spec.seed,
+                                    device=next(net.parameters()).device)
         est = self.memoised(NoGradPairs(ElasticSupernetEstimator(net, data)), net)
         return est, est  # the predictor's samples are memoised too: the re-scoring reuses them
 
@@ -192,6 +195,12 @@ class ElasticModel:
 
     def memoised(self, estimator: Any, net: Any) -> Any:
         return PairCache(estimator, self.space, net.active_layer_names)
+
+
+def estimate_device(spec: ExperimentSpec) -> Any:
+    """``accuracy.train.device`` (default auto: CUDA when present): the supernet is loaded there and
+    every estimate runs there too."""
+    return resolve_device(spec.accuracy.train_kwargs.get("device", "auto"))
 
 
 def supernet_bits(spec: ExperimentSpec) -> tuple[int, ...]:

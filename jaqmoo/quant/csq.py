@@ -12,10 +12,12 @@ The whole block is one autograd function (:class:`_CSQConvBNAct`). What it keeps
 backward, per element of the block's input ``x`` (``n_in`` elements) and output
 (``n_out`` elements):
 
-* the input's integer codes, int8 (1 byte; int16 above 6 bits), which rebuild the
-  quantized input exactly for the weight gradient and mark clipped positions;
+* the input's integer codes clamped to the quantizer's range, one byte (int8 for signed,
+  uint8 for unsigned inputs up to 8 bits), which rebuild the quantized input exactly for the
+  weight gradient;
 * the LSQ rounding residual ``round(x / s) - x / s`` as int8 (1 byte, resolution 1/254),
-  for the activation step-size gradient;
+  for the activation step-size gradient, with the value -128 marking LSQ's clipped positions
+  (their code then says which end: ``qmin`` or ``qmax``);
 * the activation's derivative mask, bit-packed (1/8 byte of ``n_out``);
 * the convolution output of the sensitive channels only, float (``4 * fraction`` bytes of
   ``n_out``), for the exact batch-norm backward of the channels being trained.
@@ -47,11 +49,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jaqmoo.quant.distributed import all_reduce_sum, batch_stats, update_running_stats
 from jaqmoo.quant.fakequant import STEP_EPS
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import FLOAT_BITS
 
 RESID_SCALE = 254.0
+#: the residual's value at positions LSQ clips (an inside residual lies in [-127, 127])
+CLIP_MARK = -128
 ACTIVATIONS = {nn.ReLU: (0.0, math.inf), nn.ReLU6: (0.0, 6.0)}
 
 
@@ -79,27 +84,31 @@ def _chunks(n: int, size: int = 32) -> list[slice]:
 
 
 def _code_dtype(qmin: int, qmax: int) -> torch.dtype:
-    return torch.int8 if qmin - 1 >= -128 and qmax + 1 <= 127 else torch.int16
+    if qmin >= -128 and qmax <= 127:
+        return torch.int8
+    if qmin >= 0 and qmax <= 255:
+        return torch.uint8
+    return torch.int16
 
 
 def encode_input(x: Tensor, s: float, qmin: int, qmax: int) -> tuple[Tensor, Tensor]:
     """Integer codes and int8 rounding residual of ``x / s``.
 
-    Codes are ``round(x / s)`` where ``qmin <= x / s <= qmax`` (LSQ's "inside"), ``qmin - 1``
-    below and ``qmax + 1`` above, so ``codes.clamp(qmin, qmax) * s`` is the quantized input
-    and codes outside ``[qmin, qmax]`` are exactly LSQ's clipped positions.
+    Codes are ``clamp(round(x / s), qmin, qmax)`` (so ``codes * s`` is the quantized input), in
+    one byte for up to 8 bits. The residual is ``round(254 * (x / s - round(x / s)))`` where
+    ``qmin <= x / s <= qmax`` (LSQ's "inside") and :data:`CLIP_MARK` where LSQ clips.
     """
     v = x / s
     r = v.round()
-    below, above = v < qmin, v > qmax
+    clipped = (v < qmin).logical_or_(v > qmax)
     resid = v.sub_(r).mul_(-RESID_SCALE).round_().clamp_(-127, 127).to(torch.int8)  # in place: one float less
     del v
-    r.clamp_(qmin, qmax).masked_fill_(below, qmin - 1).masked_fill_(above, qmax + 1)
-    return r.to(_code_dtype(qmin, qmax)), resid
+    resid.masked_fill_(clipped, CLIP_MARK)
+    return r.clamp_(qmin, qmax).to(_code_dtype(qmin, qmax)), resid
 
 
 class _CSQConvBNAct(torch.autograd.Function):
-    """``act(BN_train(conv(Q(x), wq)))`` storing codes, residual, mask and the sensitive outputs.
+    """``act(BN_train(conv(Q(x), wq)))`` storing codes, residual (clip-marked), mask and the sensitive outputs.
 
     Forward and backward run over slices of the batch (:func:`_chunks`), so the float
     temporaries (quantized input, convolution workspace, gradients) exist for a slice at a
@@ -117,14 +126,14 @@ class _CSQConvBNAct(torch.autograd.Function):
         for sl in _chunks(n):
             c, r = encode_input(x[sl], sv, qmin, qmax)
             codes[sl], resid[sl] = c, r
-            xq = c.clamp(qmin, qmax).to(x.dtype).mul_(sv)
+            xq = c.to(x.dtype).mul_(sv)
             yc = F.conv2d(xq, wq, None, conv.stride, conv.padding, conv.dilation, conv.groups)
             if y is None:
                 y = yc.new_empty((n, *yc.shape[1:]))
             y[sl] = yc
             del c, r, xq, yc
-        var, mean = torch.var_mean(y, dim=(0, 2, 3), unbiased=False)
-        _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
+        var, mean, count = batch_stats(y)  # of the global batch when training data-parallel
+        update_running_stats(bn, mean, var, count)
         invstd = torch.rsqrt(var + bn.eps)
         y_s = y.index_select(1, sensitive)
         z = y.sub_(mean.view(1, -1, 1, 1)).mul_((invstd * gamma).view(1, -1, 1, 1)).add_(beta.view(1, -1, 1, 1))
@@ -133,16 +142,15 @@ class _CSQConvBNAct(torch.autograd.Function):
         if lo > -math.inf or hi < math.inf:
             mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
             z.clamp_(lo, hi)
-        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups)
+        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count)
         ctx.save_for_backward(codes, resid, mask, y_s, wq, gamma, mean, invstd, sensitive)
         return z
 
     @staticmethod
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
-        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups = ctx.conf
+        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m = ctx.conf
         dtype = grad_out.dtype
-        m = grad_out.numel() // grad_out.shape[1]
         scale = (gamma * invstd).view(1, -1, 1, 1)
         scale_s, mean_s, inv_s = scale[:, idx], mean[idx].view(1, -1, 1, 1), invstd[idx].view(1, -1, 1, 1)
         depthwise = groups > 1 and groups == wq.shape[0] == x_shape[1]
@@ -158,6 +166,9 @@ class _CSQConvBNAct(torch.autograd.Function):
             gz_s = grad_z(sl).index_select(1, idx)
             dbeta_s += gz_s.sum(dim=(0, 2, 3))
             dgamma_s += (gz_s * ((y_s[sl] - mean_s) * inv_s)).sum(dim=(0, 2, 3))
+        k = dbeta_s.numel()  # the batch norm's backward needs the global batch's sums (data-parallel training)
+        sums = all_reduce_sum(torch.cat([dbeta_s, dgamma_s]))
+        sum_beta, sum_gamma = sums[:k], sums[k:]
         # pass 2, per slice: dy (exact for trained channels, batch statistics held constant for the
         # others), the trained channels' weight gradient, the input gradient and the step gradient
         grad_x = grad_out.new_empty(x_shape)
@@ -168,11 +179,11 @@ class _CSQConvBNAct(torch.autograd.Function):
             gz_s = gz.index_select(1, idx)
             gy = gz.mul_(scale)
             xhat_s = (y_s[sl] - mean_s).mul_(inv_s)
-            gy_s = (gz_s - (dbeta_s / m).view(1, -1, 1, 1) - xhat_s * (dgamma_s / m).view(1, -1, 1, 1)).mul_(scale_s)
+            gy_s = (gz_s - (sum_beta / m).view(1, -1, 1, 1) - xhat_s * (sum_gamma / m).view(1, -1, 1, 1)).mul_(scale_s)
             gy.index_copy_(1, idx, gy_s)
             del gz_s, xhat_s
             c = codes[sl]
-            xq = c.clamp(qmin, qmax).to(dtype).mul_(sv)
+            xq = c.to(dtype).mul_(sv)
             if groups == 1:
                 gw += torch.nn.grad.conv2d_weight(xq, gw.shape, gy_s, stride, padding, dilation, 1)
             elif depthwise:  # output channel c reads input channel c
@@ -183,30 +194,17 @@ class _CSQConvBNAct(torch.autograd.Function):
             del xq, gy_s
             gxq = torch.nn.grad.conv2d_input(c.shape, wq, gy, stride, padding, dilation, groups)
             del gy
-            below, above = c < qmin, c > qmax
-            if ctx.needs_input_grad[2]:
-                ds = resid[sl].to(dtype).div_(RESID_SCALE)
-                ds.masked_fill_(below, float(qmin)).masked_fill_(above, float(qmax))
+            clipped = resid[sl] == CLIP_MARK
+            if ctx.needs_input_grad[2]:  # LSQ: the rounding residual inside, qmin / qmax (the code) where clipped
+                ds = torch.where(clipped, c.to(dtype), resid[sl].to(dtype).div_(RESID_SCALE))
                 grad_s += ds.mul_(gxq).sum()
                 del ds
-            grad_x[sl] = gxq.masked_fill_(below.logical_or_(above), 0.0)
-            del gxq, below, above
+            grad_x[sl] = gxq.masked_fill_(clipped, 0.0)
+            del gxq, clipped
         grad_w = torch.zeros_like(wq).index_copy_(0, idx, gw)
         grad_gamma = torch.zeros_like(gamma).index_copy_(0, idx, dgamma_s)
         grad_beta = torch.zeros_like(gamma).index_copy_(0, idx, dbeta_s)
         return grad_x, grad_w, (grad_s * g).reshape(1), grad_gamma, grad_beta, None, None, None, None, None
-
-
-def _update_running_stats(bn: nn.BatchNorm2d, mean: Tensor, var: Tensor, n: int) -> None:
-    """What ``F.batch_norm(training=True)`` does to the running statistics."""
-    if not bn.track_running_stats or bn.running_mean is None:
-        return
-    with torch.no_grad():
-        bn.num_batches_tracked.add_(1)
-        momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-        unbiased = var * (n / max(1, n - 1))
-        bn.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-        bn.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
 
 
 class CSQBlock(nn.Module):
@@ -247,7 +245,7 @@ class CSQBlock(nn.Module):
         c = self.conv
         qmin, qmax = c._act_range(x)
         step = c._act_step(x, qmax)
-        g = 1.0 / math.sqrt(max(1, x.numel()) * max(1, qmax))
+        g = 1.0 / math.sqrt(max(1, x.numel() * c.batch_shards) * max(1, qmax))
         s = step.abs().reshape(1) + STEP_EPS
         return _CSQConvBNAct.apply(x, c.quant_weight(), s, self.bn.weight, self.bn.bias, self,
                                    c.sensitive, qmin, qmax, g)
@@ -297,5 +295,5 @@ def csq_blocks(model: nn.Module) -> Iterator[int]:
         remove_csq_blocks(found)
 
 
-__all__ = ["CSQBlock", "csq_blocks", "encode_input", "install_csq_blocks", "pack_bits", "remove_csq_blocks",
+__all__ = ["CLIP_MARK", "CSQBlock", "csq_blocks", "encode_input", "install_csq_blocks", "pack_bits", "remove_csq_blocks",
            "unpack_bits"]

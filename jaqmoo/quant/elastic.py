@@ -37,8 +37,16 @@ from torch.nn.utils import parametrize
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models.elastic_mbv2 import InvertedResidual
-from jaqmoo.models.elastic_space import ArchSpec, ElasticSpace, build_largest
+from jaqmoo.models.elastic_space import (
+    ArchSpec,
+    ElasticSpace,
+    build_largest,
+    build_standalone,
+    subnet_layers,
+)
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
+from jaqmoo.quant.sampling import level_policies
+from jaqmoo.quant.sandwich import sandwich_step
 from jaqmoo.quant.supernet import Supernet, SupernetMeta, read_checkpoint
 
 
@@ -90,8 +98,6 @@ class ElasticSupernet(Supernet):
 
     def active_layer_names(self, spec: ArchSpec | None = None) -> tuple[str, ...]:
         """The supernet layers that run in ``spec`` (default: the current one), in order."""
-        from jaqmoo.models.elastic_space import subnet_layers
-
         spec = self.arch if spec is None else spec
         m = self.meta
         return tuple(layer.name for layer in subnet_layers(self.space, spec, m.num_classes, m.in_channels, m.input_size))
@@ -143,8 +149,6 @@ def export_subnet(supernet: ElasticSupernet, spec: ArchSpec) -> nn.Module:
     """The float weights of sub-network ``spec`` copied into a standalone network
     (:func:`~jaqmoo.models.elastic_mbv2.build_standalone`): hidden-channel prefixes, the
     transformed kernels cropped to their size, and the BatchNorm statistics."""
-    from jaqmoo.models.elastic_space import build_standalone
-
     m = supernet.meta
     spec = supernet.space.check(spec)
     net = build_standalone(supernet.space, spec, m.num_classes, m.in_channels, m.input_size)
@@ -238,11 +242,13 @@ def load_elastic_supernet(path: str | Path, expect_space: ElasticSpace | None = 
 
 def sandwich_pairs(supernet: ElasticSupernet, rng: np.random.Generator, n_random: int) -> list[tuple[ArchSpec, QuantPolicy]]:
     """The sandwich rule over (architecture, bits): largest at max bits first (the teacher),
-    smallest at min bits, then ``n_random`` random architectures with random per-layer bits."""
+    smallest at min bits, then ``n_random`` random architectures with per-layer bits drawn as the
+    search draws them (level + noise, :func:`~jaqmoo.quant.sampling.level_policies`)."""
     space = supernet.space
     pairs = [(space.largest(), supernet.uniform_policy(max(supernet.bits))),
              (space.smallest(), supernet.uniform_policy(min(supernet.bits)))]
-    pairs += [(space.sample(rng), supernet.random_policy(rng)) for _ in range(n_random)]
+    archs = [space.sample(rng) for _ in range(n_random)]
+    pairs += list(zip(archs, level_policies(supernet, n_random, rng, supernet.bits), strict=True))
     return pairs
 
 
@@ -250,8 +256,6 @@ def elastic_train_step(supernet: ElasticSupernet, x: Tensor, y: Tensor,
                        pairs: list[tuple[ArchSpec, QuantPolicy]], distill: bool) -> float:
     """Forward/backward every (architecture, bits) pair, in-place distillation from the first;
     the largest architecture is selected again afterwards."""
-    from jaqmoo.quant.train import sandwich_step
-
     def select(i: int) -> None:
         supernet.set_arch(pairs[i][0])
         supernet.set_policy(pairs[i][1])

@@ -55,9 +55,10 @@ class EvalData:
 
     @classmethod
     def from_splits(cls, splits, n_val: int = 2000, calib_batches: int = 2, calib_batch_size: int = 128,
-                    seed: int = 0, device: str | torch.device = "cpu", use_test: bool = False) -> EvalData:
-        """The first ``n_val`` images of the validation (or test) split and seeded training batches."""
-        device = torch.device(device)
+                    seed: int = 0, device: str | torch.device = "auto", use_test: bool = False) -> EvalData:
+        """The first ``n_val`` images of the validation (or test) split and seeded training batches, on
+        ``device`` (``auto``: CUDA when present, else CPU; see :func:`~jaqmoo.quant.train.resolve_device`)."""
+        device = resolve_device(device)
         gen = torch.Generator().manual_seed(seed)
         calib = [x.to(device) for x, _ in iterate_batches(splits.train, calib_batch_size, True, gen)][:calib_batches]
         xs, ys, have = [], [], 0

@@ -1,4 +1,4 @@
-"""Fake quantization primitives: LSQ (standard autograd and memory-lean).
+"""Fake quantization primitives: LSQ (fused, memory-lean reference, standard autograd).
 
 * :func:`lsq_quantize` is Learned Step size Quantization (Esser et al., ICLR 2020): values
   are divided by a learnable step, clamped to the integer range, rounded with a
@@ -7,8 +7,14 @@
   several activation-sized tensors alive for backward (``x / s``, the clamped value, the
   rounded value) — the standard "full fake-quant path", kept as the memory benchmark's
   reference. :func:`lsq_quantize_lean` computes the same values and gradients in one
-  autograd function that keeps only ``x`` and runs about 2.5x faster on a CPU; the
-  quantized layers use it by default.
+  autograd function that keeps only ``x`` and runs about 2.5x faster on a CPU; it is the
+  reference implementation of the fused path.
+* :func:`lsq_quantize_fused` (the quantized layers' default) computes the same values and
+  gradients with the backward's ingredients made in the forward pass: one pass over the
+  tensor forms the code, the clip mask (one byte per element) and the step-gradient term
+  ``round(v) - v`` inside / ``qmin``, ``qmax`` outside (LSQ's), so the backward is one masked
+  copy of the incoming gradient and one dot product (a per-channel sum for weights), with no
+  recomputation and no bool-to-float conversions.
 * The CSQ training path (int8 input codes, only the trained channels' outputs kept) is
   :mod:`jaqmoo.quant.csq`.
 """
@@ -41,9 +47,17 @@ def round_ste(x: Tensor) -> Tensor:
     return (x.round() - x).detach() + x
 
 
-def lsq_quantize(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
+def step_grad_scale(x: Tensor, step: Tensor, qmax: int, numel: int | None = None) -> float:
+    """LSQ's step-gradient scale ``1 / sqrt(elements per step * qmax)``; ``numel`` overrides
+    ``x.numel()`` (data-parallel training counts the global batch's elements, so every process
+    count gives the gradient of one process)."""
+    n = x.numel() if numel is None else int(numel)
+    return 1.0 / math.sqrt(max(1, n // max(1, step.numel())) * max(1, qmax))
+
+
+def lsq_quantize(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
     """LSQ fake quantization of ``x`` with a learnable ``step`` (broadcastable to ``x``)."""
-    g = 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * max(1, qmax))
+    g = step_grad_scale(x, step, qmax, numel)
     s = grad_scale(step.abs() + STEP_EPS, g)
     return round_ste(torch.clamp(x / s, qmin, qmax)) * s
 
@@ -83,10 +97,58 @@ class _LeanLSQ(torch.autograd.Function):
         return grad_x, grad_s, None, None, None
 
 
-def lsq_quantize_lean(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
+class _FusedLSQ(torch.autograd.Function):
+    """LSQ with the gradients of :func:`lsq_quantize`; forward leaves the backward two passes.
+
+    Saved for backward: the step-gradient term ``ds`` (float, the size of ``x``) and the clip
+    mask (bool). ``ds`` is written into the buffer of ``x / s`` and the output into the buffer of
+    the clamped codes, so the forward allocates three tensors (codes, ``x / s``, mask) and makes
+    seven elementwise passes; the backward makes two (gradient masking, the step's reduction).
+    """
+
+    @staticmethod
+    def forward(ctx, x, s, qmin, qmax, g):  # noqa: D401
+        v = torch.div(x, s)
+        q = v.clamp(qmin, qmax)
+        outside = q != v
+        q.round_()
+        ds = torch.sub(q, v.masked_fill_(outside, 0.0), out=v)  # round(v) - v inside, qmin / qmax outside
+        ctx.conf = (g, s.shape)
+        ctx.save_for_backward(ds, outside)
+        return q.mul_(s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ds, outside = ctx.saved_tensors
+        g, s_shape = ctx.conf
+        grad_x = grad.masked_fill(outside, 0.0) if ctx.needs_input_grad[0] else None
+        grad_s = None
+        if ctx.needs_input_grad[1]:
+            grad = grad.contiguous()
+            if math.prod(s_shape) == 1:
+                grad_s = (torch.dot(ds.reshape(-1), grad.reshape(-1)) * g).reshape(s_shape)
+            else:
+                dims = [d for d in range(ds.dim()) if s_shape[d] == 1]
+                grad_s = (ds * grad).sum(dim=dims, keepdim=True) * g
+        return grad_x, grad_s, None, None, None
+
+
+def lsq_quantize_fused(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
+    """:func:`lsq_quantize` (same values and gradients) with the backward prepared in the forward
+    pass (see :class:`_FusedLSQ`): the quantized layers' default training path."""
+    g = step_grad_scale(x, step, qmax, numel)
+    return _FusedLSQ.apply(x, step.abs() + STEP_EPS, qmin, qmax, g)
+
+
+def lsq_quantize_lean(x: Tensor, step: Tensor, qmin: int, qmax: int, numel: int | None = None) -> Tensor:
     """:func:`lsq_quantize` (same values and gradients) storing only ``x`` for backward."""
-    g = 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * max(1, qmax))
+    g = step_grad_scale(x, step, qmax, numel)
     return _LeanLSQ.apply(x, step.abs() + STEP_EPS, qmin, qmax, g)
+
+
+#: The LSQ training paths a quantized layer can take (``QuantMixin.lsq_path``): the fused default,
+#: the lean reference and the standard-autograd reference
+LSQ_PATHS = {"fused": lsq_quantize_fused, "lean": lsq_quantize_lean, "autograd": lsq_quantize}
 
 
 def quantize_nograd(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
@@ -140,10 +202,13 @@ def lsq_init_step(x: Tensor, qmax: int, dim: int | None = None) -> Tensor:
 
 __all__ = [
     "int_range",
+    "step_grad_scale",
     "grad_scale",
     "round_ste",
     "lsq_quantize",
     "lsq_quantize_lean",
+    "lsq_quantize_fused",
+    "LSQ_PATHS",
     "quantize_nograd",
     "lsq_init_step",
     "mse_init_step",

@@ -22,6 +22,9 @@ from typing import Any
 #: TrainConfig fields that change the trained weights (the recipe part of the identity)
 RECIPE_KEYS = ("epochs", "float_epochs", "batch_size", "lr", "weight_decay", "optimizer", "n_random", "distill",
                "sensitivity_batches", "max_train")
+#: recipe fields added later, part of the identity only when they differ from these defaults (so
+#: checkpoints trained before they existed keep their identity)
+OPTIONAL_RECIPE_KEYS = {"augment": "none", "quant_lr": None}
 
 
 def make_identity(meta: dict, config: dict | None, pretrained: str | None = None,
@@ -45,6 +48,8 @@ def make_identity(meta: dict, config: dict | None, pretrained: str | None = None
     }
     if config is not None:
         ident["recipe"] = {k: config.get(k) for k in RECIPE_KEYS}
+        ident["recipe"].update({k: config[k] for k, default in OPTIONAL_RECIPE_KEYS.items()
+                                if config.get(k, default) != default})
         extra = config.get("extra") or {}
         ident["pretrained"] = extra.get("pretrained") if isinstance(extra, dict) else None
         # the train/validation split (checkpoints from before it was recorded used split 0)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jaqmoo.quant.fakequant import (
+    LSQ_PATHS,
     int_range,
     lsq_init_step,
     lsq_quantize,
@@ -54,7 +55,8 @@ class QuantMixin:
         self.w_bits = max(bits)
         self.a_bits = max(bits)
         self.csq_fraction = 0.0
-        self.lean_lsq = True  # the lean LSQ function (default) or standard autograd LSQ (False, for reference)
+        self.batch_shards = 1  # data-parallel processes sharing each batch (LSQ's step-gradient scale counts all)
+        self.lsq_path = "fused"  # a key of LSQ_PATHS: "fused" (default), "lean" or "autograd" (references)
 
     def _bit_index(self, bits: int) -> int:
         return self.bits.index(bits)
@@ -74,9 +76,11 @@ class QuantMixin:
         step = step.view(-1, *([1] * (self.weight.dim() - 1)))
         if not torch.is_grad_enabled():
             return quantize_nograd(self.weight, step, qmin, qmax)
-        if self.lean_lsq or self.csq_fraction > 0.0:
-            return lsq_quantize_lean(self.weight, step, qmin, qmax)
-        return lsq_quantize(self.weight, step, qmin, qmax)
+        if self.lsq_path == "autograd" and self.csq_fraction == 0.0:
+            return lsq_quantize(self.weight, step, qmin, qmax)
+        # weights: the lean function saves only the weight itself (a parameter, alive anyway), where the
+        # fused one would keep a weight-sized gradient term; the time difference is negligible here
+        return lsq_quantize_lean(self.weight, step, qmin, qmax)
 
     def _act_range(self, x: Tensor) -> tuple[int, int]:
         if int(self.a_signed) < 0:
@@ -101,9 +105,7 @@ class QuantMixin:
         step = self._act_step(x, qmax)
         if not torch.is_grad_enabled():
             return quantize_nograd(x, step, qmin, qmax)
-        if self.lean_lsq:
-            return lsq_quantize_lean(x, step, qmin, qmax)
-        return lsq_quantize(x, step, qmin, qmax)
+        return LSQ_PATHS[self.lsq_path](x, step, qmin, qmax, numel=x.numel() * self.batch_shards)
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         base = super().extra_repr()

@@ -15,8 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+from jaqmoo.quant.checkpoints import load_supernet
+from jaqmoo.quant.csq import csq_blocks
+from jaqmoo.quant.policy import QuantPolicy
+from jaqmoo.quant.sandwich import sandwich_policies, sandwich_step
 
 
 @dataclass
@@ -51,6 +57,20 @@ def saved_activation_bytes(model: nn.Module, forward: Callable[[], Tensor]) -> S
     par = sum(b for p, b in seen.items() if p in param_ptrs)
     loss.backward()
     return SavedMemory(act, par, count[0])
+
+
+def sandwich_saved_peak(supernet: nn.Module, policies: list[QuantPolicy],
+                        loss: Callable[[], Tensor]) -> SavedMemory:
+    """The largest :func:`saved_activation_bytes` over the sub-steps of a sandwich step (each
+    configuration's graph is freed by its backward before the next one is built, so the step
+    holds one at a time); ``loss`` builds the current configuration's loss."""
+    peak = None
+    for policy in policies:
+        supernet.set_policy(policy)
+        saved = saved_activation_bytes(supernet, loss)
+        if peak is None or saved.activation_bytes > peak.activation_bytes:
+            peak = saved
+    return peak
 
 
 def cuda_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
@@ -92,29 +112,28 @@ def _peak_rss_bytes() -> int:
     raise OSError("no VmHWM in /proc/self/status")
 
 
-def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool,
-                      seed: int) -> int:  # pragma: no cover - runs in a subprocess
+def _measure_in_child(ckpt: str, batch: int, bits: int, csq_fraction: float, lsq_path: str,
+                      seed: int, sandwich: bool) -> int:  # pragma: no cover - runs in a subprocess
     import ctypes
     import gc
     import threading
     from contextlib import nullcontext
 
     torch.set_num_threads(1)
-    from jaqmoo.quant.csq import csq_blocks
-    from jaqmoo.quant.supernet import load_supernet
-
     net = load_supernet(ckpt)
     net.set_csq_fraction(csq_fraction)
-    net.set_lean_lsq(lean)
+    net.set_lsq_path(lsq_path)
     net.set_policy(net.uniform_policy(bits))
     net.train()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *net.meta.input_shape, generator=g)
     y = torch.randint(0, net.meta.num_classes, (batch,), generator=g)
+    policies = (sandwich_policies(net, np.random.default_rng(seed), 1, top_bits=bits) if sandwich
+                else [net.uniform_policy(bits)])
 
     def step() -> None:
         with csq_blocks(net.model) if csq_fraction > 0 else nullcontext():
-            torch.nn.functional.cross_entropy(net(x), y).backward()
+            sandwich_step(net, x, y, len(policies), lambda i: net.set_policy(policies[i]), distill=True)
 
     step()  # warm-up: gradient buffers exist, libraries and kernels are loaded, as in training
     gc.collect()
@@ -149,9 +168,14 @@ def _child_main() -> None:  # pragma: no cover - runs in a subprocess
     print(f"PEAK_RSS_DELTA {_measure_in_child(**args)}")
 
 
-def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lean: bool = False,
-                        seed: int = 0) -> int:
+def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, lsq_path: str = "fused",
+                        seed: int = 0, sandwich: bool = False) -> int:
     """Peak resident-memory growth (bytes) of one steady-state training step, in a fresh process.
+
+    The step trains every layer at ``bits``, or with ``sandwich`` a whole sandwich step capped at
+    ``bits`` (:func:`~jaqmoo.quant.sandwich.sandwich_policies`: uniform ``bits``, uniform lowest
+    bits and one level + noise middle, in-place distillation), whose peak is the largest over
+    its sub-steps.
 
     The supernet is loaded from ``ckpt`` (so CSQ's sensitive channels are the saved ones), a
     random batch is built and one warm-up forward/backward runs (gradient buffers allocated,
@@ -170,7 +194,7 @@ def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, l
     import sys
 
     args = json.dumps({"ckpt": str(ckpt), "batch": batch, "bits": bits, "csq_fraction": csq_fraction,
-                       "lean": lean, "seed": seed})
+                       "lsq_path": lsq_path, "seed": seed, "sandwich": sandwich})
     code = "from jaqmoo.quant.memory import _child_main; _child_main()"
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800, env=env)
@@ -180,4 +204,4 @@ def step_peak_rss_bytes(ckpt: str, batch: int, bits: int, csq_fraction: float, l
     raise RuntimeError(f"memory measurement failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
 
 
-__all__ = ["SavedMemory", "saved_activation_bytes", "cuda_peak_bytes", "step_peak_rss_bytes"]
+__all__ = ["SavedMemory", "saved_activation_bytes", "sandwich_saved_peak", "cuda_peak_bytes", "step_peak_rss_bytes"]

@@ -10,7 +10,8 @@ layers of :func:`jaqmoo.workload.extract_workload` for the same model.
 A checkpoint (``torch.save`` of plain data) holds the :class:`SupernetMeta` (everything
 needed to rebuild the model), the weights and, when saved by training, the optimizer
 state for resuming. :func:`load_supernet` rebuilds the model and checks that the weights
-fit it, so a checkpoint of another model or a damaged file gives a :class:`JaqmooError`.
+fit it, so a checkpoint of another model or a damaged file gives a :class:`JaqmooError`
+(:func:`jaqmoo.quant.checkpoints.load_supernet` reads either kind, fixed or elastic).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import build_model
-from jaqmoo.quant.fakequant import int_range, mse_init_step
+from jaqmoo.quant.fakequant import LSQ_PATHS, int_range, mse_init_step
 from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.safe_write import atomic_write_with
@@ -200,11 +201,20 @@ class Supernet(nn.Module):
         for layer in self.layers:
             layer.csq_fraction = float(fraction)
 
-    def set_lean_lsq(self, lean: bool) -> None:
-        """Quantize with the memory-lean LSQ function (``True``, the default) or with the standard
-        autograd ops (``False``: same values and gradients, more memory and time; a reference)."""
+    def set_lsq_path(self, path: str) -> None:
+        """Train with LSQ path ``path``: ``"fused"`` (the default), or one of the references with the
+        same values and gradients, ``"lean"`` (the previous default) and ``"autograd"`` (standard
+        autograd ops; most memory and time)."""
+        if path not in LSQ_PATHS:
+            raise JaqmooError(f"lsq path {path!r}: use one of {sorted(LSQ_PATHS)}")
         for layer in self.layers:
-            layer.lean_lsq = bool(lean)
+            layer.lsq_path = path
+
+    def set_batch_shards(self, n: int) -> None:
+        """Data-parallel training over ``n`` processes, each with ``1 / n`` of every batch: LSQ's
+        activation step-gradient scale then counts the whole batch (as one process would)."""
+        for layer in self.layers:
+            layer.batch_shards = int(n)
 
     def set_sensitive_channels(self, scores: Sequence[Tensor]) -> None:
         """Mark, per layer, the top ``csq_fraction`` output channels by ``scores`` as CSQ-trained."""
@@ -393,31 +403,11 @@ def supernet_from_payload(payload: dict, source: str, expect_model: str | None =
     return supernet
 
 
-def load_supernet(path: str | Path, expect_model: str | None = None, device: str | torch.device = "cpu") -> Supernet:
-    """Rebuild a :class:`Supernet` from a checkpoint written by training or :meth:`Supernet.save`.
-
-    Its :attr:`Supernet.meta` carries model name, dataset, width_mult, input shape and bits.
-    An elastic checkpoint (``jaqmoo supernet train --elastic``, a spec with ``model.elastic``)
-    gives its :class:`~jaqmoo.quant.elastic.ElasticSupernet` with the largest sub-network selected.
-    """
-    payload = read_checkpoint(path)
-    from jaqmoo.quant.elastic import elastic_of_payload, load_elastic_supernet
-
-    if elastic_of_payload(payload) is not None:
-        model = (payload.get("meta") or {}).get("model")
-        if expect_model is not None and model != expect_model:
-            raise JaqmooError(f"checkpoint {path} is for model {model!r}, not {expect_model!r}")
-        return load_elastic_supernet(path, device=device)
-    supernet = supernet_from_payload(payload, str(path), expect_model)
-    return supernet.to(device)
-
-
 __all__ = [
     "checkpoint_epochs",
     "Supernet",
     "SupernetMeta",
     "build_supernet",
-    "load_supernet",
     "read_checkpoint",
     "save_checkpoint",
     "wrap_model",

@@ -22,32 +22,56 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from jaqmoo.data import load_dataset
 from jaqmoo.errors import JaqmooError
+from jaqmoo.models.elastic_space import ElasticSpace
 from jaqmoo.progress import progress_bar
+from jaqmoo.quant.augment import augment_batch, check_augment
+from jaqmoo.quant.checkpoints import load_for_resume
 from jaqmoo.quant.csq import csq_blocks
-from jaqmoo.quant.elastic import ElasticSupernet
+from jaqmoo.quant.distributed import (
+    agree,
+    average_gradients,
+    barrier,
+    broadcast_module,
+    init_from_env,
+    mean_over_ranks,
+    rank_device,
+    shard,
+    sync_batch_norms,
+)
+from jaqmoo.quant.elastic import (
+    ElasticSupernet,
+    build_elastic_supernet,
+    elastic_train_step,
+    evaluate_pair,
+    sandwich_pairs,
+    sort_hidden_channels,
+)
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy
-from jaqmoo.quant.sensitivity import rank_sensitive_channels
-from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint, supernet_from_payload
+from jaqmoo.quant.sandwich import sandwich_policies, sandwich_step
+from jaqmoo.quant.sensitivity import measure_sensitivity
+from jaqmoo.quant.supernet import Supernet, build_supernet, read_checkpoint
 from jaqmoo.strict import number
 
 #: Version of the training code, raised whenever a change makes the same recipe train different
 #: weights (cached supernets of an older version are then not reused). 2: LSQ steps calibrated
 #: at the float-to-quantized switch (``Supernet.calibrate_steps``); 3: elastic MobileNetV2's
-#: channel sort leaves blocks without an expand layer alone.
-TRAINING_VERSION = 3
+#: channel sort leaves blocks without an expand layer alone; 4: the sandwich rule's middle configurations
+#: drawn as the search draws (level + noise, :func:`jaqmoo.quant.sampling.level_policies`), dropout's
+#: random state restored on resume, the fused LSQ path for activations.
+TRAINING_VERSION = 4
 
 
 @dataclass
@@ -78,6 +102,9 @@ class TrainConfig:
     max_train: int | None = None
     max_val: int | None = 1000
     input_size: int = 224  # image size for 'imagefolder' (the other datasets have a fixed size)
+    augment: str = "none"  # training-batch augmentation (jaqmoo.quant.augment.AUGMENTATIONS)
+    quant_lr: float | None = None  # None: one cosine over all epochs; else float and quantized phases each
+    # get their own cosine, the quantized one restarting at quant_lr
     resume: bool = False
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -101,6 +128,9 @@ class TrainConfig:
             raise JaqmooError(f"optimizer must be 'adamw' or 'sgd' (got {self.optimizer!r})")
         if not 0.0 <= self.csq_fraction <= 1.0:
             raise JaqmooError(f"csq_fraction must be in [0, 1] (got {self.csq_fraction})")
+        if self.quant_lr is not None and self.quant_lr <= 0:
+            raise JaqmooError(f"quant_lr must be > 0 or unset (got {self.quant_lr})")
+        check_augment(self.augment)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -136,12 +166,18 @@ def n_batches(ds: Dataset, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
 
 
-def sandwich_policies(supernet: Supernet, rng: np.random.Generator, n_random: int) -> list[QuantPolicy]:
-    """Largest, smallest and ``n_random`` random per-layer bit configurations."""
-    hi, lo = max(supernet.bits), min(supernet.bits)
-    return [supernet.uniform_policy(hi), supernet.uniform_policy(lo)] + [
-        supernet.random_policy(rng) for _ in range(n_random)
-    ]
+def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    """The learning rate at optimizer step ``step`` as a multiple of ``cfg.lr``: one cosine over all
+    epochs, or (``cfg.quant_lr`` set) a cosine over the float epochs and one restarting at
+    ``quant_lr`` over the quantized epochs."""
+    total = max(1, (cfg.float_epochs + cfg.epochs) * steps_per_epoch)
+    if cfg.quant_lr is None:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    switch = cfg.float_epochs * steps_per_epoch
+    if step < switch:
+        return 0.5 * (1 + math.cos(math.pi * step / switch))
+    span = max(1, total - switch)
+    return cfg.quant_lr / cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step - switch, span) / span))
 
 
 def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -155,34 +191,9 @@ def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
-    """KL divergence of the student from the (detached) teacher distribution."""
-    return F.kl_div(F.log_softmax(student, dim=1), teacher_probs, reduction="batchmean")
-
-
 def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
     """Forward/backward every policy (gradients accumulate); returns the mean loss."""
     return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill)
-
-
-def sandwich_step(supernet: Supernet, x: Tensor, y: Tensor, n: int, select: Callable[[int], object],
-                  distill: bool) -> float:
-    """Forward/backward configurations ``0..n-1`` (``select(i)`` switches the supernet to the
-    i-th); with ``distill`` the first one's soft predictions teach the others. Mean loss."""
-    total = 0.0
-    teacher = None
-    for i in range(n):
-        select(i)
-        out = supernet(x)
-        if i == 0 or not distill or teacher is None:
-            loss = F.cross_entropy(out, y)
-            if i == 0:
-                teacher = F.softmax(out.detach(), dim=1)
-        else:
-            loss = distill_loss(out, teacher)
-        loss.backward()
-        total += float(loss.detach())
-    return total / max(1, n)
 
 
 def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
@@ -208,11 +219,19 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
 
     ``splits`` (a :class:`jaqmoo.data.DatasetSplits`) and ``supernet`` may be given to
     skip loading/building them (tests, benchmarks).
-    """
-    from jaqmoo.data import load_dataset
 
+    Inside a process group (``jaqmoo supernet train --nproc N``, ``torchrun``) every rank runs
+    this function: each trains its slice of every global batch of ``batch_size`` images, with
+    global batch-norm statistics and averaged gradients, and rank 0 writes the checkpoint
+    (:mod:`jaqmoo.quant.distributed`).
+    """
     cfg.validate()
     device = resolve_device(cfg.device)
+    ctx = init_from_env(device)
+    device = rank_device(device, ctx)
+    if ctx.active and cfg.batch_size % ctx.world:
+        raise JaqmooError(f"batch_size {cfg.batch_size} does not split evenly over {ctx.world} processes; "
+                          f"use a multiple of {ctx.world}")
     out = Path(cfg.out)
     if splits is None:
         splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, download=cfg.download,
@@ -222,15 +241,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     payload = None
     if cfg.resume and out.is_file():
         payload = read_checkpoint(out)
-        supernet = (supernet_from_payload(payload, str(out), expect_model=cfg.model) if _elastic_space(cfg) is None
-                    else _load_elastic(out, _elastic_space(cfg)))
+        supernet = load_for_resume(out, payload, cfg.model, _elastic_space(cfg))
         if payload["meta"].get("dataset") != splits.name:
             raise JaqmooError(f"--resume: checkpoint {out} was trained on {payload['meta'].get('dataset')!r}, not {splits.name!r}")
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
     elif supernet is None and _elastic_space(cfg) is not None:
-        from jaqmoo.quant.elastic import build_elastic_supernet
-
         supernet = build_elastic_supernet(_elastic_space(cfg), splits.num_classes, splits.in_channels, splits.input_size,
                                           splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction, cfg.fixed_first_last)
     elif supernet is None:
@@ -238,12 +254,15 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                                   cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
                                   cfg.fixed_first_last)
     supernet.to(device)
+    if ctx.active:
+        sync_batch_norms(supernet.model)
+        broadcast_module(supernet, ctx)
+        supernet.set_batch_shards(ctx.world)
     supernet.set_csq_fraction(cfg.csq_fraction)
     opt = make_optimizer(supernet, cfg)
     steps_per_epoch = max(1, n_batches(splits.train, cfg.batch_size, drop_last=True))
     n_epochs = cfg.float_epochs + cfg.epochs
-    total_steps = max(1, n_epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, steps_per_epoch))
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if payload is not None:
@@ -254,6 +273,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         if "rng" in payload:
             gen.set_state(payload["rng"]["torch"])
             rng.bit_generator.state = _restore_np_state(payload["rng"]["numpy"])
+            if "global" in payload["rng"]:  # dropout's state (checkpoints of TRAINING_VERSION >= 4)
+                torch.set_rng_state(payload["rng"]["global"])
     calib = [x.to(device) for x, _ in iterate_batches(splits.train, 256, shuffle=False)][:2]
     vx, vy = _stack(splits.val, 1000, device)
     cfg_dict = asdict(cfg)
@@ -263,11 +284,13 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     elastic = isinstance(supernet, ElasticSupernet)
     if elastic:  # the checkpoint's identity carries the (normalised) architecture space
         cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
-        from jaqmoo.quant.elastic import elastic_train_step, sandwich_pairs, sort_hidden_channels
 
-    def save(epoch: int) -> None:
-        supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                      config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng)})
+    def save(epoch: int) -> None:  # rank 0 writes; the others wait until the file is complete
+        if ctx.is_main:
+            supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                          config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng),
+                                                "global": torch.get_rng_state()})
+        barrier(ctx)
 
     for epoch in range(start_epoch, n_epochs):
         supernet.train()
@@ -281,21 +304,28 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:
             sens = list(iterate_batches(splits.train, cfg.batch_size, True, gen, device))[: cfg.sensitivity_batches]
-            rank_sensitive_channels(supernet, sens)
+            # every rank measures the whole batches (as one process does) and takes rank 0's scores,
+            # so every rank ranks the same channels
+            supernet.set_sensitive_channels(agree(measure_sensitivity(supernet, sens), ctx))
         bar = progress_bar(iterate_batches(splits.train, cfg.batch_size, True, gen, device, drop_last=True),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}", disable=not cfg.progress,
-                   leave=False)
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+                           total=steps_per_epoch, desc=f"epoch {epoch + 1}/{n_epochs}{' (float)' if float_phase else ''}",
+                           disable=not (cfg.progress and ctx.is_main), leave=False)
+        t0, seen, loss_sum, step_losses = time.perf_counter(), 0, 0.0, []
         # CSQ's fused blocks (jaqmoo/quant/csq.py) for fixed-architecture supernets; an elastic
         # supernet trains every channel on the lean LSQ path
         with csq_blocks(supernet.model) if csq and not elastic else nullcontext():
             for x, y in bar:
+                x = shard(augment_batch(x, cfg.augment, gen), ctx)
+                y = shard(y, ctx)
                 opt.zero_grad(set_to_none=True)
                 if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
                     loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
                 else:
                     policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
                     loss = train_step(supernet, x, y, policies, cfg.distill)
+                average_gradients(supernet, ctx)
+                loss = mean_over_ranks(loss, ctx)
+                step_losses.append(loss)
                 nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
                 opt.step()
                 sched.step()
@@ -311,18 +341,17 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "phase": "float" if float_phase else "quantized",
             "loss": loss_sum / steps_per_epoch,
             "seconds": time.perf_counter() - t0,
+            "step_losses": step_losses,
             "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
             "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
         if float_phase:  # the float network's accuracy (jaqmoo.quant.sanity compares 8-bit with it)
             record["acc_float"] = quick_accuracy(supernet, float_policy, calib, vx, vy)
         if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
-            from jaqmoo.quant.elastic import evaluate_pair
-
             record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
                                                             supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
         history.append(record)
-        if cfg.progress:
+        if cfg.progress and ctx.is_main:
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
                        f"{record['acc_max_bits']:.3f}, {min(supernet.bits)}-bit {record['acc_min_bits']:.3f} "
                        f"({record['seconds']:.0f} s)")
@@ -333,20 +362,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     return out
 
 
-def _elastic_space(cfg: TrainConfig):
+def _elastic_space(cfg: TrainConfig) -> ElasticSpace | None:
     """The :class:`~jaqmoo.models.elastic_mbv2.ElasticSpace` of ``cfg.extra['elastic']`` (None: fixed network)."""
     data = cfg.extra.get("elastic") if isinstance(cfg.extra, dict) else None
     if data is None:
         return None
-    from jaqmoo.models.elastic_space import ElasticSpace
-
     return ElasticSpace.from_dict(data, width_mult=cfg.width_mult, model=cfg.model)
-
-
-def _load_elastic(out: Path, space) -> Supernet:
-    from jaqmoo.quant.elastic import load_elastic_supernet
-
-    return load_elastic_supernet(out, expect_space=space)
 
 
 def _np_state(rng: np.random.Generator) -> dict:
@@ -363,4 +384,4 @@ def _restore_np_state(d: dict) -> dict:
             "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
 
 
-__all__ = ["TrainConfig", "train_supernet", "train_step", "sandwich_policies", "iterate_batches", "resolve_device"]
+__all__ = ["TRAINING_VERSION", "TrainConfig", "iterate_batches", "lr_factor", "resolve_device", "train_step", "train_supernet"]

@@ -34,9 +34,10 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.quant.checkpoints import load_supernet
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.qat import calibrated_start, qat_finetune
-from jaqmoo.quant.supernet import Supernet, load_supernet
+from jaqmoo.quant.supernet import Supernet
 from jaqmoo.quant.train import TRAINING_VERSION, iterate_batches, resolve_device
 from jaqmoo.safe_write import atomic_write_text
 
