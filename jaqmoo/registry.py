@@ -4,7 +4,8 @@ Each kind of plug-in has one :class:`Registry`, owned by the module that defines
 models (:data:`jaqmoo.models.registry.MODELS`), elastic model families
 (:data:`jaqmoo.models.elastic_space.FAMILIES`), accelerator templates
 (:data:`jaqmoo.hardware.templates.base.TEMPLATES`), pymoo algorithms
-(:data:`jaqmoo.search.algorithms.ALGORITHMS`) and accuracy estimator kinds
+(:data:`jaqmoo.search.algorithms.ALGORITHMS`), the seed papers' searchers
+(:data:`jaqmoo.search.baselines.SEARCHERS`) and accuracy estimator kinds
 (:data:`jaqmoo.experiment.estimators.ESTIMATORS`). An entry registers itself where it is defined::
 
     @MODELS.register("simple_cnn")

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.hardware import energy
 from jaqmoo.hardware import energy_tables as et
+from jaqmoo.hardware.energy import anchors, architecture, builtin, components, hwcomponents_model
 
 REFERENCE = Path("/work/shared/reference/timeloop")
 if not REFERENCE.is_dir():  # the repo may carry a copy
@@ -205,3 +207,10 @@ def test_architecture_without_technology_says_the_node_was_assumed():
     ert, art, source = et.estimate_architecture(arch)
     assert source == "built-in 45nm table (no technology given: 45nm assumed)"
     assert [t["name"] for t in ert["ERT"]["tables"]] == ["top.DRAM", "top.buf[1..1]", "top.mac"]
+
+
+def test_the_old_energy_tables_path_re_exports_the_split_modules():
+    homes = (anchors, architecture, builtin, components, hwcomponents_model)
+    for name in et.__all__:
+        assert any(getattr(m, name, None) is getattr(et, name) for m in homes), name
+    assert energy.__doc__ and set(et.__all__) == {n for m in homes for n in m.__all__}

@@ -63,7 +63,7 @@ DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder")
 #: pymoo algorithms (jaqmoo.search.algorithms) and the seed papers' searchers (jaqmoo.search.baselines),
 #: both selectable as search.algorithm
 ALGORITHMS = ALGORITHM_NAMES
-BASELINE_ALGORITHMS = SEARCHERS
+BASELINE_ALGORITHMS = tuple(SEARCHERS)
 HAQ_RESOURCES = ("energy", "latency", "memory")
 MAX_POPULATION = 100_000  # a population array is population x genes: checked before pymoo allocates it
 MAX_GENERATIONS = 10_000_000

@@ -15,9 +15,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.safe_write import DiskWriteError
 from jaqmoo.search.algorithms import make_algorithm
-from jaqmoo.search.baselines import DRIVEN, baseline_entries, searcher_space
-from jaqmoo.search.baselines.bits_nsga2 import make_bits_nsga2
-from jaqmoo.search.baselines.run import run_driven
+from jaqmoo.search.baselines import baseline_entries, run_searcher, searcher_for, searcher_space
 from jaqmoo.search.compat import check_resume_meta
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
@@ -126,14 +124,13 @@ def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: Candi
         store.create(overwrite=overwrite)
     store.write_meta(meta)
     problem = JointProblem(space, evaluator, settings.objectives, settings.constraints, store, settings.batch_size)
-    if settings.algorithm in DRIVEN:
-        return run_driven(problem, store, settings, evaluator, workload or getattr(evaluator, "workload", None),
-                          resume=resume, progress=progress, on_generation=on_generation)
-    if settings.algorithm == "bits-nsga2":
-        algorithm = make_bits_nsga2(space, settings.population)
-    else:
-        algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
-                                   space.uniform_seeds(settings.seed_bits), space.level_genes)
+    searcher = searcher_for(settings.algorithm)
+    if searcher is not None:
+        return run_searcher(searcher, problem, store, settings, evaluator,
+                            workload or getattr(evaluator, "workload", None), resume=resume, progress=progress,
+                            on_generation=on_generation)
+    algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
+                               space.uniform_seeds(settings.seed_bits), space.level_genes)
     return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
                       on_generation=on_generation)
 

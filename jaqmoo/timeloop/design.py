@@ -97,7 +97,7 @@ def _read(path: Path, where: str) -> tuple[dict, str, Path, Path]:
 
 def load_design(path: str | Path, where: str = FIELD) -> TimeloopDesign:
     """The :class:`TimeloopDesign` of a Timeloop input file or folder (errors name ``where``)."""
-    from jaqmoo.hardware.energy_tables import estimate_architecture
+    from jaqmoo.hardware.energy.architecture import estimate_architecture
     from jaqmoo.hardware.ert import find_sibling
     from jaqmoo.hardware.timeloop_yaml import accelerator_from_data
 

@@ -5,7 +5,7 @@ word widths...) into a Timeloop v0.4 input dict -- the flattened ``architecture`
 (``subtree``/``local``, as in ``parsed-processed-input.yaml``) plus the
 ``architecture_constraints`` that pin the template's dataflow -- and from there, through
 the same loader as any Timeloop file, into an ``Accelerator`` whose energies come from the
-built-in tables (:mod:`jaqmoo.hardware.energy_tables`).
+built-in tables (:mod:`jaqmoo.hardware.energy`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaqmoo.hardware import timeloop_yaml
-from jaqmoo.hardware.energy_tables import estimate_architecture
+from jaqmoo.hardware.energy.architecture import estimate_architecture
 
 
 def accelerator_from_timeloop(tl_input: Mapping[str, Any], *, name: str,

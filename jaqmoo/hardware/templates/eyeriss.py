@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
+from jaqmoo.hardware.energy.anchors import SUPPORTED_NODES_NM
 from jaqmoo.hardware.templates.base import (
     TEMPLATES,
     HardwareParam,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.hardware.energy_tables import estimate_architecture
+from jaqmoo.hardware.energy.architecture import estimate_architecture
 from jaqmoo.hardware.templates.base import TEMPLATES, Template
 
 

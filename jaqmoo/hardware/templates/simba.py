@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from jaqmoo.hardware.energy_tables import SUPPORTED_NODES_NM
+from jaqmoo.hardware.energy.anchors import SUPPORTED_NODES_NM
 from jaqmoo.hardware.templates.base import (
     TEMPLATES,
     HardwareParam,

@@ -5,46 +5,32 @@
 * ``haq`` (:mod:`.haq`, :mod:`.ddpg`): HAQ's DDPG agent with the resource-budget action wall;
 * ``bits-nsga2`` (:mod:`.bits_nsga2`): Klhufek et al.'s bits-only NSGA-II with their operators.
 
-Each is selected by ``search.algorithm`` in a spec (or :class:`~jaqmoo.search.session.SearchSettings`)
-and writes the same records, ``meta.json`` and ``history.csv`` as the joint search, so
-``jaqmoo export`` / ``plot``, :func:`jaqmoo.report.load_run` and sweeps read them unchanged.
-``haq`` and ``bits-nsga2`` search bits only: :func:`searcher_space` fixes the hardware genes
-at their defaults and lets the mapper choose mappings (``inner`` mode).
+Each registers itself in :data:`SEARCHERS` (:mod:`.searcher`) and is selected by
+``search.algorithm`` in a spec (or :class:`~jaqmoo.search.session.SearchSettings`); each writes
+the same records, ``meta.json`` and ``history.csv`` as the joint search, so ``jaqmoo export`` /
+``plot``, :func:`jaqmoo.report.load_run` and sweeps read them unchanged. ``haq`` and
+``bits-nsga2`` search bits only: :func:`searcher_space` fixes the hardware genes at their
+defaults and lets the mapper choose mappings (``inner`` mode).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+# the searcher modules, imported so that they register themselves, in this order (SEARCHERS' order)
+# isort: off
+from jaqmoo.search.baselines import uniform  # noqa: F401
+from jaqmoo.search.baselines import random_search  # noqa: F401
+from jaqmoo.search.baselines import haq  # noqa: F401
+from jaqmoo.search.baselines import bits_nsga2  # noqa: F401
+# isort: on
+from jaqmoo.search.baselines.run import run_searcher
+from jaqmoo.search.baselines.searcher import (
+    SEARCHERS,
+    Searcher,
+    baseline_entries,
+    searcher_for,
+    searcher_space,
+    seed_baselines,
+)
 
-from jaqmoo.search.genome import GenomeSpace
-
-SEARCHERS = ("uniform", "random", "haq", "bits-nsga2")
-#: searchers that are not pymoo algorithms (run by :class:`.driver.EvaluationDriver`)
-DRIVEN = ("uniform", "random", "haq")
-#: searchers whose genome is the per-layer bits only (hardware fixed, mapper inside)
-BITS_ONLY = ("haq", "bits-nsga2")
-
-
-def searcher_space(algorithm: str, space: GenomeSpace) -> GenomeSpace:
-    """The genome ``algorithm`` searches: ``space`` itself, or its bits only for HAQ / bits-nsga2."""
-    if algorithm not in BITS_ONLY:
-        return space
-    fixed = {**space.hardware_fixed, **{g.name: g.choices[g.default_index] for g in space.hardware_genes}}
-    return replace(space, hardware_genes=(), hardware_fixed=fixed, mapping_mode="inner")
-
-
-def baseline_entries(algorithm: str, space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:
-    """Where a run stores its uniform-bit policies (``meta.json`` ``baselines``: label, bits, gen, idx)."""
-    if algorithm == "uniform":
-        from jaqmoo.search.baselines.uniform import baselines
-
-        return baselines(space, population)
-    if algorithm == "haq":
-        w, a = max(space.weight_choices), max(space.act_choices)
-        return [{"label": f"uniform {w}-bit", "bits": w, "gen": 1, "idx": 0}] if w == a else []
-    if algorithm == "bits-nsga2":
-        from jaqmoo.search.baselines.bits_nsga2 import uniform_bits
-
-        seed_bits = uniform_bits(space)
-    return [{"label": f"uniform {b}-bit", "bits": b, "gen": 1, "idx": i} for i, b in enumerate(seed_bits)]
+__all__ = ["SEARCHERS", "Searcher", "baseline_entries", "run_searcher", "searcher_for", "searcher_space",
+           "seed_baselines"]

@@ -19,12 +19,15 @@ so the run checkpoints and resumes like the joint search.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.crossover import Crossover
 from pymoo.core.mutation import Mutation
 
 from jaqmoo.search.algorithms import SeededIntegerSampling
+from jaqmoo.search.baselines.searcher import SEARCHERS, Searcher, seed_baselines
 from jaqmoo.search.genome import GenomeSpace
 
 RESET_PROBABILITY = 0.05
@@ -92,3 +95,11 @@ def make_bits_nsga2(space: GenomeSpace, pop_size: int) -> NSGA2:
                       crossover=LayerCrossover(n, upper), mutation=LayerMutation(n, upper),
                       eliminate_duplicates=True)
     return algorithm
+
+
+def bits_baselines(space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:
+    """Its own uniform seeds (:func:`uniform_bits`), stored first, whatever ``search.seed_bits`` says."""
+    return seed_baselines(space, population, uniform_bits(space))
+
+
+SEARCHERS.register("bits-nsga2", Searcher(algorithm=make_bits_nsga2, bits_only=True, baselines=bits_baselines))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import METRIC_OF
 from jaqmoo.search.baselines.ddpg import DDPGAgent, DDPGConfig
 from jaqmoo.search.baselines.driver import EvaluationDriver
+from jaqmoo.search.baselines.searcher import SEARCHERS, Searcher
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.workload import Workload
 
@@ -200,3 +202,19 @@ def _episode(agent: DDPGAgent, states: np.ndarray, space: GenomeSpace, x_ref: np
 
 
 __all__: Sequence[str] = ["HaqSettings", "action_wall", "raw_states", "normalized_states", "run_haq", "STATE_FIELDS"]
+
+
+def _drive(driver: EvaluationDriver, space: GenomeSpace, settings: Any, evaluator: Any, workload: Any) -> dict:
+    if workload is None:
+        raise JaqmooError("haq needs the network's layer shapes: pass workload= (or an evaluator with .workload)")
+    return run_haq(driver, space, evaluator, workload, HaqSettings(settings.haq_resource, tuple(settings.haq_budgets)),
+                   settings.seed)
+
+
+def max_bit_baseline(space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:
+    """HAQ stores its max-bit reference policy first: the run's only uniform baseline (when w == a)."""
+    w, a = max(space.weight_choices), max(space.act_choices)
+    return [{"label": f"uniform {w}-bit", "bits": w, "gen": 1, "idx": 0}] if w == a else []
+
+
+SEARCHERS.register("haq", Searcher(drive=_drive, bits_only=True, baselines=max_bit_baseline))

@@ -9,10 +9,12 @@ budget (``population x generations`` evaluations) is spent, never beyond it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from jaqmoo.search.baselines.driver import EvaluationDriver
+from jaqmoo.search.baselines.searcher import SEARCHERS, Searcher
 from jaqmoo.search.genome import GenomeSpace
 
 
@@ -25,3 +27,10 @@ def run_random(driver: EvaluationDriver, space: GenomeSpace, seed_bits: Sequence
     while driver.remaining > 0:
         n = min(driver.population - driver.n % driver.population, driver.remaining)
         driver.evaluate(space.random(n, rng))
+
+
+def _drive(driver: EvaluationDriver, space: GenomeSpace, settings: Any, evaluator: Any, workload: Any) -> None:
+    run_random(driver, space, settings.seed_bits, settings.seed)
+
+
+SEARCHERS.register("random", Searcher(drive=_drive))

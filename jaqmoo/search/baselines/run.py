@@ -1,48 +1,42 @@
-"""Running a driven searcher (uniform, random, haq) in a run directory."""
+"""Running a registered searcher (:data:`~.searcher.SEARCHERS`) in a run directory."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jaqmoo.errors import JaqmooError
 from jaqmoo.search.baselines.driver import EvaluationDriver
+from jaqmoo.search.baselines.searcher import Searcher
 from jaqmoo.search.problem import JointProblem
-from jaqmoo.search.runner import SearchOutcome
+from jaqmoo.search.runner import OnGeneration, SearchOutcome, run_search
 from jaqmoo.search.store import ResultsStore
 
 
-def run_driven(problem: JointProblem, store: ResultsStore, settings: Any, evaluator: Any, workload: Any = None,
-               resume: bool = False, progress: bool = True, on_generation: Any = None) -> SearchOutcome:
-    """Run ``settings.algorithm`` (a :class:`~jaqmoo.search.session.SearchSettings`) with a budget of
-    ``population x generations`` evaluations; the searcher's own facts go to ``meta.json`` ``search_info``.
+def run_searcher(searcher: Searcher, problem: JointProblem, store: ResultsStore, settings: Any, evaluator: Any,
+                 workload: Any = None, resume: bool = False, progress: bool = True,
+                 on_generation: OnGeneration | None = None) -> SearchOutcome:
+    """Run ``searcher`` as ``settings`` (a :class:`~jaqmoo.search.session.SearchSettings`) asks:
+    a pymoo-based one like the joint search, a driven one by :func:`run_driven`."""
+    if searcher.algorithm is not None:
+        algorithm = searcher.algorithm(problem.space, settings.population)
+        return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume,
+                          progress=progress, on_generation=on_generation)
+    return run_driven(searcher, problem, store, settings, evaluator, workload, resume=resume, progress=progress,
+                      on_generation=on_generation)
+
+
+def run_driven(searcher: Searcher, problem: JointProblem, store: ResultsStore, settings: Any, evaluator: Any,
+               workload: Any = None, resume: bool = False, progress: bool = True,
+               on_generation: OnGeneration | None = None) -> SearchOutcome:
+    """Run a driven searcher with a budget of ``population x generations`` evaluations (or the
+    searcher's own); the searcher's own facts go to ``meta.json`` ``search_info``.
     ``on_generation`` (e.g. the report writer) runs after every completed generation."""
     space = problem.space
-    budget = settings.population * settings.generations
-    if settings.algorithm == "uniform":
-        from jaqmoo.search.baselines.uniform import uniform_genomes
-
-        budget = len(uniform_genomes(space)[0])  # every uniform policy, whatever the budget
+    budget = searcher.budget(space) if searcher.budget is not None else settings.population * settings.generations
     driver = EvaluationDriver(problem, store, settings.population, budget, resume=resume, progress=progress,
                               on_generation=on_generation)
     info: dict = {"algorithm": settings.algorithm, "budget": budget}
     try:
-        if settings.algorithm == "uniform":
-            from jaqmoo.search.baselines.uniform import run_uniform
-
-            run_uniform(driver, space)
-        elif settings.algorithm == "random":
-            from jaqmoo.search.baselines.random_search import run_random
-
-            run_random(driver, space, settings.seed_bits, settings.seed)
-        elif settings.algorithm == "haq":
-            from jaqmoo.search.baselines.haq import HaqSettings, run_haq
-
-            if workload is None:
-                raise JaqmooError("haq needs the network's layer shapes: pass workload= (or an evaluator with .workload)")
-            info.update(run_haq(driver, space, evaluator, workload,
-                                HaqSettings(settings.haq_resource, tuple(settings.haq_budgets)), settings.seed))
-        else:
-            raise JaqmooError(f"internal: {settings.algorithm!r} is not a driven searcher")
+        info.update(searcher.drive(driver, space, settings, evaluator, workload) or {})
     finally:
         seconds = driver.close()
     meta = store.read_meta()
