@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_helpers import with_key
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.experiment.spec import ExperimentSpec, load_spec, parse_spec
@@ -24,13 +24,7 @@ BASE = {
 
 
 def _with(path: str, value) -> dict:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    *parents, last = path.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-    return data
+    return with_key(BASE, path, value)
 
 
 def test_base_spec_parses():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_helpers import with_key
 
 from jaqmoo.cli import main
 from jaqmoo.errors import JaqmooError
@@ -28,13 +29,7 @@ BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
 
 
 def _with(path: str, value) -> dict:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    *parents, last = path.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-    return data
+    return with_key(BASE, path, value)
 
 
 def _short(err: pytest.ExceptionInfo) -> str:
