@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p = fashion_setup.parser(__doc__)
     p.add_argument("--calib-batches", type=int, default=8, help="BN recalibration batches per policy (128 images each)")
     p.add_argument("--test-images", type=int, default=10000)
+    p.add_argument("--float-only", action="store_true",
+                   help="train (or load) the float start only and report it and its PTQ: the first half of the "
+                        "recipe, on its own (RESULT float_test_acc=.. ptq8_test_acc=.. ... float_train_seconds=..)")
     p.set_defaults(preset="recipe")
     args = fashion_setup.parse(p, argv)
     torch.set_num_threads(args.threads)
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
           f"n_random {args.n_random}, csq {args.csq_fraction:g}, seed {args.seed}, {args.threads} thread(s); "
           f"cache {fashion_setup.work_path(args, '').parent}")
     start_path = fashion_setup.work_path(args, "float.pt")
+    if args.float_only:
+        return report_float_start(args, splits, start_path, t0)
     net = fashion_setup.supernet_from_float_start(args, splits, start_path, args.csq_fraction,
                                                   fashion_setup.work_path(args, f"supernet-csq{args.csq_fraction:g}.pt"))
     sup_path = fashion_setup.work_path(args, f"supernet-csq{args.csq_fraction:g}.pt")
@@ -82,6 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     print("RESULT " + " ".join([f"float_test_acc={float_acc * 100:.2f}"]
                                + [f"uniform{b}_test_acc={a * 100:.2f}" for b, a in zip(REPORT_BITS, accs, strict=True)]
                                + [f"train_seconds={train_seconds:.0f}"]))
+    return 0
+
+
+def report_float_start(args, splits, start_path, t0: float) -> int:
+    """The float start (trained first if missing) and its post-training quantization on the test images."""
+    fashion_setup.float_start(args, splits, start_path)
+    data = EvalData.from_splits(splits, args.test_images, args.calib_batches, 128, args.seed, args.device, use_test=True)
+    start = load_supernet(start_path, device=args.device)
+    float_acc = SupernetEstimator(start, data).estimate_one(start.uniform_policy(FLOAT_BITS))
+    start.calibrate_steps(data.calib[0])
+    ptq = SupernetEstimator(start, data).estimate([start.uniform_policy(b) for b in REPORT_BITS])
+    seconds = epoch_seconds(start_path)
+    print(f"float start: {float_acc * 100:.2f} % on {len(data.images)} test images; PTQ "
+          + ", ".join(f"{b}-bit {q * 100:.2f} %" for b, q in zip(REPORT_BITS, ptq, strict=True))
+          + f"; float epochs {seconds:.0f} s; this process {time.perf_counter() - t0:.0f} s; load average "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    print("RESULT " + " ".join([f"float_test_acc={float_acc * 100:.2f}"]
+                               + [f"ptq{b}_test_acc={q * 100:.2f}" for b, q in zip(REPORT_BITS, ptq, strict=True)]
+                               + [f"float_train_seconds={seconds:.0f}"]))
     return 0
 
 
