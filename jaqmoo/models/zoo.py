@@ -47,22 +47,24 @@ def _simple_cnn(num_classes: int, in_channels: int, small: bool, width_mult: flo
     return SimpleCNN(num_classes, in_channels, width_mult)
 
 
-@MODELS.register("mobilenet_v2")
-def _mobilenet_v2(num_classes: int, in_channels: int, small: bool, width_mult: float) -> nn.Module:
-    model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes, width_mult=width_mult)
+def _adapted_stem(model: nn.Module, in_channels: int, small: bool) -> nn.Module:
+    """A torchvision MobileNet with its stem conv taking ``in_channels`` (stride 1 for small inputs)."""
     stem = model.features[0][0]
     if small or in_channels != stem.in_channels:
         model.features[0][0] = _replace_conv(stem, in_channels, stride=1 if small else None)
     return model
+
+
+@MODELS.register("mobilenet_v2")
+def _mobilenet_v2(num_classes: int, in_channels: int, small: bool, width_mult: float) -> nn.Module:
+    return _adapted_stem(torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes, width_mult=width_mult),
+                         in_channels, small)
 
 
 @MODELS.register("mobilenet_v3_small")
 def _mobilenet_v3_small(num_classes: int, in_channels: int, small: bool, width_mult: float) -> nn.Module:
-    model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=num_classes, width_mult=width_mult)
-    stem = model.features[0][0]
-    if small or in_channels != stem.in_channels:
-        model.features[0][0] = _replace_conv(stem, in_channels, stride=1 if small else None)
-    return model
+    return _adapted_stem(torchvision.models.mobilenet_v3_small(weights=None, num_classes=num_classes,
+                                                               width_mult=width_mult), in_channels, small)
 
 
 @MODELS.register("resnet18")
