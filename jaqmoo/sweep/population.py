@@ -2,7 +2,7 @@
 ``benchmarks/population_executor.py``; see the README for where it pays).
 
 :class:`PoolEvaluator` wraps any :class:`~jaqmoo.search.problem.CandidateEvaluator`: the
-evaluator is pickled once into every worker (its estimator, workload and caches travel with
+evaluator is sent once to every worker through multiprocessing's pipe (its estimator, workload and caches travel with
 it), each ``evaluate(candidates)`` call is split into one contiguous chunk per worker and the
 records come back in the candidates' order, so results are identical to the in-process
 evaluator's. Caches filled in the workers stay there (a worker sees about 1/N of the
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
-_WORKER: dict[str, Any] = {}  # per worker process: the unpickled evaluator (set by the initializer)
+_WORKER: dict[str, Any] = {}  # per worker process: its copy of the evaluator (set by the initializer)
 
 
-def _init_worker(blob: bytes, threads: int) -> None:
+def _init_worker(evaluator: Any, threads: int) -> None:
     from jaqmoo.sweep.executor import die_with_parent
 
     die_with_parent()
@@ -28,7 +27,7 @@ def _init_worker(blob: bytes, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    _WORKER["evaluator"] = pickle.loads(blob)
+    _WORKER["evaluator"] = evaluator
 
 
 def _evaluate_chunk(candidates: list) -> list[dict[str, Any]]:
@@ -51,9 +50,10 @@ class PoolEvaluator:
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            blob = pickle.dumps(self.evaluator, protocol=pickle.HIGHEST_PROTOCOL)
+            # the evaluator goes to the workers this process starts through multiprocessing's own pipe
+            # (in memory, once per worker); nothing is read back from a file
             self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(blob, self.threads))
+                                                initializer=_init_worker, initargs=(self.evaluator, self.threads))
         return self._pool
 
     def evaluate(self, candidates: Sequence[Any]) -> list[dict[str, Any]]:
