@@ -20,7 +20,7 @@ benchmarks share the float start, the supernets and the truth of one set-up.
   1 QAT epoch per policy, 24 policies (hours on a CPU; use ``--device cuda``).
 * ``recipe`` — the accurate supernet of ``supernet_recipe.py`` (``docs/benchmarks/supernet_recipe.md``
   says why each value): width 0.25, all 54,000 training images (6,000 held out for validation),
-  random crop + flip, 20 float epochs on a cosine from 2e-3, then 8 sandwich epochs (largest,
+  random crop + flip, 30 float epochs on a cosine from 2e-3, then 8 sandwich epochs (largest,
   smallest and one level + noise middle, in-place distillation) on a cosine from 5e-4, every
   channel on the LSQ path.
 
@@ -65,7 +65,7 @@ PRESETS = {
     "full": dict(model="mobilenet_v2", width_mult=0.35, max_train=None, float_epochs=3, epochs=10, n_random=2, qat_epochs=1.0,
                  policies=60, val_images=2000, predictor_samples=200, batch_size=128, truth_steps=800,
                  band_targets="3,4,5,6", band_size=5, test_images=None),
-    "recipe": dict(model="mobilenet_v2", width_mult=0.25, max_train=None, float_epochs=20, epochs=8, n_random=1,
+    "recipe": dict(model="mobilenet_v2", width_mult=0.25, max_train=None, float_epochs=30, epochs=8, n_random=1,
                    qat_epochs=1.0, policies=40, val_images=6000, predictor_samples=40, batch_size=128,
                    augment="crop-flip", quant_lr=5e-4, csq_fraction=0.0, truth_steps=800,
                    band_targets="3,4,5,6", band_size=5, test_images=None),
