@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csq-fraction", type=float, default=0.1)
     p.add_argument("--width-mult", type=float, default=0.25)
     p.add_argument("--no-sandwich", action="store_true", help="time the one-policy steps only")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: elapsed seconds; cpu: the process's CPU seconds (at --threads 1 the time an idle "
+                        "core takes, little moved by other jobs on a shared machine)")
     args = p.parse_args(argv)
     if args.reps < 1:
         p.error("--reps must be >= 1")
@@ -80,16 +83,20 @@ def prepare(args: argparse.Namespace) -> tuple[Supernet, torch.Tensor, torch.Ten
     return net, x, y, state
 
 
-def run_step(net: Supernet, x, y, policies, lsq_path: str, csq: bool, fraction: float) -> tuple[float, float, list]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run_step(net: Supernet, x, y, policies, lsq_path: str, csq: bool, fraction: float,
+             clock=time.perf_counter) -> tuple[float, float, list]:
     """One timed step (forward/backward of every policy, gradients accumulated): seconds, loss, gradients."""
     net.set_lsq_path(lsq_path)
     net.set_csq_fraction(fraction if csq else 0.0)
     net.zero_grad(set_to_none=True)
     with csq_blocks(net.model) if csq else nullcontext():
         torch.manual_seed(1)  # the same dropout masks on every path
-        t0 = time.perf_counter()
+        t0 = clock()
         loss = train_step(net, x, y, policies, distill=True)
-        seconds = time.perf_counter() - t0
+        seconds = clock() - t0
     return seconds, loss, [p.grad for p in net.parameters() if p.grad is not None]
 
 
@@ -105,14 +112,16 @@ def time_paths(args: argparse.Namespace) -> tuple[dict[str, list[float]], float,
     loss_diff = grad_diff = 0.0
     for rep in range(args.reps + 1):  # repetition 0 warms up allocator and kernels
         net.load_state_dict(state)
-        s, _, _ = run_step(net, x, y, [net.uniform_policy(32)], "fused", False, args.csq_fraction)
+        s, _, _ = run_step(net, x, y, [net.uniform_policy(32)], "fused", False, args.csq_fraction,
+                             CLOCKS[args.clock])
         if rep:
             times.setdefault("step float", []).append(s)
         for kind, policies in kinds.items():
             out = {}
             for name, (path, csq) in QUANT_PATHS.items():
                 net.load_state_dict(state)
-                s, loss, grads = run_step(net, x, y, policies(rep), path, csq, args.csq_fraction)
+                s, loss, grads = run_step(net, x, y, policies(rep), path, csq, args.csq_fraction,
+                                                CLOCKS[args.clock])
                 out[name] = (loss, torch.cat([g.flatten() for g in grads]))
                 if rep:
                     times.setdefault(f"{kind} {name}", []).append(s)
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     times, loss_diff, grad_diff = time_paths(args)
     load1 = os.getloadavg()
     print(f"MobileNetV2-{args.width_mult:g}, batch {args.batch}, {args.threads} thread(s), {args.reps} interleaved "
-          f"repetitions; one-policy step at uniform {args.bits} bits; CSQ fraction {args.csq_fraction:g}")
+          f"repetitions; one-policy step at uniform {args.bits} bits; CSQ fraction {args.csq_fraction:g}; {args.clock} clock")
     for name, t in times.items():
         print(f"{name:>18}: {spread(t)}")
     med = {k: statistics.median(v) for k, v in times.items()}

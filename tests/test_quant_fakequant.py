@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,3 +132,41 @@ def test_fused_lsq_equals_the_lean_reference_in_values_and_gradients(bits, signe
     assert torch.equal(gx, ref_gx)  # the same straight-through mask
     assert gs.shape == s0.shape
     assert torch.allclose(gs, ref_gs, rtol=1e-4, atol=1e-5)  # the same terms, summed in another order
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_one_pass_kernels_equal_the_eager_fused_path(threads, layout):
+    """Activation quantizers (one step, float32, CPU) take the one-pass kernels of
+    ``jaqmoo.quant.lsq_kernels``, serial and chunked-parallel (a tensor over several chunks);
+    outputs and input gradients are bit-identical to the eager path, the step gradient equal up
+    to summation order; a channels-last tensor keeps the eager path."""
+    from jaqmoo.quant import lsq_kernels
+    from jaqmoo.quant.fakequant import _FusedLSQ, lsq_quantize_fused
+
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn(3, 8, 60, 60, generator=g) * 2  # 86,400 elements: two chunks
+    up = torch.randn(x0.shape, generator=g)
+    if layout == "channels_last":
+        x0 = x0.to(memory_format=torch.channels_last)
+    s0 = torch.tensor(0.07)
+    assert lsq_kernels.applies(x0, s0) == (layout == "contiguous")
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for qmin, qmax in [(-8, 7), (0, 3), (-128, 127)]:
+            x, s = x0.clone().requires_grad_(), s0.clone().requires_grad_()
+            out = lsq_quantize_fused(x, s, qmin, qmax)
+            (out * up).sum().backward()
+            # the eager path of the same function, forced by a non-contiguous view of the same values
+            xe, se = x0.clone().requires_grad_(), s0.clone().requires_grad_()
+            ge = 1.0 / (x0.numel() * max(1, qmax)) ** 0.5
+            xt = xe.transpose(2, 3)  # non-contiguous: eager path
+            assert not lsq_kernels.applies(xt, se)
+            oe = _FusedLSQ.apply(xt, se.abs() + 1e-8, qmin, qmax, ge).transpose(2, 3)
+            (oe * up).sum().backward()
+            assert torch.equal(out, oe)
+            assert torch.equal(x.grad, xe.grad)
+            assert torch.allclose(s.grad, se.grad, rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(old)
