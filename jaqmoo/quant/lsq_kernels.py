@@ -28,21 +28,15 @@ CHUNK = 1 << 16
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _forward_range(x, s, qmin, qmax, out, ds, outside, lo, hi):  # pragma: no cover - compiled
-    for i in range(lo, hi):
+    low, high = np.float32(qmin), np.float32(qmax)
+    for i in range(lo, hi):  # branch-free, so the compiler vectorises it
         v = x[i] / s
-        if v < qmin:
-            out[i] = qmin * s
-            ds[i] = qmin
-            outside[i] = True
-        elif v > qmax:
-            out[i] = qmax * s
-            ds[i] = qmax
-            outside[i] = True
-        else:
-            q = np.round(v)
-            out[i] = q * s
-            ds[i] = q - v
-            outside[i] = False
+        c = min(max(v, low), high)
+        r = np.rint(c)  # round half to even, as torch.round
+        clipped = c != v
+        out[i] = r * s
+        ds[i] = c if clipped else r - v  # qmin / qmax where clipped, round(v) - v inside
+        outside[i] = clipped
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
