@@ -168,11 +168,16 @@ class Mapper:
             :meth:`prepare` has encoded corner designs of its space.
         encode_budget: with ``refit_topologies``, a PE array that no search has encoded into a
             shape's tile set is first encoded by a bounded search of the requested design
-            (``encode_budget`` factor splits, ``encode_rounds`` refinement rounds; 0: never)
-            and merged into the set, then re-fitted: the re-fit then holds mappings that fill
-            that array at those buffers (off by default: it costs a search per shape and new
-            array; see docs/benchmarks/mapper_speed.md).
+            (``encode_budget`` factor splits plus the best re-fitted mappings, from which
+            ``encode_rounds`` refinement rounds start; 0: never) and merged into the set
+            incrementally (:meth:`~jaqmoo.mapping.batchtile.TileSet.merged`), then re-fitted:
+            the re-fit then holds mappings that fill that array at those buffers (off by
+            default; the hardware search's evaluator turns it on, see
+            docs/benchmarks/mapper_speed.md).
         encode_rounds: refinement rounds of those bounded searches.
+        encode_capacity_ratio: with ``encode_budget``, also search an encoded array again when
+            every envelope it was searched at holds more than this many times the request's
+            values at some level (0: never; see :meth:`_needs_encoding`).
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
         max_results: cached per-layer results kept (least recently used dropped first).
@@ -188,6 +193,7 @@ class Mapper:
     refit_topologies: bool = False
     encode_budget: int = 0
     encode_rounds: int = 3
+    encode_capacity_ratio: float = 0.0
     orders: str = "reuse"
     chunk_rows: int = 2048
     seed: int = 0
@@ -199,6 +205,7 @@ class Mapper:
     _tokens: dict = field(default_factory=dict, repr=False)
     _token_of: dict = field(default_factory=dict, repr=False)
     _derived: dict = field(default_factory=dict, repr=False)
+    _encoded: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -209,6 +216,9 @@ class Mapper:
         if int(self.encode_budget) < 0 or int(self.encode_rounds) < 0:
             raise JaqmooError(f"Mapper encode_budget and encode_rounds must be >= 0 (got {self.encode_budget!r}, "
                               f"{self.encode_rounds!r})")
+        if self.encode_capacity_ratio != 0 and not self.encode_capacity_ratio >= 1:
+            raise JaqmooError(f"Mapper encode_capacity_ratio must be 0 (off) or >= 1 "
+                              f"(got {self.encode_capacity_ratio!r})")
         if not 0.0 <= self.min_utilization <= 1.0:
             raise JaqmooError(f"Mapper min_utilization must be in [0, 1] (got {self.min_utilization!r})")
         if self.orders not in ("reuse", "halo"):
@@ -243,8 +253,8 @@ class Mapper:
         ckey = (skey, family)
         cand = self._candidates.get(ckey)
         result = None
-        if (cand is not None and self.refit_topologies and self.encode_budget and topology not in cand.topologies
-                and cand.envelope.covers(env)):
+        if (cand is not None and self.refit_topologies and self.encode_budget and cand.envelope.covers(env)
+                and self._needs_encoding(ckey, topology, env, cand)):
             cand = self._encode_topology(layer, accel, bits, metric, env, ckey)
         if cand is not None and (self.refit_topologies or topology in cand.topologies) and cand.envelope.covers(env):
             result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
@@ -305,6 +315,7 @@ class Mapper:
         self._candidates.clear()
         self._tokens.clear()
         self._derived.clear()
+        self._encoded.clear()
 
     def _keys(self, token: int, accel) -> tuple[tuple, tuple]:
         """``(topology_key, family_key)`` of ``accel`` (computed once per accelerator)."""
@@ -362,11 +373,31 @@ class Mapper:
         return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
                             lambda i: cand.describe(int(rows[i])))
 
+    def _needs_encoding(self, ckey, topology, env: ms.CapacityEnvelope, cand: TileSet) -> bool:
+        """Whether a bounded search of this request must be merged into ``cand`` before the re-fit.
+
+        Yes for a PE array no search encoded into the set; with ``encode_capacity_ratio`` r, also
+        when every envelope this array was searched at (the set's loosest one for an array the
+        warm-up encoded) holds more than r times the request's values at some level.
+        """
+        searched = self._encoded.get((ckey, topology))
+        if searched is None:
+            if topology not in cand.topologies:
+                return True
+            searched = self._encoded[(ckey, topology)] = [cand.envelope]
+        return bool(self.encode_capacity_ratio) and not any(
+            within_ratio(env, ref, self.encode_capacity_ratio) for ref in searched)
+
     def _encode_topology(self, layer, accel, bits, metric, env, ckey) -> TileSet:
         """Merge a bounded search of ``accel`` (a PE array new to the set) into the tile set ``ckey``."""
+        self._encoded.setdefault((ckey, accel.topology_key), []).append(env)
+        _, batch, acc = self._candidates[ckey].fit(layer, accel)
+        values = metric_values(cost(acc, accel, bits), metric)
+        top = np.argsort(values)[: self.refine_top]
         try:
             self._search(layer, accel, bits, metric, False, self.spec(accel), env, ckey,
-                         budget=self.encode_budget, rounds=self.encode_rounds)
+                         budget=self.encode_budget, rounds=self.encode_rounds,
+                         start=batch.take(top[np.isfinite(values[top])]))
         except JaqmooError:
             pass  # nothing found in the bounded search: the re-fit (or a full search) answers
         return self._candidates[ckey]
@@ -398,7 +429,9 @@ class Mapper:
         return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey, budget: int | None = None,
-                rounds: int | None = None) -> MappingResult:
+                rounds: int | None = None, start: MappingBatch | None = None) -> MappingResult:
+        """A sampled + refined search (``budget`` splits, ``rounds`` refinement rounds; ``start``:
+        mappings evaluated first, e.g. the best re-fitted ones, that refinement may start from)."""
 
         t0 = time.perf_counter()
         self.stats.searches += 1
@@ -439,6 +472,8 @@ class Mapper:
                 top = top[np.isfinite(values[top])]
                 run(ms.neighbors(merged.take(top), layer, spec, env, halo=self.orders == "halo"))
 
+        if start is not None:
+            run(start)
         for s in range(0, len(idx), self.chunk_rows):
             run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
         if pool:
@@ -450,13 +485,25 @@ class Mapper:
         acc = analyze(layer, accel, merged)
         sel = self._retain(acc, merged, accel, bits, metric)
         # keep what earlier searches (other hardware, other PE arrays) found good, too
-        self._candidates[ckey] = TileSet.encode(layer, accel, merged.take(sel), env, self._candidates.get(ckey))
+        previous = self._candidates.get(ckey)
+        self._candidates[ckey] = (TileSet.encode(layer, accel, merged.take(sel), env) if previous is None
+                                  else previous.merged(layer, accel, merged.take(sel), env))
         self.stats.evaluated += evaluated
         result = self._result(layer, accel, bits, metric, pareto, merged, cost(acc, accel, bits), evaluated)
         self.stats.search_seconds += time.perf_counter() - t0
         if result is None:
             raise no_mapping_error(layer, accel, bits, spec)
         return result
+
+
+def within_ratio(env: ms.CapacityEnvelope, ref: ms.CapacityEnvelope, ratio: float) -> bool:
+    """True when ``env`` holds at least ``1 / ratio`` of ``ref``'s values of every tensor at every bounded level."""
+    for w, w_ref, v, v_ref in zip(env.words, ref.words, env.values_per_word, ref.values_per_word, strict=True):
+        if w_ref is None:
+            continue
+        if w is not None and any(w * a * ratio < w_ref * b for a, b in zip(v, v_ref, strict=True)):
+            return False
+    return True
 
 
 def take_costs(costs: Costs, index, accel, bits) -> Costs:
@@ -556,4 +603,4 @@ def find_best_mapping(layer: Layer, accel, bits: tuple[int, int, int] | None = N
 
 
 __all__ = ["METRICS", "Mapper", "MapperStats", "MappingResult", "find_best_mapping", "metric_values",
-           "no_mapping_error", "pareto_indices", "smallest_mapping"]
+           "no_mapping_error", "pareto_indices", "smallest_mapping", "within_ratio"]
