@@ -20,7 +20,11 @@ warm-up searches every layer shape on the corner designs and writes the cache) a
   drawn from every choice of the template's PE genes, more than ``--max-pe-arrays`` (default 9
   of Eyeriss's 36), so most draws re-fit a tile set encoded for other arrays (counted);
 * the headline: median seconds per iteration, and the amortised seconds per evaluation of a
-  3,200-evaluation search including the warm-up (warm-up / 3200 + mean), cold and warm;
+  3,200-evaluation search including the warm-up (warm-up / 3200 + the mean over the cold run's
+  ``--search-evals`` draws, default 3,200: the first visits of PE arrays the warm-up did not
+  encode each pay one bounded search per layer shape, spread over that many draws), cold and
+  warm, in wall seconds and in CPU seconds of this process (on a shared machine the CPU seconds
+  are the better estimate of an idle machine's wall time);
 * quality on EVERY feasible draw: the network energy against a fresh full search (a new
   :class:`~jaqmoo.mapping.mapper.Mapper`: sampling + refinement for every layer on exactly that
   hardware and those bits): mean and worst gap; the warm run must give the cold run's energies;
@@ -34,7 +38,9 @@ Run: ``python benchmarks/mapper_speed.py`` (``--quick`` for a smoke run). The la
 median_seconds_per_hw_iteration_warm=.. amortized_seconds_per_eval_3200_warm=..
 mean_seconds_per_hw_iteration=.. warmup_seconds=.. warmup_seconds_warm=..
 mean_energy_gap_pct=.. worst_energy_gap_pct=.. gap_draws=.. refit_draws=..
-mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. load_start=.. load_end=..``.
+mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. encode_budget=..
+search_evals=.. median_cpu_seconds=.. amortized_cpu_seconds_3200=.. in_loop_search_seconds=..
+load_start=.. load_end=..``.
 """
 
 from __future__ import annotations

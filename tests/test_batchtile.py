@@ -247,7 +247,3 @@ def test_incremental_merge_equals_a_full_encode(template, first, second):
     # the same number of rows survives the incremental and the full dominance pruning
     assert (~inc.dominated).sum() == (~full.dominated).sum() < len(inc)
 
-
-def test_encode_capacity_ratio_must_be_off_or_at_least_one():
-    with pytest.raises(JaqmooError, match="encode_capacity_ratio"):
-        Mapper(encode_capacity_ratio=0.5)
