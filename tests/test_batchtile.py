@@ -148,6 +148,7 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
     assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 and b == (4, 4, 4) for c, b in loose)
     assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 and b == (8, 8, 8) for c, b in tight)
     assert all(c["glb_depth"] == 4096 and b == ev.mid_bits for c, b in lower)
+    assert ev.mapper.encode_budget > 0  # the search's mapper searches a PE array new to the warm-up once
     ev.mapper = Mapper(**FAST)
     assert ev.prepare() >= 0
     searches = ev.mapper.stats.searches
