@@ -20,7 +20,11 @@ warm-up searches every layer shape on the corner designs and writes the cache) a
   drawn from every choice of the template's PE genes, more than ``--max-pe-arrays`` (default 9
   of Eyeriss's 36), so most draws re-fit a tile set encoded for other arrays (counted);
 * the headline: median seconds per iteration, and the amortised seconds per evaluation of a
-  3,200-evaluation search including the warm-up (warm-up / 3200 + mean), cold and warm;
+  3,200-evaluation search including the warm-up (warm-up / 3200 + the mean over the cold run's
+  ``--search-evals`` draws, default 3,200: the first visits of PE arrays the warm-up did not
+  encode each pay one bounded search per layer shape, spread over that many draws), cold and
+  warm, in wall seconds and in CPU seconds of this process (on a shared machine the CPU seconds
+  are the better estimate of an idle machine's wall time);
 * quality on EVERY feasible draw: the network energy against a fresh full search (a new
   :class:`~jaqmoo.mapping.mapper.Mapper`: sampling + refinement for every layer on exactly that
   hardware and those bits): mean and worst gap; the warm run must give the cold run's energies;
@@ -34,7 +38,9 @@ Run: ``python benchmarks/mapper_speed.py`` (``--quick`` for a smoke run). The la
 median_seconds_per_hw_iteration_warm=.. amortized_seconds_per_eval_3200_warm=..
 mean_seconds_per_hw_iteration=.. warmup_seconds=.. warmup_seconds_warm=..
 mean_energy_gap_pct=.. worst_energy_gap_pct=.. gap_draws=.. refit_draws=..
-mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. load_start=.. load_end=..``.
+mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. encode_budget=..
+search_evals=.. median_cpu_seconds=.. amortized_cpu_seconds_3200=.. in_loop_search_seconds=..
+load_start=.. load_end=..``.
 """
 
 from __future__ import annotations
@@ -96,23 +102,26 @@ def model_throughput(layer, accel, mapper, seconds: float = 2.0) -> dict[str, fl
 
 
 def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cache_dir: str,
-              encode_budget: int = 0) -> dict:
-    """Warm-up + every draw of ``genomes`` through one fresh :class:`JointEvaluator` (cache at ``cache_dir``)."""
+              encode_budget: int | None = None, extra=()) -> dict:
+    """Warm-up + every draw of ``genomes`` and then of ``extra`` (timed only) through one fresh
+    :class:`JointEvaluator` (cache at ``cache_dir``; ``encode_budget`` None: the evaluator's own)."""
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import analyze, cost, resolve_backend
     from jaqmoo.search.evaluation import JointEvaluator
     from jaqmoo.workload import Layer
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     tiny, base = Layer("tiny", "conv", K=4, C=4, P=4, Q=4, R=3, S=3), template.build()
     cost(analyze(tiny, base, Mapper().best(tiny, base, (8, 8, 8)).mapping), base, (8, 8, 8))
     kernel_s = time.perf_counter() - t
     evaluator = JointEvaluator(wl, template, None, space, max_pe_arrays=max_pe_arrays, cache_dir=cache_dir)
-    evaluator.mapper.encode_budget = encode_budget
+    if encode_budget is not None:
+        evaluator.mapper.encode_budget = encode_budget
     corners = evaluator.corner_designs()
     pe_arrays = evaluator.pe_arrays()
     encode_s = evaluator.prepare()
     warmup_s = kernel_s + encode_s
+    warmup_cpu = time.process_time() - c
     sizes = evaluator.mapper.retained_sizes()
     ws = evaluator.warmup_stats
     print(f"[{label}] warm-up: {kernel_s:.2f} s loading the {resolve_backend()} kernels + {encode_s:.2f} s "
@@ -124,13 +133,19 @@ def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cach
     searches_at_warmup = evaluator.mapper.stats.searches
     search_s_at_warmup = evaluator.mapper.stats.search_seconds
     gc.collect()  # the warm-up's garbage is not charged to the first iteration
-    times, energies, refit = [], [], 0
-    for i, x in enumerate(genomes):
+    times, cpu, energies, refit = [], [], [], 0
+    for i, x in enumerate(list(genomes) + list(extra)):
         cand = space.decode_one(x)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         rec = evaluator.cost(cand)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         pe = tuple(sorted((g, cand.hardware[g]) for g in pe_genes))
+        if i >= len(genomes):
+            if (i + 1) % 200 == 0:
+                print(f"  [{label}] {i + 1} draws: {sum(times):.1f} s ({sum(cpu):.1f} CPU s), "
+                      f"{evaluator.mapper.stats.searches - searches_at_warmup} layer searches", flush=True)
+            continue
         refit += pe not in encoded
         energies.append(rec["energy_pj"] if rec["feasible"] else float("nan"))
         hw = ", ".join(f"{k}={v}" for k, v in sorted(cand.hardware.items()))
@@ -139,14 +154,18 @@ def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cach
               f"{'re-fit' if pe not in encoded else 'encoded'} PE array  [{hw}]")
     times_a = np.asarray(times)
     mean_s = float(np.mean(times_a))
-    out = {"median": float(np.median(times_a)), "mean": mean_s, "max": float(times_a.max()), "warmup": warmup_s,
-           "amortized": warmup_s / SEARCH_EVALS + mean_s, "energies": energies, "refit": refit,
+    out = {"median": float(np.median(times_a)), "mean": mean_s, "median_cpu": float(np.median(cpu)),
+           "mean_cpu": float(np.mean(cpu)), "warmup_cpu": warmup_cpu, "max": float(times_a.max()), "warmup": warmup_s,
+           "amortized": warmup_s / SEARCH_EVALS + mean_s, "energies": energies, "refit": refit, "n": len(times),
+           "amortized_cpu": warmup_cpu / SEARCH_EVALS + float(np.mean(cpu)),
            "searches": evaluator.mapper.stats.searches - searches_at_warmup, "evaluator": evaluator, "base": base,
            "search_s": evaluator.mapper.stats.search_seconds - search_s_at_warmup}
     print(f"[{label}] seconds per hardware-search iteration: median {out['median']:.4f}, mean {mean_s:.4f}, max "
-          f"{out['max']:.4f} over {len(times)} draws ({refit} on PE arrays the warm-up did not encode); layer "
-          f"searches after the warm-up: {out['searches']} ({out['search_s']:.2f} s); amortised over a {SEARCH_EVALS}-evaluation search: "
-          f"{warmup_s:.2f} / {SEARCH_EVALS} + {mean_s:.4f} = {out['amortized']:.4f} s per evaluation")
+          f"{out['max']:.4f} over {len(times)} draws ({refit} of the first {len(genomes)} on PE arrays the warm-up "
+          f"did not encode); layer searches after the warm-up: {out['searches']} ({out['search_s']:.2f} s); "
+          f"amortised over a {SEARCH_EVALS}-evaluation search: {warmup_s:.2f} / {SEARCH_EVALS} + {mean_s:.4f} = "
+          f"{out['amortized']:.4f} s per evaluation; CPU seconds of this process: warm-up {warmup_cpu:.2f}, median "
+          f"{out['median_cpu']:.4f}, mean {out['mean_cpu']:.4f}, amortised {out['amortized_cpu']:.4f}")
     return out
 
 
@@ -158,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=40, help="random candidates timed")
     ap.add_argument("--max-pe-arrays", type=int, default=9,
                     help="PE arrays encoded in the warm-up (fewer than the template's PE choices: the re-fit runs)")
-    ap.add_argument("--encode-budget", type=int, default=0,
-                    help="Mapper.encode_budget: bounded search of a PE array new to a tile set (0: re-fit only)")
+    ap.add_argument("--encode-budget", type=int, default=None,
+                    help="Mapper.encode_budget: bounded search of a PE array new to a tile set (0: re-fit only; "
+                         "default: the evaluator's)")
+    ap.add_argument("--search-evals", type=int, default=SEARCH_EVALS,
+                    help="draws of the cold run (the first --iterations also measure the gap): the amortised "
+                         f"figure is the warm-up / {SEARCH_EVALS} + the mean over them")
     ap.add_argument("--cache-dir", default=None, help="tile-set cache folder (default: a new temporary one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small input, few iterations (smoke run)")
@@ -179,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.workload import parse_input_shape
 
     if args.quick:
-        args.input, args.iterations = "3x32x32", 6
+        args.input, args.iterations, args.search_evals = "3x32x32", 6, 6
     wl = model_workload(args.model, parse_input_shape(args.input))
     template = get_template(args.accelerator)
     space = search_space(wl, template, SUPPORTED_BITS)
@@ -191,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     genomes = random_genomes(space, args.iterations, args.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = args.cache_dir or tmp
-        cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget)
+        extra = random_genomes(space, max(0, args.search_evals - len(genomes)), args.seed + 1000)
+        cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget, extra)
         warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget)
     same = np.allclose(cold["energies"], warm["energies"], rtol=1e-12, equal_nan=True)
     print(f"warm-cache energies equal the cold run's: {same}")
@@ -238,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
           f"warmup_seconds_warm={warm['warmup']:.2f} mean_energy_gap_pct={gap_mean:.3f} "
           f"worst_energy_gap_pct={gap_worst:.3f} gap_draws={len(gaps)} refit_draws={cold['refit']} "
           f"mappings_per_second={rates['full']:.0f} numpy_mappings_per_second={rates['numpy']:.0f} "
-          f"full_search_seconds={full_mean:.3f} encode_budget={args.encode_budget} "
+          f"full_search_seconds={full_mean:.3f} encode_budget={evaluator.mapper.encode_budget} "
+          f"search_evals={cold['n']} median_cpu_seconds={cold['median_cpu']:.4f} "
+          f"amortized_cpu_seconds_3200={cold['amortized_cpu']:.4f} "
           f"in_loop_search_seconds={cold['search_s']:.2f} load_start={load_start:.2f} load_end={load_end:.2f}")
     return 0
 

@@ -148,6 +148,7 @@ def test_evaluator_prepare_encodes_every_pe_array_then_never_searches():
     assert all(c["glb_depth"] == 16384 and c["weights_spad_width"] == 32 and b == (4, 4, 4) for c, b in loose)
     assert all(c["glb_depth"] == 4096 and c["weights_spad_width"] == 16 and b == (8, 8, 8) for c, b in tight)
     assert all(c["glb_depth"] == 4096 and b == ev.mid_bits for c, b in lower)
+    assert ev.mapper.encode_budget > 0  # the search's mapper searches a PE array new to the warm-up once
     ev.mapper = Mapper(**FAST)
     assert ev.prepare() >= 0
     searches = ev.mapper.stats.searches
@@ -219,3 +220,31 @@ def test_encode_budget_encodes_an_unseen_pe_array_and_closes_the_refit_gap():
 def test_encode_budget_must_not_be_negative():
     with pytest.raises(JaqmooError, match="encode_budget"):
         Mapper(encode_budget=-1)
+
+
+@pytest.mark.parametrize("template, first, second", [
+    ("eyeriss", {"pe_x": 14, "pe_y": 12}, {"pe_x": 8, "pe_y": 4, "glb_depth": 1024, "weights_spad_depth": 32}),
+    ("simba", {"pe_x": 16, "pe_y": 4}, {"pe_x": 8, "pe_y": 4}),
+])
+def test_incremental_merge_equals_a_full_encode(template, first, second):
+    """``merged`` holds the rows ``encode(previous=...)`` holds, with the same stage-A counts on every
+    PE array, and its incremental dominance keeps the same best on every design (ties aside)."""
+    a, b = load_accelerator_spec(template, **first), load_accelerator_spec(template, **second)
+    old = _tile_set(SMALL, a, min_utilization=0.0)[1]
+    old.dominated  # noqa: B018 - computed before the merge: the incremental path
+    space = ms.Mapspace(SMALL, Mapper().spec(b), ms.envelope_for(b, (8, 8, 8)), min_utilization=0.0)
+    new_rows = space.materialize(*space.sample(600, seed=2))
+    inc = old.merged(SMALL, b, new_rows, space.envelope)
+    full = TileSet.encode(SMALL, b, new_rows, space.envelope, previous=old)
+    assert sorted(inc.keys.tolist()) == sorted(full.keys.tolist())
+    assert len(inc) > len(old) and inc.topologies == full.topologies
+    for design in (a, b, load_accelerator_spec(template, pe_x=4, pe_y=4)):
+        rows, batch, acc = inc.fit(SMALL, design)
+        _assert_same_accesses(acc, analyze(SMALL, design, batch))
+        for bits in ((8, 8, 8), (3, 5, 8)):
+            got = metric_values(cost(acc, design, bits), "energy").min()
+            frows, _, facc = full.fit(SMALL, design)
+            assert got == pytest.approx(metric_values(cost(facc, design, bits), "energy").min(), rel=1e-12)
+    # the same number of rows survives the incremental and the full dominance pruning
+    assert (~inc.dominated).sum() == (~full.dominated).sum() < len(inc)
+

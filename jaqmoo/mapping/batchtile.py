@@ -114,6 +114,33 @@ def dominated(acc: Accesses, fan: np.ndarray) -> np.ndarray:
     return out
 
 
+def merge_dominance(acc: Accesses, fan: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """bool [M]: :func:`dominated` of a set whose first ``len(old)`` rows had dominance ``old``.
+
+    Rows dominated before stay dominated (by transitivity, by a row kept now); only the new
+    rows (the last ``M - len(old)``) are compared: each against the kept old rows and the other
+    new rows, and each kept old row against the new rows. Ties keep the earlier row.
+    """
+    n_old = len(old)
+    cand = np.concatenate([np.flatnonzero(~old), np.arange(n_old, len(acc))])
+    x, group = dominance_matrix(take_rows(acc, cand), fan[cand])
+    is_new = cand >= n_old
+    out = np.concatenate([old, np.zeros(len(acc) - n_old, dtype=bool)])
+    for g in np.unique(group[is_new]):
+        members = np.flatnonzero(group == g)
+        xg, newg = x[members], is_new[members]
+        for j in np.flatnonzero(newg):  # can a member dominate new row j, or j dominate an old member?
+            le = (xg <= xg[j]).all(axis=1)
+            eq = le & (xg == xg[j]).all(axis=1)
+            le[j] = False
+            if (le & ~eq).any() or (eq & (np.arange(len(members)) < j)).any():
+                out[cand[members[j]]] = True
+            ge = (xg >= xg[j]).all(axis=1) & ~newg
+            ge &= ~(xg == xg[j]).all(axis=1)  # strictly worse old rows
+            out[cand[members[ge]]] = True
+    return out
+
+
 def take_rows(acc: Accesses, index) -> Accesses:
     """The mappings ``index`` of an :class:`Accesses` (every array field is per mapping)."""
     out = copy.copy(acc)
@@ -151,6 +178,7 @@ class TileSet:
     _fitted: dict = field(default_factory=dict, repr=False)
     _described: dict = field(default_factory=dict, repr=False)
     _dominated: np.ndarray | None = field(default=None, repr=False)
+    _keys: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.fan = fanout_products(self.batch)
@@ -178,6 +206,51 @@ class TileSet:
             topologies |= previous.topologies
         return cls(envelope, batch, analyze(layer, accel, batch), fanout_caps(accel), topologies,
                    tuple(lvl.name for lvl in accel.levels))
+
+    def merged(self, layer: Layer, accel, batch: MappingBatch, envelope: CapacityEnvelope) -> TileSet:
+        """This set plus the rows of ``batch`` (searched on ``accel``) it lacks, built incrementally.
+
+        Same rows and counts as :meth:`encode` with ``previous=self``, without re-analyzing the
+        set: only the new rows are analyzed (on ``accel``, whose counts equal those on this set's
+        topology when their link signatures agree; else the whole set is encoded again), appended
+        after the old ones (whose indices, descriptions and dominance stay valid), and only they
+        are compared for dominance against the rows this set kept (:func:`merge_dominance`).
+        """
+        keys = row_keys(batch)
+        _, first = np.unique(keys, return_index=True)
+        first = np.sort(first)
+        first = first[~np.isin(keys[first], self.keys)]
+        topologies = self.topologies | {accel.topology_key}
+        envelope = self.envelope.union(envelope)
+        if len(first) == 0:
+            return dataclasses.replace(self, envelope=envelope, topologies=topologies,
+                                       _fitted={}, _described=self._described, _dominated=self._dominated)
+        batch = batch.take(first)
+        fan = fanout_products(batch)
+        if (link_signature(fan, fanout_caps(accel)) != link_signature(fan, self.caps)).any():
+            return TileSet.encode(layer, accel, batch, envelope, previous=self)
+        new = analyze(layer, accel, batch)
+        bad = (fan > self.caps[None]).any(axis=2)  # fan-out fit on this set's topology
+        new.fanout_ok = ~bad.any(axis=1)
+        new.fanout_fail_level = np.where(new.fanout_ok, -1, bad.argmax(axis=1)).astype(np.int64)
+        acc = copy.copy(self.accesses)
+        for name, value in vars(self.accesses).items():
+            if isinstance(value, np.ndarray):
+                setattr(acc, name, np.concatenate([value, getattr(new, name)]))
+            elif isinstance(value, dict) and name.startswith("_"):
+                setattr(acc, name, {})
+        out = TileSet(envelope, MappingBatch.concat([self.batch, batch]), acc, self.caps, topologies,
+                      self.level_names, _described=self._described)
+        if self._dominated is not None:
+            out._dominated = merge_dominance(out.accesses, out.fan, self._dominated)
+        return out
+
+    @property
+    def keys(self) -> np.ndarray:
+        """int64 [M]: :func:`row_keys` of the set's mappings (computed once)."""
+        if self._keys is None:
+            self._keys = row_keys(self.batch)
+        return self._keys
 
     def fit(self, layer: Layer, accel, max_fitted: int = 64) -> tuple[np.ndarray, MappingBatch, Accesses]:
         """The rows that fit ``accel``'s PE array, their mappings and their exact stage-A counts.
@@ -228,4 +301,4 @@ def row_keys(batch: MappingBatch) -> np.ndarray:
     ], axis=1))
 
 
-__all__ = ["IGNORED_FIELDS", "MONOTONE_FIELDS", "TileSet", "dominance_matrix", "dominated", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]
+__all__ = ["IGNORED_FIELDS", "MONOTONE_FIELDS", "TileSet", "dominance_matrix", "dominated", "merge_dominance", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]

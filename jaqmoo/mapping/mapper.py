@@ -168,10 +168,12 @@ class Mapper:
             :meth:`prepare` has encoded corner designs of its space.
         encode_budget: with ``refit_topologies``, a PE array that no search has encoded into a
             shape's tile set is first encoded by a bounded search of the requested design
-            (``encode_budget`` factor splits, ``encode_rounds`` refinement rounds; 0: never)
-            and merged into the set, then re-fitted: the re-fit then holds mappings that fill
-            that array at those buffers (off by default: it costs a search per shape and new
-            array; see docs/benchmarks/mapper_speed.md).
+            (``encode_budget`` factor splits plus the best re-fitted mappings, from which
+            ``encode_rounds`` refinement rounds start; 0: never) and merged into the set
+            incrementally (:meth:`~jaqmoo.mapping.batchtile.TileSet.merged`), then re-fitted:
+            the re-fit then holds mappings that fill that array at those buffers (off by
+            default; the hardware search's evaluator turns it on, see
+            docs/benchmarks/mapper_speed.md).
         encode_rounds: refinement rounds of those bounded searches.
         orders: ``"reuse"`` or ``"halo"`` (see :mod:`jaqmoo.mapping.mapspace`).
         chunk_rows: factor splits per evaluation chunk (memory bound).
@@ -199,6 +201,7 @@ class Mapper:
     _tokens: dict = field(default_factory=dict, repr=False)
     _token_of: dict = field(default_factory=dict, repr=False)
     _derived: dict = field(default_factory=dict, repr=False)
+    _encoded: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -243,8 +246,8 @@ class Mapper:
         ckey = (skey, family)
         cand = self._candidates.get(ckey)
         result = None
-        if (cand is not None and self.refit_topologies and self.encode_budget and topology not in cand.topologies
-                and cand.envelope.covers(env)):
+        if (cand is not None and self.refit_topologies and self.encode_budget and cand.envelope.covers(env)
+                and self._needs_encoding(ckey, topology, cand)):
             cand = self._encode_topology(layer, accel, bits, metric, env, ckey)
         if cand is not None and (self.refit_topologies or topology in cand.topologies) and cand.envelope.covers(env):
             result = self._from_candidates(layer, accel, bits, metric, pareto, cand)
@@ -305,6 +308,7 @@ class Mapper:
         self._candidates.clear()
         self._tokens.clear()
         self._derived.clear()
+        self._encoded.clear()
 
     def _keys(self, token: int, accel) -> tuple[tuple, tuple]:
         """``(topology_key, family_key)`` of ``accel`` (computed once per accelerator)."""
@@ -362,11 +366,23 @@ class Mapper:
         return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
                             lambda i: cand.describe(int(rows[i])))
 
+    def _needs_encoding(self, ckey, topology, cand: TileSet) -> bool:
+        """Whether a bounded search of this request must be merged into ``cand`` before the re-fit:
+        its PE array was never searched for this shape. (Searching an array again for other
+        buffers or bits, whenever a request's capacity is 4 or 8 times below every one searched
+        there, would take 9-17x the searches over a 3,200-candidate search: not done.)"""
+        return topology not in cand.topologies and (ckey, topology) not in self._encoded
+
     def _encode_topology(self, layer, accel, bits, metric, env, ckey) -> TileSet:
         """Merge a bounded search of ``accel`` (a PE array new to the set) into the tile set ``ckey``."""
+        self._encoded[(ckey, accel.topology_key)] = env
+        _, batch, acc = self._candidates[ckey].fit(layer, accel)
+        values = metric_values(cost(acc, accel, bits), metric)
+        top = np.argsort(values)[: self.refine_top]
         try:
             self._search(layer, accel, bits, metric, False, self.spec(accel), env, ckey,
-                         budget=self.encode_budget, rounds=self.encode_rounds)
+                         budget=self.encode_budget, rounds=self.encode_rounds,
+                         start=batch.take(top[np.isfinite(values[top])]))
         except JaqmooError:
             pass  # nothing found in the bounded search: the re-fit (or a full search) answers
         return self._candidates[ckey]
@@ -398,7 +414,9 @@ class Mapper:
         return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey, budget: int | None = None,
-                rounds: int | None = None) -> MappingResult:
+                rounds: int | None = None, start: MappingBatch | None = None) -> MappingResult:
+        """A sampled + refined search (``budget`` splits, ``rounds`` refinement rounds; ``start``:
+        mappings evaluated first, e.g. the best re-fitted ones, that refinement may start from)."""
 
         t0 = time.perf_counter()
         self.stats.searches += 1
@@ -439,6 +457,8 @@ class Mapper:
                 top = top[np.isfinite(values[top])]
                 run(ms.neighbors(merged.take(top), layer, spec, env, halo=self.orders == "halo"))
 
+        if start is not None:
+            run(start)
         for s in range(0, len(idx), self.chunk_rows):
             run(space.materialize(idx[s:s + self.chunk_rows], tiles[s:s + self.chunk_rows]))
         if pool:
@@ -450,7 +470,9 @@ class Mapper:
         acc = analyze(layer, accel, merged)
         sel = self._retain(acc, merged, accel, bits, metric)
         # keep what earlier searches (other hardware, other PE arrays) found good, too
-        self._candidates[ckey] = TileSet.encode(layer, accel, merged.take(sel), env, self._candidates.get(ckey))
+        previous = self._candidates.get(ckey)
+        self._candidates[ckey] = (TileSet.encode(layer, accel, merged.take(sel), env) if previous is None
+                                  else previous.merged(layer, accel, merged.take(sel), env))
         self.stats.evaluated += evaluated
         result = self._result(layer, accel, bits, metric, pareto, merged, cost(acc, accel, bits), evaluated)
         self.stats.search_seconds += time.perf_counter() - t0

@@ -17,7 +17,9 @@ middle bits -- and the retained mappings, pruned
 of dominated ones, form one BatchTile set per shape
 (:mod:`jaqmoo.mapping.batchtile`). Every candidate after that,
 whatever its PE array, buffers, word widths or bits, is a re-fit of those sets: a fan-out
-mask and the stage-B cost, no search.
+mask and the stage-B cost, no search -- except on a PE array the warm-up did not encode (when
+the space has more than ``max_pe_arrays``), which each layer shape searches once, briefly
+(:data:`ENCODE_BUDGET`), the first time a candidate uses it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from jaqmoo.search.genome import Candidate, GenomeSpace
 from jaqmoo.workload import Workload
 
 NAN = float("nan")
+ENCODE_BUDGET = 64
+"""``Mapper.encode_budget`` of inner mapping: a PE array the warm-up did not encode is searched once
+per layer shape (64 factor splits, refinement from the best re-fitted mappings) before its re-fit
+(see docs/benchmarks/mapper_speed.md: the re-fit alone misses such arrays by up to 17 %)."""
+ENCODE_ROUNDS = 3
 COST_KEYS = ("energy_pj", "cycles", "latency_s", "edp", "memory_bits", "weight_memory_bits",
              "activation_memory_bits", "area_mm2")
 
@@ -106,7 +113,7 @@ class JointEvaluator:
     def _make_mapper(self) -> Any:
         from jaqmoo.mapping.mapper import Mapper
 
-        return Mapper(metric=self.metric)
+        return Mapper(metric=self.metric, encode_budget=ENCODE_BUDGET, encode_rounds=ENCODE_ROUNDS)
 
     def _capacity_genes(self) -> dict[str, int]:
         """Searched parameters that leave the topology alone (buffer depths, word widths...), at their maximum."""
