@@ -34,7 +34,6 @@ from jaqmoo.timeloop.energies import energy_table_from_stats
 from jaqmoo.timeloop.inputs import TimeloopInput, load_timeloop_input
 from jaqmoo.timeloop.stats import TensorStats, TimeloopStats, parse_stats
 
-
 JAQMOO_STATS = "jaqmoo.stats.txt"
 """The stats file an export writes with jaqmoo's own figures (:mod:`jaqmoo.timeloop.export`); the
 check compares with any other ``*.stats.txt`` of the folder (Timeloop's) before it."""

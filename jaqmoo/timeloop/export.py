@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -138,6 +139,17 @@ def write_layer(folder: str | Path, accel: Accelerator, choice: LayerChoice, dia
                        float(own.energy[0]), int(own.cycles[0]))
 
 
+def choices_of(layer_costs: Sequence[Any]) -> list[LayerChoice]:
+    """The :class:`LayerChoice` of every layer of a :class:`~jaqmoo.cost.NetworkCost`'s ``layers``
+    (each keeps its layer and its chosen mapping)."""
+    out = []
+    for lc in layer_costs:
+        if getattr(lc, "problem", None) is None or getattr(lc, "mapping_batch", None) is None:
+            raise JaqmooError(f"layer {lc.name!r}: its cost keeps no mapping to export")
+        out.append(LayerChoice(lc.problem, lc.bits, lc.mapping_batch))
+    return out
+
+
 def export_network(out_dir: str | Path, accel: Accelerator, choices: Sequence[LayerChoice], dialect: str = "v0.4",
                    title: str = "", source: str = "") -> list[LayerExport]:
     """Write every layer of ``choices`` into ``out_dir`` (new or empty) and its README.
@@ -157,5 +169,5 @@ def export_network(out_dir: str | Path, accel: Accelerator, choices: Sequence[La
     return written
 
 
-__all__ = ["INPUT_FILES", "LayerChoice", "LayerExport", "dump_yaml", "export_network", "folder_name", "write_layer",
+__all__ = ["INPUT_FILES", "LayerChoice", "choices_of", "LayerExport", "dump_yaml", "export_network", "folder_name", "write_layer",
            "written_input"]
