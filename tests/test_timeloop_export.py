@@ -170,3 +170,60 @@ def test_export_refuses_a_used_folder_and_bad_input(three_layer_cost, eyeriss, t
     bare = dataclasses.replace(cost.layers[0], mapping_batch=None)
     with pytest.raises(JaqmooError, match="no mapping"):
         choices_of([bare])
+
+
+def test_cost_command_writes_timeloop_files(tmp_path):
+    """``jaqmoo cost --timeloop DIR --dialect fork`` at mixed bits: every layer folder checks."""
+    from jaqmoo.cli import main
+
+    bits = tmp_path / "bits.yaml"
+    bits.write_text("layers:\n  features.0: {w: 8, a: 8}\n  features.3: {w: 4, a: 6}\n  features.6: {w: 2, a: 4}\n"
+                    "default: 6/8\n")
+    out = tmp_path / "tl"
+    assert main(["cost", "--model", "simple_cnn", "--input", "1x8x8", "--num-classes", "10", "--budget", "200",
+                 "--bits-file", str(bits), "--timeloop", str(out), "--dialect", "fork", "--quiet"]) == 0
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [p.name for p in folders][:3] == ["00-features_0", "01-features_3", "02-features_6"]
+    assert written_input(folders[1], "fork").bits == (4, 6, 4)  # features.3's output: features.6's input bits
+    assert all(check_reference(p).ok for p in folders)
+    assert "--bits-file" in (out / "README.md").read_text()
+
+
+def test_export_point_needs_a_run_that_records_its_model(fake_run_dir, tmp_path, capsys):
+    """The fake-evaluator run records no model: the export says so instead of guessing."""
+    from jaqmoo.cli import main
+
+    assert main(["export", str(fake_run_dir), "--point", "0", "--timeloop", str(tmp_path / "tl")]) != 0
+    assert "meta.json records no model" in capsys.readouterr().err
+    assert main(["export", str(fake_run_dir), "--timeloop", str(tmp_path / "tl")]) != 0
+    assert "--point K goes with" in capsys.readouterr().err
+    assert not (tmp_path / "tl").exists()
+
+
+def test_export_point_writes_the_points_layers(fake_accuracy, tmp_path):
+    """A small real run (the fake accuracy, simple_cnn on Eyeriss): ``jaqmoo export RUN --point K
+    --timeloop DIR`` writes the point's layers with the mappings the run chose."""
+    from test_experiment import TINY
+
+    from jaqmoo.cli import main
+    from jaqmoo.report import load_run
+
+    spec = tmp_path / "spec.yaml"  # the hardware fixed: a quick mapper warm-up
+    spec.write_text(yaml.safe_dump({**TINY, "accelerator": {"template": "eyeriss"}}))
+    assert main(["run", str(spec), "--out", str(tmp_path / "r"), "--generations", "1", "--pop", "4", "--quiet"]) == 0
+    run = load_run(tmp_path / "r")
+    k = len(run.front) - 1
+    row = run.front_point(k)
+    out = tmp_path / "tl"
+    assert main(["export", str(tmp_path / "r"), "--point", str(k), "--timeloop", str(out), "--dialect", "fork"]) == 0
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == len(run.layer_names)
+    readme = (out / "README.md").read_text()
+    total = 0.0
+    for folder, name in zip(folders, run.layer_names, strict=True):
+        back = written_input(folder, "fork")
+        w, a = int(row[f"w.{name}"]), int(row[f"a.{name}"])
+        assert back.bits[:2] == (w, a)
+        assert check_reference(folder).ok
+        total += float(readme.split(f"| `{folder.name}` |")[1].split("|")[7])  # energy (jaqmoo)
+    assert total == pytest.approx(row["energy_pj"] * 1e-6, abs=1e-4 * len(folders))  # the run's own figure
