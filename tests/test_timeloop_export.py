@@ -154,6 +154,8 @@ def test_three_layer_network_at_mixed_bits(three_layer_cost, eyeriss, dialect, t
         report = check_reference(lx.folder)
         assert report.ok, report.text()
         assert f"{lc.energy_pj * 1e-6:.4f}" in readme
+    with pytest.raises(JaqmooError, match="check one layer's folder"):
+        check_reference(out)
     if dialect == "fork":  # the fork's packing at the point's bits
         fc = parse_stats(out / "02-fc" / JAQMOO_STATS)
         assert fc.dialect == "fork"

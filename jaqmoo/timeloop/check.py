@@ -104,6 +104,10 @@ def load_reference(folder: str | Path) -> tuple[TimeloopInput, MappingBatch, Tim
     # Timeloop's output first: an export's own figures (jaqmoo.stats.txt) only when Timeloop has not run
     stats_files = sorted(folder.glob("*.stats.txt"), key=lambda p: (p.name == JAQMOO_STATS, p.name))
     if not stats_files:
+        layers = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / JAQMOO_STATS).is_file())
+        if layers:  # the top of a --timeloop export
+            raise JaqmooError(f"{folder}: an export of {len(layers)} layers; check one layer's folder, e.g. "
+                              f"jaqmoo timeloop check {folder / layers[0]}")
         raise JaqmooError(f"{folder}: no *.stats.txt to compare with")
     stats = parse_stats(stats_files[0])
     if find_sibling(folder, "ERT") is None:

@@ -69,7 +69,7 @@ def readme_text(layers: Sequence[Any], accel: Accelerator, dialect: str, title: 
               "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for lx in layers:
         fits = "" if lx.feasible else " (does not fit at these bits)"
-        lines.append(f"| `{lx.folder.name}` | {lx.layer.name} | {_bits(lx.bits)} | {lx.layer.macs} | `{lx.mapping}` "
+        lines.append(f"| `{lx.folder.name}` | {lx.layer.name.replace('|', '/')} | {_bits(lx.bits)} | {lx.layer.macs} | `{lx.mapping}` "
                      f"| {float(lx.costs.energy[0]) * 1e-6:.4f}{fits} | {int(lx.costs.cycles[0])} "
                      f"| {float(lx.costs.utilization[0]):.2%} | {lx.search_energy_pj * 1e-6:.4f} | {lx.search_cycles} |")
     unfit = [lx.layer.name for lx in layers if not lx.feasible]
