@@ -15,7 +15,7 @@ _DIALECT_TEXT = {
              "word bits (`datawidth`), so `jaqmoo.stats.txt` counts the layer at those widths too. The point's own "
              "bits are in the table below; export with `--dialect fork` to give them to the Klhufek et al. "
              "mixed-precision fork."),
-    "fork": ("the Klhufek et al. mixed-precision Timeloop fork (honzastor/timeloop, the seed paper's tool): "
+    "fork": ("the Klhufek et al. mixed-precision Timeloop fork (the seed paper's tool): "
              "the architecture in its `version: 0.3` keys (`word-bits`, `block-size`), the problem with its "
              "`bitwidths: {Inputs, Weights, Outputs}` extension, and `jaqmoo.stats.txt` in its stats dialect "
              "(packed words, data operands per word, `pJ/Compute`), counted under the fork's conventions "
