@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import TENSORS, Accelerator
 from jaqmoo.mapping.mapper import METRICS, Mapper, MappingResult
+from jaqmoo.mapping.mapping import MappingBatch
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.workload import Layer, Workload
 
@@ -52,6 +53,10 @@ class LayerCost:
     energy_by_tensor: dict[str, dict[str, float]] = field(default_factory=dict)
     """Access energy (pJ) per storage level and tensor: ``{level: {Weights, Inputs, Outputs}}``
     (leakage and MAC energy are not per tensor: they are in ``energy_by_level`` only)."""
+    problem: Layer | None = field(default=None, compare=False, repr=False)
+    """The layer itself (its loop bounds and strides), for writing it out (``--timeloop``)."""
+    mapping_batch: MappingBatch | None = field(default=None, compare=False, repr=False)
+    """The chosen mapping itself (a batch of one), for writing it out (``--timeloop``)."""
 
 
 @dataclass
@@ -175,8 +180,9 @@ def layer_shape(layer: Layer) -> str:
 
 
 def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | None, costs,
-               j: int, mapping: str, evaluated: int) -> LayerCost:
-    """The :class:`LayerCost` of row ``j`` of a :class:`~jaqmoo.mapping.model.Costs`."""
+               j: int, mapping: str, evaluated: int, batch: MappingBatch | None = None) -> LayerCost:
+    """The :class:`LayerCost` of row ``j`` of a :class:`~jaqmoo.mapping.model.Costs` (``batch``:
+    the mapping itself, a batch of one, kept on the result for exports)."""
     names = tuple(lvl.name for lvl in accel.levels)
     # packed into the outermost level's words: whole vectors (jaqmoo), word-bits words (the fork)
     word = accel.levels[0].datawidth if accel.convention == "fork" else accel.levels[0].width
@@ -194,6 +200,7 @@ def layer_cost(layer: Layer, accel: Accelerator, bits: tuple[int, int, int] | No
         psum_energy_by_level={n: float(e) for n, e in zip(names, costs.psum_energy[j], strict=True)},
         energy_by_tensor={n: {t: float(e) for t, e in zip(TENSORS, costs.energy_by_tensor[j, lvl], strict=True)}
                           for lvl, n in enumerate(names)},
+        problem=layer, mapping_batch=batch,
     )
 
 
@@ -256,7 +263,8 @@ def network_cost(workload: Workload, accel, policy: QuantPolicy | None = None,
             if raise_on_infeasible:
                 raise
             return out.mark_infeasible(str(exc))
-        out.add(layer_cost(layer, accel, lb, result.costs, 0, result.description, result.evaluated), accel)
+        out.add(layer_cost(layer, accel, lb, result.costs, 0, result.description, result.evaluated,
+                           result.mapping), accel)
     return out
 
 

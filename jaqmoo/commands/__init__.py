@@ -56,6 +56,14 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
                    help="no progress output (bars on a terminal, one line per epoch / generation otherwise)")
 
 
+def add_timeloop_options(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--timeloop DIR`` and ``--dialect``: write Timeloop files (:mod:`jaqmoo.timeloop.export`)."""
+    p.add_argument("--timeloop", metavar="DIR", help=help_text + " (DIR must be new or empty)")
+    p.add_argument("--dialect", default="v0.4", choices=("v0.4", "fork"),
+                   help="with --timeloop: Timeloop v0.4 inputs (default; no per-tensor bits), or the Klhufek et "
+                        "al. mixed-precision fork's (its per-tensor `bitwidths`, v0.3 architecture keys)")
+
+
 def number_arg(kind: type = float, lo: float = 0, hi: float | None = None) -> Callable[[str], Any]:
     """An argparse ``type``: a finite ``kind`` (int or float) in ``[lo, hi]`` (:func:`jaqmoo.strict.number`);
     a bad value is argparse's usage error naming the option, never a traceback or a silent NaN."""

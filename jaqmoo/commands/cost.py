@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaqmoo.commands import add_quiet_option, number_arg
+from jaqmoo.commands import add_quiet_option, add_timeloop_options, number_arg
 from jaqmoo.safe_write import write_csv
 
 
@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--accumulator-bits", type=int, default=None, metavar="BITS",
                    help="partial-sum width at every level still reducing outputs (default: the template's "
                         "psum width, else each level's datawidth)")
+    add_timeloop_options(p, "write every layer as Timeloop inputs (architecture, problem, constraints, the chosen "
+                            "mapping) with jaqmoo's figures in Timeloop's stats format, one folder per layer, and a "
+                            "README.md on running timeloop-model and `jaqmoo timeloop check`")
     add_quiet_option(p)
     p.set_defaults(func=run)
 
@@ -105,4 +108,21 @@ def run(args: argparse.Namespace) -> int:
     if args.csv is not None:
         write_csv(df, args.csv, "the --csv table")
         print(f"wrote {args.csv}")
+    if args.timeloop is not None:
+        _write_timeloop(args, accel, result, bits=args.bits if args.bits_file is None else None)
     return 0
+
+
+def _write_timeloop(args: argparse.Namespace, accel, result, bits: str | None) -> None:
+    from jaqmoo.commands.timeloop import print_export
+    from jaqmoo.errors import JaqmooError
+    from jaqmoo.timeloop.export import choices_of, export_network
+
+    if not result.feasible:
+        raise JaqmooError(f"--timeloop: the network does not fit the accelerator ({result.reason}); nothing to export")
+    source = (f"jaqmoo cost --model {args.model} --input {args.input} --accelerator {args.accelerator} "
+              + (f"--bits {bits}" if bits is not None else f"--bits-file {args.bits_file}")
+              + f" --metric {args.metric} --timeloop {args.timeloop} --dialect {args.dialect}")
+    layers = export_network(args.timeloop, accel, choices_of(result.layers), args.dialect,
+                            f"{args.model} on {accel.name}", source)
+    print_export(args.timeloop, layers)

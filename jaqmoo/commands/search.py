@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jaqmoo.commands import add_quiet_option, add_threads_option, set_threads
+from jaqmoo.commands import add_quiet_option, add_threads_option, add_timeloop_options, set_threads
 from jaqmoo.errors import JaqmooError
 
 
@@ -22,13 +22,24 @@ def _export(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
-    if (args.point is None) != (args.bits_file is None):
-        raise JaqmooError("--point K and --bits-file FILE go together: the bits file of front point K")
+    if (args.point is None) != (args.bits_file is None and args.timeloop is None):
+        raise JaqmooError("--point K goes with --bits-file FILE and/or --timeloop DIR: the bits file or the "
+                          "Timeloop files of front point K")
     if args.point is not None:
         if is_sweep_dir(args.run_dir):
             raise JaqmooError(f"--point: {args.run_dir} is a sweep folder; give one of its runs, "
                               f"{args.run_dir}/runs/<run>")
-        print(f"wrote {load_run(args.run_dir).export_point(args.point, args.bits_file)}")
+        if args.bits_file is not None:
+            print(f"wrote {load_run(args.run_dir).export_point(args.point, args.bits_file)}")
+        if args.timeloop is not None:
+            from jaqmoo.commands.timeloop import print_export
+            from jaqmoo.reporting.timeloop_point import export_point_timeloop
+
+            done = export_point_timeloop(load_run(args.run_dir), args.point, args.timeloop, args.dialect)
+            print_export(args.timeloop, done.layers)
+            if not done.matches_run:
+                print(f"note: the recomputed energy ({done.energy_pj_recomputed:.6g} pJ) differs from the run's "
+                      f"stored one ({done.energy_pj_stored:.6g} pJ): the code changed since the run")
         if args.csv is None and args.parquet is None:
             return 0
     if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: every run's front, axis columns first
@@ -91,10 +102,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
     p.add_argument("--point", type=int, metavar="K",
-                   help="with --bits-file: front point K (the point column of front.csv and of the report's table)")
+                   help="with --bits-file or --timeloop: front point K (the point column of front.csv and of the "
+                        "report's table)")
     p.add_argument("--bits-file", metavar="FILE",
                    help="write point K's per-layer bits and hardware as a bits file (YAML) that `jaqmoo cost "
                         "--bits-file` and `jaqmoo supernet eval --bits-file` read back; its header names both commands")
+    add_timeloop_options(p, "with --point: write front point K's layers as Timeloop inputs (architecture, problem, "
+                            "constraints, its mapping) with jaqmoo's figures in Timeloop's stats format, one folder "
+                            "per layer, and a README.md on running timeloop-model and `jaqmoo timeloop check`")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)",

@@ -51,6 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=run_check)
 
 
+def print_export(out_dir, layers) -> None:
+    """What ``--timeloop DIR`` wrote: the folders, the layers that do not fit at the written bits."""
+    print(f"wrote {out_dir}: {len(layers)} layer folders ({layers[0].folder.name} ...) with Timeloop inputs and "
+          f"jaqmoo's stats; {out_dir}/README.md says how to run timeloop-model and `jaqmoo timeloop check`")
+    unfit = [lx.layer.name for lx in layers if not lx.feasible]
+    if unfit:
+        print(f"  warning: at the written bits these layers' mappings overflow a buffer, Timeloop will reject them: "
+              f"{', '.join(unfit)} (use --dialect fork to keep the point's bits)")
+
+
 def run_check(args: argparse.Namespace) -> int:
     from jaqmoo.timeloop.check import check_reference, load_reference
 

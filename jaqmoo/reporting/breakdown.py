@@ -113,55 +113,9 @@ class CostBreakdown:
 
     @classmethod
     def from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
-        """Rebuild the run's workload, hardware template and cost evaluator from ``meta.json``.
-
-        Raises :class:`JaqmooError` naming what is missing when the run does not record it
-        (e.g. a search run with a custom evaluator)."""
-        missing = [k for k in ("model", "template", "input_shape", "num_classes", "spec", "gene_names") if k not in meta]
-        if missing:
-            raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
-                              "`jaqmoo run`, so its per-layer costs cannot be recomputed")
-        from jaqmoo.models import build_model
-        from jaqmoo.workload import extract_workload
-
-        spec = meta["spec"]
-        if spec.get("model", {}).get("elastic") is not None:
-            return cls._elastic_from_meta(meta, evaluations)
-        c, h, _ = (int(v) for v in meta["input_shape"])
-        model = build_model(meta["model"], int(meta["num_classes"]), c, h, float(spec["model"].get("width_mult", 1.0)))
-        workload = extract_workload(model, tuple(int(v) for v in meta["input_shape"]), name=meta["model"])
-        space = space_from_meta(meta, evaluations)
-        if [layer.name for layer in workload.layers] != list(space.layer_names):
-            raise JaqmooError(f"the layers of {meta['model']} no longer match the run's layer_names; "
-                              "the model code changed since the run")
-        from jaqmoo.timeloop.design import accelerator_template
-
-        section = spec.get("accelerator") or {}
-        template = accelerator_template(section if section.get("timeloop") else {"template": meta["template"]})
-        # the run's own evaluator options (mapping.metric, quantization.accumulator_bits ...)
-        evaluator = build_evaluator(spec, space, template, None, workload)
-        return cls.of(evaluator, space, workload)
-
-    @classmethod
-    def _elastic_from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
-        """An architecture search's breakdown: its genome and sub-network costs from ``meta.json``."""
-        from jaqmoo.hardware.templates import get_template
-        from jaqmoo.models.elastic_space import space_of_model
-        from jaqmoo.search.arch_genes import ArchGenomeSpace
-
-        spec = meta["spec"]
-        space = space_of_model(spec["model"])
-        c, h, _ = (int(v) for v in meta["input_shape"])
-        names = tuple(meta["layer_names"])
-        # fixed layers from meta.json (a fixed layer may not run in the first stored point)
-        stored = meta.get("space", {}).get("fixed_layers", {})
-        fixed = {names.index(n): (int(b[0]), int(b[1])) for n, b in stored.items() if n in names}
-        bits = _genome_space(meta, names, fixed)
-        genome = ArchGenomeSpace(space, bits, int(meta["num_classes"]), c, h)
-        if genome.gene_names() != list(meta["gene_names"]):
-            raise JaqmooError("meta.json's gene_names do not match the architecture genome rebuilt from its spec")
-        evaluator = build_evaluator(spec, genome, get_template(meta["template"]), None)
-        return cls.of(evaluator, genome, evaluator.workload(space.largest()))
+        """Rebuild the run's workload, hardware template and cost evaluator from ``meta.json``
+        (:func:`run_evaluator`)."""
+        return cls.of(*run_evaluator(meta, evaluations))
 
     @classmethod
     def of(cls, evaluator: Any, space: Any, workload: Any) -> CostBreakdown:
@@ -205,6 +159,58 @@ class CostBreakdown:
         out["check"] = {"ok": not why, "energy_pj_stored": _jsonable(stored),
                         "energy_pj_recomputed": _jsonable(cost.energy_pj), "why": why}
         return out
+
+
+def run_evaluator(meta: dict, evaluations: pd.DataFrame) -> tuple[Any, Any, Any]:
+    """``(evaluator, genome space, workload)`` of a run, rebuilt from ``meta.json`` through the one
+    evaluator builder (the run's own options); the workload of an architecture search is its
+    largest network. Raises :class:`JaqmooError` naming what is missing when the run does not
+    record it (e.g. a search run with a custom evaluator)."""
+    missing = [k for k in ("model", "template", "input_shape", "num_classes", "spec", "gene_names") if k not in meta]
+    if missing:
+        raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
+                          "`jaqmoo run`, so its per-layer costs cannot be recomputed")
+    from jaqmoo.models import build_model
+    from jaqmoo.workload import extract_workload
+
+    spec = meta["spec"]
+    if spec.get("model", {}).get("elastic") is not None:
+        return _elastic_evaluator(meta, evaluations)
+    c, h, _ = (int(v) for v in meta["input_shape"])
+    model = build_model(meta["model"], int(meta["num_classes"]), c, h, float(spec["model"].get("width_mult", 1.0)))
+    workload = extract_workload(model, tuple(int(v) for v in meta["input_shape"]), name=meta["model"])
+    space = space_from_meta(meta, evaluations)
+    if [layer.name for layer in workload.layers] != list(space.layer_names):
+        raise JaqmooError(f"the layers of {meta['model']} no longer match the run's layer_names; "
+                          "the model code changed since the run")
+    from jaqmoo.timeloop.design import accelerator_template
+
+    section = spec.get("accelerator") or {}
+    template = accelerator_template(section if section.get("timeloop") else {"template": meta["template"]})
+    # the run's own evaluator options (mapping.metric, quantization.accumulator_bits ...)
+    evaluator = build_evaluator(spec, space, template, None, workload)
+    return evaluator, space, workload
+
+
+def _elastic_evaluator(meta: dict, evaluations: pd.DataFrame) -> tuple[Any, Any, Any]:
+    """:func:`run_evaluator` of an architecture search: its genome and sub-network costs from ``meta.json``."""
+    from jaqmoo.hardware.templates import get_template
+    from jaqmoo.models.elastic_space import space_of_model
+    from jaqmoo.search.arch_genes import ArchGenomeSpace
+
+    spec = meta["spec"]
+    space = space_of_model(spec["model"])
+    c, h, _ = (int(v) for v in meta["input_shape"])
+    names = tuple(meta["layer_names"])
+    # fixed layers from meta.json (a fixed layer may not run in the first stored point)
+    stored = meta.get("space", {}).get("fixed_layers", {})
+    fixed = {names.index(n): (int(b[0]), int(b[1])) for n, b in stored.items() if n in names}
+    bits = _genome_space(meta, names, fixed)
+    genome = ArchGenomeSpace(space, bits, int(meta["num_classes"]), c, h)
+    if genome.gene_names() != list(meta["gene_names"]):
+        raise JaqmooError("meta.json's gene_names do not match the architecture genome rebuilt from its spec")
+    evaluator = build_evaluator(spec, genome, get_template(meta["template"]), None)
+    return evaluator, genome, evaluator.workload(space.largest())
 
 
 def space_from_meta(meta: dict, evaluations: pd.DataFrame):

@@ -200,17 +200,21 @@ class Run:
             written.append(write_parquet(out, parquet, "the exported table"))
         return written
 
-    def point_file(self, k: int) -> dict:
-        """The bits file of front point ``k`` (the ``point`` column): per-layer bits, its hardware
-        and where it came from, in the format ``jaqmoo cost --bits-file`` and ``jaqmoo supernet eval
-        --bits-file`` read (:mod:`jaqmoo.quant.policy`)."""
+    def front_point(self, k: int) -> pd.Series:
+        """Front point ``k`` (the ``point`` column of front.csv and of the report's table)."""
         front = self.front
         if not len(front):
             raise JaqmooError(f"{self.dir}: the run has no front point yet")
         if not 0 <= k < len(front):
             raise JaqmooError(f"--point {k}: {self.dir} has front points 0..{len(front) - 1} (the point column "
                               "of front.csv)")
-        row = front.iloc[k]
+        return front.iloc[k]
+
+    def point_file(self, k: int) -> dict:
+        """The bits file of front point ``k`` (the ``point`` column): per-layer bits, its hardware
+        and where it came from, in the format ``jaqmoo cost --bits-file`` and ``jaqmoo supernet eval
+        --bits-file`` read (:mod:`jaqmoo.quant.policy`)."""
+        row = self.front_point(k)
         layers = {}
         for n in self.layer_names:
             w, a = row.get(f"w.{n}"), row.get(f"a.{n}")

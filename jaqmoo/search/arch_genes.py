@@ -298,6 +298,10 @@ class ArchEvaluator:
         """Where the per-action energies come from (as :attr:`JointEvaluator.energy_source`)."""
         return self._evaluator(self.genome.space.largest()).energy_source
 
+    def accelerator(self, hardware: dict[str, int]) -> Any:
+        """The accelerator of a hardware point (as :meth:`JointEvaluator.accelerator`)."""
+        return self._evaluator(self.genome.space.largest()).accelerator(hardware)
+
     def network_cost(self, cand: ArchCandidate) -> Any:
         """The per-layer :class:`~jaqmoo.cost.NetworkCost` of the candidate's sub-network (reports)."""
         return self._evaluator(cand.arch).network_cost(cand)

@@ -34,6 +34,10 @@ from jaqmoo.timeloop.energies import energy_table_from_stats
 from jaqmoo.timeloop.inputs import TimeloopInput, load_timeloop_input
 from jaqmoo.timeloop.stats import TensorStats, TimeloopStats, parse_stats
 
+JAQMOO_STATS = "jaqmoo.stats.txt"
+"""The stats file an export writes with jaqmoo's own figures (:mod:`jaqmoo.timeloop.export`); the
+check compares with any other ``*.stats.txt`` of the folder (Timeloop's) before it."""
+
 
 @dataclass
 class Row:
@@ -58,6 +62,8 @@ class CheckReport:
     reference_cycles: int = 0
     utilization: float = 0.0
     reference_utilization: float = 0.0
+    stats: str = ""
+    """The stats file compared with."""
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,8 @@ class CheckReport:
         return [r for r in self.rows if not r.ok]
 
     def text(self) -> str:
-        lines = [f"reference: {self.folder}", f"mapping:   {self.mapping}",
+        lines = [f"reference: {self.folder}", *([f"stats:     {self.stats}"] if self.stats else []),
+                 f"mapping:   {self.mapping}",
                  f"{'level':24s} {'tensor':8s} {'quantity':8s} {'ours':>16s} {'timeloop':>16s}  status"]
         for r in self.rows:
             theirs = "-" if r.theirs is None else f"{r.theirs:16.2f}" if r.quantity == "energy" else f"{r.theirs:16.0f}"
@@ -94,8 +101,13 @@ def load_reference(folder: str | Path) -> tuple[TimeloopInput, MappingBatch, Tim
     folder = Path(folder)
     if not folder.is_dir():
         raise JaqmooError(f"{folder}: not a folder (give a Timeloop reference folder)")
-    stats_files = sorted(folder.glob("*.stats.txt"))
+    # Timeloop's output first: an export's own figures (jaqmoo.stats.txt) only when Timeloop has not run
+    stats_files = sorted(folder.glob("*.stats.txt"), key=lambda p: (p.name == JAQMOO_STATS, p.name))
     if not stats_files:
+        layers = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / JAQMOO_STATS).is_file())
+        if layers:  # the top of a --timeloop export
+            raise JaqmooError(f"{folder}: an export of {len(layers)} layers; check one layer's folder, e.g. "
+                              f"jaqmoo timeloop check {folder / layers[0]}")
         raise JaqmooError(f"{folder}: no *.stats.txt to compare with")
     stats = parse_stats(stats_files[0])
     if find_sibling(folder, "ERT") is None:
@@ -129,7 +141,7 @@ def compare(tl: TimeloopInput, costs: Costs, stats: TimeloopStats, folder: str, 
     """Row-by-row comparison of our costs (a batch of 1) with Timeloop's stats."""
     acc = costs.accesses
     computes = stats.computes
-    report = CheckReport(folder, mapping_text)
+    report = CheckReport(folder, mapping_text, stats=stats.source)
     for lvl, name in enumerate(acc.level_names):
         ref = stats.levels.get(name)
         level = tl.accelerator.levels[lvl]
@@ -140,7 +152,7 @@ def compare(tl: TimeloopInput, costs: Costs, stats: TimeloopStats, folder: str, 
             kept = bool(acc.keep[0, lvl, t])
             if not kept and ref_t is None:
                 continue
-            report.rows += _tensor_rows(name, tensor, ref_t, _tensor_counts(costs, level, lvl, t, stats.dialect, kept))
+            report.rows += _tensor_rows(name, tensor, ref_t, tensor_counts(costs, level, lvl, t, stats.dialect, kept))
             if ref_t is not None and ref_t.energy is not None:  # access energy (no leakage)
                 ours_t = float(costs.energy_by_tensor[0, lvl, t])
                 ok_t = abs(ours_t - ref_t.energy) <= rel_tol * abs(ref_t.energy) + 0.01
@@ -177,7 +189,7 @@ _FORK_FIELDS = (("operands", "operands_per_word"), ("wasted", "wasted_bits_per_w
                 ("capacity", "capacity"), ("fragment", "wasted_bits_storage"))
 
 
-def _tensor_counts(costs: Costs, level, lvl: int, t: int, dialect: str, kept: bool) -> dict[str, float]:
+def tensor_counts(costs: Costs, level, lvl: int, t: int, dialect: str, kept: bool) -> dict[str, float]:
     """Our per-instance counts of one tensor at one level, in the stats file's units.
 
     v0.4 counts values. The fork counts words of the level's ``word-bits``: ``ceil(values /
