@@ -155,4 +155,9 @@ def describe_not_costed(entries: tuple[tuple[str, int, int], ...]) -> list[str]:
             for cat, ops, elems in entries]
 
 
-__all__ = ["CATEGORIES", "OpTracer", "describe_not_costed"]
+def not_costed_record(entries: tuple[tuple[str, int, int], ...]) -> dict[str, dict[str, int]]:
+    """The not-costed operations as plain data for ``meta.json``: ``{category: {ops, elements}}``."""
+    return {cat: {"ops": int(ops), "elements": int(elems)} for cat, ops, elems in entries}
+
+
+__all__ = ["CATEGORIES", "OpTracer", "describe_not_costed", "not_costed_record"]
