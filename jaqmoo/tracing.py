@@ -105,8 +105,8 @@ class OpTracer(TorchFunctionMode):
 
     # ------------------------------------------------------------------ classification
     def _category(self, name: str, tensors: list[Any]) -> str | None:
-        if "pool" in name:
-            return "pooling"
+        if "pool" in name or (name == "mean" and tensors and tensors[0].dim() == 4):
+            return "pooling"  # x.mean((2, 3)) is global average pooling (MNASNet)
         if name in ACTIVATION_OPS:
             return "activation"
         if name in NORM_OPS:

@@ -250,7 +250,8 @@ def extract_workload(model, input_shape: tuple[int, ...], name: str | None = Non
         raise
     except Exception as exc:  # torch raises RuntimeError, torchvision asserts on fixed input sizes
         raise JaqmooError(f"{label} does not accept input of shape {tuple(input_shape)}: "
-                          f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                          f"{type(exc).__name__}: {str(exc)[:300]} (a network with a fixed or minimum input size, "
+                          "such as inception_v3 (75x75 or more) or vgg at 28x28, needs larger images)") from exc
     finally:
         for h in handles:
             h.remove()
@@ -282,7 +283,9 @@ def _check_trace(label: str, modules: dict, order: list[str], problems: list[str
                         f"registered: {list(modules)[first]!r}): define the modules in __init__ in the order "
                         "forward uses them (quantization policies list layers in registration order)")
     if problems:
-        raise JaqmooError(f"{label} cannot be costed: " + "; ".join(dict.fromkeys(problems)))
+        unique = list(dict.fromkeys(problems))
+        more = f"; and {len(unique) - 3} more" if len(unique) > 3 else ""
+        raise JaqmooError(f"{label} cannot be costed: " + "; ".join(unique[:3]) + more)
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:

@@ -10,7 +10,13 @@
 
 from jaqmoo.models import elastic_mbv1, elastic_mbv2, zoo  # noqa: F401  (each registers its entries)
 from jaqmoo.models.mobilenet_v1 import MobileNetV1
-from jaqmoo.models.registry import MODELS, SMALL_INPUT_BELOW, build_model, check_model_name, model_workload
+from jaqmoo.models.registry import (
+           MODELS,
+           SMALL_INPUT_BELOW,
+           build_model,
+           check_model_name,
+           model_workload,
+)
 from jaqmoo.models.simple_cnn import SimpleCNN
 
 __all__ = ["MODELS", "SMALL_INPUT_BELOW", "MobileNetV1", "SimpleCNN", "build_model", "check_model_name",
