@@ -229,7 +229,7 @@ def test_spec_takes_references(user_module):
 
 
 def test_state_dict_round_trip_into_the_supernet(tmp_path, user_module):
-    from jaqmoo.experiment.accuracy import _load_pretrained  # noqa: PLC2701 - the spec's float start
+    from jaqmoo.experiment.accuracy import load_float_start
 
     name = f"{user_module}:build"
     torch.manual_seed(1)
@@ -237,7 +237,7 @@ def test_state_dict_round_trip_into_the_supernet(tmp_path, user_module):
     path = tmp_path / "float.pt"
     torch.save({"state_dict": trained.state_dict()}, path)
     net = build_supernet(name, 10, 3, 16, bits=(4, 8))
-    _load_pretrained(net, path)
+    load_float_start(net, path)
     for key, value in trained.state_dict().items():
         assert torch.equal(net.model.state_dict()[key], value), key
     # the float weights run as the float network does (the supernet at its largest bits is close)

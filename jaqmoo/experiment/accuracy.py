@@ -95,7 +95,7 @@ def check_train_options(spec: ExperimentSpec) -> None:
         raise JaqmooError(f"{spec.source}: accuracy.train: {exc}") from exc
 
 
-def _load_pretrained(supernet: Any, path: Path) -> None:
+def load_float_start(supernet: Any, path: Path) -> None:
     """Float weights of the plain model (a torchvision weights file or a user's state_dict, keys
     matched exactly: :mod:`jaqmoo.models.weights`) into the supernet's shared weights."""
     from jaqmoo.models import build_model
@@ -224,7 +224,7 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                                     input_size=spec.dataset.input_size, max_train=cfg.max_train)
     net = model.build_supernet(cfg, splits)
     if spec.model.checkpoint:
-        _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
+        load_float_start(net, Path(spec.model.checkpoint).expanduser())
     if ckpt.is_file():  # an interrupted training run: continue it from its last epoch
         cfg.resume = True
     path = train_supernet(cfg, splits=train_splits, supernet=net)
