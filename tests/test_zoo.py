@@ -290,3 +290,27 @@ def test_quantizable_layers_of_references_match_the_workload():
     wl = extract_workload(model, (1, 28, 28), num_classes=10)
     assert [n for n, _ in quantizable_layers(model)] == [layer.name for layer in wl.layers]
     assert isinstance(model.features[0][0], nn.Conv2d) and model.features[0][0].stride == (1, 1)
+
+
+# ----------------------------------------------------------------------------- cost-only sweep
+
+
+def test_cost_sweep_expands_validates_and_runs(tmp_path, user_module):
+    from jaqmoo.sweep.cost_sweep import expand_cost_sweep, run_cost_sweep
+
+    data = {"name": "tiny", "cost": {"input": "3x16x16", "num_classes": 10, "set": {"technology": 45}},
+            "axes": {"model": ["simple_cnn", f"{user_module}:build"], "accelerator": ["eyeriss"], "bits": [8, "4/8"]}}
+    plan = expand_cost_sweep(data, "tiny.yaml", out_dir=tmp_path / "out")
+    assert [(p["model"], p["bits"]) for p in plan.points] == [
+        ("simple_cnn", "8"), ("simple_cnn", "4/8"), (f"{user_module}:build", "8"), (f"{user_module}:build", "4/8")]
+    summary, files = run_cost_sweep(plan)
+    assert list(summary["status"]) == ["done"] * 4 and [f.name for f in files] == ["summary.csv", "layers.csv"]
+    user = summary[summary["model"] == f"{user_module}:build"]
+    assert (user["layers"] == 6).all() and "residual add: 1" in user["not_costed"].iloc[0]
+    assert user["energy_uj"].iloc[1] < user["energy_uj"].iloc[0]  # 4-bit weights cost less than 8-bit
+    for bad, message in (({"axes": {**data["axes"], "bits": [9]}}, "bits"),
+                         ({"axes": {**data["axes"], "accelerator": ["eyerris"]}}, "eyeriss"),
+                         ({"axes": {**data["axes"], "model": ["torchvision:resnet"]}}, "resnet50"),
+                         ({"cost": {"metric": "speed"}}, "cost.metric")):
+        with pytest.raises(JaqmooError, match=message):
+            expand_cost_sweep({**data, **bad}, "tiny.yaml", out_dir=tmp_path / "out")
