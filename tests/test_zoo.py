@@ -314,3 +314,14 @@ def test_cost_sweep_expands_validates_and_runs(tmp_path, user_module):
                          ({"cost": {"metric": "speed"}}, "cost.metric")):
         with pytest.raises(JaqmooError, match=message):
             expand_cost_sweep({**data, **bad}, "tiny.yaml", out_dir=tmp_path / "out")
+
+
+def test_shipped_zoo_cost_sweep_expands():
+    from pathlib import Path
+
+    from jaqmoo.sweep.cost_sweep import load_cost_sweep
+
+    plan = load_cost_sweep(Path(__file__).parents[1] / "problems" / "zoo-cost.yaml", out_dir="unused")
+    assert plan is not None and len(plan.points) == 6 * 2 * 2
+    assert {p["model"] for p in plan.points} >= {"torchvision:resnet50", "torchvision:efficientnet_b0",
+                                                 "torchvision:regnet_x_400mf", "torchvision:mobilenet_v3_large"}
