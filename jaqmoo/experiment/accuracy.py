@@ -170,7 +170,8 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
     if spec.accuracy.checkpoint:
         return Path(spec.accuracy.checkpoint).expanduser()
     if spec.accuracy.cache_dir:
-        kind = model_strategy(spec).kind
+        # a model reference (torchvision:resnet50, pkg.mod:build) as one plain file-name part
+        kind = "".join(c if c.isalnum() or c in "_.=+-" else "_" for c in model_strategy(spec).kind)
         from jaqmoo.quant.train import TRAINING_VERSION
 
         # the training code's version is hashed into the name (not into the identity an explicit
