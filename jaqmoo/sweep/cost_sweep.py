@@ -17,7 +17,7 @@ A sweep spec with a ``cost:`` section instead of ``base:`` (``problems/zoo-cost.
 Each point extracts the model's workload (:func:`jaqmoo.models.model_workload`) and maps every
 layer onto the accelerator (:func:`jaqmoo.cost.network_cost`: the mapping searched per layer, as
 ``jaqmoo cost`` does). Outputs in the sweep folder: ``summary.csv`` (one row per point: layers,
-MACs, energy, cycles, latency, EDP, packed memory, the not-costed operations, seconds) and
+MACs, energy, cycles, latency, EDP, packed memory, the not-costed operations, wall and CPU seconds) and
 ``layers.csv`` (every layer of every point with its mapping).
 """
 
@@ -143,7 +143,7 @@ def cost_point(model: str, accelerator: str, bits: str, settings: dict[str, Any]
 
         torch.set_num_threads(threads)
     row: dict[str, Any] = {"model": model, "accelerator": accelerator, "bits": bits}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         workload = model_workload(model, parse_input_shape(settings["input"]), int(settings["num_classes"]),
                                   float(settings.get("width_mult", 1.0)))
@@ -166,6 +166,7 @@ def cost_point(model: str, accelerator: str, bits: str, settings: dict[str, Any]
         row.update(status="failed", error=str(exc)[:500])
         layers = []
     row["seconds"] = time.perf_counter() - t0
+    row["cpu_seconds"] = time.process_time() - c0  # this process's CPU time: what wall time is on an idle core
     return row, layers
 
 
