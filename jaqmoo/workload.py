@@ -103,6 +103,9 @@ class Workload:
 
     name: str
     layers: tuple[Layer, ...]
+    #: what the forward pass computes that the cost model leaves out: ``(category, operations,
+    #: output elements)`` (:mod:`jaqmoo.tracing`); empty when not traced
+    not_costed: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def macs(self) -> int:
@@ -153,52 +156,136 @@ def layer_from_module(name: str, module, in_shape: tuple[int, ...], out_shape: t
             dilation_h=module.dilation[0], dilation_w=module.dilation[1],
         )
     if isinstance(module, nn.Linear):
-        rows = math.prod(in_shape[:-1])  # batch (and any extra leading dims)
-        return Layer(name, "linear", N=rows, K=module.out_features, C=module.in_features)
+        if math.prod(in_shape[1:-1]) != 1:
+            raise JaqmooError(f"Linear {name!r} is applied to a {'x'.join(map(str, in_shape))} tensor (a sequence of "
+                              "tokens or a channels-last map, as in attention / ViT / Swin / ConvNeXt blocks); jaqmoo "
+                              "costs a Linear only on one feature vector per image and refuses to mis-cost it")
+        return Layer(name, "linear", N=in_shape[0], K=module.out_features, C=module.in_features)
     raise JaqmooError(f"module {name!r} of type {type(module).__name__} is not a Conv2d or Linear")
 
 
-def extract_workload(model, input_shape: tuple[int, ...], name: str | None = None, batch: int = 1) -> Workload:
+#: modules jaqmoo cannot cost, refused before the forward pass (what to say about each)
+UNSUPPORTED_MODULES: dict[str, str] = {
+    "MultiheadAttention": "attention (ViT, Swin, MaxViT)",
+    "Conv1d": "1-D convolution", "Conv3d": "3-D convolution (video models)",
+    "ConvTranspose1d": "transposed convolution", "ConvTranspose2d": "transposed convolution",
+    "ConvTranspose3d": "transposed convolution", "LSTM": "recurrent layers", "GRU": "recurrent layers",
+    "RNN": "recurrent layers", "Transformer": "attention", "TransformerEncoderLayer": "attention (ViT)",
+}
+
+
+def _layer_kind(module) -> str | None:
+    from torch import nn
+
+    return "conv" if isinstance(module, nn.Conv2d) else "linear" if isinstance(module, nn.Linear) else None
+
+
+def _refuse_unsupported_modules(model, label: str) -> None:
+    found = {}
+    for qual, module in model.named_modules():
+        for cls in type(module).__mro__:
+            if cls.__name__ in UNSUPPORTED_MODULES and cls.__module__.startswith("torch.nn"):
+                found.setdefault(UNSUPPORTED_MODULES[cls.__name__], qual)
+                break
+    if found:
+        what = "; ".join(f"{kind} (e.g. {qual!r})" for kind, qual in found.items())
+        raise JaqmooError(f"{label} contains {what}: jaqmoo costs CNNs built of Conv2d and Linear layers only and "
+                          "refuses to mis-cost this model")
+
+
+def extract_workload(model, input_shape: tuple[int, ...], name: str | None = None, batch: int = 1,
+                     num_classes: int | None = None) -> Workload:
     """Run ``model`` once on zeros of ``(batch, *input_shape)`` and record its layers.
 
+    The forward pass is traced (:mod:`jaqmoo.tracing`): the workload lists what it does not
+    cost (:attr:`Workload.not_costed`), and a model whose compute the cost model would miss or
+    miscount is a :class:`JaqmooError` instead of a wrong cost: a convolution or matrix product
+    outside a Conv2d/Linear module (functional calls, attention, 1-D/3-D/transposed convs), a
+    Linear applied to a sequence, a Conv2d/Linear called twice or never, or layers that run in
+    another order than the model registers them (a quantization policy lists them in registration
+    order).
+
     Args:
-        model: any torch module built of Conv2d/Linear (plus anything else, ignored).
+        model: any torch module built of Conv2d/Linear (plus element-wise operations, pooling...).
         input_shape: ``(channels, height, width)``.
         name: workload name (defaults to the model's class name).
         batch: the N dimension of every layer.
+        num_classes: when given, the output must be ``(batch, num_classes)`` logits.
     """
     import torch
 
+    from jaqmoo.tracing import OpTracer
+
     if len(input_shape) != 3 or any(int(s) < 1 for s in input_shape):
         raise JaqmooError(f"input shape must be CxHxW with positive sizes (got {input_shape})")
+    label = f"model {name!r}" if name else f"model {type(model).__name__}"
+    _refuse_unsupported_modules(model, label)
     modules = dict(quantizable_layers(model))
+    names = {id(m): n for n, m in modules.items()}
     seen: dict[str, Layer] = {}
     order: list[str] = []
+    problems: list[str] = []
 
     def hook(mod, inputs, output):
         qual = names[id(mod)]
-        layer = layer_from_module(qual, mod, tuple(inputs[0].shape), tuple(output.shape))
         if qual in seen:
-            if seen[qual] != layer:
-                raise JaqmooError(f"module {qual!r} is called twice with different shapes; not supported")
+            problems.append(f"{qual!r} is called more than once (the cost model would count it once)")
             return
-        seen[qual] = layer
+        try:
+            seen[qual] = layer_from_module(qual, mod, tuple(inputs[0].shape), tuple(output.shape))
+        except JaqmooError as exc:
+            problems.append(str(exc))
+            return
         order.append(qual)
 
-    names = {id(m): n for n, m in modules.items()}
     handles = [m.register_forward_hook(hook) for m in modules.values()]
+    tracer = OpTracer({id(m): n for n, m in model.named_modules()}, _layer_kind)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros((batch, *(int(s) for s in input_shape))))
-    except RuntimeError as exc:
-        raise JaqmooError(f"model does not accept input of shape {tuple(input_shape)}: {exc}") from exc
+        with torch.no_grad(), tracer.watch(model):
+            device = next((p.device for p in model.parameters()), None)  # "meta": shapes only, no arithmetic
+            out = model(torch.zeros((batch, *(int(s) for s in input_shape)), device=device))
+    except JaqmooError:
+        raise
+    except Exception as exc:  # torch raises RuntimeError, torchvision asserts on fixed input sizes
+        raise JaqmooError(f"{label} does not accept input of shape {tuple(input_shape)}: "
+                          f"{type(exc).__name__}: {str(exc)[:300]} (a network with a fixed or minimum input size, "
+                          "such as inception_v3 (75x75 or more) or vgg at 28x28, needs larger images)") from exc
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return Workload(name or type(model).__name__, tuple(seen[n] for n in order))
+    _check_trace(label, modules, order, problems, tracer.refused)
+    if num_classes is not None and tuple(getattr(out, "shape", ())) != (batch, num_classes):
+        raise JaqmooError(f"{label} maps a {'x'.join(map(str, input_shape))} image to "
+                          f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}, not to {num_classes} class "
+                          f"logits of shape {(batch, num_classes)}: build it with num_classes={num_classes} (and the "
+                          "input's channels) and return the logits tensor only")
+    return Workload(name or type(model).__name__, tuple(seen[n] for n in order), tracer.not_costed())
+
+
+def _check_trace(label: str, modules: dict, order: list[str], problems: list[str], refused: list[str]) -> None:
+    """Refuse a traced forward pass the cost model would mis-cost (see :func:`extract_workload`)."""
+    if refused:
+        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+        problems.append(f"it computes {'; '.join(refused[:3])}{more} outside a Conv2d/Linear module (functional "
+                        "calls, attention or matrix products): the cost model would not see these multiply-"
+                        "accumulates")
+    missing = [n for n in modules if n not in order]
+    if missing:
+        problems.append(f"Conv2d/Linear {missing[:5]} never run in the forward pass (auxiliary heads, unused "
+                        "branches): remove them from the model, or the supernet and the policy would list layers "
+                        "the cost model never sees")
+    elif order != list(modules):
+        first = next(i for i, (a, b) in enumerate(zip(order, modules, strict=False)) if a != b)
+        problems.append(f"its layers run in another order than they are registered (run: {order[first]!r}, "
+                        f"registered: {list(modules)[first]!r}): define the modules in __init__ in the order "
+                        "forward uses them (quantization policies list layers in registration order)")
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        more = f"; and {len(unique) - 3} more" if len(unique) > 3 else ""
+        raise JaqmooError(f"{label} cannot be costed: " + "; ".join(unique[:3]) + more)
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:

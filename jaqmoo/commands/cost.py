@@ -15,7 +15,9 @@ def register(subparsers) -> None:
         help="map every layer of a model onto an accelerator and print energy/cycles/memory",
         description="Find each layer's best mapping (vectorized mapper) and print a per-layer table and totals.",
     )
-    p.add_argument("--model", required=True, help="mobilenet_v1, mobilenet_v2, resnet18, mobilenet_v3_small, simple_cnn")
+    p.add_argument("--model", required=True, help="mobilenet_v1, mobilenet_v2, resnet18, mobilenet_v3_small, simple_cnn, "
+                                                  "torchvision:<name> (e.g. torchvision:resnet50) or "
+                                                  "package.module:callable")
     p.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
     p.add_argument("--accelerator", default="eyeriss", help="template name (eyeriss, simba, ...), Timeloop YAML or folder")
     p.add_argument("--bits", default="8", help="bits for all layers: B or WBITS/ABITS such as 4/8 (default 8)")
@@ -68,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from jaqmoo.hardware.templates import load_accelerator_spec
     from jaqmoo.hardware.templates.registry import parse_overrides
     from jaqmoo.mapping.mapper import Mapper
-    from jaqmoo.models import build_model
+    from jaqmoo.models import model_workload
     from jaqmoo.quant.policy import QuantPolicy, parse_bits_spec
-    from jaqmoo.workload import extract_workload, parse_input_shape
+    from jaqmoo.tracing import describe_not_costed
+    from jaqmoo.workload import parse_input_shape
 
     shape = parse_input_shape(args.input)
     overrides = {**(bits_file_hardware(args.bits_file) if args.bits_file is not None else {}),
@@ -78,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
     accel = load_accelerator_spec(args.accelerator, **overrides)
     if args.accumulator_bits is not None:
         accel = accel.with_accumulator_bits(args.accumulator_bits, "--accumulator-bits")
-    model = build_model(args.model, num_classes=args.num_classes, in_channels=shape[0], input_size=shape[1],
-                        width_mult=args.width_mult)
-    workload = extract_workload(model, shape, name=args.model)
+    workload = model_workload(args.model, shape, args.num_classes, args.width_mult)
     names = [layer.name for layer in workload.layers]
     if args.bits_file is not None:
         policy = QuantPolicy.load(args.bits_file, names)
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if result.feasible:
         print("  energy per level (psum: partial-sum accesses, at accumulator bits):")
         print(result.level_table())
+    print("  not costed (the cost model leaves these operations out):")
+    print("\n".join(f"    {line}" for line in describe_not_costed(workload.not_costed) or ["nothing"]))
     print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
           f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
     if args.csv is not None:

@@ -23,9 +23,10 @@ SPEC_KEYS: dict[str, tuple[str, str]] = {
     "objectives": ("-", "what the search optimises: accuracy (max), energy, latency, edp, memory, area (min)"),
     "output.dir": ("path", "the run folder (default runs/<name>)"),
     "model.name": ("-", "the CNN: simple_cnn, mobilenet_v1, mobilenet_v2, resnet18, mobilenet_v3_small, "
-                        "torchvision:<name>"),
+                        "torchvision:<name> (any torchvision classifier) or package.module:callable (your builder)"),
     "model.width_mult": ("x", "channel width multiplier (0.25 = a quarter of the channels)"),
-    "model.checkpoint": ("path", "pretrained float weights (a state_dict) the supernet starts from"),
+    "model.checkpoint": ("path", "float weights the supernet starts from (a torchvision weights file or your "
+                                 "state_dict; keys must match exactly); the float epochs are then skipped"),
     "model.elastic": ("-", "an architecture search: {depth: [...], expand: [...], kernel: [...]} "
                            "(mobilenet_v1, mobilenet_v2; {} takes the defaults)"),
     "dataset.name": ("-", "digits (built in), fashion-mnist, cifar10 or imagefolder"),

@@ -128,7 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "policies per step, distilled from the largest), with CSQ on --csq-fraction of "
                                   "each layer's channels. One line per epoch reports the validation accuracy; "
                                   "the checkpoint is rewritten after every epoch (--resume continues it).")
-    t.add_argument("--model", default="mobilenet_v2", help="model name (see jaqmoo.models.MODELS)")
+    t.add_argument("--model", default="mobilenet_v2", help="model name (see jaqmoo.models.MODELS), torchvision:<name> or "
+                                                                    "package.module:callable")
     t.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | cifar10 | imagefolder")
     t.add_argument("--epochs", type=int, default=5, help="quantized (sandwich-rule) epochs")
     t.add_argument("--float-epochs", type=int, default=0,

@@ -15,7 +15,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from jaqmoo.errors import JaqmooError
     from jaqmoo.sweep import load_sweep, load_sweep_spec, run_sweep
+    from jaqmoo.sweep.cost_sweep import load_cost_sweep
 
+    cost_plan = load_cost_sweep(args.spec, out_dir=args.out)
+    if cost_plan is not None:
+        return _cost_sweep(cost_plan, args)
     plan = load_sweep_spec(args.spec, out_dir=args.out)
     if args.dry_run:
         print(plan.describe())
@@ -42,6 +46,31 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost_sweep(plan, args: argparse.Namespace) -> int:
+    """A cost-only sweep (``cost:`` instead of ``base:``): :mod:`jaqmoo.sweep.cost_sweep`."""
+    import time
+
+    import pandas as pd
+
+    from jaqmoo.sweep.cost_sweep import run_cost_sweep
+
+    print(plan.describe())
+    if args.dry_run:
+        print(f"output folder: {plan.output_dir}")
+        return 0
+    t0 = time.perf_counter()
+    summary, files = run_cost_sweep(plan, workers=args.workers, threads=resolve_threads(args.threads, args.workers))
+    cols = [c for c in ("model", "accelerator", "bits", "status", "layers", "macs", "energy_uj", "cycles", "latency_s",
+                        "seconds") if c in summary]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    failed = summary[summary["status"] != "done"]
+    for _, row in failed.iterrows():
+        print(f"failed: {row['model']} on {row['accelerator']} at {row['bits']} bits: {row.get('error')}")
+    print(f"wall time {time.perf_counter() - t0:.1f} s; wrote " + ", ".join(str(p) for p in files))
+    return 1 if len(failed) else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` sub-command."""
     p = sub.add_parser(
@@ -49,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Expand a sweep spec (base experiment + axes) into runs and execute them on a local "
                     "process pool or a Dask cluster; each run is an ordinary `jaqmoo run` folder under "
                     "OUT/runs/, with OUT/summary.csv, OUT/fronts.csv and OUT/grid.png combining them.")
-    p.add_argument("spec", help="sweep spec YAML, e.g. problems/sweep-quick.yaml")
+    p.add_argument("spec", help="sweep spec YAML, e.g. problems/sweep-quick.yaml (or a cost-only sweep with a "
+                                "cost: section, e.g. problems/zoo-cost.yaml)")
     p.add_argument("--out", help="sweep folder (default: the spec's output.dir or runs/<name>)")
     p.add_argument("--workers", type=int, default=2,
                    help="local pool processes (or LocalCluster workers with --scheduler local); default 2")

@@ -95,26 +95,21 @@ def check_train_options(spec: ExperimentSpec) -> None:
         raise JaqmooError(f"{spec.source}: accuracy.train: {exc}") from exc
 
 
-def _load_pretrained(supernet: Any, path: Path) -> None:
-    """Float weights of the plain model (a state_dict) into the supernet's shared weights."""
-    import torch
+def load_float_start(supernet: Any, path: Path) -> None:
+    """Float weights of the plain model (a torchvision weights file or a user's state_dict, keys
+    matched exactly: :mod:`jaqmoo.models.weights`) into the supernet's shared weights."""
+    from jaqmoo.models import build_model
+    from jaqmoo.models.weights import check_state_dict, read_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise JaqmooError(f"model.checkpoint {path}: not a torch state_dict ({type(exc).__name__}: {exc})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise JaqmooError(f"model.checkpoint {path}: expected a state_dict (a mapping of tensors)")
-    try:
-        result = supernet.model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
-        raise JaqmooError(f"model.checkpoint {path}: its weights do not fit {supernet.meta.model}: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    if result.unexpected_keys:
-        raise JaqmooError(f"model.checkpoint {path}: keys {result.unexpected_keys[:5]} are not in "
-                          f"{supernet.meta.model}; it was saved from another model")
+    state = read_state_dict(path, "model.checkpoint")
+    m = supernet.meta
+    with torch.device("meta"):  # keys and shapes only
+        plain = build_model(m.model, m.num_classes, m.in_channels, m.input_size, m.width_mult)
+    check_state_dict(plain, state, f"model.checkpoint {path}", m.model)
+    result = supernet.model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:  # the plain model has them, so the wrapped one does too
+        raise JaqmooError(f"model.checkpoint {path}: keys {result.unexpected_keys[:5]} are not in the supernet of "
+                          f"{m.model}")
 
 
 def first_last_bits(spec: ExperimentSpec) -> int | None:
@@ -145,10 +140,13 @@ def train_config(spec: ExperimentSpec, splits: Any, ckpt: Path, progress: bool =
     pretrained = str(Path(spec.model.checkpoint).expanduser().resolve()) if spec.model.checkpoint else None
     extra: dict[str, Any] = {"pretrained": pretrained, "split_seed": spec.dataset.split_seed,
                              **model_strategy(spec).train_extra()}
+    kwargs = train_kwargs(spec)
+    if pretrained is not None:
+        kwargs["float_epochs"] = 0  # the float start is the given weights: no float epochs
     return TrainConfig(model=spec.model.name, dataset=splits.name, out=str(ckpt), width_mult=spec.model.width_mult,
                        bits=supernet_bits(spec), fixed_first_last=first_last_bits(spec), seed=spec.seed,
                        progress=progress, data_root=spec.dataset.root, input_size=spec.dataset.input_size,
-                       extra=extra, **train_kwargs(spec))
+                       extra=extra, **kwargs)
 
 
 def expected_identity(spec: ExperimentSpec, splits: Any) -> dict:
@@ -172,7 +170,8 @@ def supernet_path(spec: ExperimentSpec, splits: Any, default_checkpoint: Path) -
     if spec.accuracy.checkpoint:
         return Path(spec.accuracy.checkpoint).expanduser()
     if spec.accuracy.cache_dir:
-        kind = model_strategy(spec).kind
+        # a model reference (torchvision:resnet50, pkg.mod:build) as one plain file-name part
+        kind = "".join(c if c.isalnum() or c in "_.=+-" else "_" for c in model_strategy(spec).kind)
         from jaqmoo.quant.train import TRAINING_VERSION
 
         # the training code's version is hashed into the name (not into the identity an explicit
@@ -226,7 +225,7 @@ def obtain_supernet(spec: ExperimentSpec, splits: Any, default_checkpoint: Path,
                                     input_size=spec.dataset.input_size, max_train=cfg.max_train)
     net = model.build_supernet(cfg, splits)
     if spec.model.checkpoint:
-        _load_pretrained(net, Path(spec.model.checkpoint).expanduser())
+        load_float_start(net, Path(spec.model.checkpoint).expanduser())
     if ckpt.is_file():  # an interrupted training run: continue it from its last epoch
         cfg.resume = True
     path = train_supernet(cfg, splits=train_splits, supernet=net)

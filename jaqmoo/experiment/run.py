@@ -60,6 +60,7 @@ from jaqmoo.search.problem import Constraints
 from jaqmoo.search.session import SearchSettings, search_in_directory
 from jaqmoo.search.store import ResultsStore
 from jaqmoo.strict import load_yaml_file
+from jaqmoo.tracing import not_costed_record
 
 
 @dataclass
@@ -183,7 +184,9 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta,
-                  "supernet_uniform8_accuracy": supernet_u8, "accuracy_warnings": warnings}
+                  "supernet_uniform8_accuracy": supernet_u8, "accuracy_warnings": warnings,
+                  # what the cost model leaves out of this network (jaqmoo.tracing)
+                  "not_costed": not_costed_record(prep.workload.not_costed)}
     report = ReportWriter(prep.out_dir, breakdown=CostBreakdown.of(evaluator, space, prep.workload))
     search_in_directory(prep.out_dir, spec.name, space, evaluator, settings, resume=resume, progress=progress,
                         meta_extra=meta_extra, locked=True, on_generation=report)

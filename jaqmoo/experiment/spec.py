@@ -47,7 +47,7 @@ from jaqmoo.experiment.fields import (
     section,
     typed,
 )
-from jaqmoo.models import MODELS
+from jaqmoo.models import MODELS, check_model_name
 from jaqmoo.models.elastic_space import FAMILIES, family
 from jaqmoo.objectives import NAMES as OBJECTIVE_NAMES
 from jaqmoo.quant.policy import SUPPORTED_BITS
@@ -71,7 +71,8 @@ MAX_GENERATIONS = 10_000_000
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which CNN to search (``jaqmoo.models.build_model`` names)."""
+    """Which CNN to search: a built-in name, ``torchvision:<name>`` or ``package.module:callable``
+    (:func:`jaqmoo.models.build_model`)."""
 
     name: str
     width_mult: float = 1.0
@@ -237,7 +238,11 @@ def _model(data: Any, src: str) -> ModelSpec:
     check_keys(d, field_names(ModelSpec), f"{src}: model")
     if "name" not in d:
         raise JaqmooError(f"{src}: model.name is required; choose one of: {', '.join(sorted(MODELS))}")
-    name = choice(d["name"], "model.name", tuple(sorted(MODELS)), src)
+    name = typed(d["name"], str, f"{src}: model.name")
+    try:
+        name = check_model_name(name)
+    except JaqmooError as exc:
+        raise JaqmooError(f"{src}: model.name: {exc}") from None
     checkpoint = optional_path(d.get("checkpoint"), "model.checkpoint", src)
     return ModelSpec(
         name=name,

@@ -110,7 +110,7 @@ class FixedModel:
     def network(self, splits: Any) -> tuple[Any, Workload]:
         m = self.spec.model
         model = build_model(m.name, splits.num_classes, splits.in_channels, splits.input_size, m.width_mult)
-        return model, extract_workload(model, splits.input_shape, name=m.name)
+        return model, extract_workload(model, splits.input_shape, name=m.name, num_classes=splits.num_classes)
 
     def search_space(self, bits: Any, splits: Any) -> Any:
         return bits
