@@ -238,7 +238,7 @@ def test_action_wall_lowers_from_the_last_layer():
 # ----------------------------------------------------------------------------- haq: agent and search
 
 
-def test_ddpg_explores_in_range_with_decaying_noise_and_learns():
+def test_ddpg_explores_in_range_with_decaying_noise_and_updates_its_networks():
     agent = DDPGAgent(4, seed=0, config=DDPGConfig(batch_size=8))
     s = np.full(4, 0.5, np.float32)
     acts = [agent.act(s, ep, warmup=2) for ep in range(30)]
@@ -253,6 +253,42 @@ def test_ddpg_explores_in_range_with_decaying_noise_and_learns():
     assert any(not np.allclose(a, b.detach()) for a, b in zip(before, agent.actor.parameters(), strict=True))
     moved = [(b - t).abs().max().item() for b, t in zip(target_before, agent.actor_target.parameters(), strict=True)]
     assert max(moved) > 0  # soft update of the target network
+
+
+def _toy_episodes(learn: bool, episodes: int = 60, warmup: int = 5, seed: int = 0) -> np.ndarray:
+    """Rewards of ``episodes`` HAQ-style episodes (one action per step, the episode's one reward
+    given to every step, discount 1) on a toy task whose best action differs per step: the DDPG
+    agent (``learn``) or a uniformly random policy, same seed."""
+    target = np.array([0.2, 0.8, 0.3, 0.7])
+    n = len(target)
+    states = np.eye(n, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    agent = DDPGAgent(n + 1, seed=seed, config=DDPGConfig(hidden=(32, 32), lr_actor=1e-3, batch_size=16,
+                                                           replay_size=2000))
+    rewards = []
+    for ep in range(episodes):
+        s, actions, traj = np.append(states[0], 0.0).astype(np.float32), [], []
+        for t in range(n):
+            a = agent.act(s, ep, warmup) if learn else float(rng.uniform())
+            s1 = np.append(states[t + 1] if t < n - 1 else np.zeros(n), a).astype(np.float32)
+            traj.append((s, a, s1, t == n - 1))
+            actions.append(a)
+            s = s1
+        reward = -float(np.mean(np.abs(np.array(actions) - target)))
+        rewards.append(reward)
+        for step in traj:
+            agent.observe(step[0], step[1], reward, step[2], step[3])
+            if learn and ep >= warmup:
+                agent.update()
+    return np.array(rewards)
+
+
+def test_ddpg_learns_its_reward_improves_over_a_random_policy():
+    agent, random_policy = _toy_episodes(learn=True), _toy_episodes(learn=False)
+    # measured with seed 0: the agent's last 15 episodes average -0.22, the random policy's -0.33,
+    # the agent's warm-up (uniform random actions) -0.34
+    assert agent[-15:].mean() > random_policy[-15:].mean() + 0.05
+    assert agent[-15:].mean() > agent[:5].mean() + 0.05
 
 
 def test_haq_episodes_stay_within_their_budgets(tmp_path):
