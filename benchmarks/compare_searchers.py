@@ -33,7 +33,7 @@ hypervolume. With ``--qat N`` the N lowest-energy policies within 1 point of uni
 (held-out) of jaqmoo's and the best baseline's pooled fronts, and uniform 8-bit, get a short QAT
 (``--qat-steps``; cached under ``--qat-cache``). Writes ``<out>/<init>/compare_searchers.csv``.
 
-    python benchmarks/compare_searchers.py [--spec problems/compare-digits.yaml] [--init spread]
+    python benchmarks/compare_searchers.py [--spec problems/mobilenetv2-eyeriss.yaml] [--init spread]
         [--out runs/compare-searchers] [--evaluations 704] [--population 64] [--seeds 0 1 2 3 4]
         [--haq-budgets 0.5] [--searchers ...] [--jobs 2] [--threads 1] [--qat 3] [--smoke]
 
@@ -228,7 +228,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from jaqmoo.search.algorithms import INITS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--spec", default=str(ROOT / "problems" / "compare-digits.yaml"))
+    p.add_argument("--spec", default=str(ROOT / "problems" / "mobilenetv2-eyeriss.yaml"))
     p.add_argument("--out", default=None, help="folder of the runs (default runs/compare-searchers[-smoke])")
     p.add_argument("--init", default="spread", choices=INITS, help="first population of every searcher")
     p.add_argument("--evaluations", type=int, default=704, help="accuracy + cost evaluations per run")
