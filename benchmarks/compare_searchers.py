@@ -1,39 +1,45 @@
-"""Searchers compared on one problem: jaqmoo's joint NSGA-II against the seed papers' searchers.
+"""Searchers compared on one problem, on equal terms: jaqmoo's joint NSGA-II against the seed papers'.
 
-Same network, hardware model, accuracy estimator (one supernet and one predictor shared by
-every run) and number of accuracy + cost evaluations for every searcher, several seeds each:
+Every searcher gets the same network, hardware model, accuracy estimator (one supernet and one
+predictor shared by every run), the same number of accuracy + cost evaluations and, with
+``--init spread`` or ``--init random``, the same first population (``search.init``: the
+uniform seed policies, then policies spread over precision levels / uniformly random; the same
+bit policies for every searcher of a seed; ``--init own`` gives each searcher its paper's own):
 
-* ``uniform``     every uniform w/a policy (its evaluations are fixed: |w| x |a|);
-* ``random``      random search over the joint search's genome (the uniform seeds first);
-* ``haq``         HAQ's DDPG agent with the action wall, budgets 0.4 .. 0.9 of 8-bit energy;
-* ``bits-nsga2``  Klhufek et al.'s bits-only NSGA-II (their seeding, crossover, mutation);
-* ``jaqmoo``      jaqmoo's NSGA-II on the spec's genome (``mapping.mode`` of the spec);
-* ``jaqmoo-outer`` the same with evolved mapping genes (outer mapping mode);
-* ``jaqmoo-hw``   the same with hardware genes (``--hw-genes``; only when the spec has none).
+* ``uniform``     every uniform w/a policy (49; no budget, no first population, no seed);
+* ``random``      the first population, then uniformly random genomes;
+* ``haq``         the first population, then HAQ's DDPG agent(s) (``--haq-budgets``: one agent
+                  per budget, a fraction of 8-bit energy; the episodes are the rest of the budget);
+* ``bits-nsga2``  Klhufek et al.'s bits-only NSGA-II (random mating, per-layer crossover with 5 %
+                  reset to 8 bits, mutation of one layer's W or A bits);
+* ``jaqmoo``      jaqmoo's joint NSGA-II on the spec's genome: the variant named before the run as
+                  jaqmoo's entry (``p_jaqmoo_vs_best_baseline`` is computed for it only);
+* ``jaqmoo-outer`` the same with evolved mapping genes; ``jaqmoo-hw`` with hardware genes
+                  (separate rows, never picked after the fact).
 
-Every run is a normal run folder (``<out>/<searcher>-s<seed>``; ``jaqmoo export`` / ``plot``
-work on it; its PNGs are not drawn here); each run's candidate front (the best predicted ranks, twice the population)
-is re-scored by the supernet, as ``jaqmoo run`` does. Printed per searcher (mean and spread
-over seeds): the hypervolume of the re-scored valid points (accuracy >= the spec's
-constraint) in a common normalisation (each objective divided by its largest value over all
-runs, reference point 1.1), the best energy among points within ``--tolerance`` (0.5 points)
-of uniform 8-bit's re-scored accuracy as ``8-bit energy / that energy`` (both on the same
-hardware model in the same run of this script; 8-bit = the uniform run's uniform 8-bit
-policy on the template's default hardware), evaluations, search seconds (the mapper's
-warm-up included; each run starts with a fresh cost cache) and re-scoring seconds.
-Writes ``<out>/compare_searchers.csv`` (one row per run) and ``<out>/fronts.png`` (the
-re-scored fronts of every searcher, seeds pooled, accuracy vs energy).
+Each (searcher, seed) is a normal run folder (``<out>/<init>/<searcher>-s<seed>``). Two
+hypervolumes per run, both in one fixed normalisation (uniform 8-bit's energy / memory = 1,
+accuracy as 1 - accuracy, reference point 1.1):
 
-    python benchmarks/compare_searchers.py [--spec problems/mobilenetv2-eyeriss.yaml]
-        [--out runs/compare-searchers] [--evaluations 640] [--population 64] [--seeds 0 1 2]
-        [--searchers uniform random haq bits-nsga2 jaqmoo jaqmoo-outer jaqmoo-hw] [--jobs 2]
-        [--threads 1] [--smoke]
+* **graded**: the run's valid points with the accuracy the search itself reports (the supernet's
+  re-score on the validation split);
+* **held-out**: the run's front under that accuracy, re-scored by the supernet on the test split
+  (never seen by any search), with an accuracy floor: points below uniform 8-bit's held-out
+  accuracy minus 5 points count for nothing.
 
-Runs go to ``--jobs`` worker processes (default 2, one per core of a 2-core machine; each
-loads the shared supernet and predictor from their caches); ``--jobs 1`` runs them in this
-process. Re-running with the same ``--out`` reuses finished runs and resumes interrupted ones.
-Last line: ``RESULT best_searcher=<name> hv_jaqmoo=.. hv_haq=.. hv_bits_nsga2=.. hv_random=..
-hv_uniform=..`` (then the other jaqmoo variants).
+Per searcher: mean and std over the seeds; the best baseline (uniform, random, haq, bits-nsga2)
+by mean; a one-sided paired Wilcoxon p-value (exact, seeds paired) of jaqmoo against it, for each
+hypervolume. With ``--qat N`` the N lowest-energy policies within 1 point of uniform 8-bit
+(held-out) of jaqmoo's and the best baseline's pooled fronts, and uniform 8-bit, get a short QAT
+(``--qat-steps``; cached under ``--qat-cache``). Writes ``<out>/<init>/compare_searchers.csv``.
+
+    python benchmarks/compare_searchers.py [--spec problems/mobilenetv2-eyeriss.yaml] [--init spread]
+        [--out runs/compare-searchers] [--evaluations 704] [--population 64] [--seeds 0 1 2 3 4]
+        [--haq-budgets 0.5] [--searchers ...] [--jobs 2] [--threads 1] [--qat 3] [--smoke]
+
+Last line: ``RESULT init=.. best_baseline=.. p_jaqmoo_vs_best_baseline=.. best_baseline_heldout=..
+p_heldout_jaqmoo_vs_best_baseline=.. hv_<searcher>_mean=.. hv_<searcher>_std=..
+hv_heldout_<searcher>_mean=.. hv_heldout_<searcher>_std=..`` (``nan`` where a figure does not exist).
 """
 
 from __future__ import annotations
@@ -49,8 +55,12 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 SEARCHERS = ("uniform", "random", "haq", "bits-nsga2", "jaqmoo", "jaqmoo-outer", "jaqmoo-hw")
-RESULT_KEYS = ("jaqmoo", "haq", "bits-nsga2", "random", "uniform")
+BASELINES = ("uniform", "random", "haq", "bits-nsga2")
+NAMED = "jaqmoo"  # jaqmoo's entry, named before any run: the joint search on the spec's genome
+FLOOR = 0.05  # held-out points below uniform 8-bit minus 5 points count for nothing
+QAT_WITHIN = 0.01  # QAT candidates: within 1 point of uniform 8-bit (held-out)
 
 
 def smoke_spec(out: Path) -> dict:
@@ -70,12 +80,14 @@ def smoke_spec(out: Path) -> dict:
     }
 
 
-def variant(spec, name: str, population: int, generations: int, seed: int, hw_genes: tuple[str, ...]):
-    """The spec of searcher ``name`` (budget population x generations, ``seed``)."""
+def variant(spec, name: str, population: int, generations: int, seed: int, hw_genes: tuple[str, ...],
+            init: str = "own", haq_budgets: tuple[float, ...] | None = None):
+    """The spec of searcher ``name`` (budget population x generations, ``seed``, first population ``init``)."""
     from jaqmoo.experiment.spec import AcceleratorSpec
 
-    search = replace(spec.search, population=population, generations=generations,
-                     algorithm=name if name in ("uniform", "random", "haq", "bits-nsga2") else "nsga2")
+    search = replace(spec.search, population=population, generations=generations, init=init,
+                     haq_budgets=tuple(haq_budgets or spec.search.haq_budgets),
+                     algorithm=name if name in BASELINES else "nsga2")
     out = replace(spec, search=search, seed=seed)
     if name == "jaqmoo-outer":
         out = replace(out, mapping=replace(spec.mapping, mode="outer"))
@@ -129,9 +141,9 @@ def run_in_worker(base_spec, spec, out_dir: str, shared_dir: str, threads: int |
     return run_one(spec, Path(out_dir), accuracy)[1]
 
 
-def run_all(tasks: list[tuple[str, int, object]], base_spec, out: Path, accuracy, jobs: int,
+def run_all(tasks: list[tuple[str, int, object, Path]], base_spec, shared: Path, accuracy, jobs: int,
             threads: int | None) -> dict[tuple[str, int], tuple[object, dict]]:
-    """Every (searcher, seed, spec) task, in this process (``jobs`` 1) or in ``jobs`` worker processes."""
+    """Every (searcher, seed, spec, run folder) task, in this process (``jobs`` 1) or in ``jobs`` worker processes."""
     from jaqmoo.report import load_run
 
     def report(name: str, seed: int, r, sec: dict) -> None:
@@ -140,8 +152,8 @@ def run_all(tasks: list[tuple[str, int, object]], base_spec, out: Path, accuracy
 
     runs: dict[tuple[str, int], tuple[object, dict]] = {}
     if jobs <= 1:
-        for name, seed, spec in tasks:
-            runs[(name, seed)] = run_one(spec, out / f"{name}-s{seed}", accuracy)
+        for name, seed, spec, run_dir in tasks:
+            runs[(name, seed)] = run_one(spec, run_dir, accuracy)
             report(name, seed, *runs[(name, seed)])
         return runs
     import multiprocessing
@@ -150,24 +162,39 @@ def run_all(tasks: list[tuple[str, int, object]], base_spec, out: Path, accuracy
     # the agent's runs take longest: start them first
     ordered = sorted(tasks, key=lambda t: t[0] != "haq")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_in_worker, base_spec, spec, str(out / f"{name}-s{seed}"), str(out / "shared"),
-                               threads): (name, seed) for name, seed, spec in ordered}
+        futures = {pool.submit(run_in_worker, base_spec, spec, str(run_dir), str(shared), threads): (name, seed, run_dir)
+                   for name, seed, spec, run_dir in ordered}
         for fut in as_completed(futures):
-            name, seed = futures[fut]
-            runs[(name, seed)] = (load_run(out / f"{name}-s{seed}"), fut.result())
+            name, seed, run_dir = futures[fut]
+            runs[(name, seed)] = (load_run(run_dir), fut.result())
             report(name, seed, *runs[(name, seed)])
-    return {(n, s): runs[(n, s)] for n, s, _ in tasks}
+    return {(t[0], t[1]): runs[(t[0], t[1])] for t in tasks}
 
 
 def summarise(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Mean and std over seeds per searcher (std with ddof 1: the sample's)."""
     g = rows.groupby("searcher", sort=False)
     table = pd.DataFrame({
-        "hv_mean": g["hv"].mean(), "hv_std": g["hv"].std(ddof=0),
-        "energy_ratio_mean": g["energy_ratio_vs_8bit"].mean(), "energy_ratio_std": g["energy_ratio_vs_8bit"].std(ddof=0),
+        "hv_mean": g["hv"].mean(), "hv_std": g["hv"].std(ddof=1),
+        "hv_heldout_mean": g["hv_heldout"].mean(), "hv_heldout_std": g["hv_heldout"].std(ddof=1),
+        "energy_ratio_mean": g["energy_ratio_vs_8bit"].mean(),
         "evaluations": g["evaluations"].mean(), "search_s": g["search_s"].mean(), "rescore_s": g["rescore_s"].mean(),
         "seeds": g["seed"].count(),
     })
     return table.loc[[s for s in order if s in table.index]]
+
+
+def significance(rows: pd.DataFrame, summary: pd.DataFrame, column: str) -> tuple[str, float]:
+    """The best baseline by mean ``column`` and the one-sided paired p-value of jaqmoo against it."""
+    from jaqmoo.search.indicators import paired_p_value
+
+    base = [b for b in BASELINES if b in summary.index]
+    if NAMED not in summary.index or not base:
+        return "nan", float("nan")
+    best = max(base, key=lambda b: summary.loc[b, f"{column}_mean"])
+    mine = rows[rows["searcher"] == NAMED].set_index("seed")[column]
+    theirs = rows[rows["searcher"] == best].set_index("seed")[column].reindex(mine.index)
+    return best, paired_p_value(mine.to_numpy(), theirs.to_numpy())
 
 
 def plot_fronts(points: dict[str, pd.DataFrame], acc8: float, e8: float, path: Path) -> Path:
@@ -197,91 +224,168 @@ def plot_fronts(points: dict[str, pd.DataFrame], acc8: float, e8: float, path: P
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from jaqmoo.search.algorithms import INITS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--spec", default=str(ROOT / "problems" / "mobilenetv2-eyeriss.yaml"))
     p.add_argument("--out", default=None, help="folder of the runs (default runs/compare-searchers[-smoke])")
-    p.add_argument("--evaluations", type=int, default=640, help="accuracy + cost evaluations per run")
+    p.add_argument("--init", default="spread", choices=INITS, help="first population of every searcher")
+    p.add_argument("--evaluations", type=int, default=704, help="accuracy + cost evaluations per run")
     p.add_argument("--population", type=int, default=64)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=SEARCHERS)
+    p.add_argument("--haq-budgets", type=float, nargs="+", default=None,
+                   help="HAQ's budgets (fractions of 8-bit energy), one agent each (default: the spec's)")
     p.add_argument("--hw-genes", default="pe_x,pe_y,glb_depth", help="hardware genes of jaqmoo-hw")
     p.add_argument("--tolerance", type=float, default=0.005, help="accuracy drop allowed vs uniform 8-bit")
+    p.add_argument("--qat", type=int, default=0, help="short-QAT this many policies of jaqmoo and the best baseline")
+    p.add_argument("--qat-steps", type=int, default=300, help="optimizer steps of each short QAT")
+    p.add_argument("--qat-cache", default="/work/bench_cache/qat-short", help="cache folder of the short QATs")
     p.add_argument("--threads", type=int, default=None, help="torch / numba threads (per process)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once, each in its own process (1: all in this one)")
     p.add_argument("--smoke", action="store_true",
                    help="a tiny problem (small CNN on 8x8 digits), 16 evaluations, seeds 0 and 1 (for the tests)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.evaluations, args.population, args.seeds = 16, 8, [0, 1]
+    if args.evaluations % args.population:
+        p.error("--evaluations must be a multiple of --population (generations x population)")
+    return args
+
+
+def uniform8(runs: dict) -> pd.Series:
+    """Uniform 8-bit's row (default hardware): from the uniform run if there is one, else any run's baselines."""
+    ref_run = next((r for (n, _), (r, _) in runs.items() if n == "uniform"), next(iter(runs.values()))[0])
+    return ref_run.baselines[ref_run.baselines["baseline"] == "uniform 8-bit"].iloc[0]
+
+
+def fixed_scale(objectives: list[str], b8: pd.Series) -> list[float]:
+    """Accuracy as 1 - accuracy (scale 1); every other objective divided by uniform 8-bit's value."""
+    from jaqmoo.objectives import METRIC_OF
+
+    return [1.0 if o == "accuracy" else float(b8[METRIC_OF[o]]) for o in objectives]
+
+
+def score_runs(runs: dict, objectives: list[str], scale: list[float], held, acc8: float, acc8_h: float,
+               e8: float, seeds: list[int], tolerance: float) -> tuple[pd.DataFrame, dict[tuple[str, int], pd.DataFrame]]:
+    """One row per (searcher, seed): graded and held-out hypervolumes, energy ratio, budget, seconds;
+    and each run's held-out re-scored front. The uniform run (deterministic) stands for every seed."""
+    from searcher_truth import floored_hv, run_front
+
+    rows, fronts = [], {}
+    for (name, seed), (r, sec) in runs.items():
+        df = scored_points(r)
+        front = held.rescore(run_front(df, objectives))
+        ok = df[df["acc"] >= acc8 - tolerance]
+        best_e = float(ok["energy_pj"].min()) if len(ok) else float("nan")
+        row = {"searcher": name, "hv": floored_hv(df, objectives, scale, "acc"),
+               "hv_heldout": floored_hv(front, objectives, scale, "acc_heldout", acc8_h - FLOOR),
+               "energy_ratio_vs_8bit": e8 / best_e, "front_points": len(front), "evaluations": len(r.evaluations),
+               "search_s": sec.get("search", float("nan")), "rescore_s": sec.get("rescore", 0.0), "run_dir": str(r.dir)}
+        for s in (seeds if name == "uniform" else [seed]):
+            rows.append({**row, "seed": s})
+            fronts[(name, s)] = front
+    return pd.DataFrame(rows), fronts
+
+
+def run_qat(args, fronts: dict, best: str, acc8_h: float, key8: str, checkpoint: Path, splits, layers) -> dict:
+    """Short QAT of the ``--qat`` lowest-energy near-8-bit policies of jaqmoo's and ``best``'s pooled fronts."""
+    from searcher_truth import qat_candidates, qat_truth
+
+    picked = {}
+    for name in (NAMED, best):
+        pooled = pd.concat([f for (n, _), f in fronts.items() if n == name])
+        keys = qat_candidates(pooled, acc8_h, QAT_WITHIN, args.qat)
+        picked[name] = [(k, float(pooled[pooled["policy"] == k]["energy_pj"].min()),
+                         float(pooled[pooled["policy"] == k]["acc_heldout"].iloc[0])) for k in keys]
+    t0 = time.perf_counter()
+    truth = qat_truth(checkpoint, splits, layers, [key8] + [k for v in picked.values() for k, _, _ in v],
+                      args.qat_steps, Path(args.qat_cache))
+    print(f"short QAT ({args.qat_steps} steps from the supernet checkpoint, test split; {time.perf_counter() - t0:.0f}s): "
+          f"uniform 8-bit {truth[key8]:.4f}")
+    for name, items in picked.items():
+        for k, e, acc_h in items:
+            print(f"  {name:11s} w/a {k}: energy {e:.4g} pJ, held-out supernet {acc_h:.4f}, short QAT {truth[k]:.4f}")
+    return {"qat_8bit": truth[key8], **{f"qat_{n.replace('-', '_')}_mean": float(np.mean([truth[k] for k, _, _ in v]))
+                                         if v else float("nan") for n, v in picked.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from searcher_truth import HeldOut, policy_key
 
     from jaqmoo.commands import set_threads
     from jaqmoo.experiment import prepare_experiment
     from jaqmoo.experiment.accuracy import obtain_accuracy
     from jaqmoo.experiment.spec import coerce_spec, parse_spec
-    from jaqmoo.search.indicators import REFERENCE, hv_scale, hypervolume
 
     if args.threads:
         set_threads(args.threads)
     t_start = time.perf_counter()
     out = Path(args.out or ROOT / "runs" / ("compare-searchers-smoke" if args.smoke else "compare-searchers"))
     out.mkdir(parents=True, exist_ok=True)
-    if args.smoke:
-        spec = parse_spec(smoke_spec(out), source="<smoke>")
-        args.evaluations, args.population, args.seeds = 16, 8, [0, 1]
-    else:
-        spec = coerce_spec(args.spec)
-    if args.evaluations % args.population:
-        p.error("--evaluations must be a multiple of --population (generations x population)")
+    spec = parse_spec(smoke_spec(out), source="<smoke>") if args.smoke else coerce_spec(args.spec)
     generations = args.evaluations // args.population
     hw_genes = tuple(g for g in args.hw_genes.split(",") if g)
     searchers = [s for s in args.searchers if not (s == "jaqmoo-hw" and (spec.accelerator.search or spec.accelerator.search_all))]
 
-    # one supernet and one predictor for every run
+    # one supernet and one predictor for every run (and every --init)
     prep = prepare_experiment(spec, out=out / "shared")
     t0 = time.perf_counter()
     accuracy = obtain_accuracy(spec, prep.splits, prep.layer_names, out / "shared" / "supernet.pt", progress=False)
-    shared_s = time.perf_counter() - t0
     print(f"spec: {spec.source}; model {spec.model.name} on {spec.accelerator.template}; objectives "
           f"{list(spec.objectives)}; {args.evaluations} evaluations per run (population {args.population} x "
-          f"{generations} generations), seeds {args.seeds}")
-    print(f"shared accuracy set-up: {shared_s:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in accuracy.seconds.items())})")
-
-    tasks = [(name, seed, variant(spec, name, args.population, generations, seed, hw_genes))
-             for name in searchers for seed in args.seeds]
-    runs = run_all(tasks, spec, out, accuracy, args.jobs, args.threads)
+          f"{generations} generations), first population {args.init}, seeds {args.seeds}; shared accuracy set-up "
+          f"{time.perf_counter() - t0:.1f}s")
+    tasks = [(name, seed, variant(spec, name, args.population, generations, seed, hw_genes, args.init, args.haq_budgets),
+              out / "uniform" if name == "uniform" else out / args.init / f"{name}-s{seed}")
+             for name in searchers for seed in (args.seeds[:1] if name == "uniform" else args.seeds)]
+    runs = run_all(tasks, spec, out / "shared", accuracy, args.jobs, args.threads)
 
     objectives = list(spec.objectives)
-    points = {k: scored_points(r) for k, (r, _) in runs.items()}
-    allF = np.vstack([objective_matrix(df, objectives) for df in points.values() if len(df)])
-    scale = hv_scale(allF)
-    # uniform 8-bit: from a uniform run if there is one, else from any run's baselines
-    ref_run = next((r for (n, _), (r, _) in runs.items() if n == "uniform"), next(iter(runs.values()))[0])
-    b8 = ref_run.baselines[ref_run.baselines["baseline"] == "uniform 8-bit"].iloc[0]
+    layers = list(next(iter(runs.values()))[0].meta["layer_names"])
+    b8 = uniform8(runs)
     acc8 = float(b8["accuracy_rescored"]) if pd.notna(b8.get("accuracy_rescored")) else float(b8["accuracy"])
-    e8 = float(b8["energy_pj"])
-    rows = []
-    for (name, seed), (r, sec) in runs.items():
-        df = points[(name, seed)]
-        ok = df[df["acc"] >= acc8 - args.tolerance]
-        best_e = float(ok["energy_pj"].min()) if len(ok) else float("nan")
-        rows.append({"searcher": name, "seed": seed, "hv": hypervolume(objective_matrix(df, objectives), scale),
-                     "energy_ratio_vs_8bit": e8 / best_e if len(ok) else float("nan"), "best_energy_pj": best_e,
-                     "valid_rescored_points": len(df), "evaluations": len(r.evaluations),
-                     "search_s": sec.get("search", float("nan")), "rescore_s": sec.get("rescore", 0.0),
-                     "run_dir": str(r.dir)})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "compare_searchers.csv", index=False)
+    scale = fixed_scale(objectives, b8)
+    est = accuracy.rescore_estimator or accuracy.search_estimator
+    while not hasattr(est, "supernet"):  # the supernet estimator inside its cache wrapper
+        est = est.estimator
+    held = HeldOut(est.supernet, prep.splits, layers, out / "heldout.json")
+    key8 = policy_key(b8, layers)
+    acc8_h = held.score([key8])[key8]
+    t0 = time.perf_counter()
+    table, fronts = score_runs(runs, objectives, scale, held, acc8, acc8_h, float(b8["energy_pj"]), args.seeds,
+                               args.tolerance)
+    (out / args.init).mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / args.init / "compare_searchers.csv", index=False)
     summary = summarise(table, searchers)
-    print(f"uniform 8-bit (default hardware): accuracy {acc8:.4f} (supernet), energy {e8:.4g} pJ; "
-          f"hypervolume scale {', '.join(f'{v:.4g}' for v in scale)} (objective / scale, reference point {REFERENCE})")
+    print(f"uniform 8-bit (default hardware): accuracy {acc8:.4f} (supernet, validation), {acc8_h:.4f} (supernet, "
+          f"{held.n_images} held-out test images; floor {acc8_h - FLOOR:.4f}), energy {b8['energy_pj']:.4g} pJ; "
+          f"hypervolume scale {', '.join(f'{v:.4g}' for v in scale)}; held-out re-scoring {time.perf_counter() - t0:.1f}s")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         print(summary.to_string())
-    pooled = {name: pd.concat([points[(name, s)] for s in args.seeds]) for name in searchers}
-    plot = plot_fronts(pooled, acc8, e8, out / "fronts.png")
-    print(f"wrote {out / 'compare_searchers.csv'}, {plot}; total {time.perf_counter() - t_start:.1f}s")
-    best = summary["hv_mean"].idxmax()
-    hv = {k: summary.loc[k, "hv_mean"] if k in summary.index else float("nan") for k in searchers}
-    keys = [k for k in RESULT_KEYS if k in hv] + [k for k in searchers if k not in RESULT_KEYS]
-    print(f"RESULT best_searcher={best} " + " ".join(f"hv_{k.replace('-', '_')}={hv[k]:.4f}" for k in keys))
+    best, p = significance(table, summary, "hv")
+    best_h, p_h = significance(table, summary, "hv_heldout")
+    print(f"jaqmoo vs the best baseline (one-sided paired Wilcoxon over {len(args.seeds)} seeds): graded {best} "
+          f"p={p:.4f}; held-out {best_h} p={p_h:.4f}")
+    extra = {}
+    if args.qat and best_h != "nan":
+        ckpt = Path(next(iter(runs.values()))[0].meta["supernet_checkpoint"])
+        extra = run_qat(args, fronts, best_h, acc8_h, key8, ckpt if ckpt.is_absolute() else Path.cwd() / ckpt,
+                        prep.splits, layers)
+    pooled = {name: pd.concat([scored_points(runs[(name, s)][0]) for s in args.seeds if (name, s) in runs])
+              for name in searchers}
+    plot = plot_fronts(pooled, acc8, float(b8["energy_pj"]), out / args.init / "fronts.png")
+    print(f"wrote {out / args.init / 'compare_searchers.csv'}, {plot}; total {time.perf_counter() - t_start:.1f}s")
+    figures = {f"hv_{k.replace('-', '_')}_{stat}": (summary.loc[k, f"hv_{stat}"] if k in summary.index else float("nan"))
+               for k in searchers for stat in ("mean", "std")}
+    figures.update({f"hv_heldout_{k.replace('-', '_')}_{stat}":
+                    (summary.loc[k, f"hv_heldout_{stat}"] if k in summary.index else float("nan"))
+                    for k in searchers for stat in ("mean", "std")})
+    print(f"RESULT init={args.init} best_baseline={best} p_jaqmoo_vs_best_baseline={p:.4f} best_baseline_heldout={best_h} "
+          f"p_heldout_jaqmoo_vs_best_baseline={p_h:.4f} "
+          + " ".join(f"{k}={v:.4f}" for k, v in {**figures, **extra}.items()))
     return 0
 
 

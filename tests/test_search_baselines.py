@@ -238,7 +238,7 @@ def test_action_wall_lowers_from_the_last_layer():
 # ----------------------------------------------------------------------------- haq: agent and search
 
 
-def test_ddpg_explores_in_range_with_decaying_noise_and_learns():
+def test_ddpg_explores_in_range_with_decaying_noise_and_updates_its_networks():
     agent = DDPGAgent(4, seed=0, config=DDPGConfig(batch_size=8))
     s = np.full(4, 0.5, np.float32)
     acts = [agent.act(s, ep, warmup=2) for ep in range(30)]
@@ -253,6 +253,42 @@ def test_ddpg_explores_in_range_with_decaying_noise_and_learns():
     assert any(not np.allclose(a, b.detach()) for a, b in zip(before, agent.actor.parameters(), strict=True))
     moved = [(b - t).abs().max().item() for b, t in zip(target_before, agent.actor_target.parameters(), strict=True)]
     assert max(moved) > 0  # soft update of the target network
+
+
+def _toy_episodes(learn: bool, episodes: int = 60, warmup: int = 5, seed: int = 0) -> np.ndarray:
+    """Rewards of ``episodes`` HAQ-style episodes (one action per step, the episode's one reward
+    given to every step, discount 1) on a toy task whose best action differs per step: the DDPG
+    agent (``learn``) or a uniformly random policy, same seed."""
+    target = np.array([0.2, 0.8, 0.3, 0.7])
+    n = len(target)
+    states = np.eye(n, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    agent = DDPGAgent(n + 1, seed=seed, config=DDPGConfig(hidden=(32, 32), lr_actor=1e-3, batch_size=16,
+                                                           replay_size=2000))
+    rewards = []
+    for ep in range(episodes):
+        s, actions, traj = np.append(states[0], 0.0).astype(np.float32), [], []
+        for t in range(n):
+            a = agent.act(s, ep, warmup) if learn else float(rng.uniform())
+            s1 = np.append(states[t + 1] if t < n - 1 else np.zeros(n), a).astype(np.float32)
+            traj.append((s, a, s1, t == n - 1))
+            actions.append(a)
+            s = s1
+        reward = -float(np.mean(np.abs(np.array(actions) - target)))
+        rewards.append(reward)
+        for step in traj:
+            agent.observe(step[0], step[1], reward, step[2], step[3])
+            if learn and ep >= warmup:
+                agent.update()
+    return np.array(rewards)
+
+
+def test_ddpg_learns_its_reward_improves_over_a_random_policy():
+    agent, random_policy = _toy_episodes(learn=True), _toy_episodes(learn=False)
+    # measured with seed 0: the agent's last 15 episodes average -0.22, the random policy's -0.33,
+    # the agent's warm-up (uniform random actions) -0.34
+    assert agent[-15:].mean() > random_policy[-15:].mean() + 0.05
+    assert agent[-15:].mean() > agent[:5].mean() + 0.05
 
 
 def test_haq_episodes_stay_within_their_budgets(tmp_path):
@@ -293,22 +329,17 @@ def test_bits_nsga2_crossover_takes_each_layer_from_a_parent_and_resets_5_percen
     n_m, n_l = 400, 50
     X = rng.integers(0, 3, size=(2, n_m, 2 * n_l))  # indices 0..2; upper (reset) is (5, 4)
     out = LayerCrossover(n_l, (5, 4))._do(None, X, random_state=rng)
-    assert out.shape == X.shape
-    pairs_out = out.reshape(2, n_m, n_l, 2)
+    assert out.shape == (1, n_m, 2 * n_l)  # one child per mating, as Klhufek et al.'s crossover
+    child = out[0].reshape(n_m, n_l, 2)
     pairs_in = X.reshape(2, n_m, n_l, 2)
-    reset = np.all(pairs_out == (5, 4), axis=-1)
-    share = reset.mean()
+    reset = np.all(child == (5, 4), axis=-1)
     sigma = np.sqrt(0.05 * 0.95 / reset.size)
-    assert abs(share - 0.05) < 4 * sigma  # 5 % of the layers are reset to 8 bits
-    from_a = np.all(pairs_out == pairs_in[0][None], axis=-1)
-    from_b = np.all(pairs_out == pairs_in[1][None], axis=-1)
+    assert abs(reset.mean() - 0.05) < 4 * sigma  # 5 % of the layers are reset to 8 bits
+    from_a = np.all(child == pairs_in[0], axis=-1)
+    from_b = np.all(child == pairs_in[1], axis=-1)
     assert np.all(from_a | from_b | reset)  # every other layer is a parent's (w, a) pair, unsplit
-    # the two children are complementary where neither was reset
-    keep = ~reset[0] & ~reset[1]
-    swapped = np.all(pairs_out[0] == pairs_in[1], -1) & np.all(pairs_out[1] == pairs_in[0], -1)
-    same = np.all(pairs_out[0] == pairs_in[0], -1) & np.all(pairs_out[1] == pairs_in[1], -1)
-    assert np.all((swapped | same)[keep])
-    assert 0.4 < swapped[keep & ~np.all(pairs_in[0] == pairs_in[1], -1)].mean() < 0.6
+    differ = ~reset & ~np.all(pairs_in[0] == pairs_in[1], -1)
+    assert 0.45 < from_a[differ].mean() < 0.55  # each parent equally likely
 
 
 @settings(max_examples=50, deadline=None)
@@ -318,21 +349,25 @@ def test_bits_nsga2_operators_keep_bits_in_range(seed, uw, ua, n_l):
     X = np.stack([rng.integers(0, uw + 1, size=(30, n_l)), rng.integers(0, ua + 1, size=(30, n_l))], -1)
     X = X.reshape(30, 2 * n_l)
     parents = np.stack([X[:15], X[15:]])
-    kids = LayerCrossover(n_l, (uw, ua))._do(None, parents, random_state=rng).reshape(30, 2 * n_l)
+    kids = LayerCrossover(n_l, (uw, ua))._do(None, parents, random_state=rng).reshape(15, 2 * n_l)
     mutated = LayerMutation(n_l, (uw, ua), prob=0.5)._do(None, kids, random_state=rng)
     for M in (kids, mutated):
         assert (M >= 0).all() and (M[:, 0::2] <= uw).all() and (M[:, 1::2] <= ua).all()
 
 
-def test_bits_nsga2_mutation_changes_one_layer_of_10_percent():
+def test_bits_nsga2_mutation_redraws_the_weight_or_the_activation_bits_of_one_layer_of_10_percent():
     rng = np.random.default_rng(1)
-    n, n_l = 5000, 20
+    n, n_l = 20000, 20
     X = rng.integers(0, 4, size=(n, 2 * n_l))
     M = LayerMutation(n_l, (6, 6))._do(None, X, random_state=rng)
-    changed_layers = np.any((M != X).reshape(n, n_l, 2), axis=-1).sum(axis=1)
-    assert set(np.unique(changed_layers)) <= {0, 1}
-    share = (changed_layers == 1).mean()
-    assert abs(share - 0.10) < 4 * np.sqrt(0.1 * 0.9 / n)
+    changed_genes = (M != X).sum(axis=1)
+    assert set(np.unique(changed_genes)) <= {0, 1}  # one of W / A, never both
+    w_changed = (M != X)[:, 0::2].any(axis=1).mean()
+    a_changed = (M != X)[:, 1::2].any(axis=1).mean()
+    # a redraw is uniform over the 7 choices, so 6/7 of the mutated individuals change
+    expected = 0.10 * 6 / 7 / 2
+    for share in (w_changed, a_changed):
+        assert abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
 
 
 def test_bits_nsga2_run_is_seeded_with_uniform_policies_and_fixes_the_hardware(tmp_path):
@@ -346,11 +381,14 @@ def test_bits_nsga2_run_is_seeded_with_uniform_policies_and_fixes_the_hardware(t
     assert bits == [4, 6, 8]
     gen1 = run.evaluations[run.evaluations["gen"] == 1]
     seeds = space.uniform_seeds(bits)
+    # Klhufek et al.'s first population is the uniform ladder alone; offspring follow
     assert [list(map(int, g.split())) for g in gen1["genes"][: len(bits)]] == seeds.tolist()
+    assert len(run.evaluations) == len(bits) + 12 * 2
     assert sorted(run.baselines["baseline"]) == sorted(f"uniform {b}-bit" for b in bits)
     assert len(run.history) == 3
     alg = make_bits_nsga2(space, 12)
     assert isinstance(alg.mating.crossover, LayerCrossover) and isinstance(alg.mating.mutation, LayerMutation)
+    assert type(alg.mating.selection).__name__ == "RandomSelection"  # parents drawn at random
 
 
 def test_bits_nsga2_kill_and_resume_equals_uninterrupted(tmp_path):
@@ -359,6 +397,34 @@ def test_bits_nsga2_kill_and_resume_equals_uninterrupted(tmp_path):
         _run(tmp_path / "b", "bits-nsga2", ResourceEvaluator(fail_after=20), population=12, generations=3)
     _run(tmp_path / "b", "bits-nsga2", resume=True, population=12, generations=3)
     assert ResultsStore(tmp_path / "b").read_records() == ResultsStore(tmp_path / "ref").read_records()
+
+
+@pytest.mark.parametrize("init", ["spread", "random"])
+def test_first_population_is_the_same_bit_policies_for_the_joint_and_the_bits_only_space(init):
+    from jaqmoo.search.algorithms import first_population
+
+    joint = fake_space()
+    bits = searcher_space("bits-nsga2", joint)
+    A = first_population(joint, 20, seed=3, init=init, seed_bits=(8, 6, 4))
+    B = first_population(bits, 20, seed=3, init=init, seed_bits=(8, 6, 4))
+    nb = joint.n_bit_genes
+    assert A.shape == (20, joint.n_var) and B.shape == (20, bits.n_var)
+    assert np.array_equal(A[:, :nb], B[:, :nb])
+    assert np.array_equal(A[:3], joint.uniform_seeds((8, 6, 4)))  # the seeds first
+    assert (A >= 0).all() and (A <= joint.upper_bounds).all()
+    assert not np.array_equal(A, first_population(joint, 20, seed=4, init=init, seed_bits=(8, 6, 4)))
+    with pytest.raises(JaqmooError, match="own"):
+        first_population(joint, 20, seed=3, init="own")
+
+
+def test_spread_first_population_spans_the_precision_levels_and_random_clusters_in_the_middle():
+    from jaqmoo.search.algorithms import first_population
+
+    space = fake_space()
+    nb = space.n_bit_genes
+    means = {init: (first_population(space, 400, 0, init)[:, :nb] / space.upper_bounds[:nb]).mean(axis=1)
+             for init in ("spread", "random")}
+    assert means["spread"].std() > 2 * means["random"].std()
 
 
 def test_split_budget():
@@ -384,20 +450,50 @@ def test_compare_searchers_smoke(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("compare_searchers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--smoke", "--out", str(tmp_path), "--jobs", "1"]) == 0
+    assert module.main(["--smoke", "--out", str(tmp_path), "--jobs", "1", "--searchers", "uniform", "random", "haq",
+                        "bits-nsga2", "jaqmoo"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("RESULT init=spread best_baseline=")
     result = dict(kv.split("=") for kv in lines[-1].split()[1:])
-    assert lines[-1].startswith("RESULT best_searcher=")
-    for key in ("hv_jaqmoo", "hv_haq", "hv_bits_nsga2", "hv_random", "hv_uniform"):
-        assert 0.0 < float(result[key]) < 1.1 ** 3
-    table = pd.read_csv(tmp_path / "compare_searchers.csv")
-    assert set(table["searcher"]) == set(module.SEARCHERS) and set(table["seed"]) == {0, 1}
+    table = pd.read_csv(tmp_path / "spread" / "compare_searchers.csv")
+    assert set(table["searcher"]) == {"uniform", "random", "haq", "bits-nsga2", "jaqmoo"}
+    assert set(table["seed"]) == {0, 1}
+    for name, rows in table.groupby("searcher"):
+        key = name.replace("-", "_")
+        for col, prefix in (("hv", "hv"), ("hv_heldout", "hv_heldout")):  # RESULT = the table's mean and std
+            assert float(result[f"{prefix}_{key}_mean"]) == pytest.approx(rows[col].mean(), abs=1e-4)
+            assert float(result[f"{prefix}_{key}_std"]) == pytest.approx(rows[col].std(ddof=1), abs=1e-4, nan_ok=True)
+    assert result["best_baseline"] in module.BASELINES
+    p = float(result["p_jaqmoo_vs_best_baseline"])
+    assert np.isnan(p) or 0.25 <= p <= 1.0  # two seeds: p is 1/4, 3/4 or 1
     budgeted = table[table["searcher"] != "uniform"]
-    assert (budgeted["evaluations"] == 16).all()  # the same budget for every searcher
-    assert (tmp_path / "fronts.png").stat().st_size > 0
-    assert result["best_searcher"] in module.SEARCHERS
-    # every run is a normal run folder
-    assert load_run(tmp_path / "haq-s1").meta["settings"]["algorithm"] == "haq"
+    assert budgeted["evaluations"].between(15, 16).all()  # the same budget (NSGA-II may drop a duplicate)
+    # every searcher's first generation is the same population (bits; seeds paired)
+    first = {}
+    for name in ("random", "haq", "bits-nsga2", "jaqmoo"):
+        run = load_run(tmp_path / "spread" / f"{name}-s1")
+        gen1 = run.evaluations[run.evaluations["gen"] == 1]
+        first[name] = sorted(" ".join(str(int(r[c])) for c in gen1.columns if c[:2] in ("w.", "a."))
+                             for _, r in gen1.iterrows())
+    assert first["random"] == first["haq"] == first["bits-nsga2"] == first["jaqmoo"]
+    assert load_run(tmp_path / "spread" / "haq-s1").meta["settings"]["init"] == "spread"
+
+
+def test_floored_hypervolume_against_a_hand_computed_value():
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from searcher_truth import floored_hv
+
+    points = pd.DataFrame({"acc": [0.9, 0.7], "energy_pj": [20.0, 10.0]})
+    # minimised (0.1, 20) and (0.3, 10) over scale (0.5, 40): (0.2, 0.5), (0.6, 0.25) -> 0.54 + 0.425 - 0.3
+    assert floored_hv(points, ["accuracy", "energy"], [0.5, 40.0], "acc") == pytest.approx(0.665)
+    # the floor drops the 70 % point: only the first box is left
+    assert floored_hv(points, ["accuracy", "energy"], [0.5, 40.0], "acc", floor=0.8) == pytest.approx(0.54)
+    assert floored_hv(points, ["accuracy", "energy"], [0.5, 40.0], "acc", floor=0.95) == 0.0
 
 
 # ----------------------------------------------------------------------------- spec and CLI
@@ -418,7 +514,10 @@ def test_each_searcher_runs_from_a_spec_and_its_folder_exports_and_plots(fake_ac
     run = load_run(tmp_path / "r")
     assert run.meta["settings"]["algorithm"] == algorithm
     n = len(run.evaluations)
-    assert n == (4 * 3 if algorithm == "uniform" else 12)
+    if algorithm == "bits-nsga2":  # Klhufek et al.'s first population: the uniform ladder alone, then 6 offspring
+        assert n == len(run.baselines) + 6
+    else:
+        assert n == (4 * 3 if algorithm == "uniform" else 12)
     assert "uniform 8-bit" in set(run.baselines["baseline"])
     if algorithm in ("haq", "bits-nsga2"):  # bits only: the hardware stays at the template's defaults
         assert (run.evaluations["hw.pe_x"] == 14).all() and (run.evaluations["hw.glb_depth"] == 16384).all()

@@ -85,6 +85,8 @@ SPEC_KEYS: dict[str, tuple[str, str]] = {
     "search.generations": ("generations", "generations to run"),
     "search.seed_bits": ("bit", "uniform policies seeded into the first population (and marked as baselines)"),
     "search.batch_size": ("individuals", "individuals evaluated (and written) per batch"),
+    "search.init": ("-", "first population: own (each searcher's), or spread / random (the seeds, then policies "
+                         "spread over precision levels / uniformly random, the same bits for every searcher)"),
     "search.haq_resource": ("-", "haq: the resource its budgets hold: energy, latency or memory"),
     "search.haq_budgets": ("fraction 0-1", "haq: budgets as fractions of uniform 8-bit's cost, one agent each"),
 }

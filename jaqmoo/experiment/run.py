@@ -175,6 +175,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     settings = SearchSettings(objectives=spec.objectives, constraints=constraints, algorithm=spec.search.algorithm,
                               population=spec.search.population, generations=spec.search.generations,
                               seed=spec.seed, seed_bits=spec.search.seed_bits, batch_size=spec.search.batch_size,
+                              init=spec.search.init,
                               haq_resource=spec.search.haq_resource, haq_budgets=spec.search.haq_budgets)
     prep.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(prep.out_dir / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False), "the run's spec")

@@ -51,7 +51,7 @@ from jaqmoo.models import MODELS, check_model_name
 from jaqmoo.models.elastic_space import FAMILIES, family
 from jaqmoo.objectives import NAMES as OBJECTIVE_NAMES
 from jaqmoo.quant.policy import SUPPORTED_BITS
-from jaqmoo.search.algorithms import ALGORITHM_NAMES
+from jaqmoo.search.algorithms import ALGORITHM_NAMES, INITS
 from jaqmoo.search.baselines import SEARCHERS
 from jaqmoo.strict import load_yaml_text, shown
 from jaqmoo.textfile import read_utf8
@@ -181,6 +181,8 @@ class SearchSpec:
     generations: int = 20
     seed_bits: tuple[int, ...] = (8, 6, 4)
     batch_size: int = 16  # individuals evaluated (and flushed to the store) per batch
+    #: the first population: each searcher's own, or one common to every searcher (spread | random)
+    init: str = "own"
     #: haq only: the resource its action wall holds to, and the budgets (fractions of uniform 8-bit)
     haq_resource: str = "energy"
     haq_budgets: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -486,6 +488,7 @@ def _search(data: Any, src: str) -> SearchSpec:
         generations=int_range(d.get("generations", 20), "search.generations", 1, MAX_GENERATIONS, src),
         seed_bits=tuple(int_range(b, f"search.seed_bits[{i}]", 2, 8, src) for i, b in enumerate(seeds)),
         batch_size=int_range(d.get("batch_size", 16), "search.batch_size", 1, None, src),
+        init=choice(d.get("init", "own"), "search.init", INITS, src),
         haq_resource=choice(d.get("haq_resource", "energy"), "search.haq_resource", HAQ_RESOURCES, src),
         haq_budgets=_budgets(d.get("haq_budgets", list(SearchSpec.haq_budgets)), src),
     )

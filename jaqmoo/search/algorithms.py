@@ -26,25 +26,61 @@ class SeededIntegerSampling(Sampling):
     clipped. The first population then spans the whole energy axis, from near-2-bit to
     near-8-bit policies with per-layer variety, instead of clustering every random policy
     around the middle bit-width (what independent uniform genes do to the mean of 50 layers).
-    The other genes (hardware, mapping) stay uniform.
+    The other genes (hardware, mapping) stay uniform. With ``only_seeds`` the first population
+    is the seeds alone, even when they are fewer than the population.
     """
 
     def __init__(self, seeds: np.ndarray | None = None, level_genes: np.ndarray | None = None,
-                 spread: float = LEVEL_SPREAD) -> None:
+                 spread: float = LEVEL_SPREAD, only_seeds: bool = False) -> None:
         super().__init__()
+        self.only_seeds = only_seeds  # the seeds alone, however few (Klhufek et al.'s uniform ladder)
         self.seeds = np.zeros((0, 0), dtype=int) if seeds is None else np.asarray(seeds, dtype=int)
         self.level_genes = None if level_genes is None else np.asarray(level_genes, dtype=bool)
         self.spread = spread
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
         xl, xu = problem.bounds()
-        n_rand = max(n_samples - len(self.seeds), 0)
+        n_rand = 0 if self.only_seeds else max(n_samples - len(self.seeds), 0)
         rand = random_state.integers(xl.astype(int), xu.astype(int) + 1, size=(n_rand, problem.n_var))
         if self.level_genes is not None and self.level_genes.any() and n_rand:
             rand[:, self.level_genes] = spread_levels(random_state, n_rand, xl[self.level_genes],
                                                       xu[self.level_genes], self.spread)
         seeds = self.seeds[:n_samples].reshape(-1, problem.n_var) if len(self.seeds) else np.zeros((0, problem.n_var), int)
         return np.vstack([seeds, rand]).astype(int)
+
+
+#: ``search.init``: each searcher's own first population, or one common to every searcher
+INITS = ("own", "spread", "random")
+
+
+def first_population(space: Any, n: int, seed: int, init: str, seed_bits: Any = ()) -> np.ndarray:
+    """A first population of ``n`` genomes that every searcher of ``space``'s problem can share.
+
+    The uniform ``seed_bits`` policies come first (default hardware), then ``n - len(seed_bits)``
+    drawn genomes: with ``init="spread"`` their bit genes are spread over precision levels
+    (:func:`~jaqmoo.quant.sampling.spread_levels`, as the joint search's own sampler draws them),
+    with ``init="random"`` every bit gene is uniform over its choices. The bit genes come from
+    one random stream and the other genes (mapping, hardware; uniform) from another, both fixed
+    by ``seed``: a bits-only space (:func:`jaqmoo.search.baselines.searcher_space`) gets exactly
+    the same bit policies as the joint space. ``init="own"`` is refused here (the searcher then
+    builds its own)."""
+    from jaqmoo.errors import JaqmooError
+
+    if init not in INITS[1:]:
+        raise JaqmooError(f"first_population: init {init!r} is not one of {list(INITS[1:])} "
+                          "(with 'own' each searcher draws its own first population)")
+    seeds = space.uniform_seeds(tuple(seed_bits))[:n]
+    m = n - len(seeds)
+    upper = np.asarray(space.upper_bounds, dtype=int)
+    bit = np.asarray(space.level_genes, dtype=bool)
+    bits_rng, rest_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    rows = np.zeros((m, space.n_var), dtype=int)
+    if init == "spread":
+        rows[:, bit] = spread_levels(bits_rng, m, np.zeros(int(bit.sum())), upper[bit], LEVEL_SPREAD)
+    else:
+        rows[:, bit] = bits_rng.integers(0, upper[bit] + 1, size=(m, int(bit.sum())))
+    rows[:, ~bit] = rest_rng.integers(0, upper[~bit] + 1, size=(m, int((~bit).sum())))
+    return np.vstack([seeds.reshape(-1, space.n_var), rows]).astype(int)
 
 
 def _operators() -> dict:

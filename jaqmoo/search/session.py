@@ -15,7 +15,13 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.locking import FolderLock
 from jaqmoo.safe_write import DiskWriteError
 from jaqmoo.search.algorithms import make_algorithm
-from jaqmoo.search.baselines import baseline_entries, run_searcher, searcher_for, searcher_space
+from jaqmoo.search.baselines import (
+    baseline_entries,
+    common_first_population,
+    run_searcher,
+    searcher_for,
+    searcher_space,
+)
 from jaqmoo.search.compat import check_resume_meta
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.search.problem import CandidateEvaluator, Constraints, JointProblem
@@ -36,6 +42,7 @@ class SearchSettings:
     seed: int = 0
     seed_bits: tuple[int, ...] = (8, 6, 4)
     batch_size: int = 16
+    init: str = "own"  # first population: each searcher's own, or a common "spread" / "random" one
     haq_resource: str = "energy"  # haq only: the resource the action wall holds to
     haq_budgets: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # haq only: fractions of max-bit cost
 
@@ -59,7 +66,8 @@ def search_meta(name: str, space: GenomeSpace, settings: SearchSettings, extra: 
         "settings": asdict(settings),
         # where the uniform-bit policies are stored (the joint search: its seeds, generation 1)
         "baselines": (space.baseline_entries(settings.seed_bits) if hasattr(space, "baseline_entries")
-                      else baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits)),
+                      else baseline_entries(settings.algorithm, space, settings.population, settings.seed_bits,
+                                            settings.init)),
         **(extra or {}),
     }
 
@@ -129,8 +137,12 @@ def _search(run_dir: str | Path, name: str, space: GenomeSpace, evaluator: Candi
         return run_searcher(searcher, problem, store, settings, evaluator,
                             workload or getattr(evaluator, "workload", None), resume=resume, progress=progress,
                             on_generation=on_generation)
-    algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
-                               space.uniform_seeds(settings.seed_bits), space.level_genes)
+    if settings.init == "own":  # the seeds, then genomes spread over precision levels
+        algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
+                                   space.uniform_seeds(settings.seed_bits), space.level_genes)
+    else:  # the first population common to every searcher
+        algorithm = make_algorithm(settings.algorithm, settings.population, len(settings.objectives),
+                                   common_first_population(space, settings))
     return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume, progress=progress,
                       on_generation=on_generation)
 

@@ -27,10 +27,11 @@ from jaqmoo.search.baselines.searcher import (
     SEARCHERS,
     Searcher,
     baseline_entries,
+    common_first_population,
     searcher_for,
     searcher_space,
     seed_baselines,
 )
 
-__all__ = ["SEARCHERS", "Searcher", "baseline_entries", "run_searcher", "searcher_for", "searcher_space",
-           "seed_baselines"]
+__all__ = ["SEARCHERS", "Searcher", "baseline_entries", "common_first_population", "run_searcher", "searcher_for",
+           "searcher_space", "seed_baselines"]

@@ -39,7 +39,7 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import METRIC_OF
 from jaqmoo.search.baselines.ddpg import DDPGAgent, DDPGConfig
 from jaqmoo.search.baselines.driver import EvaluationDriver
-from jaqmoo.search.baselines.searcher import SEARCHERS, Searcher
+from jaqmoo.search.baselines.searcher import SEARCHERS, Searcher, common_first_population
 from jaqmoo.search.genome import GenomeSpace
 from jaqmoo.workload import Workload
 
@@ -115,17 +115,25 @@ def action_wall(x: np.ndarray, n_free: int, resource: Callable[[np.ndarray], flo
 
 
 def resource_function(evaluator, space: GenomeSpace, resource: str) -> Callable[[np.ndarray], float]:
-    """genome -> the resource from the evaluator's cost model (``cost_value`` when it has one)."""
+    """genome -> the resource from the evaluator's cost model (``cost_value`` when it has one),
+    each distinct genome costed once (the wall probes the same lowered policies again and again)."""
     key = METRIC_OF[resource]
     probe = getattr(evaluator, "cost_value", None)
+    known: dict[bytes, float] = {}  # the cost model is deterministic: a genome is costed once per run
 
     def value(x: np.ndarray) -> float:
+        tag = np.asarray(x, dtype=np.int64).tobytes()
+        if tag in known:
+            return known[tag]
         cand = space.decode_one(x)
         if probe is not None:
-            return float(probe(cand, key))
-        rec = evaluator.evaluate([cand])[0]
-        v = rec.get(key)
-        return float(v) if rec.get("feasible") and v is not None and np.isfinite(v) else float("inf")
+            v = float(probe(cand, key))
+        else:
+            rec = evaluator.evaluate([cand])[0]
+            r = rec.get(key)
+            v = float(r) if rec.get("feasible") and r is not None and np.isfinite(r) else float("inf")
+        known[tag] = v
+        return v
 
     return value
 
@@ -135,9 +143,21 @@ def split_budget(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def _first_records(driver: EvaluationDriver, x_ref: np.ndarray, first: np.ndarray | None) -> dict:
+    """Evaluate the common first population (when given) and the max-bit reference policy
+    (once: it is usually among the first population's seeds); returns the reference's record."""
+    if first is not None and len(first):
+        records = driver.evaluate(np.asarray(first)[: driver.remaining])
+        for x, rec in zip(first, records, strict=False):
+            if np.array_equal(x, x_ref):
+                return rec
+    return driver.evaluate(x_ref[None])[0]
+
+
 def run_haq(driver: EvaluationDriver, space: GenomeSpace, evaluator, workload: Workload, settings: HaqSettings,
-            seed: int) -> dict:
-    """Spend the driver's budget on HAQ episodes over the budgets; returns what ``meta.json`` records."""
+            seed: int, first: np.ndarray | None = None) -> dict:
+    """Spend the driver's budget on HAQ episodes over the budgets (after the common ``first``
+    population, when given); returns what ``meta.json`` records."""
     if space.n_mapping_genes or space.hardware_genes:
         raise JaqmooError("haq searches bits only: give it a space without mapping or hardware genes "
                           "(jaqmoo.search.baselines.searcher_space)")
@@ -147,7 +167,7 @@ def run_haq(driver: EvaluationDriver, space: GenomeSpace, evaluator, workload: W
         raise JaqmooError("haq: every layer is fixed; there are no bits to search")
     resource = resource_function(evaluator, space, settings.resource)
     x_ref = space.uniform_genome(max(space.weight_choices), max(space.act_choices))
-    ref = driver.evaluate(x_ref[None])[0]
+    ref = _first_records(driver, x_ref, first)
     key = METRIC_OF[settings.resource]
     if not ref.get("feasible") or ref.get(key) is None or not np.isfinite(ref[key]):
         raise JaqmooError(f"haq: the max-bit policy is infeasible on this hardware ({ref.get('reason')}); "
@@ -208,7 +228,7 @@ def _drive(driver: EvaluationDriver, space: GenomeSpace, settings: Any, evaluato
     if workload is None:
         raise JaqmooError("haq needs the network's layer shapes: pass workload= (or an evaluator with .workload)")
     return run_haq(driver, space, evaluator, workload, HaqSettings(settings.haq_resource, tuple(settings.haq_budgets)),
-                   settings.seed)
+                   settings.seed, common_first_population(space, settings))
 
 
 def max_bit_baseline(space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:

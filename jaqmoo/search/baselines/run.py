@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jaqmoo.search.baselines.driver import EvaluationDriver
-from jaqmoo.search.baselines.searcher import Searcher
+from jaqmoo.search.baselines.searcher import Searcher, common_first_population
 from jaqmoo.search.problem import JointProblem
 from jaqmoo.search.runner import OnGeneration, SearchOutcome, run_search
 from jaqmoo.search.store import ResultsStore
@@ -17,7 +17,8 @@ def run_searcher(searcher: Searcher, problem: JointProblem, store: ResultsStore,
     """Run ``searcher`` as ``settings`` (a :class:`~jaqmoo.search.session.SearchSettings`) asks:
     a pymoo-based one like the joint search, a driven one by :func:`run_driven`."""
     if searcher.algorithm is not None:
-        algorithm = searcher.algorithm(problem.space, settings.population)
+        algorithm = searcher.algorithm(problem.space, settings.population,
+                                       common_first_population(problem.space, settings))
         return run_search(problem, algorithm, store, settings.generations, settings.seed, resume=resume,
                           progress=progress, on_generation=on_generation)
     return run_driven(searcher, problem, store, settings, evaluator, workload, resume=resume, progress=progress,

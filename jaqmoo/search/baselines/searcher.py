@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from pymoo.core.algorithm import Algorithm
 
 from jaqmoo.registry import Registry
-from jaqmoo.search.algorithms import ALGORITHM_NAMES
+from jaqmoo.search.algorithms import ALGORITHM_NAMES, first_population
 from jaqmoo.search.baselines.driver import EvaluationDriver
 from jaqmoo.search.genome import GenomeSpace
 
@@ -23,6 +24,16 @@ from jaqmoo.search.genome import GenomeSpace
 def seed_baselines(space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:
     """The uniform seed policies, stored first (generation 1): the joint search's ``baselines``."""
     return [{"label": f"uniform {b}-bit", "bits": b, "gen": 1, "idx": i} for i, b in enumerate(seed_bits)]
+
+
+def common_first_population(space: GenomeSpace, settings: Any) -> np.ndarray | None:
+    """The first population ``settings.init`` asks every searcher to start from (``population``
+    genomes of ``space``, :func:`~jaqmoo.search.algorithms.first_population`), or None when each
+    searcher draws its own (``init: own``)."""
+    init = getattr(settings, "init", "own")
+    if init == "own":
+        return None
+    return first_population(space, settings.population, settings.seed, init, settings.seed_bits)
 
 
 #: ``(driver, space, settings, evaluator, workload) -> extra search_info`` of a driven searcher
@@ -35,12 +46,13 @@ class Searcher:
 
     Exactly one of ``drive`` (a searcher run by :class:`~.driver.EvaluationDriver` within a budget
     of evaluations, ``population x generations`` unless ``budget(space)`` says otherwise) and
-    ``algorithm`` (``(space, population) -> pymoo Algorithm``, run like the joint search) is given.
+    ``algorithm`` (``(space, population, first) -> pymoo Algorithm``, run like the joint search;
+    ``first`` is the common first population or None for the searcher's own) is given.
     ``bits_only`` searchers fix the hardware genes at their defaults and let the mapper choose
     the mappings; ``baselines`` says where the run stores its uniform-bit policies."""
 
     drive: Drive | None = None
-    algorithm: Callable[[GenomeSpace, int], Algorithm] | None = None
+    algorithm: Callable[[GenomeSpace, int, np.ndarray | None], Algorithm] | None = None
     budget: Callable[[GenomeSpace], int] | None = None
     bits_only: bool = False
     baselines: Callable[[GenomeSpace, int, Sequence[int]], list[dict]] = seed_baselines
@@ -72,10 +84,15 @@ def searcher_space(algorithm: str, space: GenomeSpace) -> GenomeSpace:
     return SEARCHERS[algorithm].space(space) if algorithm in SEARCHERS else space
 
 
-def baseline_entries(algorithm: str, space: GenomeSpace, population: int, seed_bits: Sequence[int]) -> list[dict]:
-    """Where a run stores its uniform-bit policies (``meta.json`` ``baselines``: label, bits, gen, idx)."""
-    entries = SEARCHERS[algorithm].baselines if algorithm in SEARCHERS else seed_baselines
+def baseline_entries(algorithm: str, space: GenomeSpace, population: int, seed_bits: Sequence[int],
+                     init: str = "own") -> list[dict]:
+    """Where a run stores its uniform-bit policies (``meta.json`` ``baselines``: label, bits, gen, idx):
+    with a common first population (``init`` spread / random) its seeds, first, for every
+    searcher but ``uniform`` (which has no first population)."""
+    own = algorithm in SEARCHERS and (init == "own" or algorithm == "uniform")
+    entries = SEARCHERS[algorithm].baselines if own else seed_baselines
     return entries(space, population, seed_bits)
 
 
-__all__ = ["SEARCHERS", "Searcher", "baseline_entries", "searcher_for", "searcher_space", "seed_baselines"]
+__all__ = ["SEARCHERS", "Searcher", "baseline_entries", "common_first_population", "searcher_for", "searcher_space",
+           "seed_baselines"]
