@@ -264,3 +264,52 @@ def test_export_point_bits_file_round_trip_through_cost_and_supernet_eval(near_c
     # energy can take very different cycle counts (here 7,440 in the run vs 10,512 from `jaqmoo cost`)
     with pytest.raises(JaqmooError, match="has front points 0.."):
         load_run(run_dir).point_file(len(front))
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bits-nsga2"])
+def test_baseline_searchers_print_one_line_per_generation_off_a_terminal(tmp_path, capsys, algorithm):
+    from search_fakes import FakeEvaluator, fake_space
+
+    from jaqmoo.search.problem import Constraints
+    from jaqmoo.search.session import SearchSettings, search_in_directory
+
+    settings = SearchSettings(objectives=("accuracy", "energy", "memory"), constraints=Constraints(min_accuracy=0.5),
+                              algorithm=algorithm, population=6, generations=3, seed=1, batch_size=3)
+    search_in_directory(tmp_path / "run", algorithm, fake_space(), FakeEvaluator(), settings, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # no bar frames in a log file
+    lines = [line for line in err.splitlines() if line.startswith("search:")]
+    assert len(lines) == 3 and lines[-1].startswith("search: 3/3 gen (evals=18, hv=")
+
+
+def test_report_uses_the_breakdown_the_run_stored_and_never_a_stale_one(near_chance_sweep, tmp_path, monkeypatch):
+    """`jaqmoo run` stores its front points' per-layer breakdown keyed by the run's content; the
+    report reads it instead of rebuilding the model and the mapper, unless the run changed."""
+    import shutil
+
+    from jaqmoo.reporting.breakdown import CostBreakdown
+    from jaqmoo.reporting.breakdown_store import BREAKDOWN_JSON, content_key, read_breakdown
+    from jaqmoo.reporting.html import build_payload
+
+    _, run_dir, _ = near_chance_sweep
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    stored = json.loads((run / BREAKDOWN_JSON).read_text())
+    assert stored["key"] == content_key(run) and read_breakdown(run) is not None
+    rebuilt = []
+    real = CostBreakdown.from_meta
+
+    def counting(meta, evaluations):
+        rebuilt.append(1)
+        return real(meta, evaluations)
+
+    monkeypatch.setattr(CostBreakdown, "from_meta", staticmethod(counting))
+    entry = build_payload(run)["runs"][0]
+    assert not rebuilt  # the stored breakdown was used
+    details = entry["details"]
+    assert details and all(d["check"]["ok"] for d in details) and "energy_by_tensor" in details[0]["layers"][0]
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps(meta | {"note": "edited"}))  # the run changed: stale
+    assert read_breakdown(run) is None
+    again = build_payload(run)["runs"][0]["details"]
+    assert rebuilt == [1] and [d["check"]["ok"] for d in again] == [d["check"]["ok"] for d in details]

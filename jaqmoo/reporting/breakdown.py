@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.search.evaluators import build_evaluator
 
 # a mapping summary token: ``LEVEL[K4 C2]`` (temporal) or ``X[...]`` / ``Y[...]`` (spatial)
 _TOKEN = re.compile(r"([^\s\[\]]+)\[([^\]]*)\]")
@@ -122,6 +121,7 @@ class CostBreakdown:
             raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
                               "`jaqmoo run`, so its per-layer costs cannot be recomputed")
         from jaqmoo.models import build_model
+        from jaqmoo.search.evaluators import build_evaluator
         from jaqmoo.workload import extract_workload
 
         spec = meta["spec"]
@@ -148,6 +148,7 @@ class CostBreakdown:
         from jaqmoo.hardware.templates import get_template
         from jaqmoo.models.elastic_space import space_of_model
         from jaqmoo.search.arch_genes import ArchGenomeSpace
+        from jaqmoo.search.evaluators import build_evaluator
 
         spec = meta["spec"]
         space = space_of_model(spec["model"])

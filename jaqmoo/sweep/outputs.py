@@ -53,17 +53,16 @@ def _status(marker: dict) -> str:
 
 
 def _technology_nm(meta: dict) -> int | None:
-    """The run's technology node: its fixed hardware, the template default, what a Timeloop
-    architecture's components name, or the energy source."""
+    """The run's technology node: meta.json's (runs record it), else, for a folder written before
+    they did, the template's (:func:`~jaqmoo.hardware.describe.technology_node`) or the one the
+    energy source names."""
     if meta.get("technology_nm") is not None:
         return int(meta["technology_nm"])
-    fixed = meta.get("hardware_fixed") or {}
-    if "technology" in fixed:
-        return int(fixed["technology"])
     try:
+        from jaqmoo.hardware.describe import technology_node
         from jaqmoo.hardware.templates import get_template
 
-        return int(get_template(meta.get("template", "")).param("technology").default)
+        return technology_node(get_template(meta.get("template", "")), meta.get("hardware_fixed"))
     except JaqmooError:
         m = re.search(r"(\d+)\s*nm", str(meta.get("energy_source", "")))
         return int(m.group(1)) if m else None
