@@ -313,3 +313,54 @@ def test_report_uses_the_breakdown_the_run_stored_and_never_a_stale_one(near_cha
     assert read_breakdown(run) is None
     again = build_payload(run)["runs"][0]["details"]
     assert rebuilt == [1] and [d["check"]["ok"] for d in again] == [d["check"]["ok"] for d in details]
+
+
+def test_sweep_strict_fails_a_near_chance_run_and_exits_non_zero(near_chance_sweep, tmp_path, capsys):
+    _, _, base = near_chance_sweep  # its supernet checkpoint is already there
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"name": "nc-strict", "base": base, "axes": {"seed": [0]}}))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "sweep"), "--strict", "--workers", "1",
+                 "--threads", "1", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "1 run(s) failed" in out
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert summary.loc[0, "status"] == "failed" and "--strict" in summary.loc[0, "error"]
+    assert "within 10 points of chance" in summary.loc[0, "error"]
+
+
+def test_export_point_policy_file_round_trip_reproduces_the_point_exactly(near_chance_sweep, tmp_path, capsys):
+    """`jaqmoo export RUN --point K --policy-file F` then the `jaqmoo cost --policy-file F` its header
+    names: each layer costed with its own mapping gives the point's energy, cycles and memory (no
+    mapper gap), and the same file is a bits file for `jaqmoo supernet eval`."""
+    import shlex
+
+    _, run_dir, _ = near_chance_sweep
+    front = pd.read_csv(run_dir / "front.csv")
+    for k in sorted({0, len(front) - 1}):
+        policy = tmp_path / f"policy{k}.yaml"
+        assert main(["export", str(run_dir), "--point", str(k), "--policy-file", str(policy)]) == 0
+        text = policy.read_text()
+        data = yaml.safe_load(text)
+        row = front.iloc[k]
+        assert data["point"]["point"] == k and all(v["mapping"] for v in data["layers"].values())
+        assert {t["type"] for v in data["layers"].values() for t in v["mapping"]} >= {"temporal", "bypass"}
+        commands = {line.split(":", 1)[0][2:]: shlex.split(line.split(":", 1)[1]) for line in text.splitlines()
+                    if line.startswith(("# costs:", "# accuracy:"))}
+        assert "--policy-file" in commands["costs"]
+        table = tmp_path / f"cost{k}.csv"
+        capsys.readouterr()
+        assert main([*commands["costs"][1:], "--quiet", "--csv", str(table)]) == 0
+        assert "no mapper search" in capsys.readouterr().out
+        cost = pd.read_csv(table)
+        assert cost["energy_uj"].sum() * 1e6 == pytest.approx(row["energy_pj"], rel=1e-9)
+        assert cost["cycles"].sum() == row["cycles"]
+        packed = (cost["weight_kib_packed"].sum() + (cost["input_kib_packed"] + cost["output_kib_packed"]).max()) * 8192
+        assert packed == pytest.approx(row["memory_bits"], rel=1e-9)
+    assert main([*commands["accuracy"][1:], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == row["accuracy"]
+    # a damaged mapping is an error naming the layer, never a traceback
+    first = next(iter(data["layers"]))
+    data["layers"][first]["mapping"][0]["factors"] = "K=7"
+    policy.write_text(yaml.safe_dump(data))
+    assert main([*commands["costs"][1:], "--quiet"]) == 2
+    assert f"layers.{first}.mapping" in capsys.readouterr().err

@@ -22,13 +22,20 @@ def _export(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
-    if (args.point is None) != (args.bits_file is None):
-        raise JaqmooError("--point K and --bits-file FILE go together: the bits file of front point K")
+    point_files = args.bits_file is not None or args.policy_file is not None
+    if (args.point is None) == point_files:
+        raise JaqmooError("--point K goes with --bits-file FILE and/or --policy-file FILE: the files of front point K")
     if args.point is not None:
         if is_sweep_dir(args.run_dir):
             raise JaqmooError(f"--point: {args.run_dir} is a sweep folder; give one of its runs, "
                               f"{args.run_dir}/runs/<run>")
-        print(f"wrote {load_run(args.run_dir).export_point(args.point, args.bits_file)}")
+        run = load_run(args.run_dir)
+        if args.bits_file is not None:
+            print(f"wrote {run.export_point(args.point, args.bits_file)}")
+        if args.policy_file is not None:
+            from jaqmoo.reporting.policy_file import export_point_policy
+
+            print(f"wrote {export_point_policy(run, args.point, args.policy_file)}")
         if args.csv is None and args.parquet is None:
             return 0
     if is_sweep_dir(args.run_dir):  # a `jaqmoo sweep` folder: every run's front, axis columns first
@@ -91,10 +98,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
     p.add_argument("--point", type=int, metavar="K",
-                   help="with --bits-file: front point K (the point column of front.csv and of the report's table)")
+                   help="with --bits-file / --policy-file: front point K (the point column of front.csv and of the "
+                        "report's table)")
     p.add_argument("--bits-file", metavar="FILE",
                    help="write point K's per-layer bits and hardware as a bits file (YAML) that `jaqmoo cost "
                         "--bits-file` and `jaqmoo supernet eval --bits-file` read back; its header names both commands")
+    p.add_argument("--policy-file", metavar="FILE",
+                   help="write point K's per-layer bits and mappings (Timeloop directives) and hardware as a policy "
+                        "file (YAML, README 'Bits and policy files') that `jaqmoo cost --policy-file` costs without a "
+                        "mapper search, reproducing the point's energy, cycles and memory")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("plot", help="plot a run's Pareto front and hypervolume per generation (PNG)",

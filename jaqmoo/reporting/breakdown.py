@@ -109,6 +109,10 @@ class CostBreakdown:
 
     network_cost: Callable[[list[int]], Any]
     shapes: dict[str, dict]
+    evaluator: Any = None
+    """The run's evaluator (``accelerator(hardware)``, ``network_cost(candidate)``), when built by :meth:`of`."""
+    space: Any = None
+    """The run's genome space (``decode_one``), when built by :meth:`of`."""
 
     @classmethod
     def from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
@@ -172,7 +176,8 @@ class CostBreakdown:
 
         shapes = {layer.name: {"kind": layer.kind, "shape": layer_shape(layer), "macs": int(layer.macs)}
                   for layer in workload.layers}
-        return cls(lambda genes: evaluator.network_cost(space.decode_one(np.asarray(genes, dtype=int))), shapes)
+        return cls(lambda genes: evaluator.network_cost(space.decode_one(np.asarray(genes, dtype=int))), shapes,
+                   evaluator, space)
 
     def detail(self, row: pd.Series, layer_names: list[str]) -> dict:
         """:func:`stored_detail` plus each layer's shape, energy per level and per tensor and

@@ -33,7 +33,7 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import METRIC_OF, OBJECTIVES, minimised
-from jaqmoo.safe_write import write_csv, write_parquet
+from jaqmoo.safe_write import atomic_write_text, write_csv, write_parquet
 from jaqmoo.search.indicators import non_dominated
 from jaqmoo.search.store import HISTORY, ResultsStore
 
@@ -236,12 +236,10 @@ class Run:
                           "torch_threads": self.meta.get("torch_threads"),
                           **stored}}
 
-    def export_point(self, k: int, path: str | Path) -> Path:
-        """Write :meth:`point_file` to ``path`` as YAML, headed by the commands that read it back."""
-        import yaml
-
-        data = self.point_file(k)
-        p = data["point"]
+    def point_header(self, k: int, path: str | Path) -> list[str]:
+        """The comment lines heading point ``k``'s bits file at ``path``: where it came from and the
+        two commands that read it back (``# costs: jaqmoo cost ...``, ``# accuracy: jaqmoo supernet eval ...``)."""
+        p = self.point_file(k)["point"]
         shape = "x".join(str(v) for v in p["input_shape"] or ())
         cost = (f"jaqmoo cost --model {p['model']} --width-mult {p['width_mult']} --input {shape} --num-classes "
                 f"{p['num_classes']} --accelerator {p['accelerator']} --metric {p['metric']}"
@@ -252,10 +250,15 @@ class Run:
             head.append(f"# accuracy: jaqmoo supernet eval --checkpoint {p['supernet_checkpoint']} --bits-file {path} "
                         f"--images {p['val_images']} --seed {p['seed']} --split-seed {p['split_seed']}"
                         + (f" --threads {p['torch_threads']}" if p["torch_threads"] else ""))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        return path
+        return head
+
+    def export_point(self, k: int, path: str | Path) -> Path:
+        """Write :meth:`point_file` to ``path`` as YAML, headed by the commands that read it back."""
+        import yaml
+
+        text = yaml.safe_dump(self.point_file(k), sort_keys=False)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(Path(path), "\n".join(self.point_header(k, path)) + "\n" + text, "the bits file")
 
     def plot(self, path: str | Path | None = None, hv_path: str | Path | None = None) -> list[Path]:
         """Front plot (2-D projections for 3+ objectives, baselines marked) and hypervolume plot."""

@@ -105,5 +105,5 @@ class OuterMapping:
                 why = costs.reason(min(int(gene), len(batch) - 1), names) if costs is not None and len(batch) else "no mapping fits the fan-out"
                 return out.mark_infeasible(f"layer {layer.name!r}: no candidate mapping fits at bits {lb}: {why}")
             mapping = describe(batch, j, names) + (f" (gene {gene}->{j})" if j != gene else "")
-            out.add(layer_cost(layer, accel, lb, costs, j, mapping, len(batch)), accel)
+            out.add(layer_cost(layer, accel, lb, costs, j, mapping, len(batch), batch.take([j])), accel)
         return out
