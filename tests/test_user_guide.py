@@ -364,3 +364,35 @@ def test_export_point_policy_file_round_trip_reproduces_the_point_exactly(near_c
     policy.write_text(yaml.safe_dump(data))
     assert main([*commands["costs"][1:], "--quiet"]) == 2
     assert f"layers.{first}.mapping" in capsys.readouterr().err
+
+
+def test_spec_schema_is_generated_from_the_reader_and_agrees_with_it(capsys):
+    """`jaqmoo spec --schema`: a valid JSON Schema that accepts every shipped spec and the example,
+    and rejects what the reader rejects (its ranges and choices come from the reader's checks)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    assert main(["spec", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    keys = {r["key"] for r in spec_reference_rows()} - {"accelerator.search_all"}
+    props = schema["properties"]
+
+    def has(key):
+        node = props
+        for part in key.split(".")[:-1]:
+            node = node[part]["properties"]
+        return key.split(".")[-1] in node
+    assert all(has(k) for k in keys)
+    specs = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "problems").glob("*.yaml"))]
+    for data in [yaml.safe_load(spec_example())] + [d for d in specs if "base" not in d]:
+        assert not list(validator.iter_errors(data))
+    assert props["accuracy"]["properties"]["val_images"]["minimum"] == 10  # the reader's own bound
+    base = yaml.safe_load(spec_example())
+    bad = [("accuracy", "val_images", 5), ("search", "population", 3), ("mapping", "mode", "middle"),
+           ("model", "width_mult", 0.0), ("constraints", "min_accuracy", 1.5), ("search", "no_such_key", 1)]
+    for section, key, value in bad:
+        data = yaml.safe_load(yaml.safe_dump(base))
+        data[section][key] = value
+        assert list(validator.iter_errors(data)), (section, key, value)
+        with pytest.raises(JaqmooError, match=key):  # the reader refuses it too, naming the field
+            parse_spec(data, source="t")
