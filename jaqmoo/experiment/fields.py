@@ -21,7 +21,6 @@ from jaqmoo.errors import JaqmooError, did_you_mean
 from jaqmoo.quant.policy import SUPPORTED_BITS, parse_bits_spec
 from jaqmoo.strict import MAX_INT, number, shown
 
-
 _RULES: ContextVar[dict[str, dict] | None] = ContextVar("jaqmoo_spec_rules", default=None)
 
 
