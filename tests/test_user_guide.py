@@ -144,7 +144,7 @@ def test_readme_spec_reference_and_docs_columns_are_the_generated_ones():
 def test_column_dictionary_matches_names_and_families():
     assert describe_column("energy_pj").unit == "pJ"
     assert describe_column("w.features.0").name == "w.<layer>"
-    assert describe_column("energy.shared_glb").name == "energy.<level>"
+    assert describe_column("energy_pj.shared_glb").name == "energy_pj.<level>"
     assert describe_column("best_energy").name == "best_<objective>"
     assert unknown_columns(["accuracy", "model", "no_such_column"], axes=("model",)) == ["no_such_column"]
 
@@ -153,7 +153,7 @@ def test_accuracy_warnings_rules():
     assert accuracy_warnings(0.19, 10) and not accuracy_warnings(0.21, 10)  # chance 10 % + 10 points
     assert accuracy_warnings(None, 10) == []
     gap = accuracy_warnings(0.80, 10, float_accuracy=0.86)
-    assert len(gap) == 1 and "6.0 points below the float network's 86.0 %" in gap[0]
+    assert len(gap) == 1 and "0.800 is 0.060 below the float network's 0.860" in gap[0]
     assert accuracy_warnings(0.82, 10, float_accuracy=0.86) == []
     history = [{"phase": "float", "acc_float": 0.5}, {"phase": "float", "acc_float": 0.7},
                {"phase": "quantized", "acc_max_bits": 0.6}]
@@ -201,13 +201,13 @@ def test_near_chance_run_is_flagged_in_meta_summary_and_report(near_chance_sweep
 
     sweep_dir, run_dir, _ = near_chance_sweep
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["accuracy_warnings"] and "of chance (10.0 % on 10 classes)" in meta["accuracy_warnings"][0]
+    assert meta["accuracy_warnings"] and "of chance (0.100 on 10 classes" in meta["accuracy_warnings"][0]
     assert meta["supernet_uniform8_accuracy"] < 0.2
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert "within 10 points of chance" in summary.loc[0, "warning"]
+    assert "within 0.10 of chance" in summary.loc[0, "warning"]
     for target in (run_dir, sweep_dir):
         page = write_report(target, recompute=False).read_text(encoding="utf-8")
-        assert 'id="accuracy-warnings"' in page and "within 10 points of chance" in page
+        assert 'id="accuracy-warnings"' in page and "within 0.10 of chance" in page
 
 
 def test_every_output_column_of_a_real_run_is_in_the_column_dictionary(near_chance_sweep):
@@ -226,7 +226,7 @@ def test_strict_stops_a_near_chance_run_with_a_clear_message(near_chance_sweep, 
     spec.write_text(yaml.safe_dump(base))
     assert main(["run", str(spec), "--out", str(tmp_path / "run"), "--strict", "--quiet", "--threads", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--strict: the accuracy set-up gives meaningless results" in err and "within 10 points of chance" in err
+    assert "--strict: the accuracy set-up gives meaningless results" in err and "within 0.10 of chance" in err
     assert "energy source:" in err  # the accelerator and its energies are said at start
     assert not (tmp_path / "run" / "evaluations.jsonl").exists()  # nothing was searched
 
@@ -325,7 +325,7 @@ def test_sweep_strict_fails_a_near_chance_run_and_exits_non_zero(near_chance_swe
     assert "1 run(s) failed" in out
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert summary.loc[0, "status"] == "failed" and "--strict" in summary.loc[0, "error"]
-    assert "within 10 points of chance" in summary.loc[0, "error"]
+    assert "within 0.10 of chance" in summary.loc[0, "error"]
 
 
 def test_export_point_policy_file_round_trip_reproduces_the_point_exactly(near_chance_sweep, tmp_path, capsys):
@@ -353,7 +353,7 @@ def test_export_point_policy_file_round_trip_reproduces_the_point_exactly(near_c
         assert "no mapper search" in capsys.readouterr().out
         cost = pd.read_csv(table)
         assert cost["energy_uj"].sum() * 1e6 == pytest.approx(row["energy_pj"], rel=1e-9)
-        assert cost["cycles"].sum() == row["cycles"]
+        assert cost["cycles"].sum() == row["latency_cycles"]
         packed = (cost["weight_kib_packed"].sum() + (cost["input_kib_packed"] + cost["output_kib_packed"]).max()) * 8192
         assert packed == pytest.approx(row["memory_bits"], rel=1e-9)
     assert main([*commands["accuracy"][1:], "--json"]) == 0
@@ -396,3 +396,31 @@ def test_spec_schema_is_generated_from_the_reader_and_agrees_with_it(capsys):
         assert list(validator.iter_errors(data)), (section, key, value)
         with pytest.raises(JaqmooError, match=key):  # the reader refuses it too, naming the field
             parse_spec(data, source="t")
+
+
+def test_cost_columns_carry_their_units_and_old_sweep_files_open_under_the_new_names(near_chance_sweep, tmp_path,
+                                                                                     capsys):
+    import shutil
+
+    from jaqmoo.reporting.columns import unit_name
+    from jaqmoo.sweep.outputs import load_sweep
+
+    sweep_dir, run_dir, _ = near_chance_sweep
+    cols = list(pd.read_csv(run_dir / "front.csv").columns)
+    assert {"energy_pj", "latency_cycles", "latency_s", "edp_pj_cycles", "memory_bits", "area_mm2"} <= set(cols)
+    assert not {"cycles", "edp"} & set(cols) and not [c for c in cols if c.startswith("energy.")]
+    costs = [c for c in cols if c.startswith(("energy", "latency", "edp", "memory", "weight_mem", "activation_mem",
+                                              "area", "accuracy", "hw."))]
+    assert all(describe_column(c).unit not in ("", "-") for c in costs)  # every cost names its unit
+    # a sweep folder written before the rename: its fronts.csv has the old names
+    old = tmp_path / "old"
+    shutil.copytree(sweep_dir, old)
+    fronts = pd.read_csv(old / "fronts.csv")
+    back = {unit_name(o): o for o in ("cycles", "edp", *(f"energy.{c[10:]}" for c in fronts if c.startswith("energy_pj.")))}
+    fronts.rename(columns=back).to_csv(old / "fronts.csv", index=False)
+    assert "cycles" in pd.read_csv(old / "fronts.csv")
+    loaded = load_sweep(old).fronts
+    assert {"latency_cycles", "edp_pj_cycles"} <= set(loaded) and "cycles" not in loaded
+    assert main(["plot", str(old)]) == 0 and main(["export", str(old), "--csv", str(tmp_path / "f.csv")]) == 0
+    assert main(["report", str(old), "--no-recompute"]) == 0
+    assert "latency_cycles" in pd.read_csv(tmp_path / "f.csv")

@@ -84,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pop", type=int, metavar="N", help="override search.population")
     p.add_argument("--strict", action="store_true",
                    help="stop with an error (exit 2) instead of a warning when the supernet's uniform 8-bit accuracy "
-                        "is within 10 points of chance or more than 5 points below the float network's")
+                        "is within 0.10 of chance or more than 0.05 below the float network's (accuracies are "
+                        "fractions 0-1)")
     add_quiet_option(p)
     add_threads_option(p)
     p.set_defaults(func=_run)

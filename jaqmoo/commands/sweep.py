@@ -63,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="finish a sweep in --out: finished runs are skipped, failed and missing ones run")
     p.add_argument("--dry-run", action="store_true", help="print the runs the sweep would make and exit")
     p.add_argument("--strict", action="store_true",
-                   help="a run whose supernet's uniform 8-bit accuracy is within 10 points of chance or more than 5 "
-                        "points below the float network's fails with that error (as `jaqmoo run --strict`) instead "
-                        "of warning; the sweep then exits 1")
+                   help="a run whose supernet's uniform 8-bit accuracy is within 0.10 of chance or more than 0.05 "
+                        "below the float network's fails with that error (as `jaqmoo run --strict`) instead of "
+                        "warning; the sweep then exits 1")
     add_threads_option(p)
     add_quiet_option(p)
     p.set_defaults(func=_sweep)

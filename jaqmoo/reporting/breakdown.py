@@ -2,7 +2,7 @@
 
 The results store keeps, per evaluated individual, its per-layer bits (``w.<layer>``,
 ``a.<layer>``), each layer's mapping in one line (``map.<layer>``), the hardware parameters
-(``hw.<param>``) and the network's energy per storage level (``energy.<level>``); it does not
+(``hw.<param>``) and the network's energy per storage level (``energy_pj.<level>``); it does not
 keep the per-layer energy per level and per tensor. :class:`CostBreakdown` recomputes those
 with :mod:`jaqmoo.cost` for the few points a report details (the front and the baselines),
 from what ``meta.json`` records (model, input shape, accelerator template, genome layout),
@@ -76,7 +76,7 @@ def stored_detail(row: pd.Series, layer_names: list[str]) -> dict:
         if w is None and a is None and not mapping:
             continue  # a layer of the largest network this point's architecture does not run
         layers.append({"name": n, "w": w, "a": a, "mapping": mapping, "loop_nest": loop_nest(mapping) if mapping else []})
-    energy = {c[len("energy."):]: _jsonable(row[c]) for c in row.index if c.startswith("energy.")}
+    energy = {c[len("energy_pj."):]: _jsonable(row[c]) for c in row.index if c.startswith("energy_pj.")}
     hw = {c[len("hw."):]: _jsonable(row[c]) for c in row.index if c.startswith("hw.")}
     out = {"layers": layers, "energy_by_level": energy, "hardware": hw}
     arch = architecture_of(row)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import from_minimised
+from jaqmoo.reporting.columns import with_unit_names
 from jaqmoo.reporting.run import accuracy_column, load_run, objective_values
 from jaqmoo.safe_write import atomic_write_text, write_csv, write_parquet
 from jaqmoo.search.indicators import REFERENCE
@@ -265,5 +266,6 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         write_outputs(sweep_dir, plan)
     summary = pd.read_csv(sweep_dir / f"{SUMMARY}.csv")
     fronts_path = sweep_dir / f"{FRONTS}.csv"
-    fronts = pd.read_csv(fronts_path, low_memory=False) if fronts_path.is_file() else pd.DataFrame()
+    # a fronts.csv written before the columns carried their units reads under today's names
+    fronts = with_unit_names(pd.read_csv(fronts_path, low_memory=False)) if fronts_path.is_file() else pd.DataFrame()
     return Sweep(sweep_dir, plan, summary, fronts)
