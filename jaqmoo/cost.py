@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import TENSORS, Accelerator
@@ -268,4 +270,49 @@ def network_cost(workload: Workload, accel, policy: QuantPolicy | None = None,
     return out
 
 
-__all__ = ["LayerCost", "NetworkCost", "layer_cost", "layer_shape", "network_cost", "packed_bits"]
+def policy_file_mappings(path: str | Path) -> dict[str, Any]:
+    """Layer name -> mapping directives of a policy file (``layers.<name>.mapping``; see
+    :mod:`jaqmoo.reporting.policy_file`), read as plain YAML data."""
+    from jaqmoo.strict import load_yaml_text
+    from jaqmoo.textfile import read_utf8
+
+    path = Path(path)
+    if not path.is_file():
+        raise JaqmooError(f"policy file {path} does not exist; write one with `jaqmoo export RUN --point K --policy-file F`")
+    data = load_yaml_text(read_utf8(path, "a YAML policy file"), str(path))
+    layers = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(layers, dict):
+        raise JaqmooError(f"{path}: expected a mapping with 'layers' (layer name -> {{w, a, mapping}})")
+    return {str(n): e["mapping"] for n, e in layers.items() if isinstance(e, dict) and "mapping" in e}
+
+
+def network_cost_of_mappings(workload: Workload, accel: Accelerator, policy: QuantPolicy,
+                             mappings: dict[str, Any], metric: str = "energy", source: str = "policy file") -> NetworkCost:
+    """The cost of ``workload`` on ``accel`` at ``policy``'s bits with each layer's mapping
+    given (no search): ``mappings`` maps a layer name to its Timeloop mapping directives
+    (:func:`jaqmoo.mapping.timeloop_map.mapping_directives`, as ``jaqmoo export --policy-file``
+    writes them). A missing layer, a mapping that does not cover its layer or does not fit the
+    buffers is an error naming the layer."""
+    from jaqmoo.mapping.mapping import describe
+    from jaqmoo.mapping.model import evaluate
+    from jaqmoo.mapping.timeloop_map import parse_mapping
+
+    missing = [layer.name for layer in workload.layers if layer.name not in mappings]
+    if missing:
+        raise JaqmooError(f"{source}: layers.{missing[0]}.mapping is missing ({len(missing)} layer(s) without a "
+                          "mapping); export the point again with `jaqmoo export RUN --point K --policy-file F`")
+    names = tuple(lvl.name for lvl in accel.levels)
+    layer_bits = _layer_bits(policy, None, workload)
+    out = NetworkCost.start(workload.name, accel, metric)
+    for layer, lb in zip(workload.layers, layer_bits, strict=True):
+        batch = parse_mapping(mappings[layer.name], accel, layer, f"{source}: layers.{layer.name}.mapping")
+        costs = evaluate(layer, accel, batch, lb)
+        if not bool(costs.feasible[0]):
+            raise JaqmooError(f"{source}: layers.{layer.name}.mapping does not fit this accelerator at bits {lb}: "
+                              f"{costs.reason(0, names)}; check the hardware parameters (--set wins over the file's)")
+        out.add(layer_cost(layer, accel, lb, costs, 0, describe(batch, 0, names), 1, batch), accel)
+    return out
+
+
+__all__ = ["LayerCost", "NetworkCost", "layer_cost", "layer_shape", "network_cost", "network_cost_of_mappings",
+           "packed_bits", "policy_file_mappings"]

@@ -1,7 +1,9 @@
 """The objectives a search can optimise, in one table.
 
-Each :class:`Objective` names its direction (``max`` or ``min``), the record / column key of its
-metric (``energy`` -> ``energy_pj``), its unit and its axis label. pymoo minimises, so a
+Each :class:`Objective` names its direction (``max`` or ``min``), the record key of its metric
+(``energy`` -> ``energy_pj``), the column that shows it in front.csv / evaluations.csv and the
+report (``column``: a name with its unit, e.g. ``edp`` -> ``edp_pj_cycles``), its unit and its axis
+label. pymoo minimises, so a
 maximised objective enters the search as ``1 - value`` (:func:`minimised`) and comes back with
 the same conversion (:func:`from_minimised`); the search, the exports, the plots and the report
 all read this table.
@@ -20,13 +22,20 @@ from jaqmoo.errors import JaqmooError, did_you_mean
 
 @dataclass(frozen=True)
 class Objective:
-    """One objective: its name in specs, direction, metric key in the records, unit and label."""
+    """One objective: its name in specs, direction, metric key in the records, unit, label and
+    output column (:mod:`jaqmoo.reporting.columns`)."""
 
     name: str
     direction: str  # "max" or "min"
     metric: str
     unit: str
     label: str
+    column: str = ""
+
+    @property
+    def column_name(self) -> str:
+        """The front.csv / report column of the objective (``column``, else the metric key)."""
+        return self.column or self.metric
 
     @property
     def maximised(self) -> bool:
@@ -35,10 +44,10 @@ class Objective:
 
 
 TABLE: tuple[Objective, ...] = (
-    Objective("accuracy", "max", "accuracy", "", "accuracy"),
+    Objective("accuracy", "max", "accuracy", "fraction", "accuracy (fraction 0-1)"),
     Objective("energy", "min", "energy_pj", "pJ", "energy (pJ)"),
     Objective("latency", "min", "latency_s", "s", "latency (s)"),
-    Objective("edp", "min", "edp", "pJ*s", "EDP (pJ*s)"),
+    Objective("edp", "min", "edp", "pJ x cycles", "EDP (pJ x cycles)", column="edp_pj_cycles"),
     Objective("memory", "min", "memory_bits", "bits", "memory (bits)"),
     Objective("area", "min", "area_mm2", "mm²", "area (mm²)"),
 )
@@ -48,6 +57,8 @@ BY_NAME: dict[str, Objective] = {o.name: o for o in TABLE}
 OBJECTIVES: dict[str, str] = {o.name: o.direction for o in TABLE}
 #: objective name -> record key of the metric
 METRIC_OF: dict[str, str] = {o.name: o.metric for o in TABLE}
+#: objective name -> its column in front.csv / evaluations.csv / the report (unit in the name)
+COLUMN_OF: dict[str, str] = {o.name: o.column_name for o in TABLE}
 #: objective name -> axis label
 LABELS: dict[str, str] = {o.name: o.label for o in TABLE}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
@@ -79,5 +90,5 @@ def from_minimised(name: str, value: Any) -> Any:
     return minimised(name, value)
 
 
-__all__ = ["BY_NAME", "LABELS", "METRIC_OF", "NAMES", "OBJECTIVES", "TABLE", "Objective", "check_names",
+__all__ = ["BY_NAME", "COLUMN_OF", "LABELS", "METRIC_OF", "NAMES", "OBJECTIVES", "TABLE", "Objective", "check_names",
            "from_minimised", "minimised", "objective"]

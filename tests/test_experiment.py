@@ -45,7 +45,7 @@ def test_run_writes_front_csv_parquet_png(tmp_path, fake_accuracy):
         assert (out / name).exists(), name
     front = pd.read_csv(out / "front.csv")
     assert len(front) >= 2 and front["feasible"].all()
-    assert {"w.features.0", "a.classifier", "map.features.3", "hw.pe_x", "hw.glb_depth", "energy.DRAM"} <= set(front.columns)
+    assert {"w.features.0", "a.classifier", "map.features.3", "hw.pe_x", "hw.glb_depth", "energy_pj.DRAM"} <= set(front.columns)
     assert front["map.features.3"].str.contains("DRAM").all()
     run = load_run(out)
     assert len(run.evaluations) == 8 * 3 and len(run.history) == 3

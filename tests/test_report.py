@@ -54,7 +54,7 @@ def test_export_csv_parquet_roundtrip(run_dir, tmp_path):
     pq = pd.read_parquet(paths[1])
     assert len(csv) == len(pq) == len(run.front)
     for col in ("accuracy", "energy_pj", "memory_bits", "hw.pe", "hw.glb", "w.layer2", "a.layer2", "map.layer2",
-                "energy.DRAM", "on_front", "genes"):
+                "energy_pj.DRAM", "on_front", "genes"):
         assert col in csv.columns
     assert csv["on_front"].all()
     all_rows = pd.read_csv(run.export(csv=tmp_path / "all.csv", all=True)[0])

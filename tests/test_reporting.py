@@ -66,7 +66,7 @@ def test_report_is_self_contained_and_matches_the_run(fake_run, tmp_path):
         [(run.front.iloc[0][f"w.{n}"], run.front.iloc[0][f"a.{n}"]) for n in run.layer_names]
     # the fake run records no model: the stored data is shown and the page says why
     assert not first["check"]["ok"] and "meta.json records no model" in first["check"]["why"]
-    assert first["energy_by_level"]["DRAM"] == pytest.approx(run.front.iloc[0]["energy.DRAM"])
+    assert first["energy_by_level"]["DRAM"] == pytest.approx(run.front.iloc[0]["energy_pj.DRAM"])
     assert r["history"]["generation"] == [1, 2, 3, 4]
     assert not list(tmp_path.glob("*.tmp"))
 

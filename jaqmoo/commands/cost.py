@@ -25,6 +25,10 @@ def register(subparsers) -> None:
                    help="per-layer bits YAML (overrides --bits; format: README 'Bits files'); its 'hardware' "
                         "mapping, as `jaqmoo export --point K --bits-file` writes it, sets the template parameters "
                         "(--set wins)")
+    p.add_argument("--policy-file", type=Path,
+                   help="per-layer bits, mappings and hardware as `jaqmoo export --point K --policy-file` writes them: "
+                        "each layer is costed with its own mapping (no search), reproducing the point (--set wins "
+                        "over its hardware)")
     p.add_argument("--width-mult", type=float, default=1.0, help="channel width multiplier of the model (default 1.0)")
     p.add_argument("--metric", default="energy", choices=["energy", "edp", "cycles"], help="what each layer's mapper minimizes")
     p.add_argument("--csv", type=Path, help="write the per-layer table to this CSV file")
@@ -65,7 +69,7 @@ def bits_file_hardware(path: Path) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaqmoo.cost import network_cost
+    from jaqmoo.cost import network_cost, network_cost_of_mappings, policy_file_mappings
     from jaqmoo.errors import JaqmooError
     from jaqmoo.hardware.templates import load_accelerator_spec
     from jaqmoo.hardware.templates.registry import parse_overrides
@@ -76,22 +80,29 @@ def run(args: argparse.Namespace) -> int:
     from jaqmoo.workload import parse_input_shape
 
     shape = parse_input_shape(args.input)
-    overrides = {**(bits_file_hardware(args.bits_file) if args.bits_file is not None else {}),
+    if args.policy_file is not None and args.bits_file is not None:
+        raise JaqmooError("give --bits-file or --policy-file, not both (a policy file holds the bits too)")
+    bits_file = args.policy_file if args.policy_file is not None else args.bits_file
+    overrides = {**(bits_file_hardware(bits_file) if bits_file is not None else {}),
                  **parse_overrides(args.overrides)}
     accel = load_accelerator_spec(args.accelerator, **overrides)
     if args.accumulator_bits is not None:
         accel = accel.with_accumulator_bits(args.accumulator_bits, "--accumulator-bits")
     workload = model_workload(args.model, shape, args.num_classes, args.width_mult)
     names = [layer.name for layer in workload.layers]
-    if args.bits_file is not None:
-        policy = QuantPolicy.load(args.bits_file, names)
+    if bits_file is not None:
+        policy = QuantPolicy.load(bits_file, names)
     else:
         w, a = parse_bits_spec(args.bits)
         policy = QuantPolicy.uniform(names, w, a)
     if args.budget is not None and args.budget < 1:
         raise JaqmooError(f"--budget must be a positive integer (got {args.budget})")
     mapper = Mapper(metric=args.metric) if args.budget is None else Mapper(metric=args.metric, budget=args.budget)
-    result = network_cost(workload, accel, policy=policy, metric=args.metric, mapper=mapper, progress=not args.quiet)
+    if args.policy_file is not None:
+        result = network_cost_of_mappings(workload, accel, policy, policy_file_mappings(args.policy_file),
+                                          args.metric, str(args.policy_file))
+    else:
+        result = network_cost(workload, accel, policy=policy, metric=args.metric, mapper=mapper, progress=not args.quiet)
     df = result.to_dataframe()
     cols = ["layer", "shape", "w_bits", "in_bits", "out_bits", "mapping", "energy_uj", "cycles", "utilization",
             "weight_kib_packed"]
@@ -106,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
         print(result.level_table())
     print("  not costed (the cost model leaves these operations out):")
     print("\n".join(f"    {line}" for line in describe_not_costed(workload.not_costed) or ["nothing"]))
-    print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
-          f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
+    if args.policy_file is not None:
+        print(f"  mappings: each layer's own from {args.policy_file} (no mapper search)")
+    else:
+        print(f"  mapper: {mapper.stats.evaluated} mappings evaluated in {mapper.stats.searches} searches "
+              f"({mapper.stats.search_seconds:.1f} s), {mapper.stats.result_hits} cache hits")
     if args.csv is not None:
         write_csv(df, args.csv, "the --csv table")
         print(f"wrote {args.csv}")

@@ -206,7 +206,104 @@ def spec_example() -> str:
     return "\n".join(out) + "\n"
 
 
+#: JSON Schema of the type texts of :func:`spec_reference_rows` (the dataclasses' field types)
+_JSON_TYPES: dict[str, dict] = {
+    "int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"}, "bool": {"type": "boolean"},
+    "list of int": {"type": "array", "items": {"type": "integer"}},
+    "list of float": {"type": "array", "items": {"type": "number"}},
+    "list of str": {"type": "array", "items": {"type": "string"}},
+    "mapping": {"type": "object"},
+    "mapping name -> int": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "mapping layer -> [w, a]": {"type": "object"},
+    "list of names, mapping name -> list of int, or 'all'": {"anyOf": [
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "object", "additionalProperties": {"type": ["array", "null"], "items": {"type": "integer"}}},
+        {"const": "all"}]},
+    "str, false or null": {"anyOf": [{"type": "string"}, {"const": False}, {"type": "null"}]},
+}
+#: specs read with the rule recorder on, so that every check of the reader runs at least once
+#: (the example holds null for the optional numbers; these set them)
+_PROBES: tuple[dict, ...] = (
+    {},
+    {"constraints": {"min_accuracy": 0.5, "max_area_mm2": 1.0}, "quantization": {"accumulator_bits": 24}},
+    {"constraints": {"max_accuracy_drop": 0.05}},
+    {"model": {"name": "mobilenet_v2", "elastic": {}}},
+)
+
+
+def _json_type(type_text: str) -> dict:
+    if type_text in _JSON_TYPES:
+        return dict(_JSON_TYPES[type_text])
+    out = dict(_JSON_TYPES[type_text.removesuffix(" or null")])  # "X or null"
+    return out | {"type": [out["type"], "null"]} if "type" in out else {"anyOf": [out, {"type": "null"}]}
+
+
+def recorded_rules() -> dict[str, dict]:
+    """Every spec key's value rule as the reader itself checks it (:func:`jaqmoo.experiment.fields.recording_rules`
+    while the example spec and a few variants of it are read)."""
+    import yaml
+
+    from jaqmoo.errors import JaqmooError
+    from jaqmoo.experiment.fields import recording_rules
+    from jaqmoo.experiment.spec import parse_spec
+
+    example = yaml.safe_load(spec_example())
+    with recording_rules() as rules:
+        for probe in _PROBES:
+            data = {k: (v | probe[k] if isinstance(v, dict) and k in probe else v) for k, v in example.items()}
+            try:
+                parse_spec(data, source="schema")
+            except JaqmooError:
+                pass  # a probe's combination may be refused after its values were checked
+    return dict(rules)
+
+
+def spec_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of an experiment spec, generated from the code: keys, types and
+    defaults from the spec's dataclasses (:func:`spec_reference_rows`), ranges and choices from the
+    reader's own checks (:func:`recorded_rules`), descriptions and units from :data:`SPEC_KEYS`."""
+    rules = recorded_rules()
+    root: dict = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$id": "https://jaqmoo.invalid/schema/experiment-spec.json", "title": "jaqmoo experiment spec",
+                  "description": "A `jaqmoo run` spec (README 'Spec reference'; `jaqmoo spec --example`).",
+                  "type": "object", "additionalProperties": False, "properties": {},
+                  "required": ["model", "dataset", "accelerator"]}
+    for r in spec_reference_rows():
+        key = r["key"]
+        if key == "accelerator.search_all":
+            continue  # set by `search: all`, not written in a spec
+        node = root
+        for part in key.split(".")[:-1]:
+            node = node["properties"].setdefault(part, {"type": "object", "additionalProperties": False,
+                                                        "properties": {}})
+        prop = _json_type(r["type"])
+        if key in rules:  # the reader's own range / choices, nullable where the field is
+            rule = dict(rules[key])
+            if isinstance(prop.get("type"), list) and "type" in rule:
+                rule["type"] = [rule["type"], "null"]
+                if "enum" in rule:
+                    rule["enum"] = [*rule["enum"], None]
+            prop = prop | rule
+        unit = "" if r["unit"] in ("-", "") else f" [{r['unit']}]"
+        prop["description"] = f"{r['meaning']}{unit}"
+        if r["default"] == "required":
+            node.setdefault("required", []).append(key.split(".")[-1])
+        elif key not in ("name",):
+            prop["default"] = r["default"]
+        if key == "accuracy.train":
+            prop = node["properties"].get("train", {}) | {k: v for k, v in prop.items() if k != "type"} | {
+                "type": "object", "additionalProperties": False}
+            prop.setdefault("properties", {})
+        node["properties"][key.split(".")[-1]] = prop
+    return root
+
+
 def _spec(args: argparse.Namespace) -> int:
+    if args.schema:
+        import json
+
+        print(json.dumps(spec_schema(), indent=1))
+        return 0
     print(spec_markdown() if args.markdown else spec_example(), end="")
     return 0
 
@@ -222,11 +319,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``spec`` and ``columns`` sub-commands."""
     p = sub.add_parser("spec", help="print a commented experiment spec template with every key at its default",
                        description="Print a YAML experiment spec holding every key at its default, each with its "
-                                   "type, unit and meaning in a comment (a valid spec as printed), or with "
-                                   "--markdown the same reference as a table.")
+                                   "type, unit and meaning in a comment (a valid spec as printed), with "
+                                   "--markdown the same reference as a table, or with --schema its JSON Schema.")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--example", action="store_true", help="the commented YAML template (the default)")
     group.add_argument("--markdown", action="store_true", help="the reference as a Markdown table")
+    group.add_argument("--schema", action="store_true",
+                       help="the JSON Schema (draft 2020-12) of a spec, generated from the code (types and defaults "
+                            "from the spec's dataclasses, ranges and choices from the reader's own checks), for "
+                            "editors that complete and check YAML")
     p.set_defaults(func=_spec)
 
     p = sub.add_parser("columns", help="list the output columns (front.csv, evaluations.csv, sweep summary) "

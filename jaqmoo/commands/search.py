@@ -22,20 +22,26 @@ def _export(args: argparse.Namespace) -> int:
     from jaqmoo.reporting.run import load_run
     from jaqmoo.sweep.outputs import export_sweep, is_sweep_dir
 
-    if (args.point is None) != (args.bits_file is None and args.timeloop is None):
-        raise JaqmooError("--point K goes with --bits-file FILE and/or --timeloop DIR: the bits file or the "
-                          "Timeloop files of front point K")
+    point_files = args.bits_file is not None or args.policy_file is not None or args.timeloop is not None
+    if (args.point is None) == point_files:
+        raise JaqmooError("--point K goes with --bits-file FILE, --policy-file FILE and/or --timeloop DIR: the files "
+                          "of front point K")
     if args.point is not None:
         if is_sweep_dir(args.run_dir):
             raise JaqmooError(f"--point: {args.run_dir} is a sweep folder; give one of its runs, "
                               f"{args.run_dir}/runs/<run>")
+        run = load_run(args.run_dir)
         if args.bits_file is not None:
-            print(f"wrote {load_run(args.run_dir).export_point(args.point, args.bits_file)}")
+            print(f"wrote {run.export_point(args.point, args.bits_file)}")
+        if args.policy_file is not None:
+            from jaqmoo.reporting.policy_file import export_point_policy
+
+            print(f"wrote {export_point_policy(run, args.point, args.policy_file)}")
         if args.timeloop is not None:
             from jaqmoo.commands.timeloop import print_export
             from jaqmoo.reporting.timeloop_point import export_point_timeloop
 
-            done = export_point_timeloop(load_run(args.run_dir), args.point, args.timeloop, args.dialect)
+            done = export_point_timeloop(run, args.point, args.timeloop, args.dialect)
             print_export(args.timeloop, done.layers)
             if not done.matches_run:
                 print(f"note: the recomputed energy ({done.energy_pj_recomputed:.6g} pJ) differs from the run's "
@@ -88,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pop", type=int, metavar="N", help="override search.population")
     p.add_argument("--strict", action="store_true",
                    help="stop with an error (exit 2) instead of a warning when the supernet's uniform 8-bit accuracy "
-                        "is within 10 points of chance or more than 5 points below the float network's")
+                        "is within 0.10 of chance or more than 0.05 below the float network's (accuracies are "
+                        "fractions 0-1)")
     add_quiet_option(p)
     add_threads_option(p)
     p.set_defaults(func=_run)
@@ -102,11 +109,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parquet", help="Parquet file to write")
     p.add_argument("--all", action="store_true", help="every evaluated individual, not only the front")
     p.add_argument("--point", type=int, metavar="K",
-                   help="with --bits-file or --timeloop: front point K (the point column of front.csv and of the "
+                   help="with --bits-file, --policy-file or --timeloop: front point K (the point column of front.csv and of the "
                         "report's table)")
     p.add_argument("--bits-file", metavar="FILE",
                    help="write point K's per-layer bits and hardware as a bits file (YAML) that `jaqmoo cost "
                         "--bits-file` and `jaqmoo supernet eval --bits-file` read back; its header names both commands")
+    p.add_argument("--policy-file", metavar="FILE",
+                   help="write point K's per-layer bits and mappings (Timeloop directives) and hardware as a policy "
+                        "file (YAML, README 'Bits and policy files') that `jaqmoo cost --policy-file` costs without a "
+                        "mapper search, reproducing the point's energy, cycles and memory")
     add_timeloop_options(p, "with --point: write front point K's layers as Timeloop inputs (architecture, problem, "
                             "constraints, its mapping) with jaqmoo's figures in Timeloop's stats format, one folder "
                             "per layer, and a README.md on running timeloop-model and `jaqmoo timeloop check`")

@@ -111,7 +111,7 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{net.meta.model} on {net.meta.dataset} ({args.split}, {len(data.images)} images): "
-              f"top-1 {acc * 100:.2f} % ({seconds:.2f} s)")
+              f"top-1 accuracy {acc:.4f} ({seconds:.2f} s)")
     return 0
 
 

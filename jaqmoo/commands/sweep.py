@@ -29,7 +29,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise JaqmooError(f"--workers must be >= 1 (got {args.workers})")
     outcome = run_sweep(plan, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
                         threads=resolve_threads(args.threads, args.workers), progress=not args.quiet,
-                        listen=args.listen)
+                        listen=args.listen, strict=args.strict)
     summary = load_sweep(outcome.dir).summary
     cols = [c for c in ("run", *plan.axes, *SUMMARY_COLUMNS) if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -92,6 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="finish a sweep in --out: finished runs are skipped, failed and missing ones run")
     p.add_argument("--dry-run", action="store_true", help="print the runs the sweep would make and exit")
+    p.add_argument("--strict", action="store_true",
+                   help="a run whose supernet's uniform 8-bit accuracy is within 0.10 of chance or more than 0.05 "
+                        "below the float network's fails with that error (as `jaqmoo run --strict`) instead of "
+                        "warning; the sweep then exits 1")
     add_threads_option(p)
     add_quiet_option(p)
     p.set_defaults(func=_sweep)

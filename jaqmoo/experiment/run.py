@@ -46,7 +46,7 @@ from jaqmoo.experiment import accuracy as accuracy_module
 from jaqmoo.experiment.elastic import candidate_accuracy
 from jaqmoo.experiment.prepare import Prepared, mapper_cache_dir, prepare_experiment
 from jaqmoo.experiment.spec import ExperimentSpec
-from jaqmoo.hardware.describe import describe_accelerator
+from jaqmoo.hardware.describe import describe_accelerator, technology_node
 from jaqmoo.locking import FolderLock
 from jaqmoo.progress import progress_bar
 from jaqmoo.quant.sanity import accuracy_warnings, strict_error
@@ -181,7 +181,7 @@ def _run_locked(prep: Prepared, resume: bool, progress: bool, t0: float, accurac
     atomic_write_text(prep.out_dir / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False), "the run's spec")
     t1 = time.perf_counter()
     meta_extra = {"model": spec.model.name, "dataset": spec.dataset.name, "template": spec.accelerator.label,
-                  "technology_nm": getattr(prep.template, "technology_nm", None),
+                  "technology_nm": technology_node(prep.template, prep.hardware_fixed),
                   "accuracy_estimator": spec.accuracy.estimator, "uniform8_accuracy": baseline_acc,
                   "energy_source": evaluator.energy_source, "input_shape": list(prep.splits.input_shape),
                   "num_classes": prep.splits.num_classes, "spec": spec.to_dict(), **accuracy.meta,

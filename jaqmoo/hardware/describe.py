@@ -7,6 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def technology_node(template: Any, fixed: Mapping[str, int] | None = None) -> int | None:
+    """The technology node (nm) whose energy table a run's accelerator uses: a Timeloop design's
+    ``technology: NNnm``, else the template's ``technology`` parameter (``fixed`` first, then the
+    template default); None when neither names one (a Timeloop architecture without a node)."""
+    node = getattr(template, "technology_nm", None)
+    if node is None and hasattr(template, "defaults"):
+        node = {**template.defaults(), **dict(fixed or {})}.get("technology")
+    return None if node is None else int(node)
+
+
 def describe_accelerator(template: Any, fixed: Mapping[str, int], genes: Sequence[Any],
                          label: str, accumulator_bits: int | None = None) -> list[str]:
     """Lines describing the accelerator of a run: energy source (table, technology node),
@@ -18,9 +28,7 @@ def describe_accelerator(template: Any, fixed: Mapping[str, int], genes: Sequenc
     objects (``name``, ``choices``); ``label``: the spec's accelerator label."""
     design = {g.name: g.default for g in genes} | dict(fixed)
     accel = template.build(**design).with_accumulator_bits(accumulator_bits, "quantization.accumulator_bits")
-    node = getattr(template, "technology_nm", None)
-    if node is None and hasattr(template, "defaults"):
-        node = {**template.defaults(), **dict(fixed)}.get("technology")
+    node = technology_node(template, fixed)
     lines = [f"accelerator: {label}" + (f", technology node {node} nm" if node is not None else ""),
              f"  energy source: {accel.energy_source or 'not recorded'}"]
     for level in accel.levels:

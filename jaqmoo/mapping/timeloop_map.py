@@ -147,3 +147,37 @@ def parse_map_txt(text: str, accel: Accelerator, layer: Layer, label: str = "<ma
     if not directives:
         raise JaqmooError(f"{label}: no levels found in the mapping listing")
     return parse_mapping(directives, accel, layer, label, aliases)
+
+
+def mapping_directives(batch: MappingBatch, i: int, accel: Accelerator) -> list[dict[str, Any]]:
+    """Mapping ``i`` of ``batch`` as Timeloop mapping directives, the inverse of
+    :func:`parse_mapping` (which reads them back into the same factors, loop orders and
+    keep/bypass): per level a ``temporal`` directive (every dim's factor, permutation innermost
+    first), a ``spatial`` one where the fan-out below it splits a dim (mesh X dims first, ``split``
+    of them), and a ``bypass`` one naming the tensors it keeps and bypasses. Plain data (YAML-ready)."""
+    out: list[dict[str, Any]] = []
+    for lvl, level in enumerate(accel.levels):
+        temporal = batch.temporal[i, lvl]
+        out.append({"target": level.name, "type": "temporal",
+                    "factors": " ".join(f"{d}={int(temporal[j])}" for j, d in enumerate(DIMS)),
+                    "permutation": "".join(DIMS[int(j)] for j in batch.perm[i, lvl])})
+        sx, sy = batch.spatial_x[i, lvl], batch.spatial_y[i, lvl]
+        if (sx > 1).any() or (sy > 1).any():
+            both = [DIMS[j] for j in range(N_DIMS) if sx[j] > 1 and sy[j] > 1]
+            if both:
+                raise JaqmooError(f"level {level.name}: dim {both[0]} is split over both mesh X and Y, which a "
+                                  "Timeloop spatial directive cannot write")
+            given = next((c.permutation for c in accel.constraints
+                          if c.target == level.name and c.type == "spatial" and c.permutation), ())
+            order = ([int(j) for j in batch.spatial_perm[i, lvl]] if batch.spatial_perm is not None else
+                     [DIM_INDEX[d] for d in given] + [j for j in range(N_DIMS) if DIMS[j] not in given])
+            xs, ys = [j for j in order if sx[j] > 1], [j for j in order if sy[j] > 1 and sx[j] == 1]
+            rest = [j for j in order if j not in xs and j not in ys]
+            out.append({"target": level.name, "type": "spatial",
+                        "factors": " ".join(f"{DIMS[j]}={int(sx[j] * sy[j])}" for j in xs + ys),
+                        "permutation": "".join(DIMS[j] for j in xs + ys + rest), "split": len(xs)})
+        if not level.is_dummy:
+            keep = batch.keep[i, lvl]
+            out.append({"target": level.name, "type": "bypass", "keep": [t for t, k in zip(TENSORS, keep, strict=True) if k],
+                        "bypass": [t for t, k in zip(TENSORS, keep, strict=True) if not k]})
+    return out

@@ -22,6 +22,11 @@ Policy files (``--bits-file``) are YAML::
     # written by `jaqmoo export RUN --point K --bits-file F` (optional; the policy ignores them):
     hardware: {pe_x: 14, glb_depth: 16384}   # the point's hardware; `jaqmoo cost --bits-file` applies it
     point: {...}                             # where the point came from and its stored figures
+
+A policy file (``jaqmoo export RUN --point K --policy-file F``, read by ``jaqmoo cost
+--policy-file``) is a bits file whose layers also carry their ``mapping`` (Timeloop mapping
+directives, :func:`jaqmoo.mapping.timeloop_map.mapping_directives`); the policy ignores them,
+so a policy file is also a valid bits file.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ class QuantPolicy:
                     raise JaqmooError(f"{source}: layer {name!r} has no bits and there is no 'default'")
                 w, a = default
             elif isinstance(entry, dict):
-                _check_policy_keys(entry, ("w", "a"), f"{source}: layers.{name}")
+                _check_policy_keys(entry, ("w", "a", "mapping"), f"{source}: layers.{name}")
                 w = check_bits(entry.get("w", default[0] if default else None), f"{source}: {name}.w")
                 a = check_bits(entry.get("a", default[1] if default else None), f"{source}: {name}.a")
             else:

@@ -47,13 +47,14 @@ def accuracy_warnings(uniform_accuracy: float | None, num_classes: int, float_ac
     chance = 1.0 / num_classes
     out = []
     if uniform_accuracy < chance + CHANCE_MARGIN:
-        out.append(f"{bits_label} accuracy {uniform_accuracy * 100:.1f} % is within {CHANCE_MARGIN * 100:.0f} points "
-                   f"of chance ({chance * 100:.1f} % on {num_classes} classes): the supernet has not learned the task, "
+        out.append(f"{bits_label} accuracy {uniform_accuracy:.3f} is within {CHANCE_MARGIN:.2f} of chance "
+                   f"({chance:.3f} on {num_classes} classes; accuracies are fractions 0-1): the supernet has not "
+                   "learned the task, "
                    "so this run's fronts and energy ratios are noise; train longer (accuracy.train: float_epochs, "
                    "epochs), on more images, or check the dataset")
     if float_accuracy is not None and uniform_accuracy < float_accuracy - FLOAT_GAP:
-        out.append(f"{bits_label} accuracy {uniform_accuracy * 100:.1f} % is {(float_accuracy - uniform_accuracy) * 100:.1f} "
-                   f"points below the float network's {float_accuracy * 100:.1f} % (more than {FLOAT_GAP * 100:.0f}): "
+        out.append(f"{bits_label} accuracy {uniform_accuracy:.3f} is {float_accuracy - uniform_accuracy:.3f} "
+                   f"below the float network's {float_accuracy:.3f} (more than {FLOAT_GAP:.2f}): "
                    "the quantized training has not converged, so accuracy losses on the front mix quantization "
                    "with under-training; raise accuracy.train.epochs")
     return out

@@ -250,7 +250,7 @@ class ConvergedTruth:
                              "threads": torch.get_num_threads(), "device": str(self.device),
                              "load_average": list(os.getloadavg()), "finished_unix": time.time()})
         if self.log is not None:
-            self.log(f"truth {r.steps} steps seed {seed}: {acc * 100:.2f} % in {seconds:.0f} s"
+            self.log(f"truth {r.steps} steps seed {seed}: accuracy {acc:.4f} in {seconds:.0f} s"
                      f"{' (resumed)' if resumed else ''} -> {self.cache.path(key).name}")
         return float(acc)
 

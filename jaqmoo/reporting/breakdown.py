@@ -2,7 +2,7 @@
 
 The results store keeps, per evaluated individual, its per-layer bits (``w.<layer>``,
 ``a.<layer>``), each layer's mapping in one line (``map.<layer>``), the hardware parameters
-(``hw.<param>``) and the network's energy per storage level (``energy.<level>``); it does not
+(``hw.<param>``) and the network's energy per storage level (``energy_pj.<level>``); it does not
 keep the per-layer energy per level and per tensor. :class:`CostBreakdown` recomputes those
 with :mod:`jaqmoo.cost` for the few points a report details (the front and the baselines),
 from what ``meta.json`` records (model, input shape, accelerator template, genome layout),
@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.search.evaluators import build_evaluator
 
 # a mapping summary token: ``LEVEL[K4 C2]`` (temporal) or ``X[...]`` / ``Y[...]`` (spatial)
 _TOKEN = re.compile(r"([^\s\[\]]+)\[([^\]]*)\]")
@@ -77,7 +76,7 @@ def stored_detail(row: pd.Series, layer_names: list[str]) -> dict:
         if w is None and a is None and not mapping:
             continue  # a layer of the largest network this point's architecture does not run
         layers.append({"name": n, "w": w, "a": a, "mapping": mapping, "loop_nest": loop_nest(mapping) if mapping else []})
-    energy = {c[len("energy."):]: _jsonable(row[c]) for c in row.index if c.startswith("energy.")}
+    energy = {c[len("energy_pj."):]: _jsonable(row[c]) for c in row.index if c.startswith("energy_pj.")}
     hw = {c[len("hw."):]: _jsonable(row[c]) for c in row.index if c.startswith("hw.")}
     out = {"layers": layers, "energy_by_level": energy, "hardware": hw}
     arch = architecture_of(row)
@@ -110,6 +109,10 @@ class CostBreakdown:
 
     network_cost: Callable[[list[int]], Any]
     shapes: dict[str, dict]
+    evaluator: Any = None
+    """The run's evaluator (``accelerator(hardware)``, ``network_cost(candidate)``), when built by :meth:`of`."""
+    space: Any = None
+    """The run's genome space (``decode_one``), when built by :meth:`of`."""
 
     @classmethod
     def from_meta(cls, meta: dict, evaluations: pd.DataFrame) -> CostBreakdown:
@@ -125,7 +128,8 @@ class CostBreakdown:
 
         shapes = {layer.name: {"kind": layer.kind, "shape": layer_shape(layer), "macs": int(layer.macs)}
                   for layer in workload.layers}
-        return cls(lambda genes: evaluator.network_cost(space.decode_one(np.asarray(genes, dtype=int))), shapes)
+        return cls(lambda genes: evaluator.network_cost(space.decode_one(np.asarray(genes, dtype=int))), shapes,
+                   evaluator, space)
 
     def detail(self, row: pd.Series, layer_names: list[str]) -> dict:
         """:func:`stored_detail` plus each layer's shape, energy per level and per tensor and
@@ -171,6 +175,7 @@ def run_evaluator(meta: dict, evaluations: pd.DataFrame) -> tuple[Any, Any, Any]
         raise JaqmooError(f"meta.json records no {', '.join(missing)}: this run was not written by "
                           "`jaqmoo run`, so its per-layer costs cannot be recomputed")
     from jaqmoo.models import build_model
+    from jaqmoo.search.evaluators import build_evaluator
     from jaqmoo.workload import extract_workload
 
     spec = meta["spec"]
@@ -197,6 +202,7 @@ def _elastic_evaluator(meta: dict, evaluations: pd.DataFrame) -> tuple[Any, Any,
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.models.elastic_space import space_of_model
     from jaqmoo.search.arch_genes import ArchGenomeSpace
+    from jaqmoo.search.evaluators import build_evaluator
 
     spec = meta["spec"]
     space = space_of_model(spec["model"])

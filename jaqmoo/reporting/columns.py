@@ -5,6 +5,12 @@ meaning. One table, read by ``jaqmoo columns`` (and ``--markdown``, which writes
 
 Costs are per inference of one input (batch 1) on the accelerator; accuracies are fractions
 in [0, 1] (0.951 = 95.1 %), top-1 on the supernet's validation images.
+
+Every cost column carries its unit in its name. The results store (``evaluations.jsonl``) keeps
+the cost model's record keys; :func:`with_unit_names` gives the columns their output names
+(``cycles`` -> ``latency_cycles``, ``edp`` -> ``edp_pj_cycles``, ``energy.<level>`` ->
+``energy_pj.<level>``), for a fresh run and for files written before the rename alike
+(a sweep's old ``fronts.csv``), so old run folders open, export, plot and resume unchanged.
 """
 
 from __future__ import annotations
@@ -12,11 +18,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pandas as pd
+
 #: which file a column appears in
 RUN = "front.csv, evaluations.csv"
 SWEEP_FRONTS = "fronts.csv (sweep)"
 SWEEP_SUMMARY = "summary.csv (sweep)"
 HISTORY = "history.csv"
+
+
+#: record key (and the column name of files written before the rename) -> output column
+RENAMED: dict[str, str] = {"cycles": "latency_cycles", "edp": "edp_pj_cycles"}
+#: record key prefix -> output column prefix
+RENAMED_PREFIXES: dict[str, str] = {"energy.": "energy_pj."}
+
+
+def unit_name(name: str) -> str:
+    """The output column of record key (or old column name) ``name``; other names unchanged."""
+    if name in RENAMED:
+        return RENAMED[name]
+    for old, new in RENAMED_PREFIXES.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
+def with_unit_names(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its columns under their output names (:func:`unit_name`)."""
+    names = {c: unit_name(str(c)) for c in df.columns}
+    return df.rename(columns=names) if any(k != v for k, v in names.items()) else df
 
 
 @dataclass(frozen=True)
@@ -55,11 +85,11 @@ COLUMNS: tuple[Column, ...] = (
                                        "predictor when accuracy.estimator is predictor)"),
     Column("accuracy_rescored", "fraction 0-1", "the supernet's accuracy of a predictor run's best individuals, "
                                                 "measured after the search (empty for the others)"),
-    Column("energy_pj", "pJ", "energy of one inference on the accelerator (sum of energy.<level>)"),
-    Column("cycles", "cycles", "latency of one inference in accelerator clock cycles (the max over compute and "
+    Column("energy_pj", "pJ", "energy of one inference on the accelerator (sum of energy_pj.<level>)"),
+    Column("latency_cycles", "cycles", "latency of one inference in accelerator clock cycles (the max over compute and "
                                "each level's bandwidth, summed over layers)"),
-    Column("latency_s", "s", "cycles times the accelerator's cycle time (1 ns for the templates)"),
-    Column("edp", "pJ x cycles", "energy-delay product: energy_pj x cycles"),
+    Column("latency_s", "s", "latency_cycles times the accelerator's cycle time (1 ns for the templates)"),
+    Column("edp_pj_cycles", "pJ x cycles", "energy-delay product: energy_pj x latency_cycles (objective edp)"),
     Column("memory_bits", "bit", "the memory objective: weight_memory_bits + activation_memory_bits"),
     Column("weight_memory_bits", "bit", "all weights at their bits, bit-packed into the weight level's words"),
     Column("activation_memory_bits", "bit", "peak activation storage: the largest (input + output) of a layer "
@@ -68,10 +98,19 @@ COLUMNS: tuple[Column, ...] = (
     Column("mean_w_bits", "bit", "mean weight bits over the layers (report only)"),
     Column("mean_a_bits", "bit", "mean activation bits over the layers (report only)"),
     # --- hardware, energy per level, per layer
+    Column("hw.pe_x", "PEs", "PE columns of the array (mesh X)"),
+    Column("hw.pe_y", "PEs", "PEs per column of the array (mesh Y)"),
+    Column("hw.technology", "nm", "technology node of the energy tables"),
+    Column("hw.<level>_depth", "words", "depth of a storage level (global buffer, scratchpad...) in words of "
+                                        "hw.<level>_width bits"),
+    Column("hw.<level>_width", "bit", "word width of a storage level (or of DRAM accesses)"),
+    Column("hw.<level>_bandwidth", "words/cycle", "read/write bandwidth of a storage level"),
+    Column("hw.datawidth", "bit", "the design's bits per weight / activation value (the 8-bit baseline)"),
+    Column("hw.psum_datawidth", "bit", "bits per partial sum at the levels still reducing outputs"),
     Column("hw.<param>", "the parameter's (see `jaqmoo cost --help` / template docs)",
            "a hardware parameter of the individual's accelerator: searched genes and held-fixed values, e.g. "
            "hw.pe_x (PEs per row), hw.glb_depth (global-buffer words), hw.<level>_depth (words of that level)"),
-    Column("energy.<level>", "pJ", "energy of one inference spent in one storage level (reads, fills, updates, "
+    Column("energy_pj.<level>", "pJ", "energy of one inference spent in one storage level (reads, fills, updates, "
                                    "leakage) or in compute (mac)"),
     Column("w.<layer>", "bit", "weight bits of a layer"),
     Column("a.<layer>", "bit", "activation (input) bits of a layer"),
@@ -102,8 +141,8 @@ COLUMNS: tuple[Column, ...] = (
                                "min-max scaled over every run's front and baselines, reference point 1.1; compares "
                                "the runs of one sweep). The two are not comparable with each other",
            f"{HISTORY}, {SWEEP_SUMMARY}"),
-    Column("best_<objective>", "the objective's (accuracy fraction, energy pJ, latency s, memory bit, edp "
-                               "pJ x cycles, area mm²)", "best value of that objective on the front so far",
+    Column("best_<objective>", "the objective's (accuracy fraction 0-1, energy pJ, latency s, memory bit, "
+                               "edp pJ x cycles, area mm²)", "best value of that objective on the front so far",
            HISTORY),
     # --- sweep: combined fronts
     Column("run", "text", "the run's name (its folder is runs/<run>)", f"{SWEEP_FRONTS}, {SWEEP_SUMMARY}"),

@@ -26,6 +26,7 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.reporting.breakdown import CostBreakdown, point_details
+from jaqmoo.reporting.breakdown_store import read_breakdown, write_breakdown
 from jaqmoo.reporting.payload import MAX_POINTS, run_payload
 from jaqmoo.reporting.run import Run, load_run
 from jaqmoo.safe_write import atomic_write_text
@@ -89,36 +90,63 @@ def embedded_json(payload: dict) -> str:
 
 @dataclass
 class DetailCache:
-    """Per-point details keyed by genome, and the run's cost breakdown (built once).
+    """Per-point details keyed by genome, and the run's cost breakdown (built once, only when a
+    point's details are neither in memory nor stored in the run folder for its current content:
+    :mod:`jaqmoo.reporting.breakdown_store`).
 
     A report rewritten after every generation reuses both, so only new front points are
-    recomputed."""
+    recomputed; :meth:`save` stores the last report's details for ``jaqmoo report``."""
 
     breakdown: CostBreakdown | None = None
     tried: bool = False
     unavailable: str = ""
     details: dict[str, dict] = field(default_factory=dict)
+    stored_shapes: dict[str, dict] | None = None
+    loaded: bool = False
+    last_keys: list[str] = field(default_factory=list)
+
+    def load(self, run_dir: Path) -> None:
+        """Take the details ``jaqmoo run`` stored for this content of ``run_dir`` (once)."""
+        if self.loaded:
+            return
+        self.loaded = True
+        stored = read_breakdown(run_dir)
+        if stored is not None:
+            details, shapes = stored
+            self.details = {**details, **self.details}
+            self.stored_shapes = shapes
 
     def get(self, run: Run, rows: pd.DataFrame, recompute: bool = True) -> list[dict]:
         """The details of ``rows`` (recomputed per-layer costs unless ``recompute`` is False)."""
-        if not recompute:
-            return point_details(rows, run.layer_names, None, "per-layer costs not recomputed (--no-recompute)")
-        if not self.tried:
+        self.load(run.dir)
+        keys = [str(g) for g in rows["genes"]]
+        todo = [i for i, k in enumerate(keys) if k not in self.details]
+        if not recompute:  # the stored details where the run stored them, else only what the store holds
+            rest = dict(zip([keys[i] for i in todo], point_details(
+                rows.iloc[todo], run.layer_names, None, "per-layer costs not recomputed (--no-recompute)"), strict=True))
+            return [self.details.get(k) or rest[k] for k in keys]
+        if todo and not self.tried:
             self.tried = True
             try:
                 self.breakdown = CostBreakdown.from_meta(run.meta, run.evaluations)
             except JaqmooError as exc:
                 self.unavailable = str(exc)
-        keys = [str(g) for g in rows["genes"]]
-        todo = [i for i, k in enumerate(keys) if k not in self.details]
         fresh = point_details(rows.iloc[todo], run.layer_names, self.breakdown, self.unavailable)
         for i, d in zip(todo, fresh, strict=True):
             self.details[keys[i]] = d
+        self.last_keys = keys
         return [self.details[k] for k in keys]
 
     @property
     def shapes(self) -> dict[str, dict] | None:
-        return self.breakdown.shapes if self.breakdown is not None else None
+        return self.breakdown.shapes if self.breakdown is not None else self.stored_shapes
+
+    def save(self, run_dir: Path) -> Path | None:
+        """Store the details of the last :meth:`get` (the report's points) in ``run_dir``, keyed by
+        its content; None when there is nothing to store."""
+        if not self.last_keys:
+            return None
+        return write_breakdown(run_dir, {k: self.details[k] for k in self.last_keys}, self.shapes)
 
 
 def payload_of_run(run: Run, cache: DetailCache | None = None, axes: dict | None = None,
@@ -275,6 +303,8 @@ class ReportWriter:
             return None
         try:
             path = write_report(self.run_dir, self.out, cache=self.cache)
+            if force:  # the run's last report: its details, for `jaqmoo report` (keyed by the run's content)
+                self.cache.save(self.run_dir)
             took = time.monotonic() - now
             self.seconds += took
             self._next = time.monotonic() + took * (1.0 / self.budget - 1.0) if took > SLOW_WRITE_S else 0.0

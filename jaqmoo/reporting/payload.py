@@ -12,12 +12,13 @@ import base64
 import numpy as np
 import pandas as pd
 
-from jaqmoo.objectives import LABELS, METRIC_OF, OBJECTIVES
+from jaqmoo.objectives import COLUMN_OF, LABELS, OBJECTIVES
 
 MAX_POINTS = 50_000
-METRICS = ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
+METRICS = ("accuracy", "accuracy_rescored", "energy_pj", "latency_cycles", "latency_s", "edp_pj_cycles", "memory_bits",
            "weight_memory_bits", "activation_memory_bits", "area_mm2")
-TABLE_FIRST = ("point", "gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "latency_s", "edp", "memory_bits",
+TABLE_FIRST = ("point", "gen", "idx", "accuracy", "accuracy_rescored", "energy_pj", "latency_s", "edp_pj_cycles",
+               "memory_bits",
                "area_mm2", "mean_w_bits", "mean_a_bits", "macs", "params")
 #: an architecture search's sub-network size (jaqmoo.models.elastic_mbv2.arch_stats)
 ARCH_METRICS = ("macs", "params")
@@ -52,7 +53,7 @@ def numeric_columns(df: pd.DataFrame, layer_names: list[str]) -> list[str]:
     cols += ["mean_w_bits", "mean_a_bits"] if layer_names else []
     cols += [c for c in ARCH_METRICS if c in df]
     cols += sorted(c for c in df if c.startswith("hw."))
-    cols += [c for c in df if c.startswith("energy.")]
+    cols += [c for c in df if c.startswith("energy_pj.")]
     cols += [c for c in ("gen",) if c in df]
     return cols
 
@@ -123,9 +124,9 @@ def run_payload(name: str, meta: dict, evaluations: pd.DataFrame, front: pd.Data
            "population": meta.get("settings", {}).get("population"),
            "generations": meta.get("settings", {}).get("generations")},
         "objectives": objectives,
-        "metric_of": {o: METRIC_OF[o] for o in objectives},
+        "metric_of": {o: COLUMN_OF[o] for o in objectives},
         "sense": {o: OBJECTIVES[o] for o in objectives},
-        "labels": {METRIC_OF[o]: LABELS[o] for o in LABELS},
+        "labels": {COLUMN_OF[o]: LABELS[o] for o in LABELS},
         "numeric": cols,
         "n_evaluations": len(ev),
         "n_valid": len(valid),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jaqmoo.objectives import LABELS, METRIC_OF, minimised
+from jaqmoo.objectives import COLUMN_OF, LABELS, minimised
 from jaqmoo.safe_write import save_figure
 from jaqmoo.search.indicators import non_dominated
 
@@ -42,10 +42,10 @@ def projected_front(front: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
         return front
     cols = []
     for o in (x, y):
-        v = pd.to_numeric(front[METRIC_OF[o]], errors="coerce").to_numpy(dtype=float)
+        v = pd.to_numeric(front[COLUMN_OF[o]], errors="coerce").to_numpy(dtype=float)
         cols.append(minimised(o, v))
     idx = non_dominated(np.stack(cols, axis=1))
-    return front.iloc[idx].sort_values(METRIC_OF[x])
+    return front.iloc[idx].sort_values(COLUMN_OF[x])
 
 
 def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, objectives: list[str],
@@ -63,7 +63,7 @@ def plot_front(evaluations: pd.DataFrame, front: pd.DataFrame, baselines: pd.Dat
     valid = evaluations[evaluations["valid"]]
     base = baselines
     for ax, (x, y) in zip(axes.ravel(), projections, strict=False):
-        kx, ky = METRIC_OF[x], METRIC_OF[y]
+        kx, ky = COLUMN_OF[x], COLUMN_OF[y]
         ax.scatter(valid[kx], valid[ky], s=8, c="0.75", label=f"evaluated ({len(valid)})")
         ax.scatter(front[kx], front[ky], s=18, c="tab:blue", zorder=3, label=f"Pareto front ({len(front)})")
         proj = projected_front(front, x, y)

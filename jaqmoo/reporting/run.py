@@ -12,8 +12,8 @@ Python API::
 
 Columns: ``gen``/``idx`` (when it was evaluated), ``w.<layer>`` / ``a.<layer>`` (bits),
 ``map.<layer>`` (mapping summary), ``hw.<param>`` (hardware parameters), metrics
-(``accuracy``, ``energy_pj``, ``cycles``, ``latency_s``, ``edp``, ``memory_bits``,
-``weight_memory_bits``, ``activation_memory_bits``, ``area_mm2``), ``energy.<level>`` (pJ per
+(``accuracy``, ``energy_pj``, ``latency_cycles``, ``latency_s``, ``edp_pj_cycles``, ``memory_bits``,
+``weight_memory_bits``, ``activation_memory_bits``, ``area_mm2``), ``energy_pj.<level>`` (pJ per
 storage level / compute), ``feasible``, ``valid`` (feasible and within the constraints),
 ``on_front`` and, when the front was re-scored, ``accuracy_rescored``.
 
@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.objectives import METRIC_OF, OBJECTIVES, minimised
-from jaqmoo.safe_write import write_csv, write_parquet
+from jaqmoo.objectives import COLUMN_OF, OBJECTIVES, minimised
+from jaqmoo.reporting.columns import with_unit_names
+from jaqmoo.safe_write import atomic_write_text, write_csv, write_parquet
 from jaqmoo.search.indicators import non_dominated
 from jaqmoo.search.store import HISTORY, ResultsStore
 
@@ -43,8 +44,9 @@ HV_PNG = "hypervolume.png"
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    """Records -> DataFrame with the genome as a compact string column."""
-    df = pd.DataFrame.from_records(records)
+    """Records -> DataFrame with the genome as a compact string column and the columns under
+    their output names (units in the names: :func:`~jaqmoo.reporting.columns.with_unit_names`)."""
+    df = with_unit_names(pd.DataFrame.from_records(records))
     if df.empty:
         return df
     if "genes" in df:
@@ -62,7 +64,7 @@ def objective_values(df: pd.DataFrame, objectives: list[str], accuracy_column: s
     """Objective matrix (minimisation) of ``df``'s rows."""
     cols = []
     for o in objectives:
-        key = accuracy_column if o == "accuracy" else METRIC_OF[o]
+        key = accuracy_column if o == "accuracy" else COLUMN_OF[o]
         v = pd.to_numeric(df[key], errors="coerce").to_numpy(dtype=float)
         cols.append(minimised(o, v))
     return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
@@ -126,7 +128,7 @@ class Run:
         df = self.evaluations[self.evaluations["on_front"]] if len(self.evaluations) else self.evaluations
         if df.empty:
             return df
-        key = METRIC_OF[self.objectives[0]]
+        key = COLUMN_OF[self.objectives[0]]
         df = df.sort_values(key, ascending=OBJECTIVES[self.objectives[0]] == "min", kind="stable").reset_index(drop=True)
         df.insert(0, "point", np.arange(len(df)))  # K of `jaqmoo export RUN --point K`
         return df
@@ -162,15 +164,16 @@ class Run:
         """Energy (pJ) per storage level / compute of one evaluated individual."""
         if not isinstance(row, pd.Series):
             row = self.evaluations.iloc[int(row)]
-        cols = [c for c in row.index if c.startswith("energy.")]
-        return pd.Series({c[len("energy."):]: row[c] for c in cols}, name="energy_pj", dtype=float)
+        cols = [c for c in row.index if c.startswith("energy_pj.")]
+        return pd.Series({c[len("energy_pj."):]: row[c] for c in cols}, name="energy_pj", dtype=float)
 
     # ------------------------------------------------------------------ outputs
     def table(self, all: bool = False) -> pd.DataFrame:
         """The front (or every evaluation with ``all``) with readable columns, genome last."""
         df = self.evaluations if all else self.front
         first = [c for c in ("point", "gen", "idx", "on_front", "valid", "feasible", "reason") if c in df]
-        metrics = [c for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "latency_s", "edp", "memory_bits",
+        metrics = [c for c in ("accuracy", "accuracy_rescored", "energy_pj", "latency_cycles", "latency_s", "edp_pj_cycles",
+                               "memory_bits",
                                "weight_memory_bits", "activation_memory_bits", "area_mm2") if c in df]
         hw = sorted(c for c in df if c.startswith("hw."))
         arch = architecture_columns(df.columns)
@@ -178,7 +181,7 @@ class Run:
             df = df.assign(architecture=architecture_strings(df))
             arch = ["architecture"] + arch
         per_layer = [c for n in self.layer_names for c in (f"w.{n}", f"a.{n}", f"map.{n}", f"mapgene.{n}") if c in df]
-        levels = [c for c in df if c.startswith("energy.")]
+        levels = [c for c in df if c.startswith("energy_pj.")]
         used = set(first + metrics + hw + arch + per_layer + levels + ["genes"])
         rest = [c for c in df if c not in used]
         return df[first + metrics + hw + arch + levels + per_layer + rest + (["genes"] if "genes" in df else [])]
@@ -223,7 +226,7 @@ class Run:
                                   "search); a bits file describes a fixed network, so this point cannot be exported")
             layers[n] = {"w": int(w), "a": int(a)}
         hardware = {c[3:]: int(row[c]) for c in row.index if c.startswith("hw.") and pd.notna(row[c])}
-        stored = {c: float(row[c]) for c in ("accuracy", "accuracy_rescored", "energy_pj", "cycles", "memory_bits",
+        stored = {c: float(row[c]) for c in ("accuracy", "accuracy_rescored", "energy_pj", "latency_cycles", "memory_bits",
                                              "area_mm2") if c in row and pd.notna(row[c])}
         spec = self.meta.get("spec") or {}
         return {"layers": layers, "last_output_bits": 8, "hardware": hardware,
@@ -240,12 +243,10 @@ class Run:
                           "torch_threads": self.meta.get("torch_threads"),
                           **stored}}
 
-    def export_point(self, k: int, path: str | Path) -> Path:
-        """Write :meth:`point_file` to ``path`` as YAML, headed by the commands that read it back."""
-        import yaml
-
-        data = self.point_file(k)
-        p = data["point"]
+    def point_header(self, k: int, path: str | Path) -> list[str]:
+        """The comment lines heading point ``k``'s bits file at ``path``: where it came from and the
+        two commands that read it back (``# costs: jaqmoo cost ...``, ``# accuracy: jaqmoo supernet eval ...``)."""
+        p = self.point_file(k)["point"]
         shape = "x".join(str(v) for v in p["input_shape"] or ())
         cost = (f"jaqmoo cost --model {p['model']} --width-mult {p['width_mult']} --input {shape} --num-classes "
                 f"{p['num_classes']} --accelerator {p['accelerator']} --metric {p['metric']}"
@@ -256,10 +257,15 @@ class Run:
             head.append(f"# accuracy: jaqmoo supernet eval --checkpoint {p['supernet_checkpoint']} --bits-file {path} "
                         f"--images {p['val_images']} --seed {p['seed']} --split-seed {p['split_seed']}"
                         + (f" --threads {p['torch_threads']}" if p["torch_threads"] else ""))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        return path
+        return head
+
+    def export_point(self, k: int, path: str | Path) -> Path:
+        """Write :meth:`point_file` to ``path`` as YAML, headed by the commands that read it back."""
+        import yaml
+
+        text = yaml.safe_dump(self.point_file(k), sort_keys=False)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(Path(path), "\n".join(self.point_header(k, path)) + "\n" + text, "the bits file")
 
     def plot(self, path: str | Path | None = None, hv_path: str | Path | None = None) -> list[Path]:
         """Front plot (2-D projections for 3+ objectives, baselines marked) and hypervolume plot."""

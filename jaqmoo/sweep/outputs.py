@@ -33,6 +33,7 @@ import pandas as pd
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.objectives import from_minimised
+from jaqmoo.reporting.columns import with_unit_names
 from jaqmoo.reporting.run import accuracy_column, load_run, objective_values
 from jaqmoo.safe_write import atomic_write_text, write_csv, write_parquet
 from jaqmoo.search.indicators import REFERENCE
@@ -53,17 +54,16 @@ def _status(marker: dict) -> str:
 
 
 def _technology_nm(meta: dict) -> int | None:
-    """The run's technology node: its fixed hardware, the template default, what a Timeloop
-    architecture's components name, or the energy source."""
+    """The run's technology node: meta.json's (runs record it), else, for a folder written before
+    they did, the template's (:func:`~jaqmoo.hardware.describe.technology_node`) or the one the
+    energy source names."""
     if meta.get("technology_nm") is not None:
         return int(meta["technology_nm"])
-    fixed = meta.get("hardware_fixed") or {}
-    if "technology" in fixed:
-        return int(fixed["technology"])
     try:
+        from jaqmoo.hardware.describe import technology_node
         from jaqmoo.hardware.templates import get_template
 
-        return int(get_template(meta.get("template", "")).param("technology").default)
+        return technology_node(get_template(meta.get("template", "")), meta.get("hardware_fixed"))
     except JaqmooError:
         m = re.search(r"(\d+)\s*nm", str(meta.get("energy_source", "")))
         return int(m.group(1)) if m else None
@@ -266,5 +266,6 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         write_outputs(sweep_dir, plan)
     summary = pd.read_csv(sweep_dir / f"{SUMMARY}.csv")
     fronts_path = sweep_dir / f"{FRONTS}.csv"
-    fronts = pd.read_csv(fronts_path, low_memory=False) if fronts_path.is_file() else pd.DataFrame()
+    # a fronts.csv written before the columns carried their units reads under today's names
+    fronts = with_unit_names(pd.read_csv(fronts_path, low_memory=False)) if fronts_path.is_file() else pd.DataFrame()
     return Sweep(sweep_dir, plan, summary, fronts)

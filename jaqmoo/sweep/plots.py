@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from jaqmoo.objectives import LABELS, METRIC_OF
+from jaqmoo.objectives import COLUMN_OF, LABELS
 from jaqmoo.reporting.plots import projected_front, pyplot
 from jaqmoo.reporting.run import accuracy_column
 from jaqmoo.safe_write import save_figure
@@ -53,7 +53,7 @@ def plot_grid(plan: dict, runs: dict[str, Any], path: str | Path) -> Path:
             for r in cell:
                 run = runs[r["name"]]
                 x = _cost_objective(run)
-                kx = METRIC_OF[x]
+                kx = COLUMN_OF[x]
                 key = ", ".join(f"{a}={axis_label(r['values'].get(a))}" for a in series_axes)
                 color = colors[series_keys.index(key) % len(colors)]
                 front = run.front.copy()

@@ -81,7 +81,7 @@ def _checked(task: Task, shared: dict | None) -> Task:
 
 
 def build_tasks(plan: SweepPlan, sweep_dir: Path, todo: list[str], threads: int | None,
-                shared: dict | None = None) -> list[Task]:
+                shared: dict | None = None, strict: bool = False) -> list[Task]:
     """The supernet tasks the pending runs need, then one task per pending run; with ``shared``
     (:func:`~jaqmoo.sweep.tasks.write_shared_marker`) each first checks that its worker sees the folder."""
     tasks: list[Task] = []
@@ -93,28 +93,29 @@ def build_tasks(plan: SweepPlan, sweep_dir: Path, todo: list[str], threads: int 
         r = plan.run(name)
         run_dir = str((sweep_dir / RUNS / name).resolve())
         tasks.append(_checked(Task(f"run:{name}", run_task, (
-            name, _absolute(r.spec), f"{plan.source} [run {name}]", run_dir, threads),
+            name, _absolute(r.spec), f"{plan.source} [run {name}]", run_dir, threads, strict),
             deps=(f"supernet:{r.supernet}",), meta={"run_dir": run_dir}), shared))
     return tasks
 
 
 def run_sweep(plan: SweepPlan, workers: int = 2, scheduler: str | None = None, resume: bool = False,
               threads: int | None = 1, progress: bool = True, max_attempts: int = 3,
-              echo: Callable[[str], None] = print, listen: str = LOOPBACK) -> SweepOutcome:
+              echo: Callable[[str], None] = print, listen: str = LOOPBACK, strict: bool = False) -> SweepOutcome:
     """Run every run of ``plan`` not finished yet into ``plan.output_dir`` (see the module doc
     of :mod:`jaqmoo.sweep.outputs` for the folder layout). ``listen``: the interface the services
-    of a ``scheduler="local"`` Dask cluster bind to (default: loopback only)."""
+    of a ``scheduler="local"`` Dask cluster bind to (default: loopback only). ``strict``: a run
+    whose accuracy set-up is meaningless (:mod:`jaqmoo.quant.sanity`) fails instead of warning."""
     sweep_dir = Path(plan.output_dir or Path("runs") / plan.name)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with FolderLock(sweep_dir, LOCK, what="sweep"):  # a second launch into the folder gets LockHeld
         return _run_locked(plan, sweep_dir, workers, scheduler, resume, threads, progress, max_attempts, echo, t0,
-                           listen)
+                           listen, strict)
 
 
 def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str | None, resume: bool,
                 threads: int | None, progress: bool, max_attempts: int, echo: Callable[[str], None],
-                t0: float, listen: str = LOOPBACK) -> SweepOutcome:
+                t0: float, listen: str = LOOPBACK, strict: bool = False) -> SweepOutcome:
     from tqdm.auto import tqdm
 
     launches: list[dict] = []
@@ -165,7 +166,7 @@ def _run_locked(plan: SweepPlan, sweep_dir: Path, workers: int, scheduler: str |
             bar.set_postfix(failed=failures)
 
         try:
-            results = run_graph(build_tasks(plan, sweep_dir, todo, threads, shared), backend, on_start, on_done,
+            results = run_graph(build_tasks(plan, sweep_dir, todo, threads, shared, strict), backend, on_start, on_done,
                                 max_attempts)
         finally:
             bar.close()

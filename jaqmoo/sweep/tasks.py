@@ -119,8 +119,10 @@ def supernet_task(key: str, spec_data: dict, source: str, threads: int | None = 
     return record
 
 
-def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int | None = 1) -> dict[str, Any]:
-    """Run one experiment (``run_experiment``, as ``jaqmoo run``) into ``run_dir``.
+def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int | None = 1,
+             strict: bool = False) -> dict[str, Any]:
+    """Run one experiment (``run_experiment``, as ``jaqmoo run``) into ``run_dir``; ``strict``: a
+    meaningless accuracy set-up fails the run (as ``jaqmoo run --strict``) instead of a warning.
 
     A run folder already holding results is resumed (a lost worker's run continues from its
     last generation); one whose marker says ``done`` is left alone.
@@ -142,7 +144,7 @@ def run_task(name: str, spec_data: dict, source: str, run_dir: str, threads: int
         try:
             _set_threads(threads)
             spec = parse_spec(json.loads(json.dumps(spec_data)), source=source)
-            result = run_experiment(spec, out=run_path, resume=True, progress=False)
+            result = run_experiment(spec, out=run_path, resume=True, progress=False, strict=strict)
             record.update(status="done", error=None, front_size=len(result.run.front),
                           evaluations=len(result.run.evaluations),
                           seconds={k: round(v, 3) for k, v in result.seconds.items()})

@@ -232,7 +232,7 @@
     var cols = pointColumns(run, ref);
     var mt = el("table", { "class": "metrics" });
     Object.keys(cols).forEach(function (c) {
-      if (c.indexOf("energy.") === 0) return;
+      if (c.indexOf("energy_pj.") === 0) return;
       var tr = el("tr"); tr.appendChild(el("th", {}, c)); tr.appendChild(el("td", { "data-col": c }, fmt(cols[c])));
       mt.appendChild(tr);
     });

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from jaqmoo.errors import JaqmooError
-from jaqmoo.progress import progress_bar
+from jaqmoo.progress import is_terminal, progress_bar
 from jaqmoo.search.indicators import hv_scale, hypervolume, non_dominated
 from jaqmoo.search.problem import PENALTY, JointProblem, constraint_matrix, objective_matrix
 from jaqmoo.search.runner import OnGeneration, best_values
@@ -53,7 +53,10 @@ class EvaluationDriver:
         problem.store = None  # the driver appends (only what is not stored yet)
         problem.on_batch = self._flush
         self._start = time.perf_counter()
+        # a terminal: one bar redrawn per evaluation; a log file: one line per generation (episode)
         self._bar = progress_bar(total=budget, unit="eval", desc="search", disable=not progress, dynamic_ncols=True)
+        self._lines = progress_bar(lines=True, total=-(-budget // population), unit="gen", desc="search",
+                                   disable=not progress or is_terminal())
 
     @property
     def remaining(self) -> int:
@@ -116,8 +119,11 @@ class EvaluationDriver:
         if self.on_generation is not None:
             self.on_generation(row)
         self._bar.set_postfix({"gen": gen, "hv": f"{row['hypervolume']:.4g}"})
+        self._lines.set_postfix({"evals": self.n, "hv": f"{row['hypervolume']:.4g}"})
+        self._lines.update(1)
 
     def close(self) -> float:
         """Close the progress bar; the seconds since the driver started."""
         self._bar.close()
+        self._lines.close()
         return time.perf_counter() - self._start
