@@ -40,6 +40,9 @@ from jaqmoo.quant.lsq_kernels import kernel_threads
 #: int8 rounding residual scale and clip mark (the values of :mod:`jaqmoo.quant.csq`)
 RESID_SCALE = 254.0
 CLIP_MARK = -128
+#: LLVM may reorder the float64 sums of the reductions (so they vectorise); no other fast-math
+#: flag, so every elementwise float32 value stays the eager path's
+REASSOC = {"reassoc"}
 
 
 def applies(x: Tensor, qmin: int, qmax: int) -> bool:
@@ -75,12 +78,17 @@ def _normalize_row(z, mean, a, b, lo, hi, masked, bits, packed, n):  # pragma: n
             z[n, c, j] = min(max(v, lo), hi) if masked else v
     if masked:
         total = bits.size
-        for k in range(packed.shape[1]):
+        full = total // 8
+        for k in range(full):
             byte = 0
             for t in range(8):
-                i = 8 * k + t
-                byte |= (bits[i] if i < total else 0) << t
+                byte |= bits[8 * k + t] << t
             packed[n, k] = byte
+        if full < packed.shape[1]:  # the padded last byte
+            byte = 0
+            for i in range(8 * full, total):
+                byte |= bits[i] << (i - 8 * full)
+            packed[n, full] = byte
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -89,27 +97,43 @@ def _bit(packed, n, i):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, n):  # pragma: no cover
+def _unpack_row(packed, n, bits):  # pragma: no cover - compiled
+    total = bits.size
+    full = total // 8
+    for k in range(full):
+        byte = packed[n, k]
+        for t in range(8):
+            bits[8 * k + t] = np.float32((byte >> t) & 1)
+    for i in range(8 * full, total):
+        bits[i] = np.float32((packed[n, i >> 3] >> (i & 7)) & 1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, bits,
+                n):  # pragma: no cover - compiled
     hw = go.shape[2]
+    if masked:
+        _unpack_row(packed, n, bits)
+    else:
+        bits[:] = np.float32(1.0)
     for c in range(go.shape[1]):
         sc = scale[c]
         base = c * hw
         for j in range(hw):
-            g = go[n, c, j] * _bit(packed, n, base + j) if masked else go[n, c, j]
-            gy[n, c, j] = g * sc
+            gy[n, c, j] = (go[n, c, j] * bits[base + j]) * sc
     for k in range(idx.size):
         c = idx[k]
         base = c * hw
         m, iv, ak, bk, sk = mean_s[k], inv_s[k], a_s[k], b_s[k], scale_s[k]
         for j in range(hw):
-            g = go[n, c, j] * _bit(packed, n, base + j) if masked else go[n, c, j]
+            g = go[n, c, j] * bits[base + j]
             xhat = (y_s[n, k, j] - m) * iv
             v = ((g - ak) - xhat * bk) * sk
             gy_s[n, k, j] = v
             gy[n, c, j] = v
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=REASSOC)
 def _lsq_row(gxq, codes, resid, grad_x, n):  # pragma: no cover - compiled
     acc = 0.0
     div = np.float32(RESID_SCALE)
@@ -129,7 +153,7 @@ def _decode_row(codes, s, xq, n):  # pragma: no cover - compiled
         xq[n, i] = np.float32(codes[n, i]) * s
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=REASSOC)
 def _store_channel(yc, y, sums, c):  # pragma: no cover - compiled
     s1 = 0.0
     s2 = 0.0
@@ -143,7 +167,7 @@ def _store_channel(yc, y, sums, c):  # pragma: no cover - compiled
     sums[1, c] += s2
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=REASSOC)
 def _bn_sums_channel(go, packed, masked, y_s, idx, mean_s, inv_s, out, k):  # pragma: no cover - compiled
     c = idx[k]
     hw = go.shape[2]
@@ -189,17 +213,19 @@ def _normalize_parallel(z, mean, a, b, lo, hi, masked, packed):  # pragma: no co
 
 @numba.njit(cache=True, nogil=True)
 def _grad_y_serial(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s):  # pragma: no cover
+    bits = np.empty(go.shape[1] * go.shape[2], dtype=np.float32)
     for n in range(go.shape[0]):
-        _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, n)
+        _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, bits, n)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _grad_y_parallel(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s):  # pragma: no cover
     for n in numba.prange(go.shape[0]):
-        _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, n)
+        bits = np.empty(go.shape[1] * go.shape[2], dtype=np.float32)
+        _grad_y_row(go, packed, masked, scale, y_s, idx, mean_s, inv_s, a_s, b_s, scale_s, gy, gy_s, bits, n)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=REASSOC)
 def _lsq_serial(gxq, codes, resid, grad_x):  # pragma: no cover - compiled
     part = np.zeros(gxq.shape[0])
     for n in range(gxq.shape[0]):
@@ -207,7 +233,7 @@ def _lsq_serial(gxq, codes, resid, grad_x):  # pragma: no cover - compiled
     return part.sum()
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=REASSOC)
 def _lsq_parallel(gxq, codes, resid, grad_x):  # pragma: no cover - compiled
     part = np.zeros(gxq.shape[0])
     for n in numba.prange(gxq.shape[0]):
@@ -227,25 +253,25 @@ def _decode_parallel(codes, s, xq):  # pragma: no cover - compiled
         _decode_row(codes, s, xq, n)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=REASSOC)
 def _store_serial(yc, y, sums):  # pragma: no cover - compiled
     for c in range(yc.shape[1]):
         _store_channel(yc, y, sums, c)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=REASSOC)
 def _store_parallel(yc, y, sums):  # pragma: no cover - compiled
     for c in numba.prange(yc.shape[1]):
         _store_channel(yc, y, sums, c)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=REASSOC)
 def _bn_sums_serial(go, packed, masked, y_s, idx, mean_s, inv_s, out):  # pragma: no cover - compiled
     for k in range(idx.size):
         _bn_sums_channel(go, packed, masked, y_s, idx, mean_s, inv_s, out, k)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=REASSOC)
 def _bn_sums_parallel(go, packed, masked, y_s, idx, mean_s, inv_s, out):  # pragma: no cover - compiled
     for k in numba.prange(idx.size):
         _bn_sums_channel(go, packed, masked, y_s, idx, mean_s, inv_s, out, k)
