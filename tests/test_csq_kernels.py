@@ -66,7 +66,7 @@ def test_kernel_block_equals_the_eager_block(bits, signed, act, groups, threads,
     got = _run(conv, bn, act, x, up, True, monkeypatch)
     ref = _run(conv, bn, act, x, up, False, monkeypatch)
     names = ["output", "grad_x", "grad_w", "grad_step", "grad_gamma", "grad_beta", "running_mean", "running_var"]
-    for name, a, b in zip(names, got, ref):
+    for name, a, b in zip(names, got, ref, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (name, (a - b).abs().max())
 
 

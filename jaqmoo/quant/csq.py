@@ -52,7 +52,12 @@ from torch import Tensor, nn
 
 from jaqmoo.quant import csq_kernels
 from jaqmoo.quant.csq_kernels import CLIP_MARK, RESID_SCALE
-from jaqmoo.quant.distributed import all_reduce_sum, batch_stats, data_parallel, update_running_stats
+from jaqmoo.quant.distributed import (
+    all_reduce_sum,
+    batch_stats,
+    data_parallel,
+    update_running_stats,
+)
 from jaqmoo.quant.fakequant import STEP_EPS
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import FLOAT_BITS
