@@ -9,6 +9,7 @@ activation, dense, grouped and depthwise convolutions, serial and on 2 threads.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -42,11 +43,36 @@ def _run(conv, bn, act, x, up, fast: bool, monkeypatch):
             bn.running_mean, bn.running_var]
 
 
-@pytest.mark.parametrize("groups", [1, 2, 6], ids=["dense", "grouped", "depthwise"])
-@pytest.mark.parametrize("act", [nn.ReLU6(), nn.ReLU(), None], ids=["relu6", "relu", "none"])
-@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-@pytest.mark.parametrize("bits", range(2, 9))
+ACTS = {"relu6": nn.ReLU6, "relu": nn.ReLU, "none": None}
+#: act x groups x threads (18 cases), bits cycling 2..8 and signedness alternating: every (bits, signed)
+#: pair and every (act, groups, threads) combination once; the slow test runs the whole product
+FAST_CASES = [(2 + i % 7, i % 2 == 0, act, groups, threads)
+              for i, (act, groups, threads) in enumerate(itertools.product(ACTS, (1, 2, 6), (1, 2)))]
+FULL_CASES = list(itertools.product(range(2, 9), (True, False), ACTS, (1, 2, 6), (1, 2)))
+
+
+@pytest.mark.parametrize("bits,signed,act,groups,threads", FAST_CASES)
 def test_kernel_block_equals_the_eager_block(bits, signed, act, groups, threads, monkeypatch):
+    _compare_block(bits, signed, act, groups, threads, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits,signed,act,groups,threads", FULL_CASES)
+def test_kernel_block_equals_the_eager_block_every_combination(bits, signed, act, groups, threads, monkeypatch):
+    _compare_block(bits, signed, act, groups, threads, monkeypatch)
+
+
+def _compare_block(bits, signed, act_name, groups, threads, monkeypatch):
+    act = ACTS[act_name]() if ACTS[act_name] is not None else None
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the kernels follow torch's thread count
+    try:
+        _compare_block_at(bits, signed, act, groups, monkeypatch)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _compare_block_at(bits, signed, act, groups, monkeypatch):
     torch.manual_seed(bits)
     conv = QuantConv2d.from_module(nn.Conv2d(6, 6, 3, padding=1, stride=1 + (bits % 2), groups=groups, bias=False))
     conv.set_bits(bits, bits)
