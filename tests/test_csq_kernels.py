@@ -34,7 +34,8 @@ def _run(conv, bn, act, x, up, fast: bool, monkeypatch):
     conv, bn = copy.deepcopy(conv), copy.deepcopy(bn)
     x = x.clone().requires_grad_()
     with monkeypatch.context() as m:
-        m.setattr(csq, "KERNEL_SLICE", 16)  # three batch slices, the last one partial
+        m.setattr(csq, "KERNEL_SLICE_ELEMENTS", 16 * 6 * 5 * 7)  # 16 samples: three slices (14, 13, 13)
+        m.setattr(csq, "SLICE", 8)
         if not fast:
             m.setattr(csq_kernels, "applies", lambda *a: False)
         out = CSQBlock(conv, bn, act).train()(x)

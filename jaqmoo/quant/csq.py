@@ -85,9 +85,21 @@ def unpack_bits(packed: Tensor, shape: torch.Size) -> Tensor:
 
 #: samples per batch slice on the eager path (its float temporaries exist for a slice at a time)
 SLICE = 32
-#: samples per slice on the kernels' path: fewer temporaries, and one convolution call per block
-#: instead of four for a batch of 128 (the slicing cost ~30 % of the kernels' step)
-KERNEL_SLICE = 128
+#: the kernels' path slices by elements instead: as many samples as keep a slice's larger side
+#: (input or convolution output) within this many elements, at least :data:`SLICE`. Small late
+#: layers then run in one slice (one convolution call instead of four at batch 128: the slicing
+#: cost ~30 % of the kernels' step), large early ones keep 32-sample temporaries (the memory peak)
+KERNEL_SLICE_ELEMENTS = 1 << 20
+
+
+def _kernel_slice(n: int, x_shape: torch.Size, conv: nn.Conv2d) -> int:
+    """Samples per slice on the kernels' path (see :data:`KERNEL_SLICE_ELEMENTS`), balanced over the batch."""
+    h, w = x_shape[2:]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    per_sample = max(math.prod(x_shape[1:]), conv.out_channels * ho * wo)
+    size = max(SLICE, KERNEL_SLICE_ELEMENTS // max(1, per_sample))
+    return -(-n // -(-n // size))  # n over ceil(n / size) slices, rounded up
 
 
 def _chunks(n: int, size: int = SLICE) -> list[slice]:
@@ -140,7 +152,8 @@ class _CSQConvBNAct(torch.autograd.Function):
         codes = torch.empty(x.shape, dtype=_code_dtype(qmin, qmax), device=x.device)
         resid = torch.empty(x.shape, dtype=torch.int8, device=x.device)
         y = sums = None
-        for sl in _chunks(n, KERNEL_SLICE if fast else SLICE):
+        size = _kernel_slice(n, x.shape, conv) if fast else SLICE
+        for sl in _chunks(n, size):
             if fast:
                 xq = csq_kernels.encode(x[sl], sv, qmin, qmax, codes[sl], resid[sl])
             else:
@@ -175,14 +188,15 @@ class _CSQConvBNAct(torch.autograd.Function):
             if masked:
                 mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
                 z.clamp_(lo, hi)
-        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count, fast)
+        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count, fast,
+                    size)
         ctx.save_for_backward(codes, resid, mask, y_s, wq, gamma, mean, invstd, sensitive)
         return z
 
     @staticmethod
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
-        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m, fast = ctx.conf
+        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m, fast, size = ctx.conf
         dtype = grad_out.dtype
         scale = (gamma * invstd).view(1, -1, 1, 1)
         scale_s, mean_s, inv_s = scale[:, idx], mean[idx].view(1, -1, 1, 1), invstd[idx].view(1, -1, 1, 1)
@@ -211,7 +225,7 @@ class _CSQConvBNAct(torch.autograd.Function):
         grad_x = grad_out.new_empty(x_shape)
         gw = torch.zeros((idx.numel(), *wq.shape[1:]), dtype=wq.dtype, device=wq.device)
         grad_s = torch.zeros((), dtype=dtype, device=grad_out.device)
-        for sl in _chunks(grad_out.shape[0], KERNEL_SLICE if fast else SLICE):
+        for sl in _chunks(grad_out.shape[0], size):
             c = codes[sl]
             if fast:
                 gy, gy_s = csq_kernels.grad_y(grad_out[sl], None if mask is None else mask[sl], scale, y_s[sl], idx,
