@@ -45,18 +45,23 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jaqmoo.quant.distributed import all_reduce_sum, batch_stats, update_running_stats
+from jaqmoo.quant import csq_kernels
+from jaqmoo.quant.csq_kernels import CLIP_MARK, RESID_SCALE
+from jaqmoo.quant.distributed import (
+    all_reduce_sum,
+    batch_stats,
+    data_parallel,
+    update_running_stats,
+)
 from jaqmoo.quant.fakequant import STEP_EPS
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import FLOAT_BITS
 
-RESID_SCALE = 254.0
-#: the residual's value at positions LSQ clips (an inside residual lies in [-127, 127])
-CLIP_MARK = -128
 ACTIVATIONS = {nn.ReLU: (0.0, math.inf), nn.ReLU6: (0.0, 6.0)}
 
 
@@ -78,7 +83,26 @@ def unpack_bits(packed: Tensor, shape: torch.Size) -> Tensor:
     return bits[:, : math.prod(shape[1:])].reshape(shape)
 
 
-def _chunks(n: int, size: int = 32) -> list[slice]:
+#: samples per batch slice on the eager path (its float temporaries exist for a slice at a time)
+SLICE = 32
+#: the kernels' path slices by elements instead: as many samples as keep a slice's larger side
+#: (input or convolution output) within this many elements, at least :data:`SLICE`. Small late
+#: layers then run in one slice (one convolution call instead of four at batch 128: the slicing
+#: cost ~30 % of the kernels' step), large early ones keep 32-sample temporaries (the memory peak)
+KERNEL_SLICE_ELEMENTS = 1 << 20
+
+
+def _kernel_slice(n: int, x_shape: torch.Size, conv: nn.Conv2d) -> int:
+    """Samples per slice on the kernels' path (see :data:`KERNEL_SLICE_ELEMENTS`), balanced over the batch."""
+    h, w = x_shape[2:]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    per_sample = max(math.prod(x_shape[1:]), conv.out_channels * ho * wo)
+    size = max(SLICE, KERNEL_SLICE_ELEMENTS // max(1, per_sample))
+    return -(-n // -(-n // size))  # n over ceil(n / size) slices, rounded up
+
+
+def _chunks(n: int, size: int = SLICE) -> list[slice]:
     """Slices of the batch processed together (bounds the temporaries of a block to ``size`` samples)."""
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
@@ -113,6 +137,10 @@ class _CSQConvBNAct(torch.autograd.Function):
     Forward and backward run over slices of the batch (:func:`_chunks`), so the float
     temporaries (quantized input, convolution workspace, gradients) exist for a slice at a
     time; only the block's output (forward) and the input gradient (backward) are whole.
+
+    The elementwise stages run as eager torch operations, or, where :func:`csq_kernels.applies`
+    (a contiguous float32 CPU input, one-byte codes: the one dispatch point), as the one-pass
+    kernels of :mod:`jaqmoo.quant.csq_kernels` (same values; reductions summed in float64).
     """
 
     @staticmethod
@@ -120,36 +148,55 @@ class _CSQConvBNAct(torch.autograd.Function):
         conv, bn = block.conv, block.bn
         sv = float(s)
         n = x.shape[0]
+        fast = csq_kernels.applies(x, qmin, qmax)
         codes = torch.empty(x.shape, dtype=_code_dtype(qmin, qmax), device=x.device)
         resid = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-        y = None
-        for sl in _chunks(n):
-            c, r = encode_input(x[sl], sv, qmin, qmax)
-            codes[sl], resid[sl] = c, r
-            xq = c.to(x.dtype).mul_(sv)
+        y = sums = None
+        size = _kernel_slice(n, x.shape, conv) if fast else SLICE
+        for sl in _chunks(n, size):
+            if fast:
+                xq = csq_kernels.encode(x[sl], sv, qmin, qmax, codes[sl], resid[sl])
+            else:
+                c, r = encode_input(x[sl], sv, qmin, qmax)
+                codes[sl], resid[sl] = c, r
+                xq = c.to(x.dtype).mul_(sv)
+                del c, r
             yc = F.conv2d(xq, wq, None, conv.stride, conv.padding, conv.dilation, conv.groups)
             if y is None:
                 y = yc.new_empty((n, *yc.shape[1:]))
-            y[sl] = yc
-            del c, r, xq, yc
-        var, mean, count = batch_stats(y)  # of the global batch when training data-parallel
+                sums = np.zeros((2, y.shape[1]))
+            if fast:
+                csq_kernels.store_and_sum(yc, y[sl], sums)
+            else:
+                y[sl] = yc
+            del xq, yc
+        if fast and not data_parallel():
+            count = y.numel() // y.shape[1]
+            var, mean = csq_kernels.stats(sums, count)
+        else:
+            var, mean, count = batch_stats(y)  # of the global batch when training data-parallel
         update_running_stats(bn, mean, var, count)
         invstd = torch.rsqrt(var + bn.eps)
         y_s = y.index_select(1, sensitive)
-        z = y.sub_(mean.view(1, -1, 1, 1)).mul_((invstd * gamma).view(1, -1, 1, 1)).add_(beta.view(1, -1, 1, 1))
         lo, hi = block.act_range
-        mask = None
-        if lo > -math.inf or hi < math.inf:
-            mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
-            z.clamp_(lo, hi)
-        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count)
+        masked = lo > -math.inf or hi < math.inf
+        if fast:
+            z, mask = y, csq_kernels.normalize(y, mean, invstd * gamma, beta, lo, hi, masked)
+        else:
+            z = y.sub_(mean.view(1, -1, 1, 1)).mul_((invstd * gamma).view(1, -1, 1, 1)).add_(beta.view(1, -1, 1, 1))
+            mask = None
+            if masked:
+                mask = torch.cat([pack_bits((z[sl] > lo) & (z[sl] < hi)) for sl in _chunks(n)])
+                z.clamp_(lo, hi)
+        ctx.conf = (sv, qmin, qmax, g, x.shape, conv.stride, conv.padding, conv.dilation, conv.groups, count, fast,
+                    size)
         ctx.save_for_backward(codes, resid, mask, y_s, wq, gamma, mean, invstd, sensitive)
         return z
 
     @staticmethod
     def backward(ctx, grad_out):
         codes, resid, mask, y_s, wq, gamma, mean, invstd, idx = ctx.saved_tensors
-        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m = ctx.conf
+        sv, qmin, qmax, g, x_shape, stride, padding, dilation, groups, m, fast, size = ctx.conf
         dtype = grad_out.dtype
         scale = (gamma * invstd).view(1, -1, 1, 1)
         scale_s, mean_s, inv_s = scale[:, idx], mean[idx].view(1, -1, 1, 1), invstd[idx].view(1, -1, 1, 1)
@@ -160,12 +207,16 @@ class _CSQConvBNAct(torch.autograd.Function):
             return go.clone() if mask is None else go * unpack_bits(mask[sl], go.shape)
 
         # pass 1: the trained channels' batch-norm reductions over the whole batch
-        dbeta_s = torch.zeros_like(mean_s).view(-1)
-        dgamma_s = torch.zeros_like(dbeta_s)
-        for sl in _chunks(grad_out.shape[0]):
-            gz_s = grad_z(sl).index_select(1, idx)
-            dbeta_s += gz_s.sum(dim=(0, 2, 3))
-            dgamma_s += (gz_s * ((y_s[sl] - mean_s) * inv_s)).sum(dim=(0, 2, 3))
+        if fast:
+            grad_out = grad_out.contiguous()
+            dbeta_s, dgamma_s = csq_kernels.bn_sums(grad_out, mask, y_s, idx, mean_s, inv_s)
+        else:
+            dbeta_s = torch.zeros_like(mean_s).view(-1)
+            dgamma_s = torch.zeros_like(dbeta_s)
+            for sl in _chunks(grad_out.shape[0]):
+                gz_s = grad_z(sl).index_select(1, idx)
+                dbeta_s += gz_s.sum(dim=(0, 2, 3))
+                dgamma_s += (gz_s * ((y_s[sl] - mean_s) * inv_s)).sum(dim=(0, 2, 3))
         k = dbeta_s.numel()  # the batch norm's backward needs the global batch's sums (data-parallel training)
         sums = all_reduce_sum(torch.cat([dbeta_s, dgamma_s]))
         sum_beta, sum_gamma = sums[:k], sums[k:]
@@ -174,16 +225,21 @@ class _CSQConvBNAct(torch.autograd.Function):
         grad_x = grad_out.new_empty(x_shape)
         gw = torch.zeros((idx.numel(), *wq.shape[1:]), dtype=wq.dtype, device=wq.device)
         grad_s = torch.zeros((), dtype=dtype, device=grad_out.device)
-        for sl in _chunks(grad_out.shape[0]):
-            gz = grad_z(sl)
-            gz_s = gz.index_select(1, idx)
-            gy = gz.mul_(scale)
-            xhat_s = (y_s[sl] - mean_s).mul_(inv_s)
-            gy_s = (gz_s - (sum_beta / m).view(1, -1, 1, 1) - xhat_s * (sum_gamma / m).view(1, -1, 1, 1)).mul_(scale_s)
-            gy.index_copy_(1, idx, gy_s)
-            del gz_s, xhat_s
+        for sl in _chunks(grad_out.shape[0], size):
             c = codes[sl]
-            xq = c.to(dtype).mul_(sv)
+            if fast:
+                gy, gy_s = csq_kernels.grad_y(grad_out[sl], None if mask is None else mask[sl], scale, y_s[sl], idx,
+                                              mean_s, inv_s, sum_beta / m, sum_gamma / m, scale_s)
+                xq = csq_kernels.decode(c, sv)
+            else:
+                gz = grad_z(sl)
+                gz_s = gz.index_select(1, idx)
+                gy = gz.mul_(scale)
+                xhat_s = (y_s[sl] - mean_s).mul_(inv_s)
+                gy_s = (gz_s - (sum_beta / m).view(1, -1, 1, 1) - xhat_s * (sum_gamma / m).view(1, -1, 1, 1)).mul_(scale_s)
+                gy.index_copy_(1, idx, gy_s)
+                del gz_s, xhat_s
+                xq = c.to(dtype).mul_(sv)
             if groups == 1:
                 gw += torch.nn.grad.conv2d_weight(xq, gw.shape, gy_s, stride, padding, dilation, 1)
             elif depthwise:  # output channel c reads input channel c
@@ -194,6 +250,9 @@ class _CSQConvBNAct(torch.autograd.Function):
             del xq, gy_s
             gxq = torch.nn.grad.conv2d_input(c.shape, wq, gy, stride, padding, dilation, groups)
             del gy
+            if fast:
+                grad_s += csq_kernels.lsq_grad(gxq, c, resid[sl], grad_x[sl])
+                continue
             clipped = resid[sl] == CLIP_MARK
             if ctx.needs_input_grad[2]:  # LSQ: the rounding residual inside, qmin / qmax (the code) where clipped
                 ds = torch.where(clipped, c.to(dtype), resid[sl].to(dtype).div_(RESID_SCALE))

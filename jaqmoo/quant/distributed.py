@@ -155,11 +155,16 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def data_parallel() -> bool:
+    """Whether a process group of more than one rank is running (sums must be all-reduced)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def batch_stats(x: Tensor, dims: tuple[int, ...] = (0, 2, 3)) -> tuple[Tensor, Tensor, int]:
     """Per-channel biased variance, mean and element count of ``x`` over ``dims`` of the *global*
     batch (all ranks' ``x`` together; the local batch without a process group)."""
     count = x.numel() // x.shape[1]
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not data_parallel():
         var, mean = torch.var_mean(x, dim=dims, unbiased=False)
         return var, mean, count
     sums = torch.cat([x.sum(dim=dims), (x * x).sum(dim=dims)]).double()
@@ -268,5 +273,5 @@ def launch_local(fn, args: tuple, nproc: int, device: torch.device, threads: int
 
 __all__ = ["DistContext", "SyncedBatchNorm2d", "agree", "all_reduce_sum", "average_gradients", "backend_for", "free_port",
            "launch_local",
-           "barrier", "batch_stats", "broadcast_module", "init_from_env", "mean_over_ranks", "rank_device", "shard",
+           "barrier", "batch_stats", "broadcast_module", "data_parallel", "init_from_env", "mean_over_ranks", "rank_device", "shard",
            "sync_batch_norms", "update_running_stats"]

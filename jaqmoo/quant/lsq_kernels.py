@@ -87,7 +87,8 @@ def _flat(t: Tensor) -> np.ndarray:
     return t.detach().view(-1).numpy()
 
 
-def _threads() -> int:
+def kernel_threads() -> int:
+    """Threads the kernels use: torch's thread count (capped by numba's); sets numba's to match."""
     n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if n > 1:
         numba.set_num_threads(n)
@@ -100,7 +101,7 @@ def forward(x: Tensor, s: Tensor, qmin: int, qmax: int) -> tuple[Tensor, Tensor,
     out, ds = torch.empty_like(x), torch.empty_like(x)
     outside = torch.empty(x.shape, dtype=torch.bool)
     sv = np.float32(s.detach().reshape(()).item())
-    if _threads() > 1 and x.numel() > CHUNK:
+    if kernel_threads() > 1 and x.numel() > CHUNK:
         _forward_parallel(_flat(x), sv, qmin, qmax, _flat(out), _flat(ds), _flat(outside), CHUNK)
     else:
         _forward_serial(_flat(x), sv, qmin, qmax, _flat(out), _flat(ds), _flat(outside))
@@ -111,11 +112,11 @@ def backward(grad: Tensor, ds: Tensor, outside: Tensor, need_x: bool) -> tuple[T
     """``(grad_x, sum(ds * grad))`` from the saved forward terms (``grad_x`` None unless ``need_x``)."""
     grad = grad.contiguous()
     grad_x = torch.empty_like(grad)
-    if _threads() > 1 and grad.numel() > CHUNK:
+    if kernel_threads() > 1 and grad.numel() > CHUNK:
         total = _backward_parallel(_flat(grad), _flat(ds), _flat(outside), _flat(grad_x), CHUNK)
     else:
         total = _backward_serial(_flat(grad), _flat(ds), _flat(outside), _flat(grad_x))
     return (grad_x if need_x else None), float(total)
 
 
-__all__ = ["CHUNK", "applies", "backward", "forward"]
+__all__ = ["CHUNK", "applies", "backward", "forward", "kernel_threads"]
