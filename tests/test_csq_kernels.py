@@ -94,7 +94,9 @@ def _compare_block_at(bits, signed, act, groups, monkeypatch):
     ref = _run(conv, bn, act, x, up, False, monkeypatch)
     names = ["output", "grad_x", "grad_w", "grad_step", "grad_gamma", "grad_beta", "running_mean", "running_var"]
     for name, a, b in zip(names, got, ref, strict=True):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (name, (a - b).abs().max())
+        # summation order differs (float64 sums in the kernels): an absolute slack on the tensor's scale
+        scale = max(1.0, float(b.abs().max()))
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale), (name, (a - b).abs().max())
 
 
 @pytest.mark.parametrize("qmin,qmax", [(-2, 1), (-8, 7), (-128, 127), (0, 3), (0, 255)])
