@@ -20,6 +20,7 @@ import dataclasses
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,25 @@ class DataFileError(JaqmooError):
     """A data file is damaged, of another format or of an unsafe (pickled) kind."""
 
 
-def tag_floats(value: Any) -> Any:
-    """``value`` (plain data) with every non-finite float as ``{"float": "nan"|"inf"|"-inf"}`` (JSON has none)."""
+def plain_data(value: Any, nonfinite: Callable[[float], Any]) -> Any:
+    """``value`` as JSON-able plain data: dict keys as strings, tuples and arrays as lists, numpy
+    scalars as Python ones, and every non-finite float replaced by ``nonfinite(value)``."""
     if isinstance(value, dict):
-        return {str(k): tag_floats(v) for k, v in value.items()}
+        return {str(k): plain_data(v, nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [tag_floats(v) for v in value]
+        return [plain_data(v, nonfinite) for v in value]
+    if isinstance(value, np.ndarray):
+        return [plain_data(v, nonfinite) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
-        return {"float": repr(value)}
+        return nonfinite(value)
     return value
+
+
+def tag_floats(value: Any) -> Any:
+    """``value`` (plain data) with every non-finite float as ``{"float": "nan"|"inf"|"-inf"}`` (JSON has none)."""
+    return plain_data(value, lambda v: {"float": repr(v)})
 
 
 def untag_floats(value: Any) -> Any:

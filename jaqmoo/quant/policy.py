@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from jaqmoo.errors import JaqmooError, did_you_mean
+from jaqmoo.safe_write import atomic_write_text
 from jaqmoo.strict import load_yaml_text, shown
 from jaqmoo.textfile import read_utf8
 
@@ -186,4 +187,4 @@ class QuantPolicy:
         return cls.from_dict(data, layer_names, source=str(path))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False), "the bits policy")

@@ -34,7 +34,6 @@ interrupted generation stay in place and are not appended twice.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import zlib
@@ -48,6 +47,7 @@ import numpy as np
 from jaqmoo.datafile import (
     DataFileError,
     load_bundle,
+    plain_data,
     refuse_pickle,
     save_bundle,
     tag_floats,
@@ -71,17 +71,7 @@ class DamagedRunError(JaqmooError):
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return plain_data(value, lambda v: None)  # a non-finite float is stored as null
 
 
 def _crc(text: str) -> str:
