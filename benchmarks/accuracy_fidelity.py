@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="with --truth-only: compute only every N-th truth starting at the K-th (K = 0..N-1), so N "
                         "processes share the work through the cache; then run without it to assemble")
     p.add_argument("--convergence-only", action="store_true",
-                   help="with --truth-only: stop after the B vs 2B check (sizing B)")
+                   help="with --truth-only: stop after the B vs 2B check (sizing B; with --truth-shard: the shard's share of that check only)")
     p.add_argument("--search-budget-seconds", type=float, default=3600.0,
                    help="time a 3,200-evaluation search may spend on accuracy estimates (the in-loop rule)")
     p.add_argument("--json-out", help="write all numbers to this JSON file")
@@ -179,6 +179,12 @@ def truth_jobs(policies: list, bands: np.ndarray, conv: list[int], seeds: int) -
     return jobs
 
 
+def shard_jobs(jobs: list, n_conv: int, convergence_only: bool, k: int, n: int) -> list:
+    """Shard ``k`` of ``n`` of ``jobs`` (:func:`truth_jobs` order); only the B vs 2B check's
+    ``2 * n_conv`` jobs with ``convergence_only``."""
+    return (jobs[: 2 * n_conv] if convergence_only else jobs)[k::n]
+
+
 def league_supernet(args: argparse.Namespace, splits, start: Path, fraction: float, given: str | None):
     """The supernet at CSQ ``fraction``: ``given`` when set; else trained from ``start`` (the
     given float start, named by its hash so another start never reuses it; or the set-up's)."""
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.truth_only:
             raise SystemExit("--truth-shard needs --truth-only (assemble with a run without --truth-shard)")
         k, n = parse_shard(args.truth_shard)
-        mine = truth_jobs(policies, bands, conv, args.truth_seeds)[k::n]
+        mine = shard_jobs(truth_jobs(policies, bands, conv, args.truth_seeds), len(conv), args.convergence_only, k, n)
         doubled = truth.with_recipe(recipe.doubled())
         for i, seed, twice in mine:
             (doubled if twice else truth).accuracy(policies[i], seed)

@@ -110,6 +110,9 @@ def test_truth_shards_split_every_job_once():
     assert len(jobs) == 3 + 3 + 6 + 6 and len(set(jobs)) == len(jobs)
     shards = [jobs[k::3] for k in range(3)]
     assert sorted(j for s in shards for j in s) == sorted(jobs)
+    check = [j for k in range(2) for j in mod.shard_jobs(jobs, 3, True, k, 2)]
+    assert sorted(check) == sorted(jobs[:6]) and all(j[0] in (3, 4, 0) for j in check)
+    assert mod.shard_jobs(jobs, 3, False, 1, 3) == shards[1]
     assert mod.parse_shard("1/3") == (1, 3)
     for bad in ("3/3", "x", "1-2"):
         with pytest.raises(SystemExit, match="truth-shard"):
