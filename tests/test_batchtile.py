@@ -248,3 +248,44 @@ def test_incremental_merge_equals_a_full_encode(template, first, second):
     # the same number of rows survives the incremental and the full dominance pruning
     assert (~inc.dominated).sum() == (~full.dominated).sum() < len(inc)
 
+
+
+def test_retention_keeps_the_best_evaluated_mapping_of_every_smaller_buffer():
+    """A search's tile set holds, for any design with smaller buffers (same PE array, energies and
+    bits), a mapping as good as the best one the search evaluated that fits it: the (energy, tile
+    sizes per buffer) Pareto set is retained, not only one staircase per buffer (which kept, for a
+    small weights scratchpad, a mapping that needs a large psum scratchpad or global buffer)."""
+    import dataclasses
+
+    from jaqmoo.mapping.mapping import MappingBatch
+
+    layer = Layer("pw", "conv", K=96, C=24, P=28, Q=28, R=1, S=1)
+    accel = load_accelerator_spec("eyeriss", pe_x=8, pe_y=4, glb_depth=16384, weights_spad_depth=256,
+                                  psum_spad_depth=32, ifmap_spad_depth=24)
+    bits = (4, 8, 8)
+    seen = []
+
+    class Recording(Mapper):
+        def _retain(self, acc, batch, hw, b, metric):
+            seen.append(batch)
+            return super()._retain(acc, batch, hw, b, metric)
+
+    mapper = Recording(budget=200, refine_rounds=4)
+    mapper.prepare([layer], [accel], bits=bits)
+    mapper.refit_topologies = True
+    everything = MappingBatch.concat(seen)
+    rng = np.random.default_rng(3)
+    choices = {"shared_glb": (1024, 2048, 4096, 16384), "weights_spad": (32, 64, 128, 256),
+               "psum_spad": (8, 16, 32), "ifmap_spad": (12, 24)}
+    checked = 0
+    for _ in range(16):  # (the per-buffer staircases alone lost up to 21.6 % on these)
+        depth = {name: int(rng.choice(c)) for name, c in choices.items()}
+        small = dataclasses.replace(accel, levels=tuple(
+            dataclasses.replace(lvl, depth=depth.get(lvl.name, lvl.depth)) for lvl in accel.levels))
+        want = metric_values(evaluate(layer, small, everything, bits), "energy").min()
+        if not np.isfinite(want):
+            continue
+        checked += 1
+        assert mapper.best(layer, small, bits).energy <= want * (1 + 1e-12), depth
+    assert checked >= 6
+    assert mapper.stats.searches == 1  # every answer above is a re-fit of the one search

@@ -14,7 +14,13 @@ from jaqmoo.errors import JaqmooError
 from jaqmoo.hardware.spec import MapConstraint
 from jaqmoo.hardware.templates import load_accelerator_spec
 from jaqmoo.mapping import mapspace as ms
-from jaqmoo.mapping.mapper import Mapper, find_best_mapping, metric_values, pareto_indices
+from jaqmoo.mapping.mapper import (
+    Mapper,
+    find_best_mapping,
+    metric_values,
+    pareto_front,
+    pareto_indices,
+)
 from jaqmoo.mapping.mapping import MappingBatch, single_level_order
 from jaqmoo.mapping.model import cost, evaluate
 from jaqmoo.workload import DIMS, Layer
@@ -163,6 +169,19 @@ def test_pareto_set_is_nondominated(eyeriss):
         assert not dominated.any()
     assert e.min() == pytest.approx(r.energy)
     assert (pareto_indices(np.array([1.0, 2.0, 0.5]), np.array([3.0, 1.0, 5.0])) == [2, 0, 1]).all()
+
+
+@pytest.mark.parametrize("n, k, block", [(0, 3, 256), (1, 2, 256), (300, 4, 7), (700, 5, 256), (200, 1, 16)])
+def test_pareto_front_equals_brute_force(n, k, block):
+    """Every row no other row dominates, once (ties: one of equal rows), across block boundaries."""
+    rng = np.random.default_rng(n + k)
+    x = rng.integers(0, 6, size=(n, k)).astype(np.float64)  # few values: many ties and equal rows
+    got = pareto_front(x, block=block)
+    le = (x[None, :, :] <= x[:, None, :]).all(axis=2)  # le[i, j]: row j at most row i everywhere
+    strictly = le & ~(x[None, :, :] == x[:, None, :]).all(axis=2)
+    want = {tuple(r) for r in x[~strictly.any(axis=1)]}
+    assert sorted(map(tuple, x[got])) == sorted(want)  # each non-dominated row value exactly once
+    assert (np.diff(got) > 0).all()
 
 
 def test_metrics_order(eyeriss):

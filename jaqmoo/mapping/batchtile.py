@@ -253,9 +253,17 @@ class TileSet:
         return self._keys
 
     def fit(self, layer: Layer, accel, max_fitted: int = 64) -> tuple[np.ndarray, MappingBatch, Accesses]:
-        """The rows that fit ``accel``'s PE array, their mappings and their exact stage-A counts.
+        """The rows that fit ``accel``'s PE array, their mappings and their exact stage-A counts
+        (:meth:`fit_rows`, with the mappings taken out of the set)."""
+        rows, acc = self.fit_rows(layer, accel, max_fitted)
+        return rows, self.batch.take(rows), acc
+
+    def fit_rows(self, layer: Layer, accel, max_fitted: int = 64) -> tuple[np.ndarray, Accesses]:
+        """The rows that fit ``accel``'s PE array and their exact stage-A counts.
 
         Cached per topology (``max_fitted`` most recent): a hardware search revisits PE arrays.
+        The mappings are not copied (``self.batch.take(rows[i])`` gives one): a re-fit only
+        needs their counts.
         """
         key = accel.topology_key
         hit = self._fitted.pop(key, None)
@@ -273,7 +281,7 @@ class TileSet:
             self._dominated = dominated(self.accesses, self.fan)
         return self._dominated
 
-    def _fit(self, layer: Layer, accel) -> tuple[np.ndarray, MappingBatch, Accesses]:
+    def _fit(self, layer: Layer, accel) -> tuple[np.ndarray, Accesses]:
         caps = fanout_caps(accel)
         fits = (self.fan <= caps[None]).all(axis=(1, 2))
         stale = (link_signature(self.fan, self.caps) != link_signature(self.fan, caps)).any(axis=1) & fits
@@ -281,15 +289,29 @@ class TileSet:
             fits &= ~self.dominated
         rows = np.flatnonzero(fits)
         acc = take_rows(self.accesses, rows)
-        batch = self.batch.take(rows)
         if accel.topology_key != self.accesses.topology:
             n = len(rows)
             acc = dataclasses.replace(acc, topology=accel.topology_key, fanout_ok=np.ones(n, dtype=bool),
                                       fanout_fail_level=np.full(n, -1, dtype=np.int64))
             patch = np.flatnonzero(stale[rows])
             if len(patch):
-                _put_rows(acc, patch, analyze(layer, accel, batch.take(patch)))
-        return rows, batch, acc
+                _put_rows(acc, patch, analyze(layer, accel, self.batch.take(rows[patch])))
+        return rows, acc
+
+
+@dataclass(frozen=True)
+class RowView:
+    """Rows ``rows`` of ``batch`` without copying them: :meth:`take` copies only what it selects."""
+
+    batch: MappingBatch
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, index) -> MappingBatch:
+        """The sub-batch of the viewed rows selected by ``index`` (as ``MappingBatch.take``)."""
+        return self.batch.take(self.rows[index])
 
 
 def row_keys(batch: MappingBatch) -> np.ndarray:
@@ -301,4 +323,4 @@ def row_keys(batch: MappingBatch) -> np.ndarray:
     ], axis=1))
 
 
-__all__ = ["IGNORED_FIELDS", "MONOTONE_FIELDS", "TileSet", "dominance_matrix", "dominated", "merge_dominance", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]
+__all__ = ["IGNORED_FIELDS", "MONOTONE_FIELDS", "RowView", "TileSet", "dominance_matrix", "dominated", "merge_dominance", "family_key", "fanout_caps", "fanout_products", "link_signature", "row_keys", "take_rows"]

@@ -21,8 +21,9 @@ Caching (a :class:`Mapper` owns its caches; keep one mapper for a whole search):
 * per ``(layer.shape_key, accelerator family)`` a **tile set**
   (:class:`~jaqmoo.mapping.batchtile.TileSet`, BatchTile-style: the best mappings by the
   metric, the (energy, cycles) Pareto set, for every bounded level the best mapping for
-  each buffer occupancy and for every fan-out the best mapping for each spatial size, so
-  smaller buffers and PE arrays still find a good feasible mapping) together with its
+  each buffer occupancy, the Pareto set of energy and every buffer's occupancy together,
+  and for every fan-out the best mapping for each spatial size, so smaller buffers and PE
+  arrays still find a good feasible mapping) together with its
   stage-A :class:`~jaqmoo.mapping.model.Accesses`, analyzed once. A new design of the same
   family (PE array, buffer depths, word widths, energies) or new bits re-fit the set: a
   fan-out mask, the exact stage-A counts of the fitting rows, and the cheap stage-B
@@ -55,7 +56,14 @@ import numpy as np
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.mapping import mapspace as ms
-from jaqmoo.mapping.batchtile import TileSet, family_key, fanout_products, row_keys, take_rows
+from jaqmoo.mapping.batchtile import (
+    RowView,
+    TileSet,
+    family_key,
+    fanout_products,
+    row_keys,
+    take_rows,
+)
 from jaqmoo.mapping.mapping import MappingBatch, describe
 from jaqmoo.mapping.model import Accesses, Costs, analyze, cost, evaluate
 from jaqmoo.workload import DIMS, Layer
@@ -85,6 +93,32 @@ def pareto_indices(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
     c = cycles[order]
     best_before = np.minimum.accumulate(np.concatenate([[np.inf], c[:-1]]))
     return order[c < best_before]
+
+
+def pareto_front(objectives: np.ndarray, block: int = 256) -> np.ndarray:
+    """Indices of the rows of ``objectives`` (float [M, k], all minimized) no other row dominates.
+
+    A row is dropped when another has every objective at most its own (of equal rows only the
+    first, in lexicographic order, is kept). Sorted lexicographically, a row can only be
+    dominated by an earlier one; each block of rows is compared with the front found so far
+    and within itself, so the work is M x front size x k.
+    """
+    n = len(objectives)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(objectives.T[::-1])
+    x = objectives[order]
+    keep = np.zeros(n, dtype=bool)
+    front = x[:0]
+    for s in range(0, n, block):
+        xb = x[s:s + block]
+        out = (front[None, :, :] <= xb[:, None, :]).all(axis=2).any(axis=1)
+        inner = (xb[None, :, :] <= xb[:, None, :]).all(axis=2)  # inner[i, j]: row j is at most row i
+        inner &= np.tri(len(xb), k=-1, dtype=bool)  # only earlier rows (lexicographic order)
+        ok = ~(out | inner.any(axis=1))
+        keep[s:s + block] = ok
+        front = np.concatenate([front, xb[ok]])
+    return np.sort(order[keep])
 
 
 def _staircase(occupancy: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -336,7 +370,7 @@ class Mapper:
         return token
 
     # ------------------------------------------------------------------ internals
-    def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch, costs: Costs,
+    def _result(self, layer, accel, bits, metric, pareto, batch: MappingBatch | RowView, costs: Costs,
                 evaluated: int, describe_row=None) -> MappingResult | None:
         """The best row of ``costs`` as a result (``describe_row(i)``: its description, if cached)."""
         values = metric_values(costs, metric)
@@ -358,12 +392,12 @@ class Mapper:
         return MappingResult(layer, metric, best, best_costs, text, evaluated, par, par_costs)
 
     def _from_candidates(self, layer, accel, bits, metric, pareto, cand: TileSet) -> MappingResult | None:
-        rows, batch, acc = cand.fit(layer, accel)
-        if len(batch) == 0:
+        rows, acc = cand.fit_rows(layer, accel)
+        if len(rows) == 0:
             return None
         costs = cost(acc, accel, bits)
-        self.stats.recosted += len(batch)
-        return self._result(layer, accel, bits, metric, pareto, batch, costs, len(batch),
+        self.stats.recosted += len(rows)
+        return self._result(layer, accel, bits, metric, pareto, RowView(cand.batch, rows), costs, len(rows),
                             lambda i: cand.describe(int(rows[i])))
 
     def _needs_encoding(self, ckey, topology, cand: TileSet) -> bool:
@@ -392,8 +426,11 @@ class Mapper:
 
         The best ``keep_top`` by the metric and the (energy, cycles) Pareto set on ``accel``;
         per bounded level, the best energy / cycles for every occupancy in words (so a smaller
-        buffer there still has a good feasible mapping); per fan-out, the best energy / cycles
-        for every product of X (Y) spatial factors (so a smaller PE array still has one).
+        buffer there still has a good feasible mapping); the Pareto set of energy and the
+        occupancy of every bounded level (so smaller buffers at *several* levels at once still
+        have the best evaluated mapping that fits them all, :func:`_capacity_front`); per fan-out,
+        the best energy / cycles for every product of X (Y) spatial factors (so a smaller PE
+        array still has one).
         """
         costs = cost(acc, accel, bits)
         values = metric_values(costs, metric)
@@ -411,6 +448,7 @@ class Mapper:
                     keep.append(_staircase(occ, v))
             for spread in spreads:
                 keep.append(_staircase(spread, v))
+        keep.append(_capacity_front(acc, costs, accel, np.flatnonzero(possible)))
         return np.unique(np.concatenate(keep))
 
     def _search(self, layer, accel, bits, metric, pareto, spec, env, ckey, budget: int | None = None,
@@ -506,6 +544,27 @@ def shape_key(layer: Layer) -> tuple:
     return tuple(getattr(layer, f) for f in _LAYER_FIELDS)
 
 
+def _capacity_front(acc: Accesses, costs: Costs, accel, rows: np.ndarray) -> np.ndarray:
+    """The rows of ``rows`` on the Pareto front of energy and every bounded buffer's occupancy.
+
+    Objectives, all minimized: the energy on ``accel`` and, per bounded level, the values its
+    kept tiles hold (in values, not words, so that the front does not depend on the bits and
+    word widths it was found at). For a design with smaller buffers everywhere at the same bits
+    and energies, the best of ``rows`` that fits it is then matched by a front member with no
+    more energy and no more values in any buffer, which fits too whenever words grow with values
+    there (a buffer of one tensor at fixed bits: the scratchpads). The per-level staircases
+    cannot promise that: each keeps the best mapping for one buffer's occupancy whatever the
+    others need (keeping the tensors of a shared buffer apart: a front ~30 % larger, see
+    docs/benchmarks/mapper_speed.md).
+    """
+    bounded = [i for i, lvl in enumerate(accel.levels) if lvl.depth is not None and not lvl.is_dummy]
+    if len(rows) == 0 or not bounded:
+        return rows
+    held = (acc.tile_f[rows][:, bounded] * acc.keep[rows][:, bounded]).sum(axis=2)
+    held = held[:, held.min(axis=0) < held.max(axis=0)]  # constant columns decide nothing
+    return rows[pareto_front(np.concatenate([costs.energy[rows, None].astype(np.float64), held], axis=1))]
+
+
 def _fanout_spreads(batch: MappingBatch) -> list[np.ndarray]:
     """Per level with a spatial split: each mapping's X, Y and X*Y spatial factor products."""
     fan = fanout_products(batch)
@@ -578,4 +637,4 @@ def find_best_mapping(layer: Layer, accel, bits: tuple[int, int, int] | None = N
 
 
 __all__ = ["METRICS", "Mapper", "MapperStats", "MappingResult", "find_best_mapping", "metric_values",
-           "no_mapping_error", "pareto_indices", "smallest_mapping"]
+           "no_mapping_error", "pareto_front", "pareto_indices", "smallest_mapping"]
