@@ -261,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                           "truth_B": acc_b * 100, "truth_2B": acc_2b * 100}).to_string(
             index=False, float_format=lambda v: f"{v:.2f}"))
         log(f"convergence ({recipe.steps} vs {2 * recipe.steps} steps, {len(conv)} policies): {check.describe()}")
-        sec = [truth.cached(policies[i], 0)["seconds"] for i in conv]
-        log(f"seconds per truth at B: median {np.median(sec):.0f} ({args.threads} thread(s)); {load_text()}")
+        done = [truth.cached(policies[i], 0) for i in conv]
+        threads = sorted({d.get("threads") for d in done}, key=str)  # as computed, not this run's
+        log(f"seconds per truth at B: median {np.median([d['seconds'] for d in done]):.0f} "
+            f"({'/'.join(map(str, threads))} thread(s) when computed); {load_text()}")
         if args.truth_only and args.convergence_only:
             truth_vs_ptq(ptq_test, [policies[i] for i in conv], acc_b)
             log(f"RESULT truth_policies={len(conv)} truth_seconds={time.perf_counter() - t_truth:.0f} "
