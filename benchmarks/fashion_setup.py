@@ -71,6 +71,9 @@ PRESETS = {
                    band_targets="3,4,5,6", band_size=5, test_images=None),
 }
 
+#: recipe fields added after caches existed, part of the setup key only when not at these defaults
+LATER_RECIPE_KEYS = {"teacher": "inplace"}
+
 #: values of the options a preset may leave out
 PRESET_DEFAULTS = dict(augment="none", quant_lr=None, csq_fraction=0.25)
 
@@ -91,6 +94,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--augment", help="none | crop | crop-flip (preset: none; crop-flip for 'recipe')")
     p.add_argument("--csq-fraction", type=float, help="preset: 0.25 (0 for 'recipe')")
+    p.add_argument("--teacher", choices=("inplace", "float"), default="inplace",
+                   help="who distils in the sandwich epochs: the largest configuration or the frozen float start")
     p.add_argument("--qat-epochs", type=float)
     p.add_argument("--qat-lr", type=float, default=5e-4)
     p.add_argument("--policies", type=int)
@@ -125,6 +130,9 @@ def setup_key(args: argparse.Namespace) -> str:
     recipe = asdict(train_config(args, Path("unused.pt"), 0.0, args.float_epochs, args.epochs))
     for key in ("out", "csq_fraction", "device", "progress", "resume"):  # where and how, not what
         recipe.pop(key)
+    for key, default in LATER_RECIPE_KEYS.items():  # hashed only when set (older caches keep their key)
+        if recipe[key] == default:
+            recipe.pop(key)
     digest = identity_hash({"recipe": recipe, "training_version": TRAINING_VERSION})
     return f"{args.model}-w{args.width_mult:g}-n{train}-f{args.float_epochs}-q{args.epochs}-s{args.seed}-{digest}"
 
@@ -197,6 +205,7 @@ def train_config(args: argparse.Namespace, out: Path, csq_fraction: float, float
                        epochs=epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        width_mult=args.width_mult, csq_fraction=csq_fraction, n_random=args.n_random, seed=args.seed,
                        device=args.device, max_train=args.max_train, augment=args.augment, quant_lr=args.quant_lr,
+                       teacher=getattr(args, "teacher", "inplace"),
                        progress=not args.quiet, resume=resume)
 
 

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from jaqmoo.errors import JaqmooError
 from jaqmoo.quant.augment import augment_batch, random_crop_flip
 from jaqmoo.quant.identity import identity_hash, make_identity
+from jaqmoo.quant.policy import FLOAT_BITS
 from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.supernet import build_supernet
-from jaqmoo.quant.train import TrainConfig, lr_factor, train_supernet
+from jaqmoo.quant.train import TrainConfig, frozen_teacher, lr_factor, soft_targets, train_step, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,60 @@ def test_crop_flip_is_a_shift_of_the_padded_image_or_its_mirror():
     assert torch.equal(augment_batch(x, "none", torch.Generator()), x)
     # seeded: the same generator state gives the same batch
     assert torch.equal(out, random_crop_flip(x, torch.Generator().manual_seed(3), pad=2))
+
+
+def test_a_float_teacher_teaches_every_configuration_its_frozen_float_predictions():
+    torch.manual_seed(0)
+    net = build_supernet("simple_cnn", 10, 1, 8, 1.0, "digits")
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    net.calibrate_steps(x)
+    teacher = frozen_teacher(net)
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    with torch.no_grad():
+        net.set_policy(net.uniform_policy(FLOAT_BITS))
+        expected = torch.softmax(net.eval()(x), dim=1)
+    assert torch.allclose(soft_targets(teacher, x), expected)
+    net.train()
+    pols = [net.uniform_policy(8), net.uniform_policy(2)]
+    probs = soft_targets(teacher, x)
+    loss = train_step(net, x, y, pols, distill=True, teacher_probs=probs)
+    with torch.no_grad():  # every configuration (the largest too) is scored against the teacher
+        want = []
+        for p in pols:
+            net.set_policy(p)
+            want.append(float(F.kl_div(F.log_softmax(net(x), dim=1), probs, reduction="batchmean")))
+    assert loss == pytest.approx(sum(want) / 2, rel=1e-5)
+    assert soft_targets(None, x) is None
+    with pytest.raises(JaqmooError, match="teacher must be one of"):
+        TrainConfig(teacher="big").validate()
+    with pytest.raises(JaqmooError, match="needs distill"):
+        TrainConfig(teacher="float", distill=False).validate()
+
+
+def test_a_float_taught_run_resumed_mid_way_equals_one_run(tmp_path, monkeypatch):
+    from jaqmoo.data import load_dataset
+    from jaqmoo.quant.supernet import Supernet
+
+    torch.set_num_threads(1)
+    splits = load_dataset("digits", seed=3, max_train=256)
+    common = dict(model="simple_cnn", dataset="digits", float_epochs=1, epochs=2, batch_size=64, lr=5e-3,
+                  quant_lr=1e-3, n_random=1, teacher="float", progress=False, seed=3)
+    whole = train_supernet(TrainConfig(out=str(tmp_path / "a.pt"), **common), splits=splits)
+    save = Supernet.save
+
+    def save_then_stop(self, path, **extra):  # killed right after the first quantized epoch's checkpoint
+        save(self, path, **extra)
+        if extra.get("epoch") == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Supernet, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(TrainConfig(out=str(tmp_path / "b.pt"), **common), splits=splits)
+    monkeypatch.setattr(Supernet, "save", save)
+    assert "teacher" in torch.load(tmp_path / "b.pt", weights_only=True)  # the frozen float start travels along
+    train_supernet(TrainConfig(out=str(tmp_path / "b.pt"), resume=True, **common), splits=splits)
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (whole, tmp_path / "b.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_unknown_augmentation_and_bad_quant_lr_are_clear_errors():
@@ -68,9 +123,9 @@ def test_per_phase_cosine_restarts_at_the_quantized_learning_rate():
 def test_new_recipe_fields_leave_old_identities_alone_and_change_new_ones():
     meta = {"model": "m", "bits": [2, 8]}
     base = asdict_config(TrainConfig())
-    old = {k: v for k, v in base.items() if k not in ("augment", "quant_lr")}  # a checkpoint from before them
+    old = {k: v for k, v in base.items() if k not in ("augment", "quant_lr", "teacher")}  # a checkpoint from before them
     assert make_identity(meta, old) == make_identity(meta, base)
-    for change in ({"augment": "crop-flip"}, {"quant_lr": 5e-4}):
+    for change in ({"augment": "crop-flip"}, {"quant_lr": 5e-4}, {"teacher": "float"}):
         assert identity_hash(make_identity(meta, {**base, **change})) != identity_hash(make_identity(meta, base))
 
 
@@ -117,7 +172,7 @@ def test_benchmark_cache_key_changes_with_the_recipe_and_the_training_version(mo
     key = fs.setup_key(args)
     assert fs.setup_key(_bench_args()[1]) == key  # stable
     for change in ({"lr": 1e-3}, {"augment": "crop"}, {"quant_lr": 1e-4}, {"weight_decay": 0.0}, {"seed": 1},
-                   {"max_train": 500}):
+                   {"max_train": 500}, {"teacher": "float"}):
         assert fs.setup_key(_bench_args(**change)[1]) != key, change
     monkeypatch.setattr(fs, "TRAINING_VERSION", fs.TRAINING_VERSION + 1)
     assert fs.setup_key(args) != key

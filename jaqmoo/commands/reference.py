@@ -70,7 +70,9 @@ SPEC_KEYS: dict[str, tuple[str, str]] = {
     "accuracy.train.csq_fraction": ("fraction 0-1", "CSQ: share of each layer's most quantization-sensitive "
                                                     "channels trained quantization-aware (0 = all, plain LSQ)"),
     "accuracy.train.n_random": ("policies", "random bit policies per step besides the largest and smallest"),
-    "accuracy.train.distill": ("-", "in-place distillation from the largest policy"),
+    "accuracy.train.distill": ("-", "distillation: the non-largest policies learn from a teacher's soft predictions"),
+    "accuracy.train.teacher": ("-", "who teaches when distilling: inplace (the largest policy) or float (a frozen "
+                                    "copy of the float start; teaches every policy)"),
     "accuracy.train.sensitivity_batches": ("batches", "batches ranking CSQ's sensitive channels per epoch"),
     "accuracy.train.device": ("-", "auto (CUDA when present), cpu or cuda[:N]"),
     "accuracy.train.download": ("-", "let torchvision download the dataset if missing"),

@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
         model=args.model, dataset=args.dataset, out=args.out, epochs=args.epochs, float_epochs=args.float_epochs, batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, width_mult=args.width_mult, bits=_bits_list(args.train_bits),
         per_channel=not args.per_tensor, csq_fraction=args.csq_fraction, fixed_first_last=args.keep_first_last,
-        n_random=args.n_random, distill=not args.no_distill, seed=args.seed, device=args.device,
+        n_random=args.n_random, distill=not args.no_distill, teacher=args.teacher, seed=args.seed, device=args.device,
         data_root=args.data_root, download=args.download, max_train=args.max_train, resume=args.resume,
         input_size=args.input_size, augment=args.augment, quant_lr=args.quant_lr, weight_decay=args.weight_decay,
         progress=not args.quiet,
@@ -153,6 +153,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fix the first and last layers at BITS bits (weights and activations)")
     t.add_argument("--n-random", type=int, default=2, help="random configurations per step besides max and min")
     t.add_argument("--no-distill", action="store_true", help="train every configuration on the labels")
+    t.add_argument("--teacher", choices=("inplace", "float"), default="inplace",
+                   help="who distils: the largest configuration (inplace) or a frozen copy of the float start, "
+                        "which then teaches every configuration (float; needs --float-epochs or a float checkpoint)")
     t.add_argument("--max-train", type=int, default=None, help="use a seeded subset of the training images")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     t.add_argument("--nproc", type=int, default=1,

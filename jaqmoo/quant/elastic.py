@@ -253,15 +253,17 @@ def sandwich_pairs(supernet: ElasticSupernet, rng: np.random.Generator, n_random
 
 
 def elastic_train_step(supernet: ElasticSupernet, x: Tensor, y: Tensor,
-                       pairs: list[tuple[ArchSpec, QuantPolicy]], distill: bool) -> float:
-    """Forward/backward every (architecture, bits) pair, in-place distillation from the first;
-    the largest architecture is selected again afterwards."""
+                       pairs: list[tuple[ArchSpec, QuantPolicy]], distill: bool,
+                       teacher_probs: Tensor | None = None) -> float:
+    """Forward/backward every (architecture, bits) pair, in-place distillation from the first (or
+    from ``teacher_probs``, an outside teacher's soft predictions, when given); the largest
+    architecture is selected again afterwards."""
     def select(i: int) -> None:
         supernet.set_arch(pairs[i][0])
         supernet.set_policy(pairs[i][1])
 
     try:
-        return sandwich_step(supernet, x, y, len(pairs), select, distill)
+        return sandwich_step(supernet, x, y, len(pairs), select, distill, teacher_probs)
     finally:
         supernet.set_arch(supernet.space.largest())
 

@@ -24,7 +24,7 @@ RECIPE_KEYS = ("epochs", "float_epochs", "batch_size", "lr", "weight_decay", "op
                "sensitivity_batches", "max_train")
 #: recipe fields added later, part of the identity only when they differ from these defaults (so
 #: checkpoints trained before they existed keep their identity)
-OPTIONAL_RECIPE_KEYS = {"augment": "none", "quant_lr": None}
+OPTIONAL_RECIPE_KEYS = {"augment": "none", "quant_lr": None, "teacher": "inplace"}
 
 
 def make_identity(meta: dict, config: dict | None, pretrained: str | None = None,

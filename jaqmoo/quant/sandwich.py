@@ -40,17 +40,19 @@ def distill_loss(student: Tensor, teacher_probs: Tensor) -> Tensor:
 
 
 def sandwich_step(supernet: nn.Module, x: Tensor, y: Tensor, n: int, select: Callable[[int], object],
-                  distill: bool) -> float:
+                  distill: bool, teacher_probs: Tensor | None = None) -> float:
     """Forward/backward configurations ``0..n-1`` (``select(i)`` switches the supernet to the
-    i-th); with ``distill`` the first one's soft predictions teach the others. Mean loss."""
+    i-th); with ``distill`` the first one's soft predictions teach the others (in-place
+    distillation), or, when ``teacher_probs`` (an outside teacher's soft predictions for ``x``)
+    are given, those teach every configuration. Mean loss."""
     total = 0.0
-    teacher = None
+    teacher = teacher_probs if distill else None
     for i in range(n):
         select(i)
         out = supernet(x)
-        if i == 0 or not distill or teacher is None:
+        if teacher is None:
             loss = F.cross_entropy(out, y)
-            if i == 0:
+            if i == 0 and distill:
                 teacher = F.softmax(out.detach(), dim=1)
         else:
             loss = distill_loss(out, teacher)

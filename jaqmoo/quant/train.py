@@ -4,7 +4,9 @@ Every step trains the shared weights under several per-layer bit configurations 
 "sandwich rule"): the largest (all layers at the highest bit-width), the smallest, and
 ``n_random`` random ones; their gradients accumulate before one optimizer step. With
 ``distill`` the non-largest configurations learn from the largest one's soft predictions
-(in-place distillation) instead of the labels. With ``csq_fraction`` > 0 (CSQ) each
+(in-place distillation) instead of the labels; with ``teacher="float"`` a frozen copy of the float
+network at the float-to-quantized switch teaches every configuration instead (the float start's
+knowledge, which a quantized largest configuration has partly lost). With ``csq_fraction`` > 0 (CSQ) each
 quantized epoch starts by measuring channel sensitivity (:mod:`jaqmoo.quant.sensitivity`)
 and only each layer's top ``csq_fraction`` output channels are trained quantization-aware,
 through the fused blocks of :mod:`jaqmoo.quant.csq` that store no float activation for the
@@ -73,6 +75,9 @@ from jaqmoo.strict import number
 #: random state restored on resume, the fused LSQ path for activations.
 TRAINING_VERSION = 4
 
+#: who teaches the sandwich's configurations (TrainConfig.teacher)
+TEACHERS = ("inplace", "float")
+
 
 @dataclass
 class TrainConfig:
@@ -94,6 +99,7 @@ class TrainConfig:
     fixed_first_last: int | None = None
     n_random: int = 2
     distill: bool = True
+    teacher: str = "inplace"  # who distils: "inplace" (the largest configuration) or "float" (the frozen float start)
     sensitivity_batches: int = 2
     seed: int = 0
     device: str = "auto"
@@ -131,6 +137,10 @@ class TrainConfig:
         if self.quant_lr is not None and self.quant_lr <= 0:
             raise JaqmooError(f"quant_lr must be > 0 or unset (got {self.quant_lr})")
         check_augment(self.augment)
+        if self.teacher not in TEACHERS:
+            raise JaqmooError(f"teacher must be one of {', '.join(TEACHERS)} (got {self.teacher!r})")
+        if self.teacher == "float" and not self.distill:
+            raise JaqmooError("teacher 'float' needs distill: true (without distillation nothing is taught)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -191,9 +201,30 @@ def make_optimizer(supernet: Supernet, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool) -> float:
+def train_step(supernet: Supernet, x: Tensor, y: Tensor, policies: list[QuantPolicy], distill: bool,
+               teacher_probs: Tensor | None = None) -> float:
     """Forward/backward every policy (gradients accumulate); returns the mean loss."""
-    return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill)
+    return sandwich_step(supernet, x, y, len(policies), lambda i: supernet.set_policy(policies[i]), distill,
+                         teacher_probs)
+
+
+def frozen_teacher(supernet: Supernet, state: dict | None = None) -> Supernet:
+    """A frozen copy of ``supernet`` in float and eval mode (``state``: its weights, when resuming)."""
+    teacher = copy.deepcopy(supernet)
+    if state is not None:
+        teacher.load_state_dict(state)
+    teacher.set_policy(teacher.uniform_policy(FLOAT_BITS))
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def soft_targets(teacher: Supernet | None, x: Tensor) -> Tensor | None:
+    """The teacher's soft predictions for ``x`` (None without a teacher)."""
+    if teacher is None:
+        return None
+    with torch.no_grad():
+        return torch.softmax(teacher(x), dim=1)
 
 
 def quick_accuracy(supernet: Supernet, policy: QuantPolicy, calib: list[Tensor], x: Tensor, y: Tensor) -> float:
@@ -254,6 +285,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                                   cfg.width_mult, splits.name, cfg.bits, cfg.per_channel, cfg.csq_fraction,
                                   cfg.fixed_first_last)
     supernet.to(device)
+    teacher = None
+    if payload is not None and cfg.teacher == "float" and start_epoch > cfg.float_epochs:
+        if "teacher" not in payload:
+            raise JaqmooError(f"--resume: checkpoint {out} has no float teacher (it was trained with another "
+                              "teacher); train again without --resume")
+        teacher = frozen_teacher(supernet, payload["teacher"])
     if ctx.active:
         sync_batch_norms(supernet.model)
         broadcast_module(supernet, ctx)
@@ -287,9 +324,10 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
 
     def save(epoch: int) -> None:  # rank 0 writes; the others wait until the file is complete
         if ctx.is_main:
+            extra = {} if teacher is None else {"teacher": teacher.state_dict()}
             supernet.save(out, epoch=epoch, history=history, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                           config=cfg_dict, rng={"torch": gen.get_state(), "numpy": _np_state(rng),
-                                                "global": torch.get_rng_state()})
+                                                "global": torch.get_rng_state()}, **extra)
         barrier(ctx)
 
     for epoch in range(start_epoch, n_epochs):
@@ -299,6 +337,8 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         if epoch == cfg.float_epochs:  # quantized training starts from these float weights
             if elastic:
                 supernet.set_arch(supernet.space.largest())
+            if cfg.teacher == "float":
+                teacher = frozen_teacher(supernet)
             supernet.calibrate_steps(calib[0])
         if elastic and not float_phase:
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
@@ -318,11 +358,13 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
                 x = shard(augment_batch(x, cfg.augment, gen), ctx)
                 y = shard(y, ctx)
                 opt.zero_grad(set_to_none=True)
+                taught = None if float_phase else soft_targets(teacher, x)
                 if elastic and not float_phase:  # sandwich over (architecture, bits) jointly
-                    loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill)
+                    loss = elastic_train_step(supernet, x, y, sandwich_pairs(supernet, rng, cfg.n_random), cfg.distill,
+                                              taught)
                 else:
                     policies = [float_policy] if float_phase else sandwich_policies(supernet, rng, cfg.n_random)
-                    loss = train_step(supernet, x, y, policies, cfg.distill)
+                    loss = train_step(supernet, x, y, policies, cfg.distill, taught)
                 average_gradients(supernet, ctx)
                 loss = mean_over_ranks(loss, ctx)
                 step_losses.append(loss)
@@ -384,4 +426,4 @@ def _restore_np_state(d: dict) -> dict:
             "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
 
 
-__all__ = ["TRAINING_VERSION", "TrainConfig", "iterate_batches", "lr_factor", "resolve_device", "train_step", "train_supernet"]
+__all__ = ["TEACHERS", "TRAINING_VERSION", "TrainConfig", "frozen_teacher", "soft_targets", "iterate_batches", "lr_factor", "resolve_device", "train_step", "train_supernet"]
