@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     sup_path = fashion_setup.work_path(args, f"supernet-csq{args.csq_fraction:g}.pt")
     train_seconds = epoch_seconds(sup_path)
     for record in read_checkpoint(sup_path).get("history", []):
-        print(f"  epoch {record['epoch']:>2} {record['phase']:>9}: loss {record['loss']:.4f}, val max-bits "
-              f"{record['acc_max_bits'] * 100:.2f} %, min-bits {record['acc_min_bits'] * 100:.2f} % ({record['seconds']:.0f} s)")
+        accs = (f"float {record['acc_float'] * 100:.2f} %" if "acc_max_bits" not in record else
+                f"max-bits {record['acc_max_bits'] * 100:.2f} %, min-bits {record['acc_min_bits'] * 100:.2f} %")
+        print(f"  epoch {record['epoch']:>2} {record['phase']:>9}: loss {record['loss']:.4f}, val {accs} "
+              f"({record['seconds']:.0f} s)")
     data = EvalData.from_splits(splits, args.test_images, args.calib_batches, 128, args.seed, args.device, use_test=True)
     start = load_supernet(start_path, device=args.device)
     float_acc = SupernetEstimator(start, data).estimate_one(start.uniform_policy(FLOAT_BITS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from jaqmoo.quant.estimators import (
     sample_policies,
 )
 from jaqmoo.quant.policy import QuantPolicy
-from jaqmoo.quant.train import TrainConfig, train_supernet
+from jaqmoo.quant.train import TrainConfig, iterate_batches, train_supernet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
@@ -62,8 +64,13 @@ def test_float_epochs_come_first_and_train_only_the_float_network(trained, tmp_p
     float_only = TrainConfig(**{**base, "out": str(tmp_path / "f.pt"), "epochs": 0})
     train_supernet(float_only, splits=splits)
     net = load_supernet(tmp_path / "f.pt")
-    # quantized steps are initialised lazily on the first quantized forward: none happened
-    assert not any(bool(m.a_step_ready.any()) for m in net.layers)
+    # no quantized epoch follows: the steps are fitted to the final float weights (scored as PTQ)
+    assert all(bool(m.a_step_ready.all()) for m in net.layers)
+    assert [h["phase"] for h in torch.load(tmp_path / "f.pt", weights_only=True)["history"]] == ["float"]
+    refit = copy.deepcopy(net)
+    refit.calibrate_steps(next(iterate_batches(splits.train, 256, shuffle=False))[0])
+    assert all(torch.equal(a.w_step, b.w_step) and torch.equal(a.a_step, b.a_step)
+               for a, b in zip(net.layers, refit.layers, strict=True))
     both = TrainConfig(**{**base, "out": str(tmp_path / "fq.pt")})
     train_supernet(both, splits=splits)
     payload = torch.load(tmp_path / "fq.pt", weights_only=True)

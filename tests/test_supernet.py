@@ -9,6 +9,7 @@ import torch
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import model_workload
 from jaqmoo.quant.checkpoints import load_supernet
+from jaqmoo.quant.fakequant import MSE_SAMPLES, int_range, mse_init_step
 from jaqmoo.quant.layers import QuantConv2d
 from jaqmoo.quant.policy import QuantPolicy
 from jaqmoo.quant.sensitivity import rank_sensitive_channels
@@ -173,3 +174,30 @@ def test_calibrated_steps_fit_weights_that_moved_since_wrapping(net):
     fresh = {b: rel_error(b) for b in (8, 4)}
     assert fresh[8] < 0.05 < stale[8]
     assert fresh[4] < stale[4]
+
+
+def test_calibrated_activation_steps_are_mse_init_step_of_the_whole_input():
+    """calibrate_steps draws a large input's subsample once for every bit-width: the steps equal
+    mse_init_step of each layer's whole input (which draws the same subsample itself)."""
+    torch.manual_seed(1)
+    net = build_supernet("simple_cnn", 10, 1, 28, 1.0, "fashion-mnist", (2, 4, 8))
+    x = torch.randn(96, 1, 28, 28)
+    seen: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, a, i=i: seen.setdefault(i, a[0].detach().clone()))
+             for i, m in enumerate(net.layers)]
+    net.set_policy(net.uniform_policy(32))
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.train()
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    net.train()
+    net.calibrate_steps(x)
+    assert any(seen[i].numel() > MSE_SAMPLES for i in seen)  # the subsampled case is exercised
+    for i, layer in enumerate(net.layers):
+        for j, b in enumerate(layer.bits):
+            want = mse_init_step(seen[i], *int_range(b, int(layer.a_signed) == 1))
+            assert torch.equal(layer.a_step[j].reshape(()), want.reshape(())), (i, b)

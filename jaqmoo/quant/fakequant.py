@@ -173,8 +173,19 @@ def quantize_nograd(x: Tensor, step: Tensor, qmin: int, qmax: int) -> Tensor:
         return torch.div(x, s).round_().clamp_(qmin, qmax).mul_(s)
 
 
+def sample_columns(n: int, max_samples: int) -> Tensor:
+    """The fixed, seeded subsample of ``max_samples`` of ``n`` positions that :func:`mse_init_step`
+    judges a slice longer than ``max_samples`` on (a permutation of all ``n``: costly for large ``n``,
+    so a caller scoring one tensor at several bit-widths draws it once and passes the sample)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_samples]
+
+
+#: the most values per slice :func:`mse_init_step` judges a step on (longer slices are subsampled)
+MSE_SAMPLES = 65536
+
+
 def mse_init_step(x: Tensor, qmin: int, qmax: int, dim: int | None = None, grid: int = 40,
-                  max_samples: int = 65536) -> Tensor:
+                  max_samples: int = MSE_SAMPLES) -> Tensor:
     """The step minimising the mean squared quantization error of ``x`` (per slice along ``dim``).
 
     Steps ``f * max / qmax`` for ``grid`` fractions ``f`` in ``[0.05, 1]`` are tried (``max``
@@ -187,8 +198,7 @@ def mse_init_step(x: Tensor, qmin: int, qmax: int, dim: int | None = None, grid:
     with torch.no_grad():
         rows = x.detach().reshape(1, -1) if dim is None else x.detach().transpose(0, dim).reshape(x.shape[dim], -1)
         if rows.shape[1] > max_samples:
-            pick = torch.randperm(rows.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
-            rows = rows[:, pick.to(rows.device)]
+            rows = rows[:, sample_columns(rows.shape[1], max_samples).to(rows.device)]
         top = (rows.amax(1, keepdim=True) if qmin == 0 else rows.abs().amax(1, keepdim=True)).clamp_min(1e-8)
         best = best_err = None
         for f in torch.linspace(0.05, 1.0, grid).tolist():
@@ -223,5 +233,7 @@ __all__ = [
     "LSQ_PATHS",
     "quantize_nograd",
     "lsq_init_step",
+    "MSE_SAMPLES",
     "mse_init_step",
+    "sample_columns",
 ]

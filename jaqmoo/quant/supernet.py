@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from jaqmoo.errors import JaqmooError
 from jaqmoo.models import build_model
-from jaqmoo.quant.fakequant import LSQ_PATHS, int_range, mse_init_step
+from jaqmoo.quant.fakequant import LSQ_PATHS, MSE_SAMPLES, int_range, mse_init_step, sample_columns
 from jaqmoo.quant.layers import FoldedConvBN, QuantConv2d, QuantLinear, n_sensitive
 from jaqmoo.quant.policy import FLOAT_BITS, SUPPORTED_BITS, QuantPolicy, check_bits
 from jaqmoo.safe_write import atomic_write_with
@@ -260,10 +260,15 @@ class Supernet(nn.Module):
                 m.load_state_dict(state)
             self.set_policy(policy)
             self.train(was_training)
+        picks: dict[int, Tensor] = {}  # one subsample per activation size, shared by every bit-width
         for i, layer in enumerate(self.layers):
             x = inputs.get(i)
             if x is not None and int(layer.a_signed) < 0:
                 layer.a_signed.fill_(1 if bool((x < 0).any()) else 0)
+            if x is not None and x.numel() > MSE_SAMPLES:  # the sample mse_init_step would draw, drawn once
+                if x.numel() not in picks:
+                    picks[x.numel()] = sample_columns(x.numel(), MSE_SAMPLES).to(x.device)
+                x = x.reshape(-1)[picks[x.numel()]]
             for j, b in enumerate(layer.bits):
                 layer.w_step[j] = mse_init_step(layer.weight, *int_range(b, True), dim=0 if layer.per_channel else None)
                 if x is not None:

@@ -322,6 +322,12 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
     if elastic:  # the checkpoint's identity carries the (normalised) architecture space
         cfg_dict["extra"] = {**cfg_dict["extra"], "elastic": supernet.space.to_dict()}
 
+    def quantize_from_float() -> None:
+        """Step sizes fitted to the float weights (the largest architecture of an elastic supernet)."""
+        if elastic:
+            supernet.set_arch(supernet.space.largest())
+        supernet.calibrate_steps(calib[0])
+
     def save(epoch: int) -> None:  # rank 0 writes; the others wait until the file is complete
         if ctx.is_main:
             extra = {} if teacher is None else {"teacher": teacher.state_dict()}
@@ -335,11 +341,9 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
         float_phase = epoch < cfg.float_epochs
         csq = cfg.csq_fraction > 0.0 and not float_phase
         if epoch == cfg.float_epochs:  # quantized training starts from these float weights
-            if elastic:
-                supernet.set_arch(supernet.space.largest())
             if cfg.teacher == "float":
                 teacher = frozen_teacher(supernet)
-            supernet.calibrate_steps(calib[0])
+            quantize_from_float()
         if elastic and not float_phase:
             sort_hidden_channels(supernet)  # before CSQ ranking: sorting clears the channel choices
         if csq:
@@ -384,19 +388,29 @@ def train_supernet(cfg: TrainConfig, splits=None, supernet: Supernet | None = No
             "loss": loss_sum / steps_per_epoch,
             "seconds": time.perf_counter() - t0,
             "step_losses": step_losses,
-            "acc_max_bits": quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib, vx, vy),
-            "acc_min_bits": quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib, vx, vy),
         }
-        if float_phase:  # the float network's accuracy (jaqmoo.quant.sanity compares 8-bit with it)
-            record["acc_float"] = quick_accuracy(supernet, float_policy, calib, vx, vy)
-        if elastic:  # the bottom of the sandwich: smallest architecture at the lowest bits
+        # validation after the epoch, batch-norms recalibrated on one calibration batch: in the float
+        # phase the float network only (jaqmoo.quant.sanity compares 8-bit with it; quantized accuracies
+        # would use steps fitted to other weights), afterwards the largest and smallest configurations
+        if float_phase:
+            record["acc_float"] = quick_accuracy(supernet, float_policy, calib[:1], vx, vy)
+        else:
+            record["acc_max_bits"] = quick_accuracy(supernet, supernet.uniform_policy(max(supernet.bits)), calib[:1],
+                                                    vx, vy)
+            record["acc_min_bits"] = quick_accuracy(supernet, supernet.uniform_policy(min(supernet.bits)), calib[:1],
+                                                    vx, vy)
+        if elastic and not float_phase:  # the bottom of the sandwich: smallest architecture at the lowest bits
             record["acc_smallest_min_bits"] = evaluate_pair(supernet, supernet.space.smallest(),
-                                                            supernet.uniform_policy(min(supernet.bits)), calib, vx, vy)
+                                                            supernet.uniform_policy(min(supernet.bits)), calib[:1],
+                                                            vx, vy)
         history.append(record)
         if cfg.progress and ctx.is_main:
-            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {max(supernet.bits)}-bit "
-                       f"{record['acc_max_bits']:.3f}, {min(supernet.bits)}-bit {record['acc_min_bits']:.3f} "
-                       f"({record['seconds']:.0f} s)")
+            accs = (f"float {record['acc_float']:.3f}" if float_phase else
+                    f"{max(supernet.bits)}-bit {record['acc_max_bits']:.3f}, "
+                    f"{min(supernet.bits)}-bit {record['acc_min_bits']:.3f}")
+            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, val acc {accs} ({record['seconds']:.0f} s)")
+        if float_phase and epoch + 1 == n_epochs:  # no quantized epochs follow: steps fitted to the final
+            quantize_from_float()                  # float weights (the supernet then scores as PTQ does)
         save(epoch + 1)
     if n_epochs == 0 or start_epoch >= n_epochs:
         save(max(start_epoch, n_epochs))
