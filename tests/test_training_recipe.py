@@ -20,7 +20,14 @@ from jaqmoo.quant.policy import FLOAT_BITS
 from jaqmoo.quant.sampling import level_policies
 from jaqmoo.quant.sandwich import sandwich_policies
 from jaqmoo.quant.supernet import build_supernet
-from jaqmoo.quant.train import TrainConfig, frozen_teacher, lr_factor, soft_targets, train_step, train_supernet
+from jaqmoo.quant.train import (
+    TrainConfig,
+    frozen_teacher,
+    lr_factor,
+    soft_targets,
+    train_step,
+    train_supernet,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
