@@ -74,7 +74,10 @@ def test_a_float_teacher_teaches_every_configuration_its_frozen_float_prediction
     with pytest.raises(JaqmooError, match="teacher must be one of"):
         TrainConfig(teacher="big").validate()
     with pytest.raises(JaqmooError, match="needs distill"):
-        TrainConfig(teacher="float", distill=False).validate()
+        TrainConfig(teacher="float", float_epochs=1, distill=False).validate()
+    with pytest.raises(JaqmooError, match="needs a float start"):
+        TrainConfig(teacher="float").validate()
+    TrainConfig(teacher="float", extra={"pretrained": "w.pt"}).validate()
 
 
 def test_a_float_taught_run_resumed_mid_way_equals_one_run(tmp_path, monkeypatch):

@@ -141,6 +141,10 @@ class TrainConfig:
             raise JaqmooError(f"teacher must be one of {', '.join(TEACHERS)} (got {self.teacher!r})")
         if self.teacher == "float" and not self.distill:
             raise JaqmooError("teacher 'float' needs distill: true (without distillation nothing is taught)")
+        pretrained = self.extra.get("pretrained") if isinstance(self.extra, dict) else None
+        if self.teacher == "float" and self.float_epochs == 0 and not pretrained:
+            raise JaqmooError("teacher 'float' needs a float start to teach: float_epochs > 0 or pretrained float "
+                              "weights (model.checkpoint); without one use teacher: inplace")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
