@@ -20,16 +20,17 @@ warm-up searches every layer shape on the corner designs and writes the cache) a
   drawn from every choice of the template's PE genes, more than ``--max-pe-arrays`` (default 9
   of Eyeriss's 36), so most draws re-fit a tile set encoded for other arrays (counted);
 * the headline: median seconds per iteration, and the amortised seconds per evaluation of a
-  3,200-evaluation search including the warm-up (warm-up / 3200 + the mean over the cold run's
+  3,200-evaluation search including the warm-up (warm-up / 3200 + the mean over the run's
   ``--search-evals`` draws, default 3,200: the first visits of PE arrays the warm-up did not
   encode each pay one bounded search per layer shape, spread over that many draws), cold and
-  warm, in wall seconds and in CPU seconds of this process (on a shared machine the CPU seconds
+  warm (both runs make the same draws), on one thread, in wall seconds and in CPU seconds of this process (on a shared machine the CPU seconds
   are the better estimate of an idle machine's wall time);
 * quality on EVERY feasible draw: the network energy against a fresh full search (a new
   :class:`~jaqmoo.mapping.mapper.Mapper`: sampling + refinement for every layer on exactly that
   hardware and those bits): mean and worst gap; the warm run must give the cold run's energies;
-* mappings evaluated per second by the two-stage model on the backend the mapper uses (numba)
-  and on the numpy reference, same batches, same run;
+* mappings evaluated per second by the two-stage model on the backend the mapper uses (numba),
+  on every core of the machine (the kernels' default thread count: the case a user's search
+  hits) and on one thread, and on the numpy reference (one thread), same batches, same run;
 * the machine's load average (1 min) at the start and the end: on a shared machine every
   timing is loaded by other work, so read them with it.
 
@@ -38,7 +39,8 @@ Run: ``python benchmarks/mapper_speed.py`` (``--quick`` for a smoke run). The la
 median_seconds_per_hw_iteration_warm=.. amortized_seconds_per_eval_3200_warm=..
 mean_seconds_per_hw_iteration=.. warmup_seconds=.. warmup_seconds_warm=..
 mean_energy_gap_pct=.. worst_energy_gap_pct=.. gap_draws=.. refit_draws=..
-mappings_per_second=.. numpy_mappings_per_second=.. full_search_seconds=.. encode_budget=..
+mappings_per_second=.. mappings_per_second_1thread=.. threads=..
+numpy_mappings_per_second=.. full_search_seconds=.. encode_budget=..
 search_evals=.. median_cpu_seconds=.. amortized_cpu_seconds_3200=.. in_loop_search_seconds=..
 load_start=.. load_end=..``.
 """
@@ -76,8 +78,14 @@ def random_genomes(space, n: int, seed: int) -> np.ndarray:
     return rng.integers(0, space.upper_bounds + 1, size=(n, space.n_var))
 
 
-def model_throughput(layer, accel, mapper, seconds: float = 2.0) -> dict[str, float]:
-    """Mappings/s of analyze+cost on 4000 sampled mappings of ``layer``: default backend and numpy."""
+def machine_cores() -> int:
+    """CPU cores this process may run on (what the kernels use when ``JAQMOO_THREADS`` is unset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def model_throughput(layer, accel, mapper, seconds: float = 2.0, threads: int = 1) -> dict[str, float]:
+    """Mappings/s of analyze+cost on 4000 sampled mappings of ``layer``: default backend (its kernels on
+    ``threads`` threads, as ``JAQMOO_THREADS`` sets them) and the numpy reference (one thread)."""
     from jaqmoo.mapping import mapspace as ms
     from jaqmoo.mapping.model import analyze, cost
 
@@ -91,14 +99,21 @@ def model_throughput(layer, accel, mapper, seconds: float = 2.0) -> dict[str, fl
             n_eval += len(batch)
         return n_eval / (time.perf_counter() - t)
 
-    acc = analyze(layer, accel, batch)
-    return {
-        "full": rate(lambda: cost(analyze(layer, accel, batch), accel, (8, 8, 8)), seconds),
-        "cost_only": rate(lambda: cost(acc, accel, (8, 8, 8)), seconds),
-        "numpy": rate(lambda: cost(analyze(layer, accel, batch, backend="numpy"), accel, (8, 8, 8),
-                                   backend="numpy"), seconds),
-        "n": len(batch),
-    }
+    before = os.environ.get("JAQMOO_THREADS")
+    os.environ["JAQMOO_THREADS"] = str(threads)
+    try:
+        acc = analyze(layer, accel, batch)
+        out = {"full": rate(lambda: cost(analyze(layer, accel, batch), accel, (8, 8, 8)), seconds),
+               "cost_only": rate(lambda: cost(acc, accel, (8, 8, 8)), seconds)}
+    finally:
+        if before is None:
+            os.environ.pop("JAQMOO_THREADS")
+        else:
+            os.environ["JAQMOO_THREADS"] = before
+    out["numpy"] = rate(lambda: cost(analyze(layer, accel, batch, backend="numpy"), accel, (8, 8, 8),
+                                     backend="numpy"), seconds)
+    out["n"] = len(batch)
+    return out
 
 
 def timed_run(label: str, wl, template, space, genomes, max_pe_arrays: int, cache_dir: str,
@@ -216,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir = args.cache_dir or tmp
         extra = random_genomes(space, max(0, args.search_evals - len(genomes)), args.seed + 1000)
         cold = timed_run("cold", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget, extra)
-        warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget)
+        warm = timed_run("warm", wl, template, space, genomes, args.max_pe_arrays, cache_dir, args.encode_budget,
+                         extra)
     same = np.allclose(cold["energies"], warm["energies"], rtol=1e-12, equal_nan=True)
     print(f"warm-cache energies equal the cold run's: {same}")
 
@@ -246,11 +262,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- throughput of the two-stage model, on the backend the mapper uses (and the numpy reference)
     layer = max(wl.layers, key=lambda layer: layer.macs)
-    rates = model_throughput(layer, cold["base"], evaluator.mapper)
+    cores = machine_cores()
+    one = model_throughput(layer, cold["base"], evaluator.mapper, threads=1)
+    rates = model_throughput(layer, cold["base"], evaluator.mapper, threads=cores) if cores > 1 else one
     backend = resolve_backend()
     print(f"model throughput on {layer.name} ({rates['n']} mappings per batch): {backend} analyze+cost "
-          f"{rates['full']:.3g} mappings/s, cost only {rates['cost_only']:.3g} mappings/s; numpy reference "
-          f"analyze+cost {rates['numpy']:.3g} mappings/s ({rates['full'] / rates['numpy']:.1f}x)")
+          f"{rates['full']:.3g} mappings/s on {cores} threads (the kernels' default on this {cores}-core machine), "
+          f"{one['full']:.3g} on 1 thread; cost only {rates['cost_only']:.3g} / {one['cost_only']:.3g} mappings/s; "
+          f"numpy reference analyze+cost {one['numpy']:.3g} mappings/s on 1 thread "
+          f"({one['full'] / one['numpy']:.1f}x at equal threads)")
     load_end = os.getloadavg()[0]
     print(f"load average: {load_start:.2f} at the start, {load_end:.2f} at the end (2-core machine shared with "
           f"other work: every timing above is loaded)")
@@ -261,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mean_seconds_per_hw_iteration={cold['mean']:.4f} warmup_seconds={cold['warmup']:.2f} "
           f"warmup_seconds_warm={warm['warmup']:.2f} mean_energy_gap_pct={gap_mean:.3f} "
           f"worst_energy_gap_pct={gap_worst:.3f} gap_draws={len(gaps)} refit_draws={cold['refit']} "
-          f"mappings_per_second={rates['full']:.0f} numpy_mappings_per_second={rates['numpy']:.0f} "
+          f"mappings_per_second={rates['full']:.0f} mappings_per_second_1thread={one['full']:.0f} "
+          f"threads={cores} numpy_mappings_per_second={one['numpy']:.0f} "
           f"full_search_seconds={full_mean:.3f} encode_budget={evaluator.mapper.encode_budget} "
           f"search_evals={cold['n']} median_cpu_seconds={cold['median_cpu']:.4f} "
           f"amortized_cpu_seconds_3200={cold['amortized_cpu']:.4f} "
