@@ -78,11 +78,6 @@ def random_genomes(space, n: int, seed: int) -> np.ndarray:
     return rng.integers(0, space.upper_bounds + 1, size=(n, space.n_var))
 
 
-def machine_cores() -> int:
-    """CPU cores this process may run on (what the kernels use when ``JAQMOO_THREADS`` is unset)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def model_throughput(layer, accel, mapper, seconds: float = 2.0, threads: int = 1) -> dict[str, float]:
     """Mappings/s of analyze+cost on 4000 sampled mappings of ``layer``: default backend (its kernels on
     ``threads`` threads, as ``JAQMOO_THREADS`` sets them) and the numpy reference (one thread)."""
@@ -212,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaqmoo.hardware.templates import get_template
     from jaqmoo.mapping.mapper import Mapper
     from jaqmoo.mapping.model import resolve_backend
+    from jaqmoo.mapping.model.threads import usable_cores
     from jaqmoo.models import model_workload
     from jaqmoo.quant.policy import SUPPORTED_BITS
     from jaqmoo.workload import parse_input_shape
@@ -262,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- throughput of the two-stage model, on the backend the mapper uses (and the numpy reference)
     layer = max(wl.layers, key=lambda layer: layer.macs)
-    cores = machine_cores()
+    cores = usable_cores()
     one = model_throughput(layer, cold["base"], evaluator.mapper, threads=1)
     rates = model_throughput(layer, cold["base"], evaluator.mapper, threads=cores) if cores > 1 else one
     backend = resolve_backend()

@@ -204,3 +204,12 @@ def test_random_batches_property(template, layer_index, seed, spatial_perm, bits
     accel = get_template(template).build()
     layer = LAYERS[layer_index]
     assert_backends_agree(layer, accel, random_batch(layer, accel, 16, seed, spatial_perm), bits_options=(bits,))
+
+
+def test_kernel_threads_default_to_the_usable_cores(monkeypatch):
+    from jaqmoo.mapping.model.threads import usable_cores
+
+    monkeypatch.delenv("JAQMOO_THREADS", raising=False)
+    assert kernel.n_threads() == usable_cores() >= 1
+    monkeypatch.setenv("JAQMOO_THREADS", "3")
+    assert kernel.n_threads() == 3

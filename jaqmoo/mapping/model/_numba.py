@@ -30,6 +30,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from jaqmoo.errors import JaqmooError
+from jaqmoo.mapping.model.threads import usable_cores
 from jaqmoo.mapping.tensors import I_T, O_T, W_T
 
 _N_DIMS = 8
@@ -469,7 +470,7 @@ def n_threads() -> int:
         return value
     if multiprocessing.parent_process() is not None:
         return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return usable_cores()
 
 
 def _run_blocks(kernel, n: int, *args) -> None:
